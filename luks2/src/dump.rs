@@ -1,0 +1,156 @@
+//! `luksDump`-style text for a header, in cryptsetup's layout.
+
+use std::fmt::Write as _;
+
+use crate::header::json::SegmentSize;
+use crate::Header;
+
+fn hex_block(out: &mut String, label: &str, bytes: &[u8]) {
+    let _ = write!(out, "\t{label:<12}");
+    for (i, line) in bytes.chunks(16).enumerate() {
+        if i > 0 {
+            out.push_str("\t            ");
+        }
+        for b in line {
+            let _ = write!(out, "{b:02x} ");
+        }
+        out.push('\n');
+    }
+    if bytes.is_empty() {
+        out.push('\n');
+    }
+}
+
+fn or_none<'a>(s: &'a str, none: &'a str) -> &'a str {
+    if s.is_empty() {
+        none
+    } else {
+        s
+    }
+}
+
+/// The header described as `cryptsetup luksDump` prints it (no key material).
+pub fn dump_text(h: &Header) -> String {
+    let m = h.metadata();
+    let mut o = String::new();
+    let flags = m
+        .config
+        .flags
+        .as_ref()
+        .filter(|f| !f.is_empty())
+        .map(|f| f.join(" "));
+    let _ = write!(
+        o,
+        "LUKS header information\nVersion:       \t2\nEpoch:         \t{}\n\
+         Metadata area: \t{} [bytes]\nKeyslots area: \t{} [bytes]\nUUID:          \t{}\n\
+         Label:         \t{}\nSubsystem:     \t{}\nFlags:       \t{}\n",
+        h.seqid(),
+        h.metadata_size(),
+        h.keyslots_size(),
+        h.uuid(),
+        or_none(h.label(), "(no label)"),
+        or_none(h.subsystem(), "(no subsystem)"),
+        flags.as_deref().unwrap_or("(no flags)"),
+    );
+    let req = m.requirements();
+    if !req.is_empty() {
+        let _ = writeln!(o, "Requirements:\t{}", req.join(" "));
+    }
+    o.push_str("\nData segments:\n");
+    for (id, s) in &m.segments {
+        let _ = writeln!(o, "  {id}: {}", s.kind);
+        let _ = writeln!(o, "\toffset: {} [bytes]", s.offset.0);
+        match s.size {
+            SegmentSize::Dynamic => o.push_str("\tlength: (whole device)\n"),
+            SegmentSize::Bytes(n) => {
+                let _ = writeln!(o, "\tlength: {n} [bytes]");
+            }
+        }
+        if let Some(c) = &s.encryption {
+            let _ = writeln!(o, "\tcipher: {c}");
+        }
+        if let Some(n) = s.sector_size {
+            let _ = writeln!(o, "\tsector: {n} [bytes]");
+        }
+        if let Some(i) = &s.integrity {
+            if let Some(t) = i.get("type").and_then(|v| v.as_str()) {
+                let _ = writeln!(o, "\tintegrity: {t}");
+            }
+        }
+        if let Some(f) = &s.flags {
+            let _ = writeln!(o, "\tflags : {}", f.join(" "));
+        }
+    }
+    o.push_str("\nKeyslots:\n");
+    for (id, k) in &m.keyslots {
+        let _ = writeln!(o, "  {id}: {}", k.kind);
+        let _ = writeln!(o, "\tKey:        {} bits", k.key_size * 8);
+        let prio = match k.priority {
+            Some(0) => "ignored",
+            Some(2) => "preferred",
+            _ => "normal",
+        };
+        let _ = writeln!(o, "\tPriority:   {prio}");
+        if let Some(c) = &k.area.encryption {
+            let _ = writeln!(o, "\tCipher:     {c}");
+        }
+        if let Some(n) = k.area.key_size {
+            let _ = writeln!(o, "\tCipher key: {} bits", n * 8);
+        }
+        if let Some(kdf) = &k.kdf {
+            let _ = writeln!(o, "\tPBKDF:      {}", kdf.kind);
+            if let Some(hh) = &kdf.hash {
+                let _ = writeln!(o, "\tHash:       {hh}");
+            }
+            if let Some(n) = kdf.iterations {
+                let _ = writeln!(o, "\tIterations: {n}");
+            }
+            if let Some(n) = kdf.time {
+                let _ = writeln!(o, "\tTime cost:  {n}");
+            }
+            if let Some(n) = kdf.memory {
+                let _ = writeln!(o, "\tMemory:     {n}");
+            }
+            if let Some(n) = kdf.cpus {
+                let _ = writeln!(o, "\tThreads:    {n}");
+            }
+            hex_block(&mut o, "Salt:", &kdf.salt.0);
+        }
+        if let Some(af) = &k.af {
+            if let Some(n) = af.stripes {
+                let _ = writeln!(o, "\tAF stripes: {n}");
+            }
+            if let Some(hh) = &af.hash {
+                let _ = writeln!(o, "\tAF hash:    {hh}");
+            }
+        }
+        let _ = writeln!(o, "\tArea offset:{} [bytes]", k.area.offset.0);
+        let _ = writeln!(o, "\tArea length:{} [bytes]", k.area.size.0);
+        if let Some(d) = m.digests.iter().find(|(_, d)| d.keyslots.contains(id)) {
+            let _ = writeln!(o, "\tDigest ID:  {}", d.0);
+        }
+    }
+    o.push_str("Tokens:\n");
+    for (id, t) in &m.tokens {
+        let kind = t.get("type").and_then(|v| v.as_str()).unwrap_or("?");
+        let _ = writeln!(o, "  {id}: {kind}");
+        if let Some(serde_json::Value::Array(a)) = t.get("keyslots") {
+            for s in a.iter().filter_map(|v| v.as_str()) {
+                let _ = writeln!(o, "\tKeyslot:    {s}");
+            }
+        }
+    }
+    o.push_str("Digests:\n");
+    for (id, d) in &m.digests {
+        let _ = writeln!(o, "  {id}: {}", d.kind);
+        if let Some(hh) = &d.hash {
+            let _ = writeln!(o, "\tHash:       {hh}");
+        }
+        if let Some(n) = d.iterations {
+            let _ = writeln!(o, "\tIterations: {n}");
+        }
+        hex_block(&mut o, "Salt:", &d.salt.0);
+        hex_block(&mut o, "Digest:", &d.digest.0);
+    }
+    o
+}

@@ -1,0 +1,280 @@
+//! Formatting a device as LUKS2 with cryptsetup's defaults.
+
+use serde_json::Map;
+
+use crate::device::{KeyslotOptions, Luks2};
+use crate::digest::KeyDigest;
+use crate::header::binary::{BinaryHeader, HDR_SIZES, SALT_LEN};
+use crate::header::json::{
+    Bytes, ConfigJson, DigestJson, Metadata, ObjId, SegmentJson, SegmentSize, U64Str,
+};
+use crate::header::{CopyStatus, Header, Loaded};
+use crate::io::BlockIo;
+use crate::secret::VolumeKey;
+use crate::util::{align_up, random_uuid};
+use crate::{Error, HashAlg, Result};
+
+/// cryptsetup's default data offset for LUKS2: 16 MiB.
+pub const DEFAULT_DATA_OFFSET: u64 = 16 << 20;
+/// cryptsetup's largest default keyslots area: 128 MiB.
+pub(crate) const MAX_DEFAULT_KEYSLOTS_SIZE: u64 = 128 << 20;
+/// Alignment of a computed data offset: 1 MiB.
+pub(crate) const DATA_ALIGNMENT: u64 = 1 << 20;
+
+/// Everything `format` can be told; [`FormatOptions::default`] is cryptsetup's defaults.
+#[derive(Clone, Debug)]
+pub struct FormatOptions {
+    /// Data cipher in dm-crypt notation.
+    pub cipher: String,
+    /// Volume key size in bytes.
+    pub key_size: usize,
+    /// Encryption sector size; `None` picks 4096 when the data area allows, as cryptsetup
+    /// does for image files and 4K-sector disks.
+    pub sector_size: Option<u32>,
+    /// One header copy's size (16 KiB to 4 MiB).
+    pub metadata_size: u64,
+    /// Keyslots area size; `None` fills up to the data offset (at most 128 MiB).
+    pub keyslots_size: Option<u64>,
+    /// Data offset in bytes; `None` is 16 MiB, or more when the header needs it.
+    pub data_offset: Option<u64>,
+    /// Label.
+    pub label: String,
+    /// Subsystem.
+    pub subsystem: String,
+    /// UUID; `None` makes a random one.
+    pub uuid: Option<String>,
+    /// The first keyslot.
+    pub keyslot: KeyslotOptions,
+    /// Its number.
+    pub keyslot_id: u32,
+    /// The volume key; `None` makes a random one.
+    pub volume_key: Option<VolumeKey>,
+    /// Digest iterations; `None` calibrates to 125 ms as cryptsetup does.
+    pub digest_iterations: Option<u32>,
+    /// Persistent flags (`allow-discards`, ...).
+    pub flags: Vec<String>,
+}
+
+impl Default for FormatOptions {
+    fn default() -> Self {
+        Self {
+            cipher: "aes-xts-plain64".into(),
+            key_size: 64,
+            sector_size: None,
+            metadata_size: 16 << 10,
+            keyslots_size: None,
+            data_offset: None,
+            label: String::new(),
+            subsystem: String::new(),
+            uuid: None,
+            keyslot: KeyslotOptions::default(),
+            keyslot_id: 0,
+            volume_key: None,
+            digest_iterations: None,
+            flags: Vec::new(),
+        }
+    }
+}
+
+/// The computed on-disk layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Layout {
+    metadata_size: u64,
+    keyslots_size: u64,
+    data_offset: u64,
+}
+
+fn layout(o: &FormatOptions) -> Result<Layout> {
+    let md = o.metadata_size;
+    if !HDR_SIZES.contains(&md) {
+        return Err(Error::invalid(
+            "metadata size",
+            format!("{md} is not one of 16384, 32768, ..., 4194304"),
+        ));
+    }
+    if let Some(k) = o.keyslots_size {
+        if k % 4096 != 0 || k == 0 {
+            return Err(Error::invalid(
+                "keyslots size",
+                format!("{k} is not a positive multiple of 4096"),
+            ));
+        }
+    }
+    let data_offset = match (o.data_offset, o.keyslots_size) {
+        (Some(off), _) => off,
+        (None, Some(k)) => DEFAULT_DATA_OFFSET.max(align_up(2 * md + k, DATA_ALIGNMENT)),
+        (None, None) => DEFAULT_DATA_OFFSET,
+    };
+    let keyslots_size = match o.keyslots_size {
+        Some(k) => k,
+        None => (data_offset.saturating_sub(2 * md) / 4096 * 4096).min(MAX_DEFAULT_KEYSLOTS_SIZE),
+    };
+    if data_offset % 512 != 0 {
+        return Err(Error::invalid(
+            "data offset",
+            format!("{data_offset} is not a multiple of 512"),
+        ));
+    }
+    if 2 * md + keyslots_size > data_offset {
+        return Err(Error::invalid(
+            "data offset",
+            format!(
+                "{data_offset} is inside the header and keyslots area of {} bytes",
+                2 * md + keyslots_size
+            ),
+        ));
+    }
+    Ok(Layout {
+        metadata_size: md,
+        keyslots_size,
+        data_offset,
+    })
+}
+
+/// Formats `io` as LUKS2 with one keyslot opened by `passphrase`.
+/// Returns the opened device and its volume key.
+///
+/// The caller decides whether the device may be overwritten (see `probe` in the CLI); this
+/// function writes unconditionally, the keyslot first and both header copies last.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for impossible options, [`Error::DeviceTooSmall`],
+/// [`Error::Unsupported`] for an unknown cipher, I/O errors.
+pub fn format<D: BlockIo>(
+    mut io: D,
+    opts: &FormatOptions,
+    passphrase: &[u8],
+) -> Result<(Luks2<D>, VolumeKey)> {
+    let spec = crate::sector::CipherSpec::parse(&opts.cipher)?;
+    if !spec.key_len_ok(opts.key_size) {
+        return Err(Error::invalid(
+            "key size",
+            format!(
+                "{} bits is not valid for {}",
+                opts.key_size * 8,
+                opts.cipher
+            ),
+        ));
+    }
+    let lay = layout(opts)?;
+    let dev_size = io
+        .size()
+        .map_err(|e| Error::io("reading the device size", e))?;
+    let sector_size = match opts.sector_size {
+        Some(s @ (512 | 1024 | 2048 | 4096)) => s,
+        Some(s) => {
+            return Err(Error::invalid(
+                "sector size",
+                format!("{s} is not 512, 1024, 2048 or 4096"),
+            ))
+        }
+        None if (dev_size.saturating_sub(lay.data_offset)) % 4096 == 0 => 4096,
+        None => 512,
+    };
+    let needed = lay.data_offset + u64::from(sector_size);
+    if dev_size < needed {
+        return Err(Error::DeviceTooSmall {
+            needed,
+            size: dev_size,
+        });
+    }
+    if lay.data_offset % u64::from(sector_size) != 0 {
+        return Err(Error::invalid(
+            "data offset",
+            format!("not aligned to the {sector_size}-byte sector"),
+        ));
+    }
+    crate::header::binary::check_field("label", &opts.label, crate::header::binary::LABEL_MAX + 1)?;
+    crate::header::binary::check_field(
+        "subsystem",
+        &opts.subsystem,
+        crate::header::binary::LABEL_MAX + 1,
+    )?;
+    let uuid = match &opts.uuid {
+        Some(u) if crate::util::is_uuid(u) => u.to_ascii_lowercase(),
+        Some(u) => return Err(Error::invalid("uuid", format!("'{u}' is not a UUID"))),
+        None => random_uuid()?,
+    };
+    let key = match &opts.volume_key {
+        Some(k) if k.len() == opts.key_size => k.clone(),
+        Some(k) => {
+            return Err(Error::invalid(
+                "volume key",
+                format!("{} bytes given, the key size is {}", k.len(), opts.key_size),
+            ))
+        }
+        None => VolumeKey::random(opts.key_size)?,
+    };
+    let iterations = opts
+        .digest_iterations
+        .unwrap_or_else(|| crate::pbkdf::digest_iterations(HashAlg::Sha256));
+    let digest = KeyDigest::compute(key.as_bytes(), HashAlg::Sha256, iterations)?;
+
+    let mut segments = std::collections::BTreeMap::new();
+    segments.insert(
+        ObjId(0),
+        SegmentJson {
+            kind: "crypt".into(),
+            offset: U64Str(lay.data_offset),
+            size: SegmentSize::Dynamic,
+            iv_tweak: Some(U64Str(0)),
+            encryption: Some(opts.cipher.clone()),
+            sector_size: Some(sector_size),
+            integrity: None,
+            flags: None,
+            extra: Map::new(),
+        },
+    );
+    let mut digests = std::collections::BTreeMap::new();
+    digests.insert(
+        ObjId(0),
+        DigestJson {
+            kind: "pbkdf2".into(),
+            keyslots: vec![],
+            segments: vec![ObjId(0)],
+            hash: Some(digest.hash.name().into()),
+            iterations: Some(digest.iterations),
+            salt: Bytes(digest.salt.clone()),
+            digest: Bytes(digest.digest.clone()),
+            extra: Map::new(),
+        },
+    );
+    let meta = Metadata {
+        keyslots: Default::default(),
+        tokens: Default::default(),
+        segments,
+        digests,
+        config: ConfigJson {
+            json_size: U64Str(lay.metadata_size - 4096),
+            keyslots_size: U64Str(lay.keyslots_size),
+            flags: (!opts.flags.is_empty()).then(|| opts.flags.clone()),
+            requirements: None,
+            extra: Map::new(),
+        },
+        extra: Map::new(),
+    };
+    let bin = BinaryHeader {
+        hdr_size: lay.metadata_size,
+        seqid: 0,
+        label: opts.label.clone(),
+        csum_alg: HashAlg::Sha256,
+        salt: [0; SALT_LEN],
+        uuid,
+        subsystem: opts.subsystem.clone(),
+        hdr_offset: 0,
+    };
+    // Both copies start out invalid, so the first commit gives each a fresh salt.
+    let mut dev = Luks2::from_loaded(
+        io,
+        Loaded {
+            header: Header { bin, meta },
+            primary: CopyStatus::Invalid(Error::NotLuks2),
+            secondary: CopyStatus::Invalid(Error::NotLuks2),
+            salts: [[0; SALT_LEN]; 2],
+        },
+    );
+    // Clear the header and keyslots area first so no stale key material survives.
+    crate::keyslot::zero_area(dev.io_mut(), 0, 2 * lay.metadata_size + lay.keyslots_size)?;
+    dev.add_keyslot(&key, passphrase, Some(opts.keyslot_id), &opts.keyslot)?;
+    Ok((dev, key))
+}

@@ -1,0 +1,343 @@
+//! The LUKS2 header: both copies of the binary header and JSON area.
+//!
+//! Reading checks each copy's magic, version, size, offset and checksum over the raw
+//! on-disk bytes, then parses and validates its JSON. The copy with the higher sequence id
+//! wins; a damaged or older copy is reported so it can be repaired.
+
+pub(crate) mod binary;
+pub mod json;
+pub(crate) mod validate;
+
+use binary::{BinaryHeader, SALT_LEN};
+use json::{Metadata, ObjId, SegmentJson};
+
+use crate::error::Copy;
+use crate::io::BlockIo;
+use crate::{Error, Result};
+
+pub use binary::{BINARY_SIZE, HDR_SIZES, LABEL_MAX};
+pub use validate::{KeyslotParams, MAX_OBJECTS};
+
+/// Largest JSON metadata read or written (the largest JSON area).
+pub const MAX_JSON_SIZE: u64 = HDR_SIZES[HDR_SIZES.len() - 1] - BINARY_SIZE as u64;
+
+/// A validated, immutable view of a LUKS2 header.
+#[derive(Clone, Debug)]
+pub struct Header {
+    pub(crate) bin: BinaryHeader,
+    pub(crate) meta: Metadata,
+}
+
+impl Header {
+    /// The volume UUID.
+    pub fn uuid(&self) -> &str {
+        &self.bin.uuid
+    }
+
+    /// The label (empty if none).
+    pub fn label(&self) -> &str {
+        &self.bin.label
+    }
+
+    /// The subsystem label (empty if none).
+    pub fn subsystem(&self) -> &str {
+        &self.bin.subsystem
+    }
+
+    /// The sequence id ("epoch") of this header.
+    pub fn seqid(&self) -> u64 {
+        self.bin.seqid
+    }
+
+    /// Size of one header copy (binary header plus JSON area) in bytes.
+    pub fn metadata_size(&self) -> u64 {
+        self.bin.hdr_size
+    }
+
+    /// Size of the keyslots area in bytes.
+    pub fn keyslots_size(&self) -> u64 {
+        self.meta.config.keyslots_size.0
+    }
+
+    /// Bytes taken by both header copies and the keyslots area (what a backup holds).
+    pub fn header_area_size(&self) -> u64 {
+        2 * self.bin.hdr_size + self.keyslots_size()
+    }
+
+    /// The checksum algorithm's name.
+    pub fn checksum_algorithm(&self) -> &'static str {
+        self.bin.csum_alg.name()
+    }
+
+    /// The typed JSON metadata.
+    pub fn metadata(&self) -> &Metadata {
+        &self.meta
+    }
+
+    /// The metadata as pretty-printed JSON.
+    pub fn metadata_json_pretty(&self) -> String {
+        serde_json::to_string_pretty(&self.meta).unwrap_or_default()
+    }
+
+    /// The first data segment (the one normal volumes have).
+    pub fn data_segment(&self) -> Option<(ObjId, &SegmentJson)> {
+        self.meta.segments.iter().next().map(|(k, v)| (*k, v))
+    }
+
+    /// Numbers of all keyslots.
+    pub fn keyslot_ids(&self) -> Vec<u32> {
+        self.meta.keyslots.keys().map(|k| k.0).collect()
+    }
+
+    /// Unlock parameters of one `luks2` keyslot.
+    ///
+    /// # Errors
+    /// [`Error::KeyslotNotFound`], or [`Error::Unsupported`]/[`Error::Metadata`] when the
+    /// keyslot uses an algorithm this crate does not implement.
+    pub fn keyslot(&self, id: u32) -> Result<KeyslotParams> {
+        let ks = self
+            .meta
+            .keyslots
+            .get(&ObjId(id))
+            .ok_or(Error::KeyslotNotFound(id))?;
+        validate::keyslot_params(ObjId(id), ks)
+    }
+
+    /// The digest a keyslot is assigned to.
+    pub(crate) fn digest_of_keyslot(&self, id: u32) -> Option<ObjId> {
+        self.meta
+            .digests
+            .iter()
+            .find(|(_, d)| d.keyslots.contains(&ObjId(id)))
+            .map(|(k, _)| *k)
+    }
+
+    /// Mandatory requirements this implementation does not understand. Volumes with any
+    /// may be read and dumped, but not changed or activated.
+    pub fn unmet_requirements(&self) -> Vec<String> {
+        self.meta.requirements().to_vec()
+    }
+
+    /// Fails unless the header may be changed or activated.
+    ///
+    /// # Errors
+    /// [`Error::UnmetRequirements`].
+    pub fn ensure_writable(&self) -> Result<()> {
+        let unmet = self.unmet_requirements();
+        if unmet.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::UnmetRequirements(unmet))
+        }
+    }
+}
+
+/// What was found in one header copy when reading.
+#[derive(Debug)]
+pub enum CopyStatus {
+    /// Valid, with this sequence id.
+    Valid(u64),
+    /// Damaged or missing.
+    Invalid(Error),
+}
+
+impl CopyStatus {
+    /// Whether the copy is valid.
+    pub fn is_valid(&self) -> bool {
+        matches!(self, CopyStatus::Valid(_))
+    }
+}
+
+/// The result of reading both copies.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The newest valid header.
+    pub header: Header,
+    /// State of the primary copy.
+    pub primary: CopyStatus,
+    /// State of the secondary copy.
+    pub secondary: CopyStatus,
+    pub(crate) salts: [[u8; SALT_LEN]; 2],
+}
+
+impl Loaded {
+    /// The copy that is damaged or older than the other, if any: the one a repair rewrites.
+    pub fn stale_copy(&self) -> Option<Copy> {
+        match (&self.primary, &self.secondary) {
+            (CopyStatus::Valid(a), CopyStatus::Valid(b)) if a == b => None,
+            (CopyStatus::Valid(a), CopyStatus::Valid(b)) if a > b => Some(Copy::Secondary),
+            (CopyStatus::Valid(_), _) => Some(Copy::Secondary),
+            _ => Some(Copy::Primary),
+        }
+    }
+}
+
+struct CopyRead {
+    bin: BinaryHeader,
+    meta: Metadata,
+}
+
+fn read_copy<D: BlockIo>(io: &mut D, copy: Copy, offset: u64) -> Result<CopyRead> {
+    let bad = |reason: String| Error::BadBinaryHeader { copy, reason };
+    let mut first = vec![0u8; BINARY_SIZE];
+    io.read_exact_at(&mut first, offset)
+        .map_err(|e| bad(format!("cannot read at {offset}: {e}")))?;
+    let bin = BinaryHeader::parse(&first, copy, offset)?;
+    let mut area = vec![0u8; bin.hdr_size as usize];
+    io.read_exact_at(&mut area, offset)
+        .map_err(|e| bad(format!("cannot read the JSON area: {e}")))?;
+    if !binary::verify_checksum(bin.csum_alg, &area) {
+        return Err(bad("checksum mismatch".into()));
+    }
+    let json = &area[BINARY_SIZE..];
+    let end = json
+        .iter()
+        .position(|&c| c == 0)
+        .ok_or_else(|| bad("JSON area is not NUL-terminated".into()))?;
+    let meta = Metadata::from_json(&json[..end])?;
+    validate::validate(&meta, bin.hdr_size)?;
+    Ok(CopyRead { bin, meta })
+}
+
+fn has_magic<D: BlockIo>(io: &mut D, offset: u64, magic: &[u8; 6]) -> bool {
+    let mut m = [0u8; 6];
+    io.read_exact_at(&mut m, offset).is_ok() && &m == magic
+}
+
+/// Reads and validates both header copies.
+///
+/// # Errors
+/// [`Error::NotLuks2`] if no LUKS2 magic is present at all, [`Error::NoValidHeader`] if
+/// both copies are damaged (with both reasons).
+pub fn read<D: BlockIo>(io: &mut D) -> Result<Loaded> {
+    let primary = read_copy(io, Copy::Primary, 0);
+    let secondary = match &primary {
+        Ok(p) => read_copy(io, Copy::Secondary, p.bin.hdr_size),
+        Err(_) => {
+            // The primary cannot tell where the secondary is: try every allowed offset.
+            let mut first_err = None;
+            let mut found = None;
+            for off in HDR_SIZES {
+                if !has_magic(io, off, &binary::MAGIC_2ND) {
+                    continue;
+                }
+                match read_copy(io, Copy::Secondary, off) {
+                    Ok(c) => {
+                        found = Some(c);
+                        break;
+                    }
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                    }
+                }
+            }
+            found.ok_or_else(|| {
+                first_err.unwrap_or(Error::BadBinaryHeader {
+                    copy: Copy::Secondary,
+                    reason: "not found".into(),
+                })
+            })
+        }
+    };
+    let (header, primary, secondary, salts) = match (primary, secondary) {
+        (Err(p), Err(s)) => {
+            let any_magic = has_magic(io, 0, &binary::MAGIC_1ST)
+                || HDR_SIZES
+                    .iter()
+                    .any(|&o| has_magic(io, o, &binary::MAGIC_2ND));
+            if !any_magic {
+                return Err(Error::NotLuks2);
+            }
+            return Err(Error::NoValidHeader {
+                primary: Box::new(p),
+                secondary: Box::new(s),
+            });
+        }
+        (Ok(p), Err(e)) => {
+            let st = CopyStatus::Valid(p.bin.seqid);
+            let salts = [p.bin.salt, [0; SALT_LEN]];
+            (p, st, CopyStatus::Invalid(e), salts)
+        }
+        (Err(e), Ok(s)) => {
+            let st = CopyStatus::Valid(s.bin.seqid);
+            let salts = [[0; SALT_LEN], s.bin.salt];
+            (s, CopyStatus::Invalid(e), st, salts)
+        }
+        (Ok(p), Ok(s)) => {
+            let (ps, ss) = (
+                CopyStatus::Valid(p.bin.seqid),
+                CopyStatus::Valid(s.bin.seqid),
+            );
+            let salts = [p.bin.salt, s.bin.salt];
+            // Equal seqids but different contents count as the secondary being stale.
+            let same = p.bin.seqid == s.bin.seqid
+                && p.meta == s.meta
+                && p.bin.label == s.bin.label
+                && p.bin.subsystem == s.bin.subsystem
+                && p.bin.uuid == s.bin.uuid;
+            let ss = if same || p.bin.seqid != s.bin.seqid {
+                ss
+            } else {
+                CopyStatus::Invalid(Error::BadBinaryHeader {
+                    copy: Copy::Secondary,
+                    reason: "differs from the primary with the same sequence id".into(),
+                })
+            };
+            if s.bin.seqid > p.bin.seqid {
+                (s, ps, ss, salts)
+            } else {
+                (p, ps, ss, salts)
+            }
+        }
+    };
+    let mut bin = header.bin;
+    bin.hdr_offset = 0;
+    Ok(Loaded {
+        header: Header {
+            bin,
+            meta: header.meta,
+        },
+        primary,
+        secondary,
+        salts,
+    })
+}
+
+/// Writes one copy of the header described by `bin` and `meta`.
+pub(crate) fn write_copy<D: BlockIo>(
+    io: &mut D,
+    bin: &BinaryHeader,
+    json: &[u8],
+    copy: Copy,
+    salt: [u8; SALT_LEN],
+) -> Result<()> {
+    let mut b = bin.clone();
+    b.salt = salt;
+    b.hdr_offset = match copy {
+        Copy::Primary => 0,
+        Copy::Secondary => bin.hdr_size,
+    };
+    let mut area = vec![0u8; bin.hdr_size as usize];
+    area[..BINARY_SIZE].copy_from_slice(&b.encode(copy));
+    area[BINARY_SIZE..BINARY_SIZE + json.len()].copy_from_slice(json);
+    binary::seal(bin.csum_alg, &mut area);
+    io.write_all_at(&area, b.hdr_offset)
+        .map_err(|e| Error::io("writing the LUKS2 header", e))?;
+    io.sync()
+        .map_err(|e| Error::io("syncing the LUKS2 header", e))
+}
+
+/// Serialises `meta` and checks it fits the JSON area of `hdr_size`.
+pub(crate) fn encode_json(meta: &Metadata, hdr_size: u64) -> Result<Vec<u8>> {
+    validate::validate(meta, hdr_size)?;
+    let json = meta.to_json();
+    let max = hdr_size - BINARY_SIZE as u64;
+    // The JSON text must be followed by at least one NUL byte.
+    if json.len() as u64 + 1 > max {
+        return Err(Error::MetadataTooLarge {
+            size: json.len() as u64 + 1,
+            max,
+        });
+    }
+    Ok(json)
+}

@@ -1,0 +1,54 @@
+//! Native LUKS2: header parsing and writing, keyslots, KDFs and sector crypto, with no C
+//! crypto library.
+//!
+//! Bytes on disk become a validated, immutable [`Header`]; a passphrase unlocks a keyslot
+//! into a zeroizing [`VolumeKey`]; [`Luks2`] changes keyslots, tokens and labels with writes
+//! that survive an interruption at any point.
+//!
+//! ```
+//! use luks2::{format, FormatOptions, KdfLimits, Luks2, MemoryDevice, PbkdfParams};
+//!
+//! let mut opts = FormatOptions::default();
+//! opts.keyslot.pbkdf = PbkdfParams::insecure_fast(); // calibrated Argon2id by default
+//! opts.digest_iterations = Some(1000);
+//! let (dev, key) = format(MemoryDevice::new(32 << 20), &opts, b"correct horse")?;
+//!
+//! let mut dev = Luks2::open(dev.into_inner())?;
+//! let (slot, unlocked) = dev.unlock(b"correct horse", None, &KdfLimits::default())?;
+//! assert_eq!((slot, unlocked.as_bytes()), (0, key.as_bytes()));
+//! assert!(dev.unlock(b"wrong", None, &KdfLimits::default()).is_err());
+//! # Ok::<(), luks2::Error>(())
+//! ```
+//!
+//! # Security
+//! KDF costs, stripes, object counts and sizes read from a header are capped before any work
+//! is spent (see [`KdfLimits`]). Keys live in types that wipe themselves and print nothing.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod device;
+mod digest;
+mod dump;
+mod error;
+mod format;
+mod hash;
+pub mod header;
+mod io;
+mod kdf;
+pub mod keyslot;
+mod pbkdf;
+mod secret;
+pub mod sector;
+mod util;
+
+pub use device::{check_backup, restore_backup, KeyslotOptions, Luks2, DEFAULT_STRIPES};
+pub use digest::KeyDigest;
+pub use dump::dump_text;
+pub use error::{Copy, Error, Result};
+pub use format::{format, FormatOptions, DEFAULT_DATA_OFFSET};
+pub use hash::HashAlg;
+pub use header::{CopyStatus, Header, KeyslotParams};
+pub use io::{BlockIo, MemoryDevice};
+pub use kdf::{Argon2Variant, Kdf, KdfLimits};
+pub use pbkdf::{argon2_time, pbkdf2_rate, PbkdfKind, PbkdfParams};
+pub use secret::{Passphrase, VolumeKey};
