@@ -1,1 +1,51 @@
-fn main() {}
+//! `cryptpilot`: LUKS2 disk encryption without libcryptsetup.
+//!
+//! This binary only parses arguments, reads passphrases and calls the `luks2` library; the
+//! format logic lives there. Errors are printed as one line, with cryptsetup's exit codes:
+//! 1 wrong parameters, 2 no permission or bad passphrase, 3 out of memory, 4 wrong device,
+//! 5 device busy.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod args;
+mod error;
+mod keys;
+mod luks;
+
+use clap::Parser;
+
+/// Keeps keys out of swap and core dumps where the system allows it.
+fn protect_memory() {
+    // A process that cannot be dumped leaves no core file with keys in it.
+    let _ = nix::sys::prctl::set_dumpable(false);
+    // Locking all memory is only safe with no lock limit (root); elsewhere a large Argon2
+    // allocation could fail under the limit, so it is skipped.
+    if nix::unistd::geteuid().is_root() {
+        use nix::sys::mman::{mlockall, MlockAllFlags};
+        let _ = mlockall(MlockAllFlags::MCL_CURRENT | MlockAllFlags::MCL_FUTURE);
+    }
+}
+
+fn main() {
+    let cli = args::Cli::parse();
+    protect_memory();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let result = match cli.command {
+        args::Command::Luks(cmd) => luks::run(cmd, &mut out),
+    };
+    let code = match result {
+        Ok(code) => code,
+        Err(e) => {
+            let mut msg = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                msg.push_str(&format!(": {s}"));
+                src = s.source();
+            }
+            eprintln!("cryptpilot: {msg}");
+            e.exit_code()
+        }
+    };
+    std::process::exit(code);
+}

@@ -223,21 +223,28 @@ impl<D: BlockIo> Luks2<D> {
         Ok(id)
     }
 
-    /// Re-encrypts keyslot `slot`'s key under `new_passphrase` in a fresh area, then wipes the
-    /// old area. The keyslot keeps its number.
+    /// Re-encrypts keyslot `slot`'s key (`key`, already unlocked) under `new_passphrase` in a
+    /// fresh area, then wipes the old area. The keyslot keeps its number.
     ///
     /// # Errors
-    /// As [`Luks2::add_keyslot`]; [`Error::WrongPassphrase`] if `old_passphrase` does not open it.
+    /// As [`Luks2::add_keyslot`]; [`Error::WrongVolumeKey`] if `key` is not that slot's key.
     pub fn change_keyslot(
         &mut self,
         slot: u32,
-        old_passphrase: &[u8],
+        key: &VolumeKey,
         new_passphrase: &[u8],
         opts: &KeyslotOptions,
-        limits: &KdfLimits,
     ) -> Result<()> {
         self.header.ensure_writable()?;
-        let (_, key) = self.unlock(old_passphrase, Some(slot), limits)?;
+        let digest = self
+            .header
+            .digest_of_keyslot(slot)
+            .ok_or(Error::KeyslotNotFound(slot))?;
+        if !crate::header::validate::digest_params(&self.header.meta, digest)?
+            .verify(key.as_bytes())
+        {
+            return Err(Error::WrongVolumeKey);
+        }
         let old = self
             .header
             .meta

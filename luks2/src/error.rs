@@ -155,7 +155,7 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Io { context, source } => write!(f, "{context}: {source}"),
+            Error::Io { context, .. } => f.write_str(context),
             Error::NotLuks2 => f.write_str("not a LUKS2 device (no LUKS2 header magic found)"),
             Error::BadBinaryHeader { copy, reason } => {
                 write!(f, "{copy} LUKS2 header is invalid: {reason}")

@@ -37,6 +37,7 @@ mod io;
 mod kdf;
 pub mod keyslot;
 mod pbkdf;
+pub mod probe;
 mod secret;
 pub mod sector;
 mod util;

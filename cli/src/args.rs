@@ -1,0 +1,320 @@
+//! Command-line arguments, with cryptsetup's flag names for the `luks` verbs.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// cryptpilot: LUKS2 disk encryption for confidential VMs, without libcryptsetup.
+#[derive(Debug, Parser)]
+#[command(name = "cryptpilot", version, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Low-level LUKS2 operations, named and flagged as in cryptsetup.
+    #[command(subcommand)]
+    Luks(Luks),
+}
+
+/// Where the (existing) passphrase comes from.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct KeyOpts {
+    /// Read the passphrase from this file (`-` for standard input); the whole file, newlines
+    /// included, is the passphrase. Without it the passphrase is asked on the terminal, or
+    /// read up to the first newline from standard input when that is not a terminal.
+    #[arg(short = 'd', long = "key-file", value_name = "FILE")]
+    pub(crate) key_file: Option<PathBuf>,
+    /// Read at most this many bytes from the key file.
+    #[arg(short = 'l', long = "keyfile-size", value_name = "BYTES")]
+    pub(crate) keyfile_size: Option<u64>,
+    /// Skip this many bytes at the start of the key file.
+    #[arg(long = "keyfile-offset", value_name = "BYTES", default_value_t = 0)]
+    pub(crate) keyfile_offset: u64,
+    /// Use (or, when adding, create) this keyslot only.
+    #[arg(short = 'S', long = "key-slot", value_name = "NUM")]
+    pub(crate) key_slot: Option<u32>,
+}
+
+/// Cost of the key derivation for new keyslots.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct PbkdfOpts {
+    /// Key derivation: argon2id (default), argon2i or pbkdf2.
+    #[arg(long, value_name = "KDF")]
+    pub(crate) pbkdf: Option<String>,
+    /// Argon2 memory cost in KiB (the maximum when calibrating; default 1048576).
+    #[arg(long = "pbkdf-memory", value_name = "KIB")]
+    pub(crate) pbkdf_memory: Option<u32>,
+    /// Argon2 threads (default: online CPUs, at most 4).
+    #[arg(long = "pbkdf-parallel", value_name = "N")]
+    pub(crate) pbkdf_parallel: Option<u32>,
+    /// Fixed PBKDF2 iterations or Argon2 time cost; skips calibration.
+    #[arg(long = "pbkdf-force-iterations", value_name = "N")]
+    pub(crate) pbkdf_force_iterations: Option<u32>,
+    /// Calibrate the key derivation to take this long (default 2000 ms).
+    #[arg(short = 'i', long = "iter-time", value_name = "MS")]
+    pub(crate) iter_time: Option<u64>,
+    /// Hash for PBKDF2 (default sha256).
+    #[arg(long = "hash", value_name = "HASH")]
+    pub(crate) hash: Option<String>,
+}
+
+/// Options every `luks` verb takes.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct Common {
+    /// Do not ask for confirmation (cryptsetup's batch mode).
+    #[arg(short = 'q', long = "batch-mode", global = true)]
+    pub(crate) batch: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Luks {
+    /// Format DEVICE as LUKS2 with one keyslot. Refuses a device that holds a LUKS header or
+    /// a file-system signature unless confirmed (or --batch-mode).
+    Format {
+        /// Block device or image file.
+        device: PathBuf,
+        /// The new passphrase's key file (same as --key-file).
+        #[arg(value_name = "KEY_FILE")]
+        passphrase_file: Option<PathBuf>,
+        #[command(flatten)]
+        key: KeyOpts,
+        #[command(flatten)]
+        pbkdf: PbkdfOpts,
+        /// Data cipher (default aes-xts-plain64).
+        #[arg(short = 'c', long, value_name = "CIPHER")]
+        cipher: Option<String>,
+        /// Volume key size in bits (default 512 for XTS).
+        #[arg(short = 's', long = "key-size", value_name = "BITS")]
+        key_size: Option<usize>,
+        /// Encryption sector size (default 4096 where the device allows).
+        #[arg(long = "sector-size", value_name = "BYTES")]
+        sector_size: Option<u32>,
+        /// Size of each header copy: 16k, 32k, 64k, ... 4m bytes (default 16384).
+        #[arg(long = "luks2-metadata-size", value_name = "BYTES", value_parser = parse_size)]
+        metadata_size: Option<u64>,
+        /// Size of the keyslots area (default: up to the data offset).
+        #[arg(long = "luks2-keyslots-size", value_name = "BYTES", value_parser = parse_size)]
+        keyslots_size: Option<u64>,
+        /// Data offset in 512-byte sectors (default 32768, i.e. 16 MiB).
+        #[arg(long, value_name = "SECTORS")]
+        offset: Option<u64>,
+        /// Label.
+        #[arg(long)]
+        label: Option<String>,
+        /// Subsystem label.
+        #[arg(long)]
+        subsystem: Option<String>,
+        /// Use this UUID instead of a random one.
+        #[arg(long)]
+        uuid: Option<String>,
+        /// Use the volume key in this file instead of a random one.
+        #[arg(long = "volume-key-file", value_name = "FILE")]
+        volume_key_file: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Check a passphrase (--test-passphrase); mapping a device needs device-mapper.
+    Open {
+        /// LUKS2 device.
+        device: PathBuf,
+        /// Mapping name (not used with --test-passphrase).
+        name: Option<String>,
+        /// Only check that the passphrase opens a keyslot.
+        #[arg(long = "test-passphrase")]
+        test_passphrase: bool,
+        #[command(flatten)]
+        key: KeyOpts,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Print the header (cryptsetup's luksDump layout).
+    Dump {
+        /// LUKS2 device.
+        device: PathBuf,
+        /// Print the JSON metadata instead.
+        #[arg(long, alias = "dump-json-metadata")]
+        json: bool,
+        /// Also unlock and print the volume key (asks for a passphrase).
+        #[arg(long = "dump-volume-key")]
+        dump_volume_key: bool,
+        /// With --dump-volume-key: write the key to this file instead of printing it.
+        #[arg(long = "volume-key-file", value_name = "FILE")]
+        volume_key_file: Option<PathBuf>,
+        #[command(flatten)]
+        key: KeyOpts,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Add a keyslot; the existing passphrase (or --volume-key-file) proves access.
+    AddKey {
+        /// LUKS2 device.
+        device: PathBuf,
+        /// Key file holding the new passphrase (else asked).
+        new_key_file: Option<PathBuf>,
+        #[command(flatten)]
+        key: KeyOpts,
+        #[command(flatten)]
+        pbkdf: PbkdfOpts,
+        /// Authorise with the volume key in this file instead of a passphrase.
+        #[arg(long = "volume-key-file", value_name = "FILE")]
+        volume_key_file: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Remove the keyslot that the given passphrase opens.
+    RemoveKey {
+        /// LUKS2 device.
+        device: PathBuf,
+        /// Key file holding the passphrase to remove (else asked).
+        #[arg(value_name = "KEY_FILE")]
+        passphrase_file: Option<PathBuf>,
+        #[command(flatten)]
+        key: KeyOpts,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Change the passphrase of a keyslot (kept under the same number).
+    ChangeKey {
+        /// LUKS2 device.
+        device: PathBuf,
+        /// Key file holding the new passphrase (else asked).
+        new_key_file: Option<PathBuf>,
+        #[command(flatten)]
+        key: KeyOpts,
+        #[command(flatten)]
+        pbkdf: PbkdfOpts,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Wipe keyslot SLOT. Asks for a remaining passphrase unless --batch-mode.
+    KillSlot {
+        /// LUKS2 device.
+        device: PathBuf,
+        /// Keyslot number.
+        slot: u32,
+        #[command(flatten)]
+        key: KeyOpts,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Save the header and keyslots area to a file.
+    HeaderBackup {
+        /// LUKS2 device.
+        device: PathBuf,
+        /// The backup file to create (must not exist).
+        #[arg(long = "header-backup-file", value_name = "FILE")]
+        file: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Write a header backup back to the device.
+    HeaderRestore {
+        /// Device to restore onto.
+        device: PathBuf,
+        /// The backup file.
+        #[arg(long = "header-backup-file", value_name = "FILE")]
+        file: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Rewrite a damaged or outdated header copy from the good one.
+    Repair {
+        /// LUKS2 device.
+        device: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Print the UUID, or set it with --uuid.
+    Uuid {
+        /// LUKS2 device.
+        device: PathBuf,
+        /// New UUID.
+        #[arg(long)]
+        uuid: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Exit 0 if DEVICE holds a valid LUKS2 header, 1 otherwise.
+    IsLuks {
+        /// Device to check.
+        device: PathBuf,
+        /// Say why when it is not.
+        #[arg(short, long)]
+        verbose: bool,
+    },
+    /// Set the label and/or subsystem.
+    Config {
+        /// LUKS2 device.
+        device: PathBuf,
+        /// New label.
+        #[arg(long)]
+        label: Option<String>,
+        /// New subsystem.
+        #[arg(long)]
+        subsystem: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Token JSON: import (from standard input), export (to standard output), remove.
+    Token {
+        /// import, export or remove.
+        action: TokenAction,
+        /// LUKS2 device.
+        device: PathBuf,
+        /// Token number (import picks the first free one without it).
+        #[arg(long = "token-id", value_name = "NUM")]
+        token_id: Option<u32>,
+        /// Read (import) or write (export) this file instead of standard input/output.
+        #[arg(long = "json-file", value_name = "FILE")]
+        json_file: Option<PathBuf>,
+        /// Import over an existing token of the same number.
+        #[arg(long = "token-replace")]
+        replace: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum TokenAction {
+    Import,
+    Export,
+    Remove,
+}
+
+/// Sizes as cryptsetup takes them: bytes, or with a k/m/g suffix (powers of 1024).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let lower = s.to_ascii_lowercase();
+    let (num, mult) = match lower.chars().last() {
+        Some('k') => (&lower[..lower.len() - 1], 1u64 << 10),
+        Some('m') => (&lower[..lower.len() - 1], 1 << 20),
+        Some('g') => (&lower[..lower.len() - 1], 1 << 30),
+        _ => (lower.as_str(), 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("'{s}' is not a size (bytes, or a number with k, m or g)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn argument_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("16k"), Ok(16384));
+        assert_eq!(parse_size("4M"), Ok(4 << 20));
+        assert_eq!(parse_size("512"), Ok(512));
+        assert!(parse_size("x").is_err());
+    }
+}

@@ -1,0 +1,97 @@
+//! The CLI's errors and their cryptsetup exit codes, decided in one place.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// cryptsetup's exit codes.
+pub(crate) mod code {
+    pub(crate) const FAILURE: i32 = 1;
+    pub(crate) const PERMISSION: i32 = 2;
+    pub(crate) const NO_MEMORY: i32 = 3;
+    pub(crate) const WRONG_DEVICE: i32 = 4;
+    pub(crate) const BUSY: i32 = 5;
+}
+
+#[derive(Debug)]
+pub(crate) enum CliError {
+    /// A library error on a device.
+    Luks {
+        device: PathBuf,
+        source: luks2::Error,
+    },
+    /// Opening or reading a file the user named.
+    File {
+        path: PathBuf,
+        what: &'static str,
+        source: io::Error,
+    },
+    /// The user's arguments do not make sense together.
+    Usage(String),
+    /// The operation was refused or not confirmed; nothing was changed.
+    Refused(String),
+}
+
+pub(crate) type CliResult<T = ()> = Result<T, CliError>;
+
+impl CliError {
+    pub(crate) fn luks(device: &Path) -> impl FnOnce(luks2::Error) -> CliError + '_ {
+        move |source| CliError::Luks {
+            device: device.to_owned(),
+            source,
+        }
+    }
+
+    pub(crate) fn file<'a>(
+        path: &'a Path,
+        what: &'static str,
+    ) -> impl FnOnce(io::Error) -> CliError + 'a {
+        move |source| CliError::File {
+            path: path.to_owned(),
+            what,
+            source,
+        }
+    }
+
+    pub(crate) fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Luks { source, .. } => match source {
+                luks2::Error::WrongPassphrase | luks2::Error::WrongVolumeKey => code::PERMISSION,
+                luks2::Error::Io { source, .. } => io_code(source),
+                _ => code::FAILURE,
+            },
+            CliError::File { source, .. } => io_code(source),
+            CliError::Usage(_) | CliError::Refused(_) => code::FAILURE,
+        }
+    }
+}
+
+fn io_code(e: &io::Error) -> i32 {
+    match e.kind() {
+        io::ErrorKind::PermissionDenied => code::PERMISSION,
+        io::ErrorKind::OutOfMemory => code::NO_MEMORY,
+        io::ErrorKind::NotFound => code::WRONG_DEVICE,
+        io::ErrorKind::ResourceBusy => code::BUSY,
+        _ => code::FAILURE,
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Luks { device, source } => write!(f, "{}: {source}", device.display()),
+            CliError::File { path, what, .. } => write!(f, "cannot {what} {}", path.display()),
+            CliError::Usage(m) | CliError::Refused(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for CliError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CliError::Luks { source, .. } => std::error::Error::source(source),
+            CliError::File { source, .. } => Some(source),
+            CliError::Usage(_) | CliError::Refused(_) => None,
+        }
+    }
+}

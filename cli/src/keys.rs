@@ -1,0 +1,116 @@
+//! Where passphrases come from: key files, the terminal, or standard input.
+
+use std::io::{self, BufRead, IsTerminal, Read, Seek, SeekFrom};
+use std::path::Path;
+
+use luks2::Passphrase;
+use zeroize::Zeroizing;
+
+use crate::args::KeyOpts;
+use crate::error::{CliError, CliResult};
+
+/// cryptsetup's default maximum key-file size: 8 MiB.
+const KEYFILE_MAX: u64 = 8 << 20;
+
+/// Passphrase input for one command run. Standard input, when it is not a terminal, is read
+/// line by line across prompts (the first line for the first passphrase, and so on).
+#[derive(Debug, Default)]
+pub(crate) struct Keys {
+    stdin_lines: Option<io::StdinLock<'static>>,
+}
+
+impl Keys {
+    /// Reads a key file as cryptsetup does: all of it (or `size` bytes after `offset`).
+    pub(crate) fn from_file(path: &Path, offset: u64, size: Option<u64>) -> CliResult<Passphrase> {
+        let limit = size.unwrap_or(KEYFILE_MAX);
+        let mut buf = Zeroizing::new(Vec::new());
+        if path == Path::new("-") {
+            let mut stdin = io::stdin().lock();
+            io::copy(&mut (&mut stdin).take(offset), &mut io::sink())
+                .map_err(CliError::file(path, "read key file"))?;
+            stdin
+                .take(limit + 1)
+                .read_to_end(&mut buf)
+                .map_err(CliError::file(path, "read key file"))?;
+        } else {
+            let mut f = std::fs::File::open(path).map_err(CliError::file(path, "open key file"))?;
+            f.seek(SeekFrom::Start(offset))
+                .map_err(CliError::file(path, "read key file"))?;
+            f.take(limit + 1)
+                .read_to_end(&mut buf)
+                .map_err(CliError::file(path, "read key file"))?;
+        }
+        if size.is_none() && buf.len() as u64 > KEYFILE_MAX {
+            return Err(CliError::Usage(format!(
+                "key file {} is larger than the {KEYFILE_MAX}-byte maximum; use --keyfile-size",
+                path.display()
+            )));
+        }
+        if let Some(n) = size {
+            if (buf.len() as u64) < n {
+                return Err(CliError::Usage(format!(
+                    "key file {} is shorter than --keyfile-size {n}",
+                    path.display()
+                )));
+            }
+            buf.truncate(n as usize);
+        }
+        Ok(Passphrase::new(std::mem::take(&mut *buf)))
+    }
+
+    /// The existing passphrase: `--key-file` if given, else asked with `prompt`.
+    pub(crate) fn existing(&mut self, opts: &KeyOpts, prompt: &str) -> CliResult<Passphrase> {
+        match &opts.key_file {
+            Some(f) => Self::from_file(f, opts.keyfile_offset, opts.keyfile_size),
+            None => self.ask(prompt, false),
+        }
+    }
+
+    /// A new passphrase: from `file` if given, else asked (twice on a terminal).
+    pub(crate) fn new_passphrase(
+        &mut self,
+        file: Option<&Path>,
+        prompt: &str,
+    ) -> CliResult<Passphrase> {
+        match file {
+            Some(f) => Self::from_file(f, 0, None),
+            None => self.ask(prompt, true),
+        }
+    }
+
+    fn ask(&mut self, prompt: &str, verify: bool) -> CliResult<Passphrase> {
+        let stdin = io::stdin();
+        if stdin.is_terminal() {
+            let read = |p: &str| {
+                rpassword::prompt_password(p)
+                    .map(|s| Zeroizing::new(s.into_bytes()))
+                    .map_err(|e| CliError::Usage(format!("cannot read the passphrase: {e}")))
+            };
+            let first = read(prompt)?;
+            if verify {
+                let second = read("Verify passphrase: ")?;
+                if *first != *second {
+                    return Err(CliError::Usage("passphrases do not match".into()));
+                }
+            }
+            if first.is_empty() {
+                return Err(CliError::Usage("empty passphrase".into()));
+            }
+            return Ok(Passphrase::from_slice(&first));
+        }
+        let lines = self.stdin_lines.get_or_insert_with(|| stdin.lock());
+        let mut line = Zeroizing::new(Vec::new());
+        lines.read_until(b'\n', &mut line).map_err(|e| {
+            CliError::Usage(format!(
+                "cannot read the passphrase from standard input: {e}"
+            ))
+        })?;
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        if line.is_empty() {
+            return Err(CliError::Usage("no passphrase on standard input".into()));
+        }
+        Ok(Passphrase::from_slice(&line))
+    }
+}
