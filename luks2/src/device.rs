@@ -421,6 +421,7 @@ impl<D: BlockIo> Luks2<D> {
     /// Writes `metadata` and `bin` (with the next sequence id) to both copies: the stale or
     /// secondary copy first, so that one valid copy survives an interruption at any point.
     fn commit(&mut self, mut bin: BinaryHeader, meta: Metadata) -> Result<()> {
+        self.header.ensure_writable()?;
         let json = header::encode_json(&meta, bin.hdr_size)?;
         bin.seqid = self.header.bin.seqid + 1;
         let first = self.stale_copy().unwrap_or(Copy::Secondary);

@@ -1,0 +1,334 @@
+//! Header behaviour on in-memory devices: both copies, repair, key management, hostile input.
+
+use luks2::{
+    format, Copy, Error, FormatOptions, KdfLimits, KeyslotOptions, Luks2, MemoryDevice, PbkdfParams,
+};
+
+const SIZE: usize = 20 << 20;
+
+fn fast_opts() -> FormatOptions {
+    let mut o = FormatOptions::default();
+    o.keyslot.pbkdf = PbkdfParams::insecure_fast();
+    o.digest_iterations = Some(1000);
+    o
+}
+
+fn fast_slot() -> KeyslotOptions {
+    KeyslotOptions {
+        pbkdf: PbkdfParams::insecure_fast(),
+        ..KeyslotOptions::default()
+    }
+}
+
+fn formatted(pass: &[u8]) -> (MemoryDevice, luks2::VolumeKey) {
+    let (dev, key) = format(MemoryDevice::new(SIZE), &fast_opts(), pass).expect("format");
+    (dev.into_inner(), key)
+}
+
+fn unlock(
+    dev: MemoryDevice,
+    pass: &[u8],
+) -> (Result<(u32, luks2::VolumeKey), Error>, MemoryDevice) {
+    let mut d = Luks2::open(dev).expect("open");
+    let r = d.unlock(pass, None, &KdfLimits::default());
+    (r, d.into_inner())
+}
+
+#[test]
+fn wrong_passphrase_changes_nothing() {
+    let (dev, _) = formatted(b"right");
+    let before = dev.as_slice().to_vec();
+    let (r, dev) = unlock(dev, b"wrong");
+    assert!(matches!(r, Err(Error::WrongPassphrase)));
+    assert_eq!(dev.as_slice(), &before[..]);
+}
+
+#[test]
+fn either_damaged_copy_still_unlocks_and_repairs() {
+    for (offset, damaged) in [
+        (100usize, Copy::Primary),
+        (16384 + 100, Copy::Secondary),
+        (4096 + 10, Copy::Primary),
+    ] {
+        let (mut dev, key) = formatted(b"pw");
+        dev.as_mut_slice()[offset] ^= 0xff;
+        let mut d = Luks2::open(dev).expect("one copy is enough");
+        assert_eq!(d.stale_copy(), Some(damaged));
+        let (_, k) = d
+            .unlock(b"pw", None, &KdfLimits::default())
+            .expect("unlock");
+        assert_eq!(k.as_bytes(), key.as_bytes());
+        assert_eq!(d.repair().expect("repair"), Some(damaged));
+        let d = Luks2::open(d.into_inner()).expect("reopen");
+        assert_eq!(d.stale_copy(), None, "repair left both copies valid");
+    }
+}
+
+#[test]
+fn both_copies_damaged_is_a_clear_error() {
+    let (mut dev, _) = formatted(b"pw");
+    dev.as_mut_slice()[200] ^= 1;
+    dev.as_mut_slice()[16384 + 200] ^= 1;
+    let err = Luks2::open(dev).unwrap_err();
+    assert!(matches!(err, Error::NoValidHeader { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("primary") && msg.contains("secondary") && msg.contains("checksum"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn blank_device_is_not_luks() {
+    assert!(matches!(
+        Luks2::open(MemoryDevice::new(1 << 20)),
+        Err(Error::NotLuks2)
+    ));
+    assert!(matches!(
+        Luks2::open(MemoryDevice::new(10)),
+        Err(Error::NotLuks2)
+    ));
+}
+
+#[test]
+fn key_management_round_trip() {
+    let (dev, key) = formatted(b"one");
+    let mut d = Luks2::open(dev).expect("open");
+    let slot = d
+        .add_keyslot(&key, b"two", None, &fast_slot())
+        .expect("add");
+    assert_eq!(slot, 1);
+    assert!(matches!(
+        d.add_keyslot(&key, b"x", Some(1), &fast_slot()),
+        Err(Error::KeyslotInUse(1))
+    ));
+    let other = luks2::VolumeKey::from_slice(&[0u8; 64]);
+    assert!(matches!(
+        d.add_keyslot(&other, b"x", None, &fast_slot()),
+        Err(Error::WrongVolumeKey)
+    ));
+
+    d.change_keyslot(0, &key, b"uno", &fast_slot())
+        .expect("change");
+    let lim = KdfLimits::default();
+    assert!(matches!(
+        d.unlock(b"one", None, &lim),
+        Err(Error::WrongPassphrase)
+    ));
+    assert_eq!(d.unlock(b"uno", None, &lim).expect("new").0, 0);
+
+    d.kill_keyslot(1).expect("kill");
+    assert!(matches!(
+        d.unlock(b"two", None, &lim),
+        Err(Error::WrongPassphrase)
+    ));
+    assert_eq!(d.header().keyslot_ids(), vec![0]);
+
+    d.set_labels(Some("data"), Some("cryptpilot"))
+        .expect("labels");
+    let uuid = "01234567-89ab-cdef-0123-456789abcdef";
+    d.set_uuid(uuid).expect("uuid");
+    let d = Luks2::open(d.into_inner()).expect("reopen");
+    assert_eq!(
+        (
+            d.header().label(),
+            d.header().subsystem(),
+            d.header().uuid()
+        ),
+        ("data", "cryptpilot", uuid)
+    );
+    assert!(d.header().seqid() >= 5);
+}
+
+#[test]
+fn tokens_and_unknown_fields_survive_rewrites() {
+    let (dev, _) = formatted(b"pw");
+    let mut d = Luks2::open(dev).expect("open");
+    let token: serde_json::Map<String, serde_json::Value> = serde_json::from_str(
+        r#"{"type":"cryptpilot-kbs","keyslots":["0"],"nested":{"z":1,"a":[true,null]},"key_uri":"kbs:///a/b/c"}"#,
+    )
+    .expect("json");
+    assert_eq!(
+        d.import_token(token.clone(), None, false).expect("import"),
+        0
+    );
+    assert!(matches!(
+        d.import_token(token.clone(), Some(0), false),
+        Err(Error::TokenInUse(0))
+    ));
+    d.set_labels(Some("again"), None).expect("rewrite");
+    let d = Luks2::open(d.into_inner()).expect("reopen");
+    assert_eq!(d.token(0).expect("token"), &token);
+    let text = String::from_utf8(d.header().metadata().to_json()).expect("utf8");
+    assert!(
+        text.contains(r#""nested":{"z":1,"a":[true,null]}"#),
+        "{text}"
+    );
+
+    let bad: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(r#"{"type":"x","keyslots":["7"]}"#).expect("json");
+    let mut d = d;
+    let err = d.import_token(bad, None, false).unwrap_err();
+    assert!(
+        err.to_string().contains("keyslot 7 does not exist"),
+        "{err}"
+    );
+}
+
+/// Rewrites the metadata of both copies with `edit` applied, re-sealing the checksums as a
+/// hostile but well-formed header would be.
+fn with_edited_json(dev: &mut MemoryDevice, edit: impl Fn(&mut serde_json::Value)) {
+    use sha2::Digest as _;
+    for off in [0usize, 16384] {
+        let area = &mut dev.as_mut_slice()[off..off + 16384];
+        let end = area[4096..].iter().position(|&c| c == 0).expect("nul") + 4096;
+        let mut v: serde_json::Value = serde_json::from_slice(&area[4096..end]).expect("json");
+        edit(&mut v);
+        let text = serde_json::to_vec(&v).expect("ser");
+        area[4096..].fill(0);
+        area[4096..4096 + text.len()].copy_from_slice(&text);
+        area[448..512].fill(0);
+        let sum = sha2::Sha256::digest(&area[..]);
+        area[448..480].copy_from_slice(&sum);
+    }
+}
+
+#[test]
+fn hostile_kdf_costs_are_refused_before_work() {
+    let (mut dev, _) = formatted(b"pw");
+    with_edited_json(&mut dev, |v| {
+        let kdf = &mut v["keyslots"]["0"]["kdf"];
+        *kdf = serde_json::json!({"type":"argon2id","time":4,"memory":4000000000u32,"cpus":4,"salt":kdf["salt"].clone()});
+    });
+    let (r, _) = unlock(dev, b"pw");
+    let err = r.unwrap_err();
+    assert!(
+        matches!(&err, Error::Limit { field, .. } if field == "keyslots.0.kdf.memory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn malformed_metadata_names_the_field() {
+    let cases: Vec<(Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+        (
+            Box::new(|v| v["keyslots"]["0"]["area"]["offset"] = "16".into()),
+            "keyslots.0.area",
+        ),
+        (
+            Box::new(|v| v["keyslots"]["0"]["area"]["offset"] = 32768.into()),
+            "keyslots.0.area.offset",
+        ),
+        (
+            Box::new(|v| v["config"]["json_size"] = "4096".into()),
+            "config.json_size",
+        ),
+        (
+            Box::new(|v| v["digests"]["0"]["keyslots"] = serde_json::json!(["5"])),
+            "digests.0.keyslots",
+        ),
+        (
+            Box::new(|v| v["segments"]["0"]["sector_size"] = 1000.into()),
+            "segments.0.sector_size",
+        ),
+        (
+            Box::new(|v| v["keyslots"]["0"]["af"]["stripes"] = 100000000.into()),
+            "keyslots.0.af.stripes",
+        ),
+        (
+            Box::new(|v| {
+                v.as_object_mut().expect("obj").remove("digests");
+            }),
+            "digests",
+        ),
+    ];
+    for (edit, field) in cases {
+        let (mut dev, _) = formatted(b"pw");
+        with_edited_json(&mut dev, edit);
+        let err = Luks2::open(dev).unwrap_err();
+        let Error::NoValidHeader { primary, .. } = &err else {
+            panic!("expected both copies rejected, got {err}");
+        };
+        let shown = primary.to_string();
+        assert!(shown.contains(field), "{field}: {shown}");
+    }
+}
+
+#[test]
+fn unknown_requirements_block_changes_but_not_reading() {
+    let (mut dev, _) = formatted(b"pw");
+    with_edited_json(&mut dev, |v| {
+        v["config"]["requirements"] = serde_json::json!({"mandatory": ["future-feature"]});
+    });
+    let mut d = Luks2::open(dev).expect("readable");
+    assert!(
+        d.unlock(b"pw", None, &KdfLimits::default()).is_ok(),
+        "reading the key is allowed"
+    );
+    let before = d.backup().expect("read");
+    assert!(matches!(
+        d.set_uuid("01234567-89ab-cdef-0123-456789abcdef"),
+        Err(Error::UnmetRequirements(r)) if r == ["future-feature"]
+    ));
+    assert!(matches!(
+        d.set_labels(Some("x"), None),
+        Err(Error::UnmetRequirements(_))
+    ));
+    let key = d
+        .unlock(b"pw", None, &KdfLimits::default())
+        .expect("unlock")
+        .1;
+    assert!(matches!(
+        d.add_keyslot(&key, b"x", None, &fast_slot()),
+        Err(Error::UnmetRequirements(_))
+    ));
+    assert!(matches!(
+        d.kill_keyslot(0),
+        Err(Error::UnmetRequirements(_))
+    ));
+    assert_eq!(d.backup().expect("read"), before, "nothing was written");
+}
+
+#[test]
+fn backup_and_restore() {
+    let (dev, _) = formatted(b"pw");
+    let mut d = Luks2::open(dev).expect("open");
+    let backup = d.backup().expect("backup");
+    assert_eq!(backup.len() as u64, d.header().header_area_size());
+    d.kill_keyslot(0).expect("kill");
+    let mut dev = d.into_inner();
+    luks2::restore_backup(&mut dev, &backup).expect("restore");
+    let (r, _) = unlock(dev, b"pw");
+    assert!(r.is_ok(), "the restored keyslot opens again");
+    assert!(luks2::check_backup(&backup[..1000]).is_err());
+}
+
+#[test]
+fn every_metadata_size_formats_and_reopens() {
+    for md in luks2::header::HDR_SIZES {
+        let mut o = fast_opts();
+        o.metadata_size = md;
+        let (d, key) = format(MemoryDevice::new(SIZE), &o, b"pw").expect("format");
+        let mut d = Luks2::open(d.into_inner()).expect("open");
+        assert_eq!(d.header().metadata_size(), md);
+        assert_eq!(
+            d.unlock(b"pw", None, &KdfLimits::default())
+                .expect("unlock")
+                .1
+                .as_bytes(),
+            key.as_bytes()
+        );
+    }
+}
+
+#[test]
+fn device_too_small_is_refused_untouched() {
+    let mut dev = MemoryDevice::new(1 << 20);
+    dev.as_mut_slice().fill(0x5a);
+    let err = format(&mut dev, &fast_opts(), b"pw").unwrap_err();
+    assert!(matches!(err, Error::DeviceTooSmall { .. }), "{err}");
+    assert!(
+        dev.as_slice().iter().all(|&b| b == 0x5a),
+        "no byte was written"
+    );
+}
