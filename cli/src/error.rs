@@ -20,7 +20,13 @@ pub(crate) enum CliError {
         device: PathBuf,
         source: luks2::Error,
     },
-    /// Opening or reading a file the user named.
+    /// Opening, locking or reading the device (or image) being worked on.
+    Device {
+        path: PathBuf,
+        what: &'static str,
+        source: io::Error,
+    },
+    /// Reading or writing another file the user named (key file, backup, JSON).
     File {
         path: PathBuf,
         what: &'static str,
@@ -38,6 +44,17 @@ impl CliError {
     pub(crate) fn luks(device: &Path) -> impl FnOnce(luks2::Error) -> CliError + '_ {
         move |source| CliError::Luks {
             device: device.to_owned(),
+            source,
+        }
+    }
+
+    pub(crate) fn device<'a>(
+        path: &'a Path,
+        what: &'static str,
+    ) -> impl FnOnce(io::Error) -> CliError + 'a {
+        move |source| CliError::Device {
+            path: path.to_owned(),
+            what,
             source,
         }
     }
@@ -60,7 +77,11 @@ impl CliError {
                 luks2::Error::Io { source, .. } => io_code(source),
                 _ => code::FAILURE,
             },
-            CliError::File { source, .. } => io_code(source),
+            CliError::Device { source, .. } => io_code(source),
+            CliError::File { source, .. } if source.kind() == io::ErrorKind::PermissionDenied => {
+                code::PERMISSION
+            }
+            CliError::File { .. } => code::FAILURE,
             CliError::Usage(_) | CliError::Refused(_) => code::FAILURE,
         }
     }
@@ -80,7 +101,9 @@ impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CliError::Luks { device, source } => write!(f, "{}: {source}", device.display()),
-            CliError::File { path, what, .. } => write!(f, "cannot {what} {}", path.display()),
+            CliError::Device { path, what, .. } | CliError::File { path, what, .. } => {
+                write!(f, "cannot {what} {}", path.display())
+            }
             CliError::Usage(m) | CliError::Refused(m) => f.write_str(m),
         }
     }
@@ -90,7 +113,7 @@ impl std::error::Error for CliError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             CliError::Luks { source, .. } => std::error::Error::source(source),
-            CliError::File { source, .. } => Some(source),
+            CliError::Device { source, .. } | CliError::File { source, .. } => Some(source),
             CliError::Usage(_) | CliError::Refused(_) => None,
         }
     }

@@ -31,16 +31,16 @@ fn open_device(path: &Path, write: bool, exclusive: bool) -> CliResult<File> {
         } else {
             "open device"
         };
-        CliError::file(path, what)(e)
+        CliError::device(path, what)(e)
     })?;
     if write {
         f.try_lock().map_err(|e| match e {
-            std::fs::TryLockError::WouldBlock => CliError::File {
+            std::fs::TryLockError::WouldBlock => CliError::Device {
                 path: path.to_owned(),
                 what: "lock",
                 source: io::Error::new(io::ErrorKind::ResourceBusy, "in use by another process"),
             },
-            std::fs::TryLockError::Error(e) => CliError::file(path, "lock")(e),
+            std::fs::TryLockError::Error(e) => CliError::device(path, "lock")(e),
         })?;
     }
     Ok(f)
@@ -203,7 +203,7 @@ pub(crate) fn run(cmd: Luks, out: &mut dyn Write) -> CliResult<i32> {
                 opts.volume_key = Some(read_volume_key(f)?);
             }
             let mut f = open_device(&device, true, true)?;
-            let sig = luks2::probe::signature(&mut f).map_err(CliError::file(&device, "read"))?;
+            let sig = luks2::probe::signature(&mut f).map_err(CliError::device(&device, "read"))?;
             if let Some(sig) = sig {
                 confirm(
                     &common,

@@ -1,0 +1,149 @@
+//! Helpers for running our binary and the real cryptsetup on image files.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Run {
+    use std::io::Write;
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input)
+            .expect("write stdin");
+    }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = child.wait_with_output().expect("wait");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// Runs `cryptpilot luks ARGS`.
+pub fn ours(args: &[&str]) -> Run {
+    ours_in(args, None)
+}
+
+pub fn ours_in(args: &[&str], stdin: Option<&[u8]>) -> Run {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cryptpilot"));
+    c.arg("luks").args(args);
+    run(c, stdin)
+}
+
+/// The real cryptsetup. Its absence fails the test: interop is not optional.
+pub fn cryptsetup(args: &[&str]) -> Run {
+    let bin = ["/usr/sbin/cryptsetup", "/sbin/cryptsetup"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("cryptsetup not found: install Debian's cryptsetup-bin (.ci/run does)");
+    let mut c = Command::new(bin);
+    c.args(args);
+    run(c, None)
+}
+
+#[track_caller]
+pub fn ok(r: Run) -> Run {
+    assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    r
+}
+
+pub struct Dir {
+    pub dir: tempfile::TempDir,
+}
+
+impl Dir {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A sparse image of `mib` MiB.
+    pub fn image(&self, name: &str, mib: u64) -> String {
+        let p = self.path(name);
+        std::fs::File::create(&p)
+            .and_then(|f| f.set_len(mib << 20))
+            .expect("image");
+        p.to_string_lossy().into_owned()
+    }
+
+    /// A key file holding `content`.
+    pub fn key(&self, name: &str, content: &[u8]) -> String {
+        let p = self.path(name);
+        std::fs::write(&p, content).expect("key file");
+        p.to_string_lossy().into_owned()
+    }
+
+    pub fn p(&self, name: &str) -> String {
+        self.path(name).to_string_lossy().into_owned()
+    }
+}
+
+/// The volume key as cryptsetup sees it.
+pub fn cs_volume_key(d: &Dir, image: &str, keyfile: &str) -> Vec<u8> {
+    let out = d.path(&format!("cs-vk-{}", rand_suffix()));
+    ok(cryptsetup(&[
+        "luksDump",
+        "-q",
+        "--dump-volume-key",
+        "--volume-key-file",
+        out.to_str().expect("utf8"),
+        "--key-file",
+        keyfile,
+        image,
+    ]));
+    std::fs::read(out).expect("volume key file")
+}
+
+/// The volume key as we see it.
+pub fn our_volume_key(d: &Dir, image: &str, keyfile: &str) -> Vec<u8> {
+    let out = d.path(&format!("our-vk-{}", rand_suffix()));
+    ok(ours(&[
+        "dump",
+        "--dump-volume-key",
+        "--volume-key-file",
+        out.to_str().expect("utf8"),
+        "--key-file",
+        keyfile,
+        image,
+    ]));
+    std::fs::read(out).expect("volume key file")
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The whole contents of a file, to prove an operation changed nothing.
+pub fn contents(path: &str) -> Vec<u8> {
+    std::fs::read(path).expect("read file")
+}
