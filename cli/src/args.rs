@@ -16,7 +16,7 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Low-level LUKS2 operations, named and flagged as in cryptsetup.
     #[command(subcommand)]
-    Luks(Luks),
+    Luks(LuksCommand),
 }
 
 /// Where the (existing) passphrase comes from.
@@ -70,7 +70,7 @@ pub(crate) struct Common {
 }
 
 #[derive(Debug, Subcommand)]
-pub(crate) enum Luks {
+pub(crate) enum LuksCommand {
     /// Format DEVICE as LUKS2 with one keyslot. Refuses a device that holds a LUKS header or
     /// a file-system signature unless confirmed (or --batch-mode).
     Format {

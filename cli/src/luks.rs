@@ -10,7 +10,7 @@ use luks2::{
     FormatOptions, HashAlg, KdfLimits, KeyslotOptions, Luks2, PbkdfKind, PbkdfParams, VolumeKey,
 };
 
-use crate::args::{Common, Luks, PbkdfOpts, TokenAction};
+use crate::args::{Common, LuksCommand as Luks, PbkdfOpts, TokenAction};
 use crate::error::{code, CliError, CliResult};
 use crate::keys::Keys;
 

@@ -214,7 +214,10 @@ impl SectorCipher {
     }
 
     fn run(&self, first: u64, sector_size: usize, data: &mut [u8], enc: bool) -> Result<()> {
-        if sector_size == 0 || sector_size % BLOCK != 0 || data.len() % sector_size != 0 {
+        if sector_size == 0
+            || !sector_size.is_multiple_of(BLOCK)
+            || !data.len().is_multiple_of(sector_size)
+        {
             return Err(Error::invalid(
                 "sector size",
                 format!("{} bytes in sectors of {sector_size}", data.len()),

@@ -208,9 +208,11 @@ fn hostile_kdf_costs_are_refused_before_work() {
     );
 }
 
+type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+
 #[test]
 fn malformed_metadata_names_the_field() {
-    let cases: Vec<(Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+    let cases: Vec<(Edit, &str)> = vec![
         (
             Box::new(|v| v["keyslots"]["0"]["area"]["offset"] = "16".into()),
             "keyslots.0.area",

@@ -35,7 +35,7 @@ pub(crate) fn validate(m: &Metadata, hdr_size: u64) -> Result<()> {
         ));
     }
     let ks_size = m.config.keyslots_size.0;
-    if ks_size % 4096 != 0 {
+    if !ks_size.is_multiple_of(4096) {
         return Err(Error::metadata(
             "config.keyslots_size",
             "not a multiple of 4096",

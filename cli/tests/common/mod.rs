@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+#[derive(Debug)]
 pub struct Run {
     pub code: i32,
     pub stdout: String,
@@ -70,8 +71,15 @@ pub fn ok(r: Run) -> Run {
     r
 }
 
+#[derive(Debug)]
 pub struct Dir {
     pub dir: tempfile::TempDir,
+}
+
+impl Default for Dir {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Dir {
