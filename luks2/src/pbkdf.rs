@@ -198,6 +198,11 @@ impl PbkdfParams {
 
 /// Finds (time, memory) that take about `target` seconds: full memory with as many passes as
 /// fit (at least [`MIN_ARGON2_TIME`]), or less memory at the minimum passes on slow machines.
+///
+/// The cost model is `memory * (a + b * passes)`: `a` is the per-KiB cost of allocating and
+/// first touching memory, `b` the per-KiB cost of one pass. Two probes at the same memory
+/// and different passes separate them; a single probe would count page faults as passes
+/// and undershoot.
 fn calibrate_argon2(
     variant: Argon2Variant,
     max_kib: u32,
@@ -205,15 +210,16 @@ fn calibrate_argon2(
     target: f64,
 ) -> Result<(u32, u32)> {
     let probe_kib = max_kib.min(64 * 1024);
-    let probe = argon2_time(variant, 1, probe_kib, cpus)?
-        .as_secs_f64()
-        .max(1e-6);
-    let per_kib_pass = probe / f64::from(probe_kib);
-    let passes_at_max = target / (per_kib_pass * f64::from(max_kib));
+    let t1 = argon2_time(variant, 1, probe_kib, cpus)?.as_secs_f64();
+    let t3 = argon2_time(variant, 3, probe_kib, cpus)?.as_secs_f64();
+    let m = f64::from(probe_kib);
+    let b = ((t3 - t1) / (2.0 * m)).max(1e-12);
+    let a = ((t1 - b * m) / m).max(0.0);
+    let passes_at_max = (target / f64::from(max_kib) - a) / b;
     if passes_at_max >= f64::from(MIN_ARGON2_TIME) {
         Ok((passes_at_max.min(f64::from(u16::MAX)) as u32, max_kib))
     } else {
-        let kib = target / (per_kib_pass * f64::from(MIN_ARGON2_TIME));
+        let kib = target / (a + b * f64::from(MIN_ARGON2_TIME));
         Ok((
             MIN_ARGON2_TIME,
             (kib as u32).clamp(32.max(8 * cpus), max_kib),
