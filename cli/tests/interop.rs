@@ -565,3 +565,59 @@ fn damaged_copies_from_cryptsetup() {
     );
     assert_eq!(contents(&img), before);
 }
+
+#[test]
+fn volumes_converted_from_luks1_unlock_with_us() {
+    let d = Dir::new();
+    let k = d.key("k", b"old volume");
+    for hash in ["sha256", "sha1"] {
+        let img = d.image(&format!("luks1-{hash}.img"), 32);
+        ok(cryptsetup(&[
+            "luksFormat",
+            "-q",
+            "--type",
+            "luks1",
+            "--pbkdf-force-iterations",
+            "1000",
+            "--hash",
+            hash,
+            "--key-file",
+            &k,
+            &img,
+        ]));
+        ok(cryptsetup(&["convert", "-q", "--type", "luks2", &img]));
+        let json = ok(ours(&["dump", "--json", &img])).stdout;
+        let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+        let digest = v["digests"]["0"]["digest"].as_str().expect("digest");
+        assert_eq!(
+            digest.len(),
+            28,
+            "a 20-byte LUKS1 digest in base64: {digest}"
+        );
+        assert_eq!(
+            our_volume_key(&d, &img, &k),
+            cs_volume_key(&d, &img, &k),
+            "{hash}"
+        );
+        // And a key we add is accepted by cryptsetup.
+        let k2 = d.key("k2", b"new key");
+        ok(ours(&[
+            "add-key",
+            "--key-file",
+            &k,
+            "--pbkdf",
+            "pbkdf2",
+            "--pbkdf-force-iterations",
+            "1000",
+            &img,
+            &k2,
+        ]));
+        ok(cryptsetup(&[
+            "open",
+            "--test-passphrase",
+            "--key-file",
+            &k2,
+            &img,
+        ]));
+    }
+}

@@ -334,3 +334,152 @@ fn device_too_small_is_refused_untouched() {
         "no byte was written"
     );
 }
+
+#[test]
+fn sha1_and_sha512_header_checksums_are_read() {
+    use sha2::Digest as _;
+    for alg in ["sha1", "sha512"] {
+        let (mut dev, key) = formatted(b"pw");
+        for off in [0usize, 16384] {
+            let area = &mut dev.as_mut_slice()[off..off + 16384];
+            area[72..104].fill(0);
+            area[72..72 + alg.len()].copy_from_slice(alg.as_bytes());
+            area[448..512].fill(0);
+            let sum = if alg == "sha1" {
+                sha1::Sha1::digest(&area[..]).to_vec()
+            } else {
+                sha2::Sha512::digest(&area[..]).to_vec()
+            };
+            area[448..448 + sum.len()].copy_from_slice(&sum);
+        }
+        let mut d = Luks2::open(dev).expect(alg);
+        assert_eq!(d.header().checksum_algorithm(), alg);
+        assert_eq!(d.stale_copy(), None);
+        let (_, k) = d
+            .unlock(b"pw", None, &KdfLimits::default())
+            .expect("unlock");
+        assert_eq!(k.as_bytes(), key.as_bytes());
+        // A rewrite keeps the algorithm and stays readable.
+        d.set_labels(Some("x"), None).expect("rewrite");
+        let d = Luks2::open(d.into_inner()).expect("reopen");
+        assert_eq!(d.header().checksum_algorithm(), alg);
+    }
+}
+
+/// A device whose writes fail after a budget, optionally tearing the failing write in half.
+struct Faulty {
+    dev: MemoryDevice,
+    budget: usize,
+    tear: bool,
+    faulted: bool,
+}
+
+impl luks2::BlockIo for Faulty {
+    fn read_exact_at(&mut self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.dev.read_exact_at(buf, offset)
+    }
+    fn write_all_at(&mut self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        if self.budget == 0 {
+            self.faulted = true;
+            if self.tear {
+                self.dev.write_all_at(&buf[..buf.len() / 2], offset)?;
+            }
+            return Err(std::io::Error::other("injected fault"));
+        }
+        self.budget -= 1;
+        self.dev.write_all_at(buf, offset)
+    }
+    fn sync(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn size(&mut self) -> std::io::Result<u64> {
+        self.dev.size()
+    }
+}
+
+fn sorted<'a>(v: &[&'a [u8]]) -> Vec<&'a [u8]> {
+    let mut v = v.to_vec();
+    v.sort();
+    v
+}
+
+/// Interrupts `op` at every write it makes (failing it, or tearing it in half). After each
+/// interruption a valid header must remain, and the passphrases that open it must be exactly
+/// the `old` set or exactly the `new` set: never neither, never a mix.
+fn interrupted_everywhere(
+    base: &MemoryDevice,
+    op: &dyn Fn(&mut Luks2<&mut Faulty>) -> luks2::Result<()>,
+    old: &[&[u8]],
+    new: &[&[u8]],
+) {
+    let lim = KdfLimits::default();
+    let mut all: Vec<&[u8]> = old.iter().chain(new).copied().collect();
+    all.sort();
+    all.dedup();
+    for tear in [false, true] {
+        for budget in 0.. {
+            let mut f = Faulty {
+                dev: base.clone(),
+                budget,
+                tear,
+                faulted: false,
+            };
+            let result = {
+                let mut d = Luks2::open(&mut f).expect("base opens");
+                op(&mut d)
+            };
+            let faulted = f.faulted;
+            assert_eq!(result.is_err(), faulted, "budget {budget}: {result:?}");
+            let mut d = Luks2::open(f.dev)
+                .unwrap_or_else(|e| panic!("budget {budget} tear {tear}: unreadable: {e}"));
+            let opened: Vec<&[u8]> = all
+                .iter()
+                .copied()
+                .filter(|p| d.unlock(p, None, &lim).is_ok())
+                .collect();
+            assert!(
+                opened == sorted(old) || opened == sorted(new),
+                "budget {budget} tear {tear}: {opened:?} open, neither the old nor the new key set"
+            );
+            if !faulted {
+                assert_eq!(
+                    opened,
+                    sorted(new),
+                    "a completed operation gives the new key set"
+                );
+                break;
+            }
+        }
+    }
+}
+
+#[test]
+fn interrupted_changes_leave_old_or_new_state() {
+    let (base, key) = formatted(b"a");
+    let k = key.clone();
+    interrupted_everywhere(
+        &base,
+        &|d| d.add_keyslot(&k, b"b", None, &fast_slot()).map(|_| ()),
+        &[b"a"],
+        &[b"a", b"b"],
+    );
+    let k = key.clone();
+    interrupted_everywhere(
+        &base,
+        &|d| d.change_keyslot(0, &k, b"c", &fast_slot()),
+        &[b"a"],
+        &[b"c"],
+    );
+    interrupted_everywhere(
+        &base,
+        &|d| d.set_labels(Some("l"), Some("s")),
+        &[b"a"],
+        &[b"a"],
+    );
+
+    let mut two = Luks2::open(base.clone()).expect("open");
+    two.add_keyslot(&key, b"b", None, &fast_slot())
+        .expect("add");
+    let two = two.into_inner();
+    interrupted_everywhere(&two, &|d| d.kill_keyslot(1), &[b"a", b"b"], &[b"a"]);
+}
