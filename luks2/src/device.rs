@@ -93,12 +93,7 @@ impl<D: BlockIo> Luks2<D> {
 
     /// The copy that a repair would rewrite, if any.
     pub fn stale_copy(&self) -> Option<Copy> {
-        match (&self.primary, &self.secondary) {
-            (CopyStatus::Valid(a), CopyStatus::Valid(b)) if a == b => None,
-            (CopyStatus::Valid(a), CopyStatus::Valid(b)) if a > b => Some(Copy::Secondary),
-            (CopyStatus::Valid(_), _) => Some(Copy::Secondary),
-            _ => Some(Copy::Primary),
-        }
+        header::stale_copy(&self.primary, &self.secondary)
     }
 
     pub(crate) fn io_mut(&mut self) -> &mut D {
@@ -182,17 +177,7 @@ impl<D: BlockIo> Luks2<D> {
     /// # Errors
     /// [`Error::WrongVolumeKey`].
     pub fn verify_volume_key(&self, key: &VolumeKey) -> Result<()> {
-        for (id, d) in &self.header.meta.digests {
-            if d.segments.is_empty() {
-                continue;
-            }
-            if crate::header::validate::digest_params(&self.header.meta, *id)?
-                .verify(key.as_bytes())
-            {
-                return Ok(());
-            }
-        }
-        Err(Error::WrongVolumeKey)
+        self.digest_for_key(key).map(|_| ())
     }
 
     /// Adds a keyslot holding `key` (which must match the volume's digest) under `passphrase`.
@@ -451,6 +436,7 @@ impl<D: BlockIo> Luks2<D> {
         Ok(())
     }
 
+    /// The digest of a data segment that `key` matches.
     fn digest_for_key(&self, key: &VolumeKey) -> Result<ObjId> {
         for (id, d) in &self.header.meta.digests {
             if d.segments.is_empty() {

@@ -160,15 +160,13 @@ pub struct Loaded {
     pub(crate) salts: [[u8; SALT_LEN]; 2],
 }
 
-impl Loaded {
-    /// The copy that is damaged or older than the other, if any: the one a repair rewrites.
-    pub fn stale_copy(&self) -> Option<Copy> {
-        match (&self.primary, &self.secondary) {
-            (CopyStatus::Valid(a), CopyStatus::Valid(b)) if a == b => None,
-            (CopyStatus::Valid(a), CopyStatus::Valid(b)) if a > b => Some(Copy::Secondary),
-            (CopyStatus::Valid(_), _) => Some(Copy::Secondary),
-            _ => Some(Copy::Primary),
-        }
+/// The copy that is damaged or older than the other, if any: the one a repair rewrites.
+pub(crate) fn stale_copy(primary: &CopyStatus, secondary: &CopyStatus) -> Option<Copy> {
+    match (primary, secondary) {
+        (CopyStatus::Valid(a), CopyStatus::Valid(b)) if a == b => None,
+        (CopyStatus::Valid(a), CopyStatus::Valid(b)) if a > b => Some(Copy::Secondary),
+        (CopyStatus::Valid(_), _) => Some(Copy::Secondary),
+        _ => Some(Copy::Primary),
     }
 }
 
