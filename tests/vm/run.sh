@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The VM test harness: boots Debian's cloud kernel under qemu with a busybox initramfs that
+# carries our static binary (and cryptsetup, dmsetup, mkfs.ext4 as peers), runs every
+# scenario in tests/vm/scenarios/, and fails with a readable report if any did not pass.
+#
+#   bash tests/vm/run.sh [SCENARIO...]     # default: all scenarios
+#
+# It installs what it needs from Debian's packages. Work files go to target/vm/.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+. scripts/lib.sh
+need_cargo
+need_packages qemu-system-x86 busybox-static cpio kmod cryptsetup-bin dmsetup e2fsprogs
+
+work=$root/target/vm
+mkdir -p "$work/cache"
+kpkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+[ -n "$kpkg" ] || { echo "cannot find the cloud kernel package (apt-get update?)" >&2; exit 1; }
+if ! ls "$work/cache/$kpkg"_*.deb >/dev/null 2>&1; then
+    (cd "$work/cache" && apt-get download "$kpkg" 2>/dev/null)
+fi
+kver=${kpkg#linux-image-}
+kdir=$work/kernel
+if [ ! -f "$kdir/lib/modules/$kver/modules.dep" ]; then
+    rm -rf "$kdir"
+    dpkg -x "$work/cache/$kpkg"_*.deb "$kdir"
+    depmod -b "$kdir" "$kver"
+fi
+
+echo "building the static cryptpilot binary" >&2
+RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked -q \
+    --target x86_64-unknown-linux-gnu -p cryptpilot
+bin=$root/target/x86_64-unknown-linux-gnu/release/cryptpilot
+
+# The initramfs.
+rd=$work/initrd
+rm -rf "$rd"
+mkdir -p "$rd"/{bin,sbin,dev,proc,sys,tmp,run/cryptsetup,etc,lib/modules,scenarios,mnt}
+cp /bin/busybox "$rd/bin/busybox"
+for a in $(/bin/busybox --list); do
+    [ -e "$rd/bin/$a" ] || ln -s busybox "$rd/bin/$a"
+done
+cp "$bin" "$rd/bin/cryptpilot"
+copy_with_libs() {
+    local exe=$1
+    cp "$exe" "$rd/sbin/"
+    for lib in $(ldd "$exe" | grep -o '/[^ ]*'); do
+        mkdir -p "$rd$(dirname "$lib")"
+        cp -nL "$lib" "$rd$lib"
+    done
+}
+for t in cryptsetup dmsetup mkfs.ext4 e2fsck; do
+    copy_with_libs "$(command -v $t)"
+done
+modules="virtio_pci virtio_blk dm-mod dm-crypt dm-integrity dm-verity aesni-intel xts gcm authenc loop ext4"
+mkdir -p "$rd/lib/modules/$kver"
+for m in $modules; do
+    modprobe -d "$kdir" -S "$kver" --show-depends "$m" || echo "warning: module $m not found" >&2
+done | awk '/^insmod/{print $2}' | sort -u | while read -r ko; do
+    rel=${ko#"$kdir"}
+    mkdir -p "$rd$(dirname "$rel")"
+    cp "$ko" "$rd$rel"
+done
+cp "$kdir/lib/modules/$kver"/modules.* "$rd/lib/modules/$kver/" 2>/dev/null || true
+depmod -b "$rd" "$kver"
+echo "$modules" > "$rd/etc/modules"
+
+scenarios=("$@")
+[ ${#scenarios[@]} -gt 0 ] || scenarios=($(cd tests/vm/scenarios && ls *.sh | sed 's/\.sh$//'))
+for s in "${scenarios[@]}"; do
+    cp "tests/vm/scenarios/$s.sh" "$rd/scenarios/"
+done
+cp tests/vm/lib.sh "$rd/scenarios/lib.sh"
+cp tests/vm/init.sh "$rd/init"
+chmod +x "$rd/init"
+(cd "$rd" && find . | cpio -o -H newc --quiet | gzip -1) > "$work/initrd.gz"
+
+# Two scratch disks per run.
+rm -f "$work"/disk{1,2}.img
+truncate -s 256M "$work/disk1.img" "$work/disk2.img"
+
+echo "booting ${#scenarios[@]} scenario(s)" >&2
+log=$work/console.log
+start=$(date +%s)
+timeout 1500 qemu-system-x86_64 -m 2048 -smp 2 -nographic -no-reboot -cpu max \
+    -kernel "$kdir/boot/vmlinuz-$kver" -initrd "$work/initrd.gz" \
+    -append "console=ttyS0 quiet panic=-1" \
+    -drive file="$work/disk1.img",format=raw,if=virtio \
+    -drive file="$work/disk2.img",format=raw,if=virtio > "$log" 2>&1 || true
+echo "VM wall time: $(( $(date +%s) - start )) s" >&2
+
+# The report.
+fail=0
+for s in "${scenarios[@]}"; do
+    line=$(grep -a "^RESULT $s " "$log" | tail -n 1 | tr -d '\r' || true)
+    case "$line" in
+        "RESULT $s PASS"*) echo "PASS  $s" ;;
+        "RESULT $s FAIL"*) echo "FAIL  $s: ${line#RESULT $s FAIL }"; fail=1 ;;
+        *) echo "FAIL  $s: no result (crashed or timed out; see $log)"; fail=1 ;;
+    esac
+done
+if ! grep -aq "^VM-SCENARIOS-DONE" "$log"; then
+    echo "the VM did not finish; last console lines:"; tail -n 30 "$log"; fail=1
+fi
+if [ "$fail" -ne 0 ]; then
+    echo "--- console log of failing scenarios ($log):"
+    grep -a -E "^(RESULT|LOG|\+)" "$log" | tail -n 80
+fi
+exit "$fail"
