@@ -1,0 +1,56 @@
+//! Device nodes under `/dev/mapper`, for systems with and without udev.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+
+use crate::{Error, Result};
+
+/// `/dev/mapper/NAME`.
+pub fn mapper_path(name: &str) -> PathBuf {
+    Path::new("/dev/mapper").join(name)
+}
+
+/// Whether udev is running (it then creates and removes the nodes).
+pub fn udev_running() -> bool {
+    Path::new("/run/udev/control").exists()
+}
+
+/// Makes sure `/dev/mapper/NAME` exists for the device: with udev, waits up to two seconds
+/// for it; without udev (initrds, minimal systems), creates it.
+///
+/// # Errors
+/// [`Error::Io`] if the node cannot be created.
+pub fn ensure_node(name: &str, major: u32, minor: u32) -> Result<PathBuf> {
+    let path = mapper_path(name);
+    if udev_running() {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if path.exists() {
+                return Ok(path);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    if path.exists() {
+        return Ok(path);
+    }
+    std::fs::create_dir_all("/dev/mapper")
+        .map_err(|e| Error::io("cannot create /dev/mapper", e))?;
+    mknod(
+        &path,
+        SFlag::S_IFBLK,
+        Mode::from_bits_truncate(0o600),
+        makedev(major.into(), minor.into()),
+    )
+    .map_err(|e| Error::io(format!("cannot create {}", path.display()), e.into()))?;
+    Ok(path)
+}
+
+/// Removes `/dev/mapper/NAME` when no udev is there to do it.
+pub fn remove_node(name: &str) {
+    if !udev_running() {
+        let _ = std::fs::remove_file(mapper_path(name));
+    }
+}

@@ -1,0 +1,202 @@
+//! The kernel ABI of `<linux/dm-ioctl.h>` and `<linux/loop.h>`, and the only `unsafe` code in
+//! this crate: each ioctl is wrapped once, here, in a safe function.
+
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+/// `DM_NAME_LEN`.
+pub(crate) const DM_NAME_LEN: usize = 128;
+/// `DM_UUID_LEN`.
+pub(crate) const DM_UUID_LEN: usize = 129;
+/// `DM_MAX_TYPE_NAME`.
+pub(crate) const DM_MAX_TYPE_NAME: usize = 16;
+/// The interface version we speak (4.x; the kernel accepts any 4.y with y <= its own).
+pub(crate) const DM_VERSION: [u32; 3] = [4, 0, 0];
+
+/// `struct dm_ioctl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct DmIoctl {
+    pub(crate) version: [u32; 3],
+    pub(crate) data_size: u32,
+    pub(crate) data_start: u32,
+    pub(crate) target_count: u32,
+    pub(crate) open_count: i32,
+    pub(crate) flags: u32,
+    pub(crate) event_nr: u32,
+    pub(crate) padding: u32,
+    pub(crate) dev: u64,
+    pub(crate) name: [u8; DM_NAME_LEN],
+    pub(crate) uuid: [u8; DM_UUID_LEN],
+    pub(crate) data: [u8; 7],
+}
+
+/// `struct dm_target_spec`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct DmTargetSpec {
+    pub(crate) sector_start: u64,
+    pub(crate) length: u64,
+    pub(crate) status: i32,
+    pub(crate) next: u32,
+    pub(crate) target_type: [u8; DM_MAX_TYPE_NAME],
+}
+
+/// `struct loop_info64`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct LoopInfo64 {
+    pub(crate) lo_device: u64,
+    pub(crate) lo_inode: u64,
+    pub(crate) lo_rdevice: u64,
+    pub(crate) lo_offset: u64,
+    pub(crate) lo_sizelimit: u64,
+    pub(crate) lo_number: u32,
+    pub(crate) lo_encrypt_type: u32,
+    pub(crate) lo_encrypt_key_size: u32,
+    pub(crate) lo_flags: u32,
+    pub(crate) lo_file_name: [u8; 64],
+    pub(crate) lo_crypt_name: [u8; 64],
+    pub(crate) lo_encrypt_key: [u8; 32],
+    pub(crate) lo_init: [u64; 2],
+}
+
+const _: () = assert!(std::mem::size_of::<DmIoctl>() == 312);
+const _: () = assert!(std::mem::size_of::<DmTargetSpec>() == 40);
+const _: () = assert!(std::mem::size_of::<LoopInfo64>() == 232);
+const _: () = assert!(std::mem::align_of::<DmIoctl>() == 8);
+
+/// dm flags.
+pub(crate) mod flags {
+    pub(crate) const READONLY: u32 = 1 << 0;
+    pub(crate) const SUSPEND: u32 = 1 << 1;
+    pub(crate) const STATUS_TABLE: u32 = 1 << 4;
+    pub(crate) const ACTIVE_PRESENT: u32 = 1 << 5;
+    pub(crate) const BUFFER_FULL: u32 = 1 << 8;
+    pub(crate) const SECURE_DATA: u32 = 1 << 15;
+}
+
+/// loop flags.
+pub(crate) const LO_FLAGS_READ_ONLY: u32 = 1;
+pub(crate) const LO_FLAGS_AUTOCLEAR: u32 = 4;
+
+/// The dm commands (`DM_*_CMD`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Cmd {
+    Version = 0,
+    ListDevices = 2,
+    DevCreate = 3,
+    DevRemove = 4,
+    DevSuspend = 6,
+    DevStatus = 7,
+    TableLoad = 9,
+    TableDeps = 11,
+    TableStatus = 12,
+    ListVersions = 13,
+    TargetMsg = 14,
+}
+
+mod raw {
+    use super::{DmIoctl, LoopInfo64};
+    nix::ioctl_readwrite!(dm_version, 0xfd, 0, DmIoctl);
+    nix::ioctl_readwrite!(dm_list_devices, 0xfd, 2, DmIoctl);
+    nix::ioctl_readwrite!(dm_dev_create, 0xfd, 3, DmIoctl);
+    nix::ioctl_readwrite!(dm_dev_remove, 0xfd, 4, DmIoctl);
+    nix::ioctl_readwrite!(dm_dev_suspend, 0xfd, 6, DmIoctl);
+    nix::ioctl_readwrite!(dm_dev_status, 0xfd, 7, DmIoctl);
+    nix::ioctl_readwrite!(dm_table_load, 0xfd, 9, DmIoctl);
+    nix::ioctl_readwrite!(dm_table_deps, 0xfd, 11, DmIoctl);
+    nix::ioctl_readwrite!(dm_table_status, 0xfd, 12, DmIoctl);
+    nix::ioctl_readwrite!(dm_list_versions, 0xfd, 13, DmIoctl);
+    nix::ioctl_readwrite!(dm_target_msg, 0xfd, 14, DmIoctl);
+    nix::ioctl_none_bad!(loop_ctl_get_free, 0x4C82);
+    nix::ioctl_write_int_bad!(loop_set_fd, 0x4C00);
+    nix::ioctl_none_bad!(loop_clr_fd, 0x4C01);
+    nix::ioctl_write_ptr_bad!(loop_set_status64, 0x4C04, LoopInfo64);
+}
+
+/// Issues dm command `cmd` on the control node with `buf`, which starts with a `DmIoctl`
+/// whose `data_size` is the length of `buf` in bytes.
+pub(crate) fn dm_ioctl(control: BorrowedFd<'_>, cmd: Cmd, buf: &mut [u64]) -> nix::Result<()> {
+    let len = std::mem::size_of_val(buf);
+    assert!(
+        len >= std::mem::size_of::<DmIoctl>(),
+        "buffer smaller than struct dm_ioctl"
+    );
+    let ptr = buf.as_mut_ptr().cast::<DmIoctl>();
+    // SAFETY: `buf` is 8-byte aligned (a `[u64]`), at least as long as `DmIoctl`, and
+    // exclusively borrowed for the call; its `data_size` (set by the caller from the same
+    // length) bounds every byte the kernel reads or writes past the struct.
+    unsafe {
+        debug_assert_eq!((*ptr).data_size as usize, len);
+        let fd = control.as_raw_fd();
+        match cmd {
+            Cmd::Version => raw::dm_version(fd, ptr),
+            Cmd::ListDevices => raw::dm_list_devices(fd, ptr),
+            Cmd::DevCreate => raw::dm_dev_create(fd, ptr),
+            Cmd::DevRemove => raw::dm_dev_remove(fd, ptr),
+            Cmd::DevSuspend => raw::dm_dev_suspend(fd, ptr),
+            Cmd::DevStatus => raw::dm_dev_status(fd, ptr),
+            Cmd::TableLoad => raw::dm_table_load(fd, ptr),
+            Cmd::TableDeps => raw::dm_table_deps(fd, ptr),
+            Cmd::TableStatus => raw::dm_table_status(fd, ptr),
+            Cmd::ListVersions => raw::dm_list_versions(fd, ptr),
+            Cmd::TargetMsg => raw::dm_target_msg(fd, ptr),
+        }
+    }
+    .map(|_| ())
+}
+
+/// `LOOP_CTL_GET_FREE`: the number of a free loop device (allocating one if needed).
+pub(crate) fn loop_ctl_get_free(control: BorrowedFd<'_>) -> nix::Result<u32> {
+    // SAFETY: this ioctl takes no argument and returns an integer.
+    let n = unsafe { raw::loop_ctl_get_free(control.as_raw_fd()) }?;
+    Ok(n as u32)
+}
+
+/// `LOOP_SET_FD`: binds `backing` to the loop device.
+pub(crate) fn loop_set_fd(dev: BorrowedFd<'_>, backing: BorrowedFd<'_>) -> nix::Result<()> {
+    // SAFETY: the argument is a file descriptor passed by value; both stay open for the call.
+    unsafe { raw::loop_set_fd(dev.as_raw_fd(), backing.as_raw_fd()) }.map(|_| ())
+}
+
+/// `LOOP_CLR_FD`: unbinds the loop device.
+pub(crate) fn loop_clr_fd(dev: BorrowedFd<'_>) -> nix::Result<()> {
+    // SAFETY: this ioctl takes no argument.
+    unsafe { raw::loop_clr_fd(dev.as_raw_fd()) }.map(|_| ())
+}
+
+/// `LOOP_SET_STATUS64`.
+pub(crate) fn loop_set_status64(dev: BorrowedFd<'_>, info: &LoopInfo64) -> nix::Result<()> {
+    // SAFETY: `info` is a valid, initialised `loop_info64` that the kernel only reads.
+    unsafe { raw::loop_set_status64(dev.as_raw_fd(), info) }.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Offsets of `struct dm_ioctl` fields as the C compiler lays them out.
+    #[test]
+    fn dm_ioctl_layout() {
+        assert_eq!(std::mem::offset_of!(DmIoctl, data_size), 12);
+        assert_eq!(std::mem::offset_of!(DmIoctl, flags), 28);
+        assert_eq!(std::mem::offset_of!(DmIoctl, dev), 40);
+        assert_eq!(std::mem::offset_of!(DmIoctl, name), 48);
+        assert_eq!(std::mem::offset_of!(DmIoctl, uuid), 176);
+        assert_eq!(std::mem::offset_of!(DmIoctl, data), 305);
+        assert_eq!(std::mem::offset_of!(DmTargetSpec, target_type), 24);
+        assert_eq!(std::mem::offset_of!(LoopInfo64, lo_file_name), 56);
+    }
+
+    /// The request numbers `_IOWR(0xfd, n, struct dm_ioctl)` the kernel expects.
+    #[test]
+    fn request_numbers() {
+        let iowr = |nr: u64| (3u64 << 30) | (312u64 << 16) | (0xfd << 8) | nr;
+        assert_eq!(iowr(0), 0xc138fd00);
+        assert_eq!(
+            nix::request_code_readwrite!(0xfd, 9, std::mem::size_of::<DmIoctl>()) as u64,
+            iowr(9)
+        );
+    }
+}
