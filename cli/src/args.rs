@@ -61,6 +61,26 @@ pub(crate) struct PbkdfOpts {
     pub(crate) hash: Option<String>,
 }
 
+/// dm-crypt performance and discard options for `open`.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct PerfOpts {
+    /// Pass discards (TRIM) through (reveals which blocks are unused).
+    #[arg(long = "allow-discards")]
+    pub(crate) allow_discards: bool,
+    /// Encrypt on the CPU that submitted the I/O.
+    #[arg(long = "perf-same_cpu_crypt")]
+    pub(crate) same_cpu_crypt: bool,
+    /// Do not offload writes to a separate thread after encryption.
+    #[arg(long = "perf-submit_from_crypt_cpus")]
+    pub(crate) submit_from_crypt_cpus: bool,
+    /// Decrypt reads synchronously, without the read workqueue.
+    #[arg(long = "perf-no_read_workqueue")]
+    pub(crate) no_read_workqueue: bool,
+    /// Encrypt writes synchronously, without the write workqueue.
+    #[arg(long = "perf-no_write_workqueue")]
+    pub(crate) no_write_workqueue: bool,
+}
+
 /// Options every `luks` verb takes.
 #[derive(Debug, Args, Clone, Default)]
 pub(crate) struct Common {
@@ -116,19 +136,40 @@ pub(crate) enum LuksCommand {
         #[command(flatten)]
         common: Common,
     },
-    /// Check a passphrase (--test-passphrase); mapping a device needs device-mapper.
+    /// Unlock DEVICE and map it as /dev/mapper/NAME (an image file gets a loop device that
+    /// goes away on close); with --test-passphrase, only check the passphrase.
     Open {
-        /// LUKS2 device.
+        /// LUKS2 device or image file.
         device: PathBuf,
-        /// Mapping name (not used with --test-passphrase).
+        /// Mapping name (not needed with --test-passphrase).
         name: Option<String>,
         /// Only check that the passphrase opens a keyslot.
         #[arg(long = "test-passphrase")]
         test_passphrase: bool,
+        /// Map read-only.
+        #[arg(short = 'r', long)]
+        readonly: bool,
+        #[command(flatten)]
+        perf: PerfOpts,
         #[command(flatten)]
         key: KeyOpts,
         #[command(flatten)]
         common: Common,
+    },
+    /// Remove the mapping NAME (retries briefly while it is busy).
+    Close {
+        /// Mapping name.
+        name: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Show whether NAME is mapped and how (exit 4 when it is not).
+    Status {
+        /// Mapping name.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the header (cryptsetup's luksDump layout).
     Dump {

@@ -32,6 +32,11 @@ pub(crate) enum CliError {
         what: &'static str,
         source: io::Error,
     },
+    /// A device-mapper or loop-device error.
+    Dm {
+        name: String,
+        source: dmioctl::Error,
+    },
     /// The user's arguments do not make sense together.
     Usage(String),
     /// The operation was refused or not confirmed; nothing was changed.
@@ -70,8 +75,25 @@ impl CliError {
         }
     }
 
+    pub(crate) fn dm(name: &str) -> impl FnOnce(dmioctl::Error) -> CliError + '_ {
+        move |source| CliError::Dm {
+            name: name.to_owned(),
+            source,
+        }
+    }
+
     pub(crate) fn exit_code(&self) -> i32 {
         match self {
+            CliError::Dm { source, .. } => match source {
+                dmioctl::Error::Exists(_) | dmioctl::Error::Busy { .. } => code::BUSY,
+                dmioctl::Error::NotFound(_) => code::WRONG_DEVICE,
+                e => match e.errno() {
+                    Some(nix::Error::EBUSY) => code::BUSY,
+                    Some(nix::Error::EPERM | nix::Error::EACCES) => code::PERMISSION,
+                    Some(nix::Error::ENOMEM) => code::NO_MEMORY,
+                    _ => code::FAILURE,
+                },
+            },
             CliError::Luks { source, .. } => match source {
                 luks2::Error::WrongPassphrase | luks2::Error::WrongVolumeKey => code::PERMISSION,
                 luks2::Error::Io { source, .. } => io_code(source),
@@ -101,6 +123,7 @@ impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CliError::Luks { device, source } => write!(f, "{}: {source}", device.display()),
+            CliError::Dm { name, source } => write!(f, "{name}: {source}"),
             CliError::Device { path, what, .. } | CliError::File { path, what, .. } => {
                 write!(f, "cannot {what} {}", path.display())
             }
@@ -113,6 +136,7 @@ impl std::error::Error for CliError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             CliError::Luks { source, .. } => std::error::Error::source(source),
+            CliError::Dm { source, .. } => std::error::Error::source(source),
             CliError::Device { source, .. } | CliError::File { source, .. } => Some(source),
             CliError::Usage(_) | CliError::Refused(_) => None,
         }

@@ -124,8 +124,8 @@ fn write_secret_file(path: &Path, bytes: &[u8]) -> CliResult {
         .map_err(CliError::file(path, "write"))
 }
 
-fn unlock(
-    dev: &mut Luks2<File>,
+fn unlock<D: luks2::BlockIo>(
+    dev: &mut Luks2<D>,
     device: &Path,
     pass: &[u8],
     slot: Option<u32>,
@@ -224,23 +224,47 @@ pub(crate) fn run(cmd: Luks, out: &mut dyn Write) -> CliResult<i32> {
             device,
             name,
             test_passphrase,
+            readonly,
+            perf,
             key,
             common: _,
         } => {
-            if !test_passphrase {
-                return Err(CliError::Usage(format!(
-                    "activating {} needs device-mapper support, which this build does not have yet; use --test-passphrase to check a passphrase",
-                    name.as_deref().unwrap_or("a mapping")
-                )));
+            if test_passphrase {
+                let mut dev = open_luks(&device, false)?;
+                let pass = keys.existing(
+                    &key,
+                    &format!("Enter passphrase for {}: ", device.display()),
+                )?;
+                unlock(&mut dev, &device, pass.as_bytes(), key.key_slot)?;
+                return Ok(0);
             }
-            let mut dev = open_luks(&device, false)?;
+            let Some(name) = name else {
+                return Err(CliError::Usage(
+                    "open needs a mapping NAME (or --test-passphrase)".into(),
+                ));
+            };
+            let dm_name = dmioctl::DmName::new(&name).map_err(CliError::dm(&name))?;
+            let dm = dmioctl::DmControl::open().map_err(CliError::dm(&name))?;
+            if dm.dev_status(&dm_name).is_ok() {
+                return Err(CliError::dm(&name)(dmioctl::Error::Exists(name.clone())));
+            }
+            let mut file = open_device(&device, !readonly, false)?;
+            let mut dev = Luks2::open(&mut file).map_err(CliError::luks(&device))?;
+            let activation = dev.header().activation().map_err(CliError::luks(&device))?;
             let pass = keys.existing(
                 &key,
                 &format!("Enter passphrase for {}: ", device.display()),
             )?;
-            unlock(&mut dev, &device, pass.as_bytes(), key.key_slot)?;
+            let (_, vk) = unlock(&mut dev, &device, pass.as_bytes(), key.key_slot)?;
+            let header = dev.header().clone();
+            drop(dev);
+            let data = crate::activate::data_device(&device, &mut file, readonly)?;
+            let (crypt, sectors) = crate::activate::crypt_table(&activation, &vk, &data, &perf)?;
+            crate::activate::activate(&header, &dm_name, &crypt, sectors, readonly)?;
             Ok(0)
         }
+        Luks::Close { name, common: _ } => crate::activate::close(&name),
+        Luks::Status { name, json } => crate::activate::status(&name, json, out),
         Luks::Dump {
             device,
             json,
@@ -532,7 +556,7 @@ fn token(
 }
 
 /// Writes to standard output; a closed pipe is not an error.
-fn write_out(out: &mut dyn Write, s: &str) -> CliResult<i32> {
+pub(crate) fn write_out(out: &mut dyn Write, s: &str) -> CliResult<i32> {
     match out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
         Ok(()) => Ok(0),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(0),

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod activate;
 mod args;
 mod error;
 mod keys;

@@ -48,7 +48,7 @@ pub use dump::dump_text;
 pub use error::{Copy, Error, Result};
 pub use format::{format, FormatOptions, DEFAULT_DATA_OFFSET};
 pub use hash::HashAlg;
-pub use header::{CopyStatus, Header, KeyslotParams};
+pub use header::{Activation, CopyStatus, Header, KeyslotParams};
 pub use io::{BlockIo, MemoryDevice};
 pub use kdf::{Argon2Variant, Kdf, KdfLimits};
 pub use pbkdf::{argon2_time, pbkdf2_rate, PbkdfKind, PbkdfParams};

@@ -339,3 +339,76 @@ pub(crate) fn encode_json(meta: &Metadata, hdr_size: u64) -> Result<Vec<u8>> {
     }
     Ok(json)
 }
+
+/// What activating the data segment needs, read from the header (no key in it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Activation {
+    /// Cipher in dm-crypt notation.
+    pub cipher: String,
+    /// Volume key size in bytes.
+    pub key_size: usize,
+    /// IV offset for dm-crypt.
+    pub iv_tweak: u64,
+    /// Data offset in bytes.
+    pub offset: u64,
+    /// Data size in bytes, or `None` for the rest of the device.
+    pub size: Option<u64>,
+    /// Encryption sector size in bytes.
+    pub sector_size: u32,
+    /// Persistent activation flags from `config.flags` (`allow-discards`, ...).
+    pub flags: Vec<String>,
+}
+
+impl Header {
+    /// The parameters to map the data segment, refusing what cannot be activated here.
+    ///
+    /// # Errors
+    /// [`Error::UnmetRequirements`]; [`Error::Unsupported`] for a header without exactly one
+    /// crypt segment, or with integrity protection (not yet supported).
+    pub fn activation(&self) -> Result<Activation> {
+        self.ensure_writable()?;
+        if self.meta.segments.len() != 1 {
+            return Err(Error::unsupported(
+                "segment layout",
+                format!("{} segments", self.meta.segments.len()),
+            ));
+        }
+        let Some((id, seg)) = self.data_segment() else {
+            return Err(Error::unsupported("segment layout", "no data segment"));
+        };
+        if seg.kind != "crypt" {
+            return Err(Error::unsupported("segment type", seg.kind.clone()));
+        }
+        if let Some(i) = &seg.integrity {
+            let t = i.get("type").and_then(|v| v.as_str()).unwrap_or("?");
+            return Err(Error::unsupported("integrity", t));
+        }
+        let key_size = self
+            .meta
+            .digests
+            .values()
+            .find(|d| d.segments.contains(&id))
+            .and_then(|d| d.keyslots.first())
+            .and_then(|k| self.meta.keyslots.get(k))
+            .map(|k| k.key_size as usize)
+            .ok_or_else(|| Error::metadata(format!("segments.{id}"), "no keyslot holds its key"))?;
+        Ok(Activation {
+            cipher: seg.encryption.clone().unwrap_or_default(),
+            key_size,
+            iv_tweak: seg.iv_tweak.map_or(0, |v| v.0),
+            offset: seg.offset.0,
+            size: match seg.size {
+                json::SegmentSize::Dynamic => None,
+                json::SegmentSize::Bytes(n) => Some(n),
+            },
+            sector_size: seg.sector_size.unwrap_or(512),
+            flags: self.meta.config.flags.clone().unwrap_or_default(),
+        })
+    }
+
+    /// The device-mapper UUID cryptsetup gives a mapping of this volume:
+    /// `CRYPT-LUKS2-<uuid without dashes>-<name>`.
+    pub fn dm_uuid(&self, name: &str) -> String {
+        format!("CRYPT-LUKS2-{}-{name}", self.uuid().replace('-', ""))
+    }
+}
