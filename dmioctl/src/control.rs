@@ -154,7 +154,13 @@ impl DmControl {
     pub fn open() -> Result<Self> {
         match File::options().read(true).write(true).open(Self::PATH) {
             Ok(file) => Ok(Self { file }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NoDeviceMapper),
+            // A node without the driver behind it answers ENODEV or ENXIO.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    || matches!(e.raw_os_error(), Some(nix::libc::ENODEV | nix::libc::ENXIO)) =>
+            {
+                Err(Error::NoDeviceMapper)
+            }
             Err(e) => Err(Error::io(format!("cannot open {}", Self::PATH), e)),
         }
     }
