@@ -1,0 +1,121 @@
+//! `verity`: `VERSION DATA_DEV HASH_DEV DATA_BLOCK HASH_BLOCK DATA_BLOCKS HASH_START ALG DIGEST SALT [N OPTION...]`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::{Error, Result};
+
+/// Parameters of a verity target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verity {
+    /// Hash format version (1 for veritysetup's default).
+    pub version: u32,
+    /// Data device.
+    pub data_device: String,
+    /// Hash device.
+    pub hash_device: String,
+    /// Data block size in bytes.
+    pub data_block_size: u32,
+    /// Hash block size in bytes.
+    pub hash_block_size: u32,
+    /// Number of data blocks.
+    pub data_blocks: u64,
+    /// First block of the hash tree on the hash device, in hash blocks.
+    pub hash_start: u64,
+    /// Hash algorithm (`sha256`).
+    pub algorithm: String,
+    /// Root digest, hex.
+    pub root_digest: String,
+    /// Salt, hex (`-` for none).
+    pub salt: String,
+    /// Options, in order (`ignore_zero_blocks`, `panic_on_corruption`, ...).
+    pub options: Vec<String>,
+}
+
+impl fmt::Display for Verity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} {} {} {} {} {} {} {} {}",
+            self.version,
+            self.data_device,
+            self.hash_device,
+            self.data_block_size,
+            self.hash_block_size,
+            self.data_blocks,
+            self.hash_start,
+            self.algorithm,
+            self.root_digest,
+            self.salt
+        )?;
+        if !self.options.is_empty() {
+            write!(f, " {} {}", self.options.len(), self.options.join(" "))?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Verity {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad =
+            |what: &str| Error::invalid("verity table", format!("bad or missing {what} in '{s}'"));
+        let f: Vec<&str> = s.split_whitespace().collect();
+        if f.len() < 10 {
+            return Err(bad("fields (10 needed)"));
+        }
+        let num = |i: usize, what: &str| f[i].parse::<u64>().map_err(|_| bad(what));
+        let hex = |i: usize, what: &str| {
+            if f[i] == "-" || (f[i].len() % 2 == 0 && f[i].bytes().all(|c| c.is_ascii_hexdigit())) {
+                Ok(f[i].to_owned())
+            } else {
+                Err(bad(what))
+            }
+        };
+        let mut options = Vec::new();
+        if f.len() > 10 {
+            let n: usize = f[10].parse().map_err(|_| bad("option count"))?;
+            if f.len() != 11 + n {
+                return Err(bad("options"));
+            }
+            options = f[11..].iter().map(|s| (*s).to_owned()).collect();
+        }
+        Ok(Self {
+            version: num(0, "version")? as u32,
+            data_device: f[1].to_owned(),
+            hash_device: f[2].to_owned(),
+            data_block_size: num(3, "data block size")? as u32,
+            hash_block_size: num(4, "hash block size")? as u32,
+            data_blocks: num(5, "data blocks")?,
+            hash_start: num(6, "hash start")?,
+            algorithm: f[7].to_owned(),
+            root_digest: hex(8, "root digest")?,
+            salt: hex(9, "salt")?,
+            options,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        for s in [
+            "1 254:0 254:16 4096 4096 25600 1 sha256 4392712ba01368efdf14b05c76f9e4df0d53664630b5d48632ed17a137f39076 1234000000000000000000000000000000000000000000000000000000000000",
+            "1 /dev/vda /dev/vda 4096 4096 100 101 sha256 00ff - 2 ignore_zero_blocks panic_on_corruption",
+        ] {
+            let v: Verity = s.parse().expect(s);
+            assert_eq!(v.to_string(), s);
+        }
+        for bad in [
+            "",
+            "1 a b 4096 4096 1 0 sha256 zz -",
+            "1 a b 4096 4096 1 0 sha256 00 - 2 x",
+            "x a b 1 1 1 0 s 00 -",
+        ] {
+            assert!(bad.parse::<Verity>().is_err(), "{bad}");
+        }
+    }
+}
