@@ -66,7 +66,9 @@ impl FromStr for Verity {
         }
         let num = |i: usize, what: &str| f[i].parse::<u64>().map_err(|_| bad(what));
         let hex = |i: usize, what: &str| {
-            if f[i] == "-" || (f[i].len() % 2 == 0 && f[i].bytes().all(|c| c.is_ascii_hexdigit())) {
+            if f[i] == "-"
+                || (f[i].len().is_multiple_of(2) && f[i].bytes().all(|c| c.is_ascii_hexdigit()))
+            {
                 Ok(f[i].to_owned())
             } else {
                 Err(bad(what))
