@@ -18,7 +18,7 @@ mkdir -p "$work/cache"
 kpkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
 [ -n "$kpkg" ] || { echo "cannot find the cloud kernel package (apt-get update?)" >&2; exit 1; }
 if ! ls "$work/cache/$kpkg"_*.deb >/dev/null 2>&1; then
-    (cd "$work/cache" && apt-get download "$kpkg" 2>/dev/null)
+    (cd "$work/cache" && apt-get -qq download "$kpkg" >/dev/null 2>&1) || { echo "cannot download $kpkg" >&2; exit 1; }
 fi
 kver=${kpkg#linux-image-}
 kdir=$work/kernel
