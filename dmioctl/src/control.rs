@@ -147,22 +147,32 @@ impl DmControl {
     /// The usual path of the control node.
     pub const PATH: &'static str = "/dev/mapper/control";
 
-    /// Opens the control node.
+    /// Opens the control node and checks the kernel speaks interface version 4.
     ///
     /// # Errors
-    /// [`Error::NoDeviceMapper`] if it does not exist, [`Error::Io`] otherwise.
+    /// [`Error::NoDeviceMapper`] if it does not exist or has no driver behind it,
+    /// [`Error::Invalid`] for another interface version, [`Error::Io`] otherwise.
     pub fn open() -> Result<Self> {
-        match File::options().read(true).write(true).open(Self::PATH) {
-            Ok(file) => Ok(Self { file }),
+        let file = match File::options().read(true).write(true).open(Self::PATH) {
+            Ok(file) => file,
             // A node without the driver behind it answers ENODEV or ENXIO.
             Err(e)
                 if e.kind() == std::io::ErrorKind::NotFound
                     || matches!(e.raw_os_error(), Some(nix::libc::ENODEV | nix::libc::ENXIO)) =>
             {
-                Err(Error::NoDeviceMapper)
+                return Err(Error::NoDeviceMapper)
             }
-            Err(e) => Err(Error::io(format!("cannot open {}", Self::PATH), e)),
+            Err(e) => return Err(Error::io(format!("cannot open {}", Self::PATH), e)),
+        };
+        let dm = Self { file };
+        let v = dm.version()?;
+        if v[0] != sys::DM_VERSION[0] {
+            return Err(Error::invalid(
+                "device-mapper interface",
+                format!("kernel speaks {}.{}.{}, we speak 4.x", v[0], v[1], v[2]),
+            ));
         }
+        Ok(dm)
     }
 
     /// Runs one command, growing the buffer while the kernel says it is full.
