@@ -12,3 +12,5 @@ cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked
 # Device-mapper needs a real kernel: the VM suite boots one under qemu (tests/vm/run.sh).
 bash tests/vm/run.sh
+# A short, bounded run of every fuzz target (libFuzzer on the nightly toolchain).
+bash fuzz/run.sh 20

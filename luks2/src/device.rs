@@ -167,6 +167,13 @@ impl<D: BlockIo> Luks2<D> {
             .digest_of_keyslot(id)
             .ok_or_else(|| Error::metadata(format!("keyslots.{id}"), "has no digest"))?;
         let digest = crate::header::validate::digest_params(&self.header.meta, digest_id)?;
+        if digest.iterations > limits.max_iterations {
+            return Err(Error::limit(
+                format!("digests.{digest_id}.iterations"),
+                digest.iterations.into(),
+                limits.max_iterations.into(),
+            ));
+        }
         let field = format!("keyslots.{id}.kdf");
         let key = keyslot::recover_key(&mut self.io, &field, &params, passphrase, limits)?;
         Ok(digest.verify(&key).then(|| VolumeKey::from_slice(&key)))

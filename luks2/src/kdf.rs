@@ -20,7 +20,7 @@ pub struct KdfLimits {
     pub max_time: u32,
     /// Largest Argon2 parallelism.
     pub max_cpus: u32,
-    /// Largest PBKDF2 iteration count.
+    /// Largest PBKDF2 iteration count, for keyslot KDFs and volume-key digests alike.
     pub max_iterations: u32,
 }
 

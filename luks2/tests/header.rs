@@ -483,3 +483,21 @@ fn interrupted_changes_leave_old_or_new_state() {
     let two = two.into_inner();
     interrupted_everywhere(&two, &|d| d.kill_keyslot(1), &[b"a", b"b"], &[b"a"]);
 }
+
+#[test]
+fn hostile_digest_iterations_are_capped() {
+    let (mut dev, _) = formatted(b"pw");
+    with_edited_json(&mut dev, |v| {
+        v["digests"]["0"]["iterations"] = 4_000_000_000u32.into()
+    });
+    let mut d = Luks2::open(dev).expect("open");
+    let limits = KdfLimits {
+        max_iterations: 1_000_000,
+        ..KdfLimits::default()
+    };
+    let err = d.unlock(b"pw", None, &limits).expect_err("capped");
+    assert!(
+        matches!(&err, Error::Limit { field, .. } if field == "digests.0.iterations"),
+        "{err}"
+    );
+}

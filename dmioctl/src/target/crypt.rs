@@ -189,12 +189,17 @@ impl Crypt {
         } else if key_text == "-" {
             CryptKey::Hex(Zeroizing::new(Vec::new()))
         } else {
-            if key_text.len() % 2 != 0 {
+            let hex = key_text.as_bytes();
+            if !hex.len().is_multiple_of(2) {
                 return Err(bad("hex key"));
             }
-            let mut k = Zeroizing::new(Vec::with_capacity(key_text.len() / 2));
-            for i in (0..key_text.len()).step_by(2) {
-                k.push(u8::from_str_radix(&key_text[i..i + 2], 16).map_err(|_| bad("hex key"))?);
+            let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+            let mut k = Zeroizing::new(Vec::with_capacity(hex.len() / 2));
+            for pair in hex.chunks_exact(2) {
+                match (nibble(pair[0]), nibble(pair[1])) {
+                    (Some(hi), Some(lo)) => k.push(hi << 4 | lo),
+                    _ => return Err(bad("hex key")),
+                }
             }
             CryptKey::Hex(k)
         };
@@ -251,6 +256,14 @@ mod tests {
                 CryptOption::Integrity(32, "aead".into())
             ]
         );
+    }
+
+    /// Found by the `dm_table` fuzz target: a multi-byte character in the key field made the
+    /// hex parser slice inside a character and panic.
+    #[test]
+    fn regression_multibyte_key_field() {
+        assert!(Crypt::parse("25\t\u{0}\u{3e0}8").is_err());
+        assert!(Crypt::parse("aes \u{e9}\u{e9} 0 1:1 0").is_err());
     }
 
     #[test]
