@@ -550,3 +550,98 @@ fn interrupted_format_restore_and_repair() {
         &[b"a"],
     );
 }
+
+#[derive(Clone, Debug)]
+enum Op {
+    Add(u8),
+    Kill(u8),
+    Change(u8, u8),
+    Label,
+}
+
+fn op_strategy() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (0u8..8).prop_map(Op::Add),
+        any::<u8>().prop_map(Op::Kill),
+        (any::<u8>(), 0u8..8).prop_map(|(i, p)| Op::Change(i, p)),
+        Just(Op::Label),
+    ]
+}
+
+fn pass(p: u8) -> Vec<u8> {
+    format!("pass-{p}").into_bytes()
+}
+
+/// Applies `op` to the model (the intended state, so an interrupted op can be judged
+/// against it) and then to the device. Ops that make no sense for the current state (killing
+/// the last key, reusing a passphrase) are skipped.
+fn apply(
+    d: &mut Luks2<&mut Faulty>,
+    key: &luks2::VolumeKey,
+    model: &mut Vec<(u32, u8)>,
+    op: &Op,
+) -> luks2::Result<()> {
+    match *op {
+        Op::Add(p) if !model.iter().any(|m| m.1 == p) && model.len() < 6 => {
+            let slot = (0..)
+                .find(|s| !model.iter().any(|m| m.0 == *s))
+                .expect("free slot");
+            model.push((slot, p));
+            assert_eq!(d.add_keyslot(key, &pass(p), None, &fast_slot())?, slot);
+        }
+        Op::Kill(i) if model.len() > 1 => {
+            let (slot, _) = model.remove(usize::from(i) % model.len());
+            d.kill_keyslot(slot)?;
+        }
+        Op::Change(i, p) if !model.iter().any(|m| m.1 == p) => {
+            let idx = usize::from(i) % model.len();
+            model[idx].1 = p;
+            d.change_keyslot(model[idx].0, key, &pass(p), &fast_slot())?;
+        }
+        Op::Label => d.set_labels(Some("l"), None)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+fn opening(dev: MemoryDevice) -> Vec<u8> {
+    let mut d = Luks2::open(dev).expect("readable");
+    (0u8..8)
+        .filter(|p| d.unlock(&pass(*p), None, &KdfLimits::default()).is_ok())
+        .collect()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, .. Default::default() })]
+
+    /// Random sequences of key operations keep the model's key set, and a fault at any write of
+    /// the last operation leaves exactly the key set from before or after it.
+    #[test]
+    fn random_operation_sequences(ops in proptest::collection::vec(op_strategy(), 1..8),
+                                  budget in 0usize..6, tear: bool) {
+        let (base, key) = formatted(&pass(0));
+        let mut f = Faulty { dev: base, budget: usize::MAX, tear: false, faulted: false };
+        let mut model = vec![(0u32, 0u8)];
+        let (last, init) = ops.split_last().expect("non-empty");
+        for op in init {
+            apply(&mut Luks2::open(&mut f).expect("open"), &key, &mut model, op).expect("op");
+        }
+        let mut before: Vec<u8> = model.iter().map(|m| m.1).collect();
+        before.sort();
+        proptest::prop_assert_eq!(opening(f.dev.clone()), before.clone());
+
+        let mut after_model = model.clone();
+        f.budget = budget;
+        f.tear = tear;
+        let r = apply(&mut Luks2::open(&mut f).expect("open"), &key, &mut after_model, last);
+        proptest::prop_assert_eq!(r.is_err(), f.faulted);
+        let mut after: Vec<u8> = after_model.iter().map(|m| m.1).collect();
+        after.sort();
+        let got = opening(f.dev.clone());
+        proptest::prop_assert!(got == before || got == after, "{:?}: {:?} open, before {:?} after {:?}", last, got, before, after);
+        if !f.faulted {
+            proptest::prop_assert_eq!(got, after);
+        }
+    }
+}
