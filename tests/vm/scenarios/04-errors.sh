@@ -10,6 +10,12 @@ cryptpilot luks open --key-file /tmp/k1 $D1 e1
 expect_code 5 cryptpilot luks open --key-file /tmp/k1 $D1 e1
 grep -q "already exists" /tmp/out || fail "message: $(cat /tmp/out)"
 
+# Formatting the disk under a live mapping: busy (O_EXCL), exit 5, header unchanged.
+before=$(dd if=$D1 bs=1M count=17 2>/dev/null | md5sum)
+expect_code 5 cryptpilot luks format -q $FAST --key-file /tmp/k2 $D1
+grep -q "in use" /tmp/out || fail "message: $(cat /tmp/out)"
+[ "$(dd if=$D1 bs=1M count=17 2>/dev/null | md5sum)" = "$before" ] || fail "busy format changed the disk"
+
 mkfs.ext4 -q /dev/mapper/e1
 mount -t ext4 /dev/mapper/e1 /mnt
 expect_code 5 cryptpilot luks close e1
