@@ -6,7 +6,12 @@ use clap::{Args, Parser, Subcommand};
 
 /// cryptpilot: LUKS2 disk encryption for confidential VMs, without libcryptsetup.
 #[derive(Debug, Parser)]
-#[command(name = "cryptpilot", version, propagate_version = true)]
+#[command(
+    name = "cryptpilot",
+    version,
+    propagate_version = true,
+    args_override_self = true
+)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,

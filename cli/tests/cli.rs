@@ -309,3 +309,26 @@ fn dump_is_like_cryptsetup_and_json_is_the_metadata() {
     assert_eq!(ours(&["is-luks", &plain]).code, 1);
     assert!(ok(ours(&["uuid", &img])).stdout.trim().len() == 36);
 }
+
+#[test]
+fn a_repeated_flag_takes_the_last_value_as_in_cryptsetup() {
+    let d = Dir::new();
+    let key = d.key("k", b"pw");
+    let img = d.image("rep.img", 24);
+    ok(ours(&[
+        "format",
+        "-q",
+        "--pbkdf",
+        "argon2id",
+        "--pbkdf",
+        "pbkdf2",
+        "--pbkdf-force-iterations",
+        "1000",
+        "--key-file",
+        &key,
+        &img,
+    ]));
+    assert!(ok(ours(&["dump", &img]))
+        .stdout
+        .contains("PBKDF:      pbkdf2"));
+}

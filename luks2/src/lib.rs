@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod backup;
 mod device;
 mod digest;
 mod dump;
@@ -42,7 +43,8 @@ mod secret;
 pub mod sector;
 mod util;
 
-pub use device::{check_backup, restore_backup, KeyslotOptions, Luks2, DEFAULT_STRIPES};
+pub use backup::{check_backup, restore_backup};
+pub use device::{KeyslotOptions, Luks2, DEFAULT_STRIPES};
 pub use digest::KeyDigest;
 pub use dump::dump_text;
 pub use error::{Copy, Error, Result};
