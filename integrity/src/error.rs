@@ -1,0 +1,76 @@
+//! The crate's one error type.
+
+use std::fmt;
+
+/// Errors of verity (and integrity) metadata handling.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading or writing failed.
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A parameter is out of range.
+    Invalid {
+        /// Which parameter.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The superblock is missing or malformed.
+    BadSuperblock(String),
+    /// A block does not match its hash.
+    Corrupt {
+        /// `data` or `hash`.
+        area: &'static str,
+        /// Block number within that area.
+        block: u64,
+    },
+    /// The root hash does not match.
+    WrongRootHash,
+}
+
+impl Error {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn invalid(what: &'static str, reason: impl Into<String>) -> Self {
+        Error::Invalid {
+            what,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { context, .. } => f.write_str(context),
+            Error::Invalid { what, reason } => write!(f, "invalid {what}: {reason}"),
+            Error::BadSuperblock(r) => write!(f, "bad verity superblock: {r}"),
+            Error::Corrupt { area, block } => {
+                write!(f, "{area} block {block} does not match its hash")
+            }
+            Error::WrongRootHash => f.write_str("the hash tree does not match the root hash"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,411 @@
+//! dm-verity hash trees (format 1) and superblocks, as `veritysetup format` writes them.
+//!
+//! Each data block is hashed as `H(salt || block)`; the digests are packed into hash blocks
+//! (each entry padded to a power-of-two size, so a 4096-byte block holds 128 SHA-256 or 128
+//! SHA-1 entries); those blocks are hashed the same way level by level until one block remains,
+//! whose salted hash is the root hash. The hash area holds an optional 512-byte superblock in its
+//! own hash block, then the levels from the top (one block) down to level 0.
+
+use luks2::{BlockIo, HashAlg};
+
+use crate::{Error, Result};
+
+/// Size of the on-disk superblock.
+pub const SUPERBLOCK_SIZE: usize = 512;
+/// Largest salt the superblock can hold.
+pub const MAX_SALT: usize = 256;
+const SIGNATURE: &[u8; 8] = b"verity\0\0";
+
+/// Everything that defines a hash tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerityParams {
+    /// Hash algorithm.
+    pub hash: HashAlg,
+    /// Data block size (512 to 4096, a power of two).
+    pub data_block_size: u32,
+    /// Hash block size (512 to 4096, a power of two).
+    pub hash_block_size: u32,
+    /// Number of data blocks covered.
+    pub data_blocks: u64,
+    /// Salt (up to 256 bytes).
+    pub salt: Vec<u8>,
+    /// UUID stored in the superblock.
+    pub uuid: [u8; 16],
+    /// Byte offset of the hash area (superblock first) on the hash device.
+    pub hash_offset: u64,
+    /// Whether a superblock precedes the tree.
+    pub superblock: bool,
+}
+
+impl VerityParams {
+    /// veritysetup's defaults (4096-byte blocks, superblock at offset 0) for `data_blocks`.
+    pub fn new(data_blocks: u64, hash: HashAlg, salt: Vec<u8>) -> Self {
+        Self {
+            hash,
+            data_block_size: 4096,
+            hash_block_size: 4096,
+            data_blocks,
+            salt,
+            uuid: [0; 16],
+            hash_offset: 0,
+            superblock: true,
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        for (what, v) in [
+            ("data block size", self.data_block_size),
+            ("hash block size", self.hash_block_size),
+        ] {
+            if !(512..=4096).contains(&v) || !v.is_power_of_two() {
+                return Err(Error::invalid(
+                    what,
+                    format!("{v} is not a power of two from 512 to 4096"),
+                ));
+            }
+        }
+        if self.salt.len() > MAX_SALT {
+            return Err(Error::invalid(
+                "salt",
+                format!("{} bytes is more than {MAX_SALT}", self.salt.len()),
+            ));
+        }
+        if self.data_blocks == 0 {
+            return Err(Error::invalid("data", "no data blocks"));
+        }
+        if self.superblock
+            && !self
+                .hash_offset
+                .is_multiple_of(u64::from(self.hash_block_size))
+        {
+            return Err(Error::invalid(
+                "hash offset",
+                "not a multiple of the hash block size",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Byte position of the first tree block on the hash device.
+    pub fn tree_offset(&self) -> u64 {
+        self.hash_offset
+            + if self.superblock {
+                u64::from(self.hash_block_size)
+            } else {
+                0
+            }
+    }
+
+    /// Total bytes of the hash area (superblock and tree).
+    pub fn hash_area_size(&self) -> u64 {
+        let l = Layout::new(self);
+        self.tree_offset() - self.hash_offset + l.total_blocks() * u64::from(self.hash_block_size)
+    }
+}
+
+/// How the tree's levels are sized and placed.
+#[derive(Clone, Debug)]
+struct Layout {
+    entry_size: usize,
+    hashes_per_block: u64,
+    /// Block count of each level, level 0 (over the data) first.
+    counts: Vec<u64>,
+}
+
+impl Layout {
+    fn new(p: &VerityParams) -> Self {
+        let digest = p.hash.output_len() as u64;
+        let fit = u64::from(p.hash_block_size) / digest;
+        // The largest power of two that fits.
+        let hashes_per_block = 1u64 << (63 - fit.leading_zeros());
+        let mut counts = Vec::new();
+        let mut n = p.data_blocks;
+        loop {
+            n = n.div_ceil(hashes_per_block);
+            counts.push(n);
+            if n <= 1 {
+                break;
+            }
+        }
+        Self {
+            entry_size: (u64::from(p.hash_block_size) / hashes_per_block) as usize,
+            hashes_per_block,
+            counts,
+        }
+    }
+
+    fn total_blocks(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// First block of `level`, counted from the tree start: the top level comes first.
+    fn level_start(&self, level: usize) -> u64 {
+        self.counts[level + 1..].iter().sum()
+    }
+}
+
+fn salted(hash: HashAlg, salt: &[u8], block: &[u8]) -> Vec<u8> {
+    hash.digest(&[salt, block])
+}
+
+/// Hashes consecutive `block_size` blocks of `data` into `out` entries, on all cores.
+fn hash_blocks(p: &VerityParams, data: &[u8], block_size: usize, entry: usize, out: &mut [u8]) {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    let blocks = data.len() / block_size;
+    let per = blocks.div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        for (chunk, dst) in data
+            .chunks(per * block_size)
+            .zip(out.chunks_mut(per * entry))
+        {
+            s.spawn(move || {
+                for (b, e) in chunk.chunks(block_size).zip(dst.chunks_mut(entry)) {
+                    let h = salted(p.hash, &p.salt, b);
+                    e[..h.len()].copy_from_slice(&h);
+                }
+            });
+        }
+    });
+}
+
+/// Level 0: the salted hashes of the data blocks, packed into hash blocks.
+fn level0<D: BlockIo>(data: &mut D, p: &VerityParams, l: &Layout) -> Result<Vec<u8>> {
+    let dbs = p.data_block_size as usize;
+    let mut level = vec![0u8; l.counts[0] as usize * p.hash_block_size as usize];
+    let chunk_blocks = ((16usize << 20) / dbs).max(1);
+    let mut buf = vec![0u8; chunk_blocks * dbs];
+    let mut block = 0u64;
+    while block < p.data_blocks {
+        let n = (chunk_blocks as u64).min(p.data_blocks - block) as usize;
+        let b = &mut buf[..n * dbs];
+        data.read_exact_at(b, block * dbs as u64)
+            .map_err(|e| Error::io(format!("cannot read data block {block}"), e))?;
+        let start = block as usize * l.entry_size;
+        hash_blocks(
+            p,
+            b,
+            dbs,
+            l.entry_size,
+            &mut level[start..start + n * l.entry_size],
+        );
+        block += n as u64;
+    }
+    Ok(level)
+}
+
+/// The level above `below` (which holds `count` hash blocks).
+fn level_above(p: &VerityParams, l: &Layout, below: &[u8], count: u64) -> Vec<u8> {
+    let hbs = p.hash_block_size as usize;
+    let mut next = vec![0u8; (count.div_ceil(l.hashes_per_block) as usize) * hbs];
+    hash_blocks(
+        p,
+        &below[..count as usize * hbs],
+        hbs,
+        l.entry_size,
+        &mut next,
+    );
+    next
+}
+
+fn root_of(p: &VerityParams, top: &[u8]) -> Vec<u8> {
+    salted(p.hash, &p.salt, &top[..p.hash_block_size as usize])
+}
+
+/// Computes the tree over `data` and writes the superblock (if enabled) and the tree to `hash`.
+/// Returns the root hash.
+///
+/// # Errors
+/// [`Error::Invalid`] for bad parameters, [`Error::Io`].
+pub fn format<D: BlockIo, H: BlockIo>(
+    data: &mut D,
+    hash: &mut H,
+    p: &VerityParams,
+) -> Result<Vec<u8>> {
+    p.check()?;
+    let l = Layout::new(p);
+    let mut levels = vec![level0(data, p, &l)?];
+    for i in 1..l.counts.len() {
+        levels.push(level_above(p, &l, &levels[i - 1], l.counts[i - 1]));
+    }
+    let root = root_of(p, &levels[levels.len() - 1]);
+    let hbs = u64::from(p.hash_block_size);
+    if p.superblock {
+        let mut sb = vec![0u8; p.hash_block_size as usize];
+        sb[..SUPERBLOCK_SIZE].copy_from_slice(&Superblock::from_params(p).encode());
+        hash.write_all_at(&sb, p.hash_offset)
+            .map_err(|e| Error::io("cannot write the verity superblock", e))?;
+    }
+    for (i, level) in levels.iter().enumerate() {
+        let at = p.tree_offset() + l.level_start(i) * hbs;
+        hash.write_all_at(level, at)
+            .map_err(|e| Error::io(format!("cannot write hash level {i}"), e))?;
+    }
+    hash.sync()
+        .map_err(|e| Error::io("cannot sync the hash device", e))?;
+    Ok(root)
+}
+
+/// Checks every data and hash block against `root`, as the kernel would on reading them.
+///
+/// # Errors
+/// [`Error::Corrupt`] naming the first data block whose hash does not match level 0, or else the
+/// first hash block (numbered from the tree start) whose hash does not match the level above;
+/// [`Error::WrongRootHash`]; [`Error::Io`].
+pub fn verify<D: BlockIo, H: BlockIo>(
+    data: &mut D,
+    hash: &mut H,
+    p: &VerityParams,
+    root: &[u8],
+) -> Result<()> {
+    p.check()?;
+    let l = Layout::new(p);
+    let hbs = p.hash_block_size as usize;
+    let stored: Vec<Vec<u8>> = (0..l.counts.len())
+        .map(|i| {
+            let mut v = vec![0u8; l.counts[i] as usize * hbs];
+            let at = p.tree_offset() + l.level_start(i) * hbs as u64;
+            hash.read_exact_at(&mut v, at)
+                .map(|()| v)
+                .map_err(|e| Error::io(format!("cannot read hash level {i}"), e))
+        })
+        .collect::<Result<_>>()?;
+    let n = p.hash.output_len();
+    let first_mismatch = |computed: &[u8], stored: &[u8], count: u64| {
+        (0..count as usize)
+            .find(|b| computed[b * l.entry_size..][..n] != stored[b * l.entry_size..][..n])
+    };
+    if salted(p.hash, &p.salt, &stored[stored.len() - 1][..hbs]) != root {
+        return Err(Error::WrongRootHash);
+    }
+    // Top down, as the kernel trusts a level only once the level above vouches for it.
+    for i in (1..l.counts.len()).rev() {
+        let computed = level_above(p, &l, &stored[i - 1], l.counts[i - 1]);
+        if let Some(b) = first_mismatch(&computed, &stored[i], l.counts[i - 1]) {
+            return Err(Error::Corrupt {
+                area: "hash",
+                block: l.level_start(i - 1) + b as u64,
+            });
+        }
+    }
+    let computed = level0(data, p, &l)?;
+    if let Some(b) = first_mismatch(&computed, &stored[0], p.data_blocks) {
+        return Err(Error::Corrupt {
+            area: "data",
+            block: b as u64,
+        });
+    }
+    Ok(())
+}
+
+/// The 512-byte verity superblock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Superblock {
+    /// Hash type (1 for the default format).
+    pub hash_type: u32,
+    /// UUID.
+    pub uuid: [u8; 16],
+    /// Hash algorithm name.
+    pub algorithm: String,
+    /// Data block size.
+    pub data_block_size: u32,
+    /// Hash block size.
+    pub hash_block_size: u32,
+    /// Number of data blocks.
+    pub data_blocks: u64,
+    /// Salt.
+    pub salt: Vec<u8>,
+}
+
+impl Superblock {
+    fn from_params(p: &VerityParams) -> Self {
+        Self {
+            hash_type: 1,
+            uuid: p.uuid,
+            algorithm: p.hash.name().to_owned(),
+            data_block_size: p.data_block_size,
+            hash_block_size: p.hash_block_size,
+            data_blocks: p.data_blocks,
+            salt: p.salt.clone(),
+        }
+    }
+
+    /// The on-disk bytes (little endian).
+    pub fn encode(&self) -> [u8; SUPERBLOCK_SIZE] {
+        let mut b = [0u8; SUPERBLOCK_SIZE];
+        b[..8].copy_from_slice(SIGNATURE);
+        b[8..12].copy_from_slice(&1u32.to_le_bytes());
+        b[12..16].copy_from_slice(&self.hash_type.to_le_bytes());
+        b[16..32].copy_from_slice(&self.uuid);
+        let alg = self.algorithm.as_bytes();
+        b[32..32 + alg.len().min(31)].copy_from_slice(&alg[..alg.len().min(31)]);
+        b[64..68].copy_from_slice(&self.data_block_size.to_le_bytes());
+        b[68..72].copy_from_slice(&self.hash_block_size.to_le_bytes());
+        b[72..80].copy_from_slice(&self.data_blocks.to_le_bytes());
+        let salt = &self.salt[..self.salt.len().min(MAX_SALT)];
+        b[80..82].copy_from_slice(&(salt.len() as u16).to_le_bytes());
+        b[88..88 + salt.len()].copy_from_slice(salt);
+        b
+    }
+
+    /// Parses and checks a superblock.
+    ///
+    /// # Errors
+    /// [`Error::BadSuperblock`] naming what is wrong.
+    pub fn parse(b: &[u8]) -> Result<Self> {
+        let bad = |r: &str| Error::BadSuperblock(r.to_owned());
+        if b.len() < SUPERBLOCK_SIZE || &b[..8] != SIGNATURE {
+            return Err(bad("no verity signature"));
+        }
+        let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        if u32_at(8) != 1 {
+            return Err(bad("unsupported superblock version"));
+        }
+        let salt_len = usize::from(u16::from_le_bytes([b[80], b[81]]));
+        if salt_len > MAX_SALT {
+            return Err(bad("salt longer than 256 bytes"));
+        }
+        let alg_end = b[32..64].iter().position(|&c| c == 0).unwrap_or(32);
+        let mut uuid = [0u8; 16];
+        uuid.copy_from_slice(&b[16..32]);
+        let mut blocks = [0u8; 8];
+        blocks.copy_from_slice(&b[72..80]);
+        Ok(Self {
+            hash_type: u32_at(12),
+            uuid,
+            algorithm: String::from_utf8_lossy(&b[32..32 + alg_end]).into_owned(),
+            data_block_size: u32_at(64),
+            hash_block_size: u32_at(68),
+            data_blocks: u64::from_le_bytes(blocks),
+            salt: b[88..88 + salt_len].to_vec(),
+        })
+    }
+
+    /// Parameters for the tree this superblock describes, at `hash_offset`.
+    ///
+    /// # Errors
+    /// [`Error::BadSuperblock`] for an unsupported hash type or algorithm.
+    pub fn params(&self, hash_offset: u64) -> Result<VerityParams> {
+        if self.hash_type != 1 {
+            return Err(Error::BadSuperblock(format!(
+                "hash type {} is not supported",
+                self.hash_type
+            )));
+        }
+        let hash = HashAlg::parse(&self.algorithm)
+            .map_err(|_| Error::BadSuperblock(format!("unsupported hash '{}'", self.algorithm)))?;
+        let p = VerityParams {
+            hash,
+            data_block_size: self.data_block_size,
+            hash_block_size: self.hash_block_size,
+            data_blocks: self.data_blocks,
+            salt: self.salt.clone(),
+            uuid: self.uuid,
+            hash_offset,
+            superblock: true,
+        };
+        p.check()?;
+        Ok(p)
+    }
+}

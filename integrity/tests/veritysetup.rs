@@ -1,0 +1,225 @@
+//! Hash trees equal to `veritysetup format`'s, byte for byte, for every block size and hash.
+
+use std::path::Path;
+use std::process::Command;
+
+use integrity::verity::{self, Superblock, VerityParams};
+use integrity::Error;
+use luks2::{HashAlg, MemoryDevice};
+
+const UUID: &str = "01234567-89ab-cdef-0123-456789abcdef";
+
+fn veritysetup(args: &[&str]) -> String {
+    let bin = ["/usr/sbin/veritysetup", "/sbin/veritysetup"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("veritysetup not found: install Debian's cryptsetup-bin (.ci/run does)");
+    let out = Command::new(bin)
+        .args(args)
+        .output()
+        .expect("run veritysetup");
+    assert!(
+        out.status.success(),
+        "veritysetup {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn root_hash(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix("Root hash:"))
+        .expect("Root hash line")
+        .trim()
+        .to_owned()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn uuid_bytes() -> [u8; 16] {
+    let h: String = UUID.chars().filter(|c| *c != '-').collect();
+    let mut u = [0u8; 16];
+    for (i, b) in u.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&h[2 * i..2 * i + 2], 16).expect("hex");
+    }
+    u
+}
+
+fn data(len: usize) -> Vec<u8> {
+    let mut x = 0x1234_5678u32;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn trees_equal_veritysetups() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data_path = dir.path().join("data");
+    let hash_path = dir.path().join("hash");
+    let (dp, hp) = (
+        data_path.to_str().expect("utf8"),
+        hash_path.to_str().expect("utf8"),
+    );
+    let mut cases = 0;
+    for hash in ["sha1", "sha256", "sha512"] {
+        for (dbs, hbs) in [
+            (4096u32, 4096u32),
+            (512, 512),
+            (4096, 512),
+            (512, 4096),
+            (1024, 2048),
+        ] {
+            for salt in [Some("00112233445566778899"), None, Some("-")] {
+                // An odd number of blocks, so no level is full.
+                let blocks = 1031u64;
+                let bytes = data(blocks as usize * dbs as usize);
+                std::fs::write(&data_path, &bytes).expect("data");
+                let _ = std::fs::remove_file(&hash_path);
+                let (d, h) = (dbs.to_string(), hbs.to_string());
+                let mut args = vec![
+                    "format",
+                    dp,
+                    hp,
+                    "--hash",
+                    hash,
+                    "--data-block-size",
+                    &d,
+                    "--hash-block-size",
+                    &h,
+                    "--uuid",
+                    UUID,
+                ];
+                let salt_arg;
+                if let Some(s) = salt {
+                    salt_arg = format!("--salt={s}");
+                    args.push(&salt_arg);
+                }
+                let theirs_root = root_hash(&veritysetup(&args));
+                let theirs = std::fs::read(&hash_path).expect("hash file");
+                let sb = Superblock::parse(&theirs).expect("their superblock");
+
+                let mut p =
+                    VerityParams::new(blocks, HashAlg::parse(hash).expect("hash"), sb.salt.clone());
+                p.data_block_size = dbs;
+                p.hash_block_size = hbs;
+                p.uuid = uuid_bytes();
+                let mut ours = MemoryDevice::new(theirs.len());
+                let root =
+                    verity::format(&mut MemoryDevice::from_vec(bytes.clone()), &mut ours, &p)
+                        .expect("format");
+                let what = format!("{hash} data {dbs} hash {hbs} salt {salt:?}");
+                assert_eq!(hex(&root), theirs_root, "{what}");
+                assert_eq!(ours.as_slice(), &theirs[..], "{what}: hash files differ");
+                assert_eq!(p.hash_area_size(), theirs.len() as u64, "{what}");
+                verity::verify(&mut MemoryDevice::from_vec(bytes), &mut ours, &p, &root)
+                    .expect("verify");
+                cases += 1;
+            }
+        }
+    }
+    assert_eq!(cases, 45);
+}
+
+#[test]
+fn hash_area_after_the_data_in_the_same_file() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("image");
+    let p_str = path.to_str().expect("utf8");
+    let blocks = 2000u64;
+    let mut bytes = data(blocks as usize * 4096);
+    bytes.resize(bytes.len() + (1 << 20), 0);
+    std::fs::write(&path, &bytes).expect("image");
+    let offset = (blocks * 4096).to_string();
+    let theirs_root = root_hash(&veritysetup(&[
+        "format",
+        p_str,
+        p_str,
+        "--data-blocks",
+        "2000",
+        "--hash-offset",
+        &offset,
+        "--salt",
+        "ab",
+        "--uuid",
+        UUID,
+    ]));
+    let theirs = std::fs::read(&path).expect("image");
+
+    let mut p = VerityParams::new(blocks, HashAlg::Sha256, vec![0xab]);
+    p.uuid = uuid_bytes();
+    p.hash_offset = blocks * 4096;
+    let mut ours = MemoryDevice::from_vec(bytes);
+    let mut data_dev = MemoryDevice::from_vec(ours.as_slice().to_vec());
+    let root = verity::format(&mut data_dev, &mut ours, &p).expect("format");
+    assert_eq!(hex(&root), theirs_root);
+    assert_eq!(ours.as_slice(), &theirs[..]);
+}
+
+#[test]
+fn verify_names_the_first_bad_block() {
+    let blocks = 700u64;
+    let bytes = data(blocks as usize * 4096);
+    let p = VerityParams::new(blocks, HashAlg::Sha256, vec![9; 32]);
+    let mut hash = MemoryDevice::new(p.hash_area_size() as usize);
+    let root =
+        verity::format(&mut MemoryDevice::from_vec(bytes.clone()), &mut hash, &p).expect("format");
+
+    let mut bad = bytes.clone();
+    bad[345 * 4096 + 17] ^= 1;
+    bad[600 * 4096] ^= 1;
+    let err = verity::verify(
+        &mut MemoryDevice::from_vec(bad),
+        &mut hash.clone(),
+        &p,
+        &root,
+    )
+    .expect_err("corrupt");
+    assert!(
+        matches!(
+            err,
+            Error::Corrupt {
+                area: "data",
+                block: 345
+            }
+        ),
+        "{err}"
+    );
+
+    // A flipped byte in level 0 (after the superblock block and the one top block).
+    let mut bad_hash = hash.clone();
+    bad_hash.as_mut_slice()[2 * 4096 + 5000] ^= 1;
+    let err = verity::verify(
+        &mut MemoryDevice::from_vec(bytes.clone()),
+        &mut bad_hash,
+        &p,
+        &root,
+    )
+    .expect_err("corrupt");
+    assert!(
+        matches!(
+            err,
+            Error::Corrupt {
+                area: "hash",
+                block: 2
+            }
+        ),
+        "{err}"
+    );
+
+    let err = verity::verify(
+        &mut MemoryDevice::from_vec(bytes),
+        &mut hash,
+        &p,
+        &[0u8; 32],
+    )
+    .expect_err("root");
+    assert!(matches!(err, Error::WrongRootHash), "{err}");
+}
