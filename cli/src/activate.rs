@@ -98,13 +98,13 @@ pub(crate) fn crypt_table(
 
 /// Creates, loads and resumes the mapping; on any failure removes what it created.
 pub(crate) fn activate(
+    dm: &DmControl,
     header: &Header,
     name: &DmName,
     crypt: &Crypt,
     sectors: u64,
     read_only: bool,
 ) -> CliResult<std::path::PathBuf> {
-    let dm = DmControl::open().map_err(CliError::dm(name.as_str()))?;
     let uuid = header.dm_uuid(name.as_str());
     dm.dev_create(name, Some(&uuid), read_only)
         .map_err(CliError::dm(name.as_str()))?;

@@ -260,7 +260,7 @@ pub(crate) fn run(cmd: Luks, out: &mut dyn Write) -> CliResult<i32> {
             drop(dev);
             let data = crate::activate::data_device(&device, &mut file, readonly)?;
             let (crypt, sectors) = crate::activate::crypt_table(&activation, &vk, &data, &perf)?;
-            crate::activate::activate(&header, &dm_name, &crypt, sectors, readonly)?;
+            crate::activate::activate(&dm, &header, &dm_name, &crypt, sectors, readonly)?;
             Ok(0)
         }
         Luks::Close { name, common: _ } => crate::activate::close(&name),

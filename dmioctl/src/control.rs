@@ -502,7 +502,7 @@ impl DmControl {
             },
             HDR + 8 + message.len() + 1,
         )?;
-        Ok(if buf.header().flags & (1 << 16) != 0 {
+        Ok(if buf.header().flags & flags::DATA_OUT != 0 {
             cstr(buf.payload())
         } else {
             String::new()

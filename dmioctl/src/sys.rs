@@ -73,6 +73,7 @@ pub(crate) mod flags {
     pub(crate) const ACTIVE_PRESENT: u32 = 1 << 5;
     pub(crate) const BUFFER_FULL: u32 = 1 << 8;
     pub(crate) const SECURE_DATA: u32 = 1 << 15;
+    pub(crate) const DATA_OUT: u32 = 1 << 16;
 }
 
 /// loop flags.

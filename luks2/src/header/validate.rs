@@ -172,12 +172,7 @@ fn validate_segments(m: &Metadata, area_end: u64) -> Result<()> {
             ));
         }
         if let Some(next) = expected_next {
-            if off != next
-                && !s
-                    .flags
-                    .as_ref()
-                    .is_some_and(|fl| fl.iter().any(|x| x.starts_with("backup-")))
-            {
+            if off != next && !is_backup(s) {
                 return Err(Error::metadata(
                     f("offset"),
                     "segments leave a gap or overlap",
