@@ -31,6 +31,8 @@ pub enum Error {
     },
     /// The root hash does not match.
     WrongRootHash,
+    /// The LUKS2 layer failed.
+    Luks(luks2::Error),
 }
 
 impl Error {
@@ -54,11 +56,12 @@ impl fmt::Display for Error {
         match self {
             Error::Io { context, .. } => f.write_str(context),
             Error::Invalid { what, reason } => write!(f, "invalid {what}: {reason}"),
-            Error::BadSuperblock(r) => write!(f, "bad verity superblock: {r}"),
+            Error::BadSuperblock(r) => write!(f, "bad superblock: {r}"),
             Error::Corrupt { area, block } => {
                 write!(f, "{area} block {block} does not match its hash")
             }
             Error::WrongRootHash => f.write_str("the hash tree does not match the root hash"),
+            Error::Luks(e) => e.fmt(f),
         }
     }
 }
@@ -67,6 +70,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
+            Error::Luks(e) => e.source(),
             _ => None,
         }
     }

@@ -19,7 +19,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod dm_integrity;
 mod error;
+pub mod luks;
 pub mod verity;
 
 pub use error::{Error, Result};

@@ -96,7 +96,9 @@ impl<D: BlockIo> Luks2<D> {
         header::stale_copy(&self.primary, &self.secondary)
     }
 
-    pub(crate) fn io_mut(&mut self) -> &mut D {
+    /// The device, for what lives after the header (a dm-integrity superblock, data).
+    /// Writing inside the header area through it bypasses every check.
+    pub fn io_mut(&mut self) -> &mut D {
         &mut self.io
     }
 

@@ -12,7 +12,7 @@ use crate::header::{CopyStatus, Header, Loaded};
 use crate::io::BlockIo;
 use crate::secret::VolumeKey;
 use crate::util::{align_up, random_uuid};
-use crate::{Error, HashAlg, Result};
+use crate::{Error, HashAlg, Result, SegmentIntegrity};
 
 /// cryptsetup's default data offset for LUKS2: 16 MiB.
 pub const DEFAULT_DATA_OFFSET: u64 = 16 << 20;
@@ -53,6 +53,20 @@ pub struct FormatOptions {
     pub digest_iterations: Option<u32>,
     /// Persistent flags (`allow-discards`, ...).
     pub flags: Vec<String>,
+    /// Authenticated encryption; `key_size` then includes the MAC key after the cipher key.
+    /// The dm-integrity superblock at the data offset is the `integrity` crate's to write.
+    pub integrity: Option<SegmentIntegrity>,
+}
+
+impl FormatOptions {
+    /// The data offset in bytes these options lead to (for callers that lay out what follows
+    /// the header, such as a dm-integrity superblock).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an impossible metadata, keyslots or offset size.
+    pub fn planned_data_offset(&self) -> Result<u64> {
+        layout(self).map(|l| l.data_offset)
+    }
 }
 
 impl Default for FormatOptions {
@@ -72,8 +86,40 @@ impl Default for FormatOptions {
             volume_key: None,
             digest_iterations: None,
             flags: Vec::new(),
+            integrity: None,
         }
     }
+}
+
+/// Checks that the cipher, key size and integrity mode go together.
+fn check_cipher(opts: &FormatOptions) -> Result<()> {
+    let bad_size = |bytes: usize| {
+        Error::invalid(
+            "key size",
+            format!("{} bits is not valid for {}", bytes * 8, opts.cipher),
+        )
+    };
+    match opts.integrity {
+        None => {
+            let spec = crate::sector::CipherSpec::parse(&opts.cipher)?;
+            if !spec.key_len_ok(opts.key_size) {
+                return Err(bad_size(opts.key_size));
+            }
+        }
+        Some(i) => {
+            i.dm_params(&opts.cipher)?;
+            let cipher_key = opts.key_size.saturating_sub(i.mac_key_size());
+            let ok = if opts.cipher.starts_with("aes-xts-") {
+                matches!(cipher_key, 32 | 64)
+            } else {
+                matches!(cipher_key, 16 | 24 | 32)
+            };
+            if !ok {
+                return Err(bad_size(cipher_key));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The computed on-disk layout.
@@ -145,17 +191,7 @@ pub fn format<D: BlockIo>(
     opts: &FormatOptions,
     passphrase: &[u8],
 ) -> Result<(Luks2<D>, VolumeKey)> {
-    let spec = crate::sector::CipherSpec::parse(&opts.cipher)?;
-    if !spec.key_len_ok(opts.key_size) {
-        return Err(Error::invalid(
-            "key size",
-            format!(
-                "{} bits is not valid for {}",
-                opts.key_size * 8,
-                opts.cipher
-            ),
-        ));
-    }
+    check_cipher(opts)?;
     let lay = layout(opts)?;
     let dev_size = io
         .size()
@@ -220,7 +256,13 @@ pub fn format<D: BlockIo>(
             iv_tweak: Some(U64Str(0)),
             encryption: Some(opts.cipher.clone()),
             sector_size: Some(sector_size),
-            integrity: None,
+            integrity: opts.integrity.map(|i| {
+                let mut m = Map::new();
+                m.insert("type".into(), i.json_type().into());
+                m.insert("journal_encryption".into(), "none".into());
+                m.insert("journal_integrity".into(), "none".into());
+                m
+            }),
             flags: None,
             extra: Map::new(),
         },

@@ -41,6 +41,7 @@ mod pbkdf;
 pub mod probe;
 mod secret;
 pub mod sector;
+mod segment;
 mod util;
 
 pub use backup::{check_backup, restore_backup};
@@ -55,3 +56,4 @@ pub use io::{BlockIo, MemoryDevice};
 pub use kdf::{Argon2Variant, Kdf, KdfLimits};
 pub use pbkdf::{argon2_time, pbkdf2_rate, PbkdfKind, PbkdfParams};
 pub use secret::{Passphrase, VolumeKey};
+pub use segment::SegmentIntegrity;

@@ -50,10 +50,10 @@ copy_with_libs() {
         cp -nL "$lib" "$rd$lib"
     done
 }
-for t in cryptsetup dmsetup mkfs.ext4 e2fsck; do
+for t in cryptsetup integritysetup veritysetup dmsetup mkfs.ext4 e2fsck; do
     copy_with_libs "$(command -v $t)"
 done
-modules="virtio_pci virtio_blk dm-mod dm-crypt dm-integrity dm-verity aesni-intel xts gcm authenc loop ext4"
+modules="virtio_pci virtio_blk dm-mod dm-crypt dm-integrity dm-verity aesni-intel xts gcm authenc algif_skcipher algif_aead algif_hash loop ext4"
 mkdir -p "$rd/lib/modules/$kver"
 for m in $modules; do
     modprobe -d "$kdir" -S "$kver" --show-depends "$m" || echo "warning: module $m not found" >&2

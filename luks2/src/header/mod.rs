@@ -357,6 +357,21 @@ pub struct Activation {
     pub sector_size: u32,
     /// Persistent activation flags from `config.flags` (`allow-discards`, ...).
     pub flags: Vec<String>,
+    /// Authenticated encryption over a dm-integrity device, if the segment has it.
+    pub integrity: Option<crate::SegmentIntegrity>,
+}
+
+impl Activation {
+    /// dm-crypt's cipher string and, with integrity, the tag bytes per sector.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] for a cipher that cannot be combined with the integrity mode.
+    pub fn dm_cipher(&self) -> Result<(String, Option<u32>)> {
+        match self.integrity {
+            None => Ok((self.cipher.clone(), None)),
+            Some(i) => i.dm_params(&self.cipher).map(|(c, t)| (c, Some(t))),
+        }
+    }
 }
 
 impl Header {
@@ -364,7 +379,7 @@ impl Header {
     ///
     /// # Errors
     /// [`Error::UnmetRequirements`]; [`Error::Unsupported`] for a header without exactly one
-    /// crypt segment, or with integrity protection (not yet supported).
+    /// crypt segment, or with an integrity mode or journal protection not supported here.
     pub fn activation(&self) -> Result<Activation> {
         self.ensure_writable()?;
         if self.meta.segments.len() != 1 {
@@ -379,10 +394,20 @@ impl Header {
         if seg.kind != "crypt" {
             return Err(Error::unsupported("segment type", seg.kind.clone()));
         }
-        if let Some(i) = &seg.integrity {
-            let t = i.get("type").and_then(|v| v.as_str()).unwrap_or("?");
-            return Err(Error::unsupported("integrity", t));
-        }
+        let integrity = match &seg.integrity {
+            None => None,
+            Some(i) => {
+                let field = |k: &str| i.get(k).and_then(|v| v.as_str()).unwrap_or("none");
+                for k in ["journal_encryption", "journal_integrity"] {
+                    if field(k) != "none" {
+                        return Err(Error::unsupported("integrity journal protection", field(k)));
+                    }
+                }
+                let kind = crate::SegmentIntegrity::parse(field("type"))?;
+                kind.dm_params(seg.encryption.as_deref().unwrap_or_default())?;
+                Some(kind)
+            }
+        };
         let key_size = self
             .meta
             .digests
@@ -403,6 +428,7 @@ impl Header {
             },
             sector_size: seg.sector_size.unwrap_or(512),
             flags: self.meta.config.flags.clone().unwrap_or_default(),
+            integrity,
         })
     }
 
