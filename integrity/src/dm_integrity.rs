@@ -361,7 +361,11 @@ impl Superblock {
                 sb.log2_interleave_sectors
             ));
         }
-        if sb.provided_data_sectors == 0 || sb.provided_data_sectors % sb.sectors_per_block() != 0 {
+        if sb.provided_data_sectors == 0
+            || !sb
+                .provided_data_sectors
+                .is_multiple_of(sb.sectors_per_block())
+        {
             return bad(format!(
                 "provided_data_sectors {} is not a positive number of blocks",
                 sb.provided_data_sectors
