@@ -7,7 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use dmioctl::target::crypt::{Crypt, CryptKey, CryptOption};
-use dmioctl::{DmControl, DmName, TableKind};
+use dmioctl::target::integrity::{Integrity, IntegrityMode};
+use dmioctl::{DeviceInfo, DmControl, DmName, TableKind, Target};
+use integrity::dm_integrity::Superblock;
 use luks2::{Activation, Header, VolumeKey};
 use zeroize::Zeroizing;
 
@@ -49,20 +51,41 @@ pub(crate) fn data_device(path: &Path, file: &mut File, read_only: bool) -> CliR
     })
 }
 
+/// Where the crypt target reads its sectors: the data device at the segment offset, or the
+/// start of an integrity mapping.
+pub(crate) struct Lower {
+    device: String,
+    offset_sectors: u64,
+    /// Bytes available from there.
+    available: u64,
+    /// Tag bytes per sector (`integrity:N:aead`) when the lower device is an integrity mapping.
+    tag_size: Option<u32>,
+}
+
+impl Lower {
+    pub(crate) fn data(a: &Activation, dev: &DataDevice) -> Self {
+        Lower {
+            device: format!("{}:{}", dev.major, dev.minor),
+            offset_sectors: a.offset / 512,
+            available: dev.size.saturating_sub(a.offset),
+            tag_size: None,
+        }
+    }
+}
+
 /// The crypt table cryptsetup 2.6 would load for this header (with a hex key).
 pub(crate) fn crypt_table(
     a: &Activation,
     key: &VolumeKey,
-    dev: &DataDevice,
+    lower: &Lower,
     perf: &PerfOpts,
 ) -> CliResult<(Crypt, u64)> {
     let sector = u64::from(a.sector_size);
-    let avail = dev.size.saturating_sub(a.offset);
-    let bytes = a.size.unwrap_or(avail).min(avail) / sector * sector;
+    let bytes = a.size.unwrap_or(lower.available).min(lower.available) / sector * sector;
     if bytes == 0 {
         return Err(CliError::Usage(format!(
-            "the device ({} bytes) has no room for data after the {}-byte header",
-            dev.size, a.offset
+            "the device has no room for data after the {}-byte header",
+            a.offset
         )));
     }
     let flag = |f: &str| a.flags.iter().any(|x| x == f);
@@ -82,52 +105,170 @@ pub(crate) fn crypt_table(
     if perf.no_write_workqueue || flag("no-write-workqueue") {
         options.push(CryptOption::NoWriteWorkqueue);
     }
+    if let Some(tag) = lower.tag_size {
+        options.push(CryptOption::Integrity(tag, "aead".into()));
+    }
     if a.sector_size != 512 {
         options.push(CryptOption::SectorSize(a.sector_size));
     }
+    let (cipher, _) = a.dm_cipher().map_err(|e| CliError::Usage(e.to_string()))?;
     let crypt = Crypt {
-        cipher: a.cipher.clone(),
+        cipher,
         key: CryptKey::Hex(Zeroizing::new(key.as_bytes().to_vec())),
         iv_offset: a.iv_tweak,
-        device: format!("{}:{}", dev.major, dev.minor),
-        offset: a.offset / 512,
+        device: lower.device.clone(),
+        offset: lower.offset_sectors,
         options,
     };
     Ok((crypt, bytes / 512))
 }
 
-/// Creates, loads and resumes the mapping; on any failure removes what it created.
-pub(crate) fn activate(
+/// The integrity table cryptsetup 2.6 loads under a LUKS2 segment with integrity protection.
+pub(crate) fn integrity_table(
+    a: &Activation,
+    sb: &Superblock,
+    dev: &DataDevice,
+    no_journal: bool,
+) -> Integrity {
+    let mut options = Vec::new();
+    if sb.block_size() != 512 {
+        options.push(format!("block_size:{}", sb.block_size()));
+    }
+    options.push(format!("journal_sectors:{}", sb.journal_area_sectors()));
+    options.push(format!("interleave_sectors:{}", sb.interleave_sectors()));
+    options.push("buffer_sectors:128".into());
+    if !no_journal {
+        options.push("journal_watermark:50".into());
+        options.push("commit_time:10000".into());
+    }
+    if sb.flags & integrity::dm_integrity::FLAG_FIXED_PADDING != 0 {
+        options.push("fix_padding".into());
+    }
+    Integrity {
+        device: format!("{}:{}", dev.major, dev.minor),
+        offset: a.offset / 512,
+        tag_size: Some(u32::from(sb.tag_size)),
+        mode: if no_journal {
+            IntegrityMode::Direct
+        } else {
+            IntegrityMode::Journal
+        },
+        options,
+    }
+}
+
+/// Creates, loads and resumes one mapping; on any failure removes what it created.
+pub(crate) fn create_mapping(
     dm: &DmControl,
-    header: &Header,
     name: &DmName,
-    crypt: &Crypt,
-    sectors: u64,
+    uuid: Option<&str>,
+    target: Target,
     read_only: bool,
-) -> CliResult<std::path::PathBuf> {
-    let uuid = header.dm_uuid(name.as_str());
-    dm.dev_create(name, Some(&uuid), read_only)
+) -> CliResult<DeviceInfo> {
+    dm.dev_create(name, uuid, read_only)
         .map_err(CliError::dm(name.as_str()))?;
     let result = (|| {
-        dm.table_load(name, &[crypt.target(0, sectors)], read_only, true)?;
+        dm.table_load(name, &[target], read_only, true)?;
         let info = dm.dev_resume(name)?;
-        dmioctl::node::ensure_node(name.as_str(), info.major, info.minor)
+        dmioctl::node::ensure_node(name.as_str(), info.major, info.minor)?;
+        Ok(info)
     })();
-    match result {
-        Ok(path) => Ok(path),
-        Err(e) => {
-            let _ = dm.dev_remove(name, REMOVE_WAIT);
-            Err(CliError::dm(name.as_str())(e))
+    result.map_err(|e| {
+        let _ = dm.dev_remove(name, REMOVE_WAIT);
+        CliError::dm(name.as_str())(e)
+    })
+}
+
+/// What `open` maps: the unlocked volume on its data device.
+pub(crate) struct Volume<'a> {
+    pub(crate) header: &'a Header,
+    pub(crate) activation: &'a Activation,
+    pub(crate) key: &'a VolumeKey,
+    pub(crate) data: &'a DataDevice,
+    /// The dm-integrity superblock, for a segment with integrity protection.
+    pub(crate) integrity: Option<&'a Superblock>,
+}
+
+/// Maps the volume as `name` (and `name_dif` under it for integrity), with cryptsetup's
+/// tables and UUIDs; on failure removes whatever it created.
+pub(crate) fn activate(
+    dm: &DmControl,
+    v: &Volume<'_>,
+    name: &DmName,
+    uuid: Option<&str>,
+    perf: &PerfOpts,
+    read_only: bool,
+    no_journal: bool,
+) -> CliResult<std::path::PathBuf> {
+    let Some(sb) = v.integrity else {
+        let (crypt, sectors) = crypt_table(
+            v.activation,
+            v.key,
+            &Lower::data(v.activation, v.data),
+            perf,
+        )?;
+        create_mapping(dm, name, uuid, crypt.target(0, sectors), read_only)?;
+        return Ok(dmioctl::node::mapper_path(name.as_str()));
+    };
+    let dif =
+        DmName::new(&format!("{}_dif", name.as_str())).map_err(CliError::dm(name.as_str()))?;
+    // Always set: `remove_volume` recognises the integrity mapping by it.
+    let dif_uuid = format!(
+        "CRYPT-INTEGRITY-{}-{}",
+        v.header.uuid().replace('-', ""),
+        dif.as_str()
+    );
+    let table = integrity_table(v.activation, sb, v.data, no_journal);
+    let sectors = sb.provided_data_sectors;
+    let target = Target::new(0, sectors, "integrity", Zeroizing::new(table.to_string()));
+    let info = create_mapping(dm, &dif, Some(&dif_uuid), target, read_only)?;
+    let lower = Lower {
+        device: format!("{}:{}", info.major, info.minor),
+        offset_sectors: 0,
+        available: sectors * 512,
+        tag_size: Some(u32::from(sb.tag_size)),
+    };
+    let result = crypt_table(v.activation, v.key, &lower, perf).and_then(|(crypt, sectors)| {
+        create_mapping(dm, name, uuid, crypt.target(0, sectors), read_only)
+    });
+    if let Err(e) = result {
+        let _ = dm.dev_remove(&dif, REMOVE_WAIT);
+        dmioctl::node::remove_node(dif.as_str());
+        return Err(e);
+    }
+    Ok(dmioctl::node::mapper_path(name.as_str()))
+}
+
+/// Removes `name`, then the integrity mapping under it if cryptsetup or we made one.
+pub(crate) fn remove_volume(dm: &DmControl, name: &DmName) -> CliResult {
+    let deps = dm.table_deps(name).map_err(CliError::dm(name.as_str()))?;
+    dm.dev_remove(name, REMOVE_WAIT)
+        .map_err(CliError::dm(name.as_str()))?;
+    dmioctl::node::remove_node(name.as_str());
+    let devices = dm.list_devices().unwrap_or_default();
+    for (dep_name, _, _) in devices
+        .iter()
+        .filter(|(_, ma, mi)| deps.contains(&(*ma, *mi)))
+    {
+        let Ok(dep) = DmName::new(dep_name) else {
+            continue;
+        };
+        let is_ours = dm.dev_status(&dep).is_ok_and(|i| {
+            i.uuid.starts_with("CRYPT-INTEGRITY-") || i.uuid.starts_with("CRYPT-SUBDEV-")
+        });
+        if is_ours && dep_name == &format!("{}_dif", name.as_str()) {
+            dm.dev_remove(&dep, REMOVE_WAIT)
+                .map_err(CliError::dm(dep_name))?;
+            dmioctl::node::remove_node(dep_name);
         }
     }
+    Ok(())
 }
 
 pub(crate) fn close(name: &str) -> CliResult<i32> {
     let dm_name = DmName::new(name).map_err(CliError::dm(name))?;
     let dm = DmControl::open().map_err(CliError::dm(name))?;
-    dm.dev_remove(&dm_name, REMOVE_WAIT)
-        .map_err(CliError::dm(name))?;
-    dmioctl::node::remove_node(name);
+    remove_volume(&dm, &dm_name)?;
     Ok(0)
 }
 

@@ -138,6 +138,18 @@ pub(crate) enum LuksCommand {
         /// Use the volume key in this file instead of a random one.
         #[arg(long = "volume-key-file", value_name = "FILE")]
         volume_key_file: Option<PathBuf>,
+        /// Authenticated encryption over dm-integrity: hmac-sha256, hmac-sha512, hmac-sha1
+        /// (with an XTS cipher; the MAC key is added to --key-size) or aead (with
+        /// --cipher aes-gcm-random). Opening then detects any change to the data.
+        #[arg(short = 'I', long, value_name = "ALG")]
+        integrity: Option<String>,
+        /// With --integrity: skip writing every sector once. Sectors never written then fail
+        /// to read (with an I/O error) until they are written.
+        #[arg(long = "integrity-no-wipe", requires = "integrity")]
+        integrity_no_wipe: bool,
+        /// With --integrity: the tag layout of kernels before 5.4 (128 KiB padding).
+        #[arg(long = "integrity-legacy-padding", requires = "integrity")]
+        integrity_legacy_padding: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -154,6 +166,10 @@ pub(crate) enum LuksCommand {
         /// Map read-only.
         #[arg(short = 'r', long)]
         readonly: bool,
+        /// For a volume with integrity protection: write data and tags directly, without the
+        /// journal (faster; a crash can leave sectors whose tags do not match).
+        #[arg(long = "integrity-no-journal")]
+        integrity_no_journal: bool,
         #[command(flatten)]
         perf: PerfOpts,
         #[command(flatten)]

@@ -37,6 +37,11 @@ pub(crate) enum CliError {
         name: String,
         source: dmioctl::Error,
     },
+    /// dm-integrity or dm-verity metadata on a device.
+    Integrity {
+        device: PathBuf,
+        source: integrity::Error,
+    },
     /// The user's arguments do not make sense together.
     Usage(String),
     /// The operation was refused or not confirmed; nothing was changed.
@@ -75,6 +80,13 @@ impl CliError {
         }
     }
 
+    pub(crate) fn integrity(device: &Path) -> impl FnOnce(integrity::Error) -> CliError + '_ {
+        move |source| CliError::Integrity {
+            device: device.to_owned(),
+            source,
+        }
+    }
+
     pub(crate) fn dm(name: &str) -> impl FnOnce(dmioctl::Error) -> CliError + '_ {
         move |source| CliError::Dm {
             name: name.to_owned(),
@@ -94,9 +106,10 @@ impl CliError {
                     _ => code::FAILURE,
                 },
             },
-            CliError::Luks { source, .. } => match source {
-                luks2::Error::WrongPassphrase | luks2::Error::WrongVolumeKey => code::PERMISSION,
-                luks2::Error::Io { source, .. } => io_code(source),
+            CliError::Luks { source, .. } => luks_code(source),
+            CliError::Integrity { source, .. } => match source {
+                integrity::Error::Luks(e) => luks_code(e),
+                integrity::Error::Io { source, .. } => io_code(source),
                 _ => code::FAILURE,
             },
             CliError::Device { source, .. } => io_code(source),
@@ -106,6 +119,14 @@ impl CliError {
             CliError::File { .. } => code::FAILURE,
             CliError::Usage(_) | CliError::Refused(_) => code::FAILURE,
         }
+    }
+}
+
+fn luks_code(e: &luks2::Error) -> i32 {
+    match e {
+        luks2::Error::WrongPassphrase | luks2::Error::WrongVolumeKey => code::PERMISSION,
+        luks2::Error::Io { source, .. } => io_code(source),
+        _ => code::FAILURE,
     }
 }
 
@@ -123,6 +144,9 @@ impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CliError::Luks { device, source } => write!(f, "{}: {source}", device.display()),
+            CliError::Integrity { device, source } => {
+                write!(f, "{}: {source}", device.display())
+            }
             CliError::Dm { name, source } => write!(f, "{name}: {source}"),
             CliError::Device { path, what, .. } | CliError::File { path, what, .. } => {
                 write!(f, "cannot {what} {}", path.display())
@@ -136,6 +160,7 @@ impl std::error::Error for CliError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             CliError::Luks { source, .. } => std::error::Error::source(source),
+            CliError::Integrity { source, .. } => std::error::Error::source(source),
             CliError::Dm { source, .. } => std::error::Error::source(source),
             CliError::Device { source, .. } | CliError::File { source, .. } => Some(source),
             CliError::Usage(_) | CliError::Refused(_) => None,

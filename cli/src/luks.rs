@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use luks2::{
-    FormatOptions, HashAlg, KdfLimits, KeyslotOptions, Luks2, PbkdfKind, PbkdfParams, VolumeKey,
+    FormatOptions, HashAlg, KdfLimits, KeyslotOptions, Luks2, PbkdfKind, PbkdfParams,
+    SegmentIntegrity, VolumeKey,
 };
 
 use crate::args::{Common, LuksCommand as Luks, PbkdfOpts, TokenAction};
@@ -165,6 +166,9 @@ pub(crate) fn run(cmd: Luks, out: &mut dyn Write) -> CliResult<i32> {
             subsystem,
             uuid,
             volume_key_file,
+            integrity,
+            integrity_no_wipe,
+            integrity_legacy_padding,
             common,
         } => {
             if passphrase_file.is_some() && key.key_file.is_some() {
@@ -199,9 +203,23 @@ pub(crate) fn run(cmd: Luks, out: &mut dyn Write) -> CliResult<i32> {
             if let Some(s) = key.key_slot {
                 opts.keyslot_id = s;
             }
+            if let Some(name) = &integrity {
+                let kind =
+                    SegmentIntegrity::parse(name).map_err(|e| CliError::Usage(e.to_string()))?;
+                opts.integrity = Some(kind);
+                opts.key_size += kind.mac_key_size();
+            }
             if let Some(f) = &volume_key_file {
                 opts.volume_key = Some(read_volume_key(f)?);
             }
+            // The wipe needs device-mapper: make sure of it before anything is written.
+            let dm = if integrity.is_some() && !integrity_no_wipe {
+                Some(dmioctl::DmControl::open().map_err(|e| CliError::Usage(format!(
+                    "initialising integrity tags needs device-mapper ({e}); pass --integrity-no-wipe to format without it"
+                )))?)
+            } else {
+                None
+            };
             let mut f = open_device(&device, true, true)?;
             let sig = luks2::probe::signature(&mut f).map_err(CliError::device(&device, "read"))?;
             if let Some(sig) = sig {
@@ -217,7 +235,26 @@ pub(crate) fn run(cmd: Luks, out: &mut dyn Write) -> CliResult<i32> {
                     &format!("Enter passphrase for {}: ", device.display()),
                 )?,
             };
-            luks2::format(&mut f, &opts, pass.as_bytes()).map_err(CliError::luks(&device))?;
+            if opts.integrity.is_none() {
+                luks2::format(&mut f, &opts, pass.as_bytes()).map_err(CliError::luks(&device))?;
+                return Ok(0);
+            }
+            let (dev, vk, sb) = integrity::luks::format_luks2(
+                &mut f,
+                &opts,
+                pass.as_bytes(),
+                !integrity_legacy_padding,
+            )
+            .map_err(CliError::integrity(&device))?;
+            let header = dev.header().clone();
+            drop(dev);
+            if let Some(dm) = dm {
+                // The mapping claims the device exclusively: our O_EXCL handle must go first.
+                drop(f);
+                let mut f = open_device(&device, false, false)?;
+                let data = crate::activate::data_device(&device, &mut f, false)?;
+                crate::wipe::wipe_integrity(&dm, &header, &vk, &data, &sb)?;
+            }
             Ok(0)
         }
         Luks::Open {
@@ -225,6 +262,7 @@ pub(crate) fn run(cmd: Luks, out: &mut dyn Write) -> CliResult<i32> {
             name,
             test_passphrase,
             readonly,
+            integrity_no_journal,
             perf,
             key,
             common: _,
@@ -258,9 +296,31 @@ pub(crate) fn run(cmd: Luks, out: &mut dyn Write) -> CliResult<i32> {
             let (_, vk) = unlock(&mut dev, &device, pass.as_bytes(), key.key_slot)?;
             let header = dev.header().clone();
             drop(dev);
+            let sb = match activation.integrity {
+                Some(_) => Some(
+                    integrity::luks::read_luks2_superblock(&mut file, &activation)
+                        .map_err(CliError::integrity(&device))?,
+                ),
+                None => None,
+            };
             let data = crate::activate::data_device(&device, &mut file, readonly)?;
-            let (crypt, sectors) = crate::activate::crypt_table(&activation, &vk, &data, &perf)?;
-            crate::activate::activate(&dm, &header, &dm_name, &crypt, sectors, readonly)?;
+            let volume = crate::activate::Volume {
+                header: &header,
+                activation: &activation,
+                key: &vk,
+                data: &data,
+                integrity: sb.as_ref(),
+            };
+            let uuid = header.dm_uuid(&name);
+            crate::activate::activate(
+                &dm,
+                &volume,
+                &dm_name,
+                Some(&uuid),
+                &perf,
+                readonly,
+                integrity_no_journal,
+            )?;
             Ok(0)
         }
         Luks::Close { name, common: _ } => crate::activate::close(&name),

@@ -12,6 +12,8 @@ mod args;
 mod error;
 mod keys;
 mod luks;
+mod progress;
+mod wipe;
 
 use clap::Parser;
 

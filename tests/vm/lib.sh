@@ -15,3 +15,15 @@ expect_code() {
 }
 # The dm-crypt table of NAME without its key field (field 5).
 table_nokey() { dmsetup table "$1" | awk '{ $5 = "<key>"; print }'; }
+# now: seconds since boot with centiseconds, for timings.
+now() { cut -d' ' -f1 /proc/uptime; }
+# elapsed START: seconds since START (a value of now).
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+# flip_byte DEV OFFSET: inverts the low bit of one byte on DEV and pushes it to the disk.
+flip_byte() {
+    b=$(dd if="$1" bs=1 skip="$2" count=1 2>/dev/null | hexdump -e '1/1 "%u"')
+    printf "\\$(printf %o $((b ^ 1)))" | dd of="$1" bs=1 seek="$2" count=1 conv=notrunc,fsync 2>/dev/null
+    echo 3 > /proc/sys/vm/drop_caches
+}
+# sb_area DEV SECTOR: the 4 KiB dm-integrity superblock area at SECTOR, in hex.
+sb_area() { dd if="$1" bs=512 skip="$2" count=8 2>/dev/null | hexdump -v -e '16/1 "%02x" "\n"'; }
