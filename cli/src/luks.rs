@@ -206,6 +206,8 @@ pub(crate) fn run(cmd: Luks, out: &mut dyn Write) -> CliResult<i32> {
             if let Some(name) = &integrity {
                 let kind =
                     SegmentIntegrity::parse(name).map_err(|e| CliError::Usage(e.to_string()))?;
+                kind.dm_params(&opts.cipher)
+                    .map_err(|e| CliError::Usage(e.to_string()))?;
                 opts.integrity = Some(kind);
                 opts.key_size += kind.mac_key_size();
             }

@@ -29,8 +29,31 @@ fn protect_memory() {
     }
 }
 
+/// clap's message on one line: the text before its usage block, without the `error:` tag.
+fn one_line(msg: &str) -> String {
+    let text: Vec<&str> = msg
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let text = text.join(" ");
+    text.strip_prefix("error: ").unwrap_or(&text).to_owned()
+}
+
 fn main() {
-    let cli = args::Cli::parse();
+    // Usage errors exit 1 as in cryptsetup (clap's own code, 2, means "permission" there).
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            std::process::exit(0);
+        }
+        Err(e) => {
+            eprintln!("cryptpilot: {} (see --help)", one_line(&e.to_string()));
+            std::process::exit(1);
+        }
+    };
     protect_memory();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

@@ -171,6 +171,44 @@ fn table_of_bad_inputs() {
             1,
             "unsupported pbkdf 'scrypt'",
         ),
+        (
+            vec![
+                "format",
+                "-q",
+                "--key-file",
+                &key,
+                "--integrity",
+                "crc32c",
+                &img,
+            ],
+            1,
+            "unsupported integrity 'crc32c'",
+        ),
+        (
+            vec![
+                "format",
+                "-q",
+                "--key-file",
+                &key,
+                "--integrity",
+                "aead",
+                &img,
+            ],
+            1,
+            "unsupported cipher with integrity 'aes-xts-plain64'",
+        ),
+        (
+            vec![
+                "format",
+                "-q",
+                "--key-file",
+                &key,
+                "--integrity-no-wipe",
+                &img,
+            ],
+            1,
+            "--integrity",
+        ),
         (vec!["token", "export", &img], 1, "needs --token-id"),
         (
             vec!["token", "remove", "--token-id", "4", &img],
@@ -191,6 +229,47 @@ fn table_of_bad_inputs() {
         "too small",
     );
     assert_eq!(contents(&tiny), tiny_before);
+    // So is one with room for the LUKS2 header but not for the dm-integrity layout.
+    let small = d.image("small.img", 17);
+    let small_before = contents(&small);
+    let integrity = ["--integrity", "hmac-sha256", "--integrity-no-wipe"];
+    fails_cleanly(
+        &ours(
+            &[
+                &["format", "-q", "--key-file", &key][..],
+                FAST,
+                &integrity,
+                &[&small],
+            ]
+            .concat(),
+        ),
+        1,
+        "no room for data",
+    );
+    assert_eq!(contents(&small), small_before);
+    // Without device-mapper the tag wipe cannot run: refused before anything is written.
+    if !std::path::Path::new("/dev/mapper/control").exists() {
+        fails_cleanly(
+            &ours(
+                &[
+                    &[
+                        "format",
+                        "-q",
+                        "--key-file",
+                        &key,
+                        "--integrity",
+                        "hmac-sha256",
+                    ][..],
+                    FAST,
+                    &[&small],
+                ]
+                .concat(),
+            ),
+            1,
+            "--integrity-no-wipe",
+        );
+        assert_eq!(contents(&small), small_before);
+    }
 }
 
 #[test]
