@@ -28,6 +28,13 @@ pub(crate) struct DataDevice {
     _loop: Option<dmioctl::loopdev::LoopDevice>,
 }
 
+impl DataDevice {
+    /// `major:minor`, as tables name devices.
+    pub(crate) fn dev_string(&self) -> String {
+        format!("{}:{}", self.major, self.minor)
+    }
+}
+
 pub(crate) fn data_device(path: &Path, file: &mut File, read_only: bool) -> CliResult<DataDevice> {
     let meta = file.metadata().map_err(CliError::device(path, "stat"))?;
     let size = luks2::BlockIo::size(file).map_err(CliError::device(path, "read the size of"))?;

@@ -22,6 +22,10 @@ pub(crate) enum Command {
     /// Low-level LUKS2 operations, named and flagged as in cryptsetup.
     #[command(subcommand)]
     Luks(LuksCommand),
+    /// dm-verity: read-only devices checked block by block against a root hash (for root
+    /// file systems), named and flagged as in veritysetup.
+    #[command(subcommand)]
+    Verity(VerityCommand),
 }
 
 /// Where the (existing) passphrase comes from.
@@ -337,6 +341,131 @@ pub(crate) enum LuksCommand {
         replace: bool,
         #[command(flatten)]
         common: Common,
+    },
+}
+
+/// Shape of a hash tree: what `verity format` writes into the superblock, and what the other
+/// verbs need with --no-superblock.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct VerityTree {
+    /// Hash algorithm: sha256 (default), sha1 or sha512.
+    #[arg(long = "hash", value_name = "ALG")]
+    pub(crate) hash: Option<String>,
+    /// Data block size in bytes, 512 to 4096 (default 4096).
+    #[arg(long = "data-block-size", value_name = "BYTES")]
+    pub(crate) data_block_size: Option<u32>,
+    /// Hash block size in bytes, 512 to 4096 (default 4096).
+    #[arg(long = "hash-block-size", value_name = "BYTES")]
+    pub(crate) hash_block_size: Option<u32>,
+    /// Number of data blocks covered (default: all whole blocks of the data device).
+    #[arg(long = "data-blocks", value_name = "BLOCKS")]
+    pub(crate) data_blocks: Option<u64>,
+    /// Salt in hex, or `-` for none (default: 32 random bytes).
+    #[arg(short = 's', long, value_name = "HEX")]
+    pub(crate) salt: Option<String>,
+    /// UUID for the superblock (default: random).
+    #[arg(long)]
+    pub(crate) uuid: Option<String>,
+}
+
+/// Where the hash tree is on the hash device.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct VerityPlace {
+    /// Byte offset of the hash area on the hash device (e.g. after the data in one file);
+    /// a multiple of the hash block size.
+    #[arg(long = "hash-offset", value_name = "BYTES", default_value_t = 0)]
+    pub(crate) hash_offset: u64,
+    /// No superblock: the tree starts at --hash-offset and its shape comes from the options.
+    #[arg(long = "no-superblock")]
+    pub(crate) no_superblock: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum VerityCommand {
+    /// Hash DATA into a tree on HASH_DEVICE (created if it is a missing file) and print the
+    /// root hash, the value to trust (e.g. in attestation reference values).
+    Format {
+        /// Data device or image.
+        data: PathBuf,
+        /// Hash device or file (may be DATA itself with --hash-offset past the data).
+        hash_device: PathBuf,
+        #[command(flatten)]
+        tree: VerityTree,
+        #[command(flatten)]
+        place: VerityPlace,
+        /// Also write the root hash (hex, no newline) to this file.
+        #[arg(long = "root-hash-file", value_name = "FILE")]
+        root_hash_file: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every data and hash block offline against the root hash; names the first bad
+    /// block.
+    Verify {
+        /// Data device or image.
+        data: PathBuf,
+        /// Hash device or file.
+        hash_device: PathBuf,
+        /// Root hash in hex (or use --root-hash-file).
+        root_hash: Option<String>,
+        /// Read the root hash from this file.
+        #[arg(long = "root-hash-file", value_name = "FILE")]
+        root_hash_file: Option<PathBuf>,
+        #[command(flatten)]
+        tree: VerityTree,
+        #[command(flatten)]
+        place: VerityPlace,
+    },
+    /// Map DATA read-only as /dev/mapper/NAME; every block is checked by the kernel as it
+    /// is read, and a block that does not match fails with an I/O error.
+    Open {
+        /// Data device or image.
+        data: PathBuf,
+        /// Mapping name.
+        name: String,
+        /// Hash device or file.
+        hash_device: PathBuf,
+        /// Root hash in hex (or use --root-hash-file).
+        root_hash: Option<String>,
+        /// Read the root hash from this file.
+        #[arg(long = "root-hash-file", value_name = "FILE")]
+        root_hash_file: Option<PathBuf>,
+        #[command(flatten)]
+        tree: VerityTree,
+        #[command(flatten)]
+        place: VerityPlace,
+        /// Log corrupted blocks but return their data.
+        #[arg(long = "ignore-corruption")]
+        ignore_corruption: bool,
+        /// Restart the system on a corrupted block.
+        #[arg(long = "restart-on-corruption")]
+        restart_on_corruption: bool,
+        /// Panic the kernel on a corrupted block.
+        #[arg(long = "panic-on-corruption")]
+        panic_on_corruption: bool,
+        /// Return zeros for blocks whose hash is that of a zero block, without reading them.
+        #[arg(long = "ignore-zero-blocks")]
+        ignore_zero_blocks: bool,
+        /// Check each block only the first time it is read.
+        #[arg(long = "check-at-most-once")]
+        check_at_most_once: bool,
+    },
+    /// Remove the mapping NAME.
+    Close {
+        /// Mapping name.
+        name: String,
+    },
+    /// Print the superblock on HASH_DEVICE (veritysetup's dump layout).
+    Dump {
+        /// Hash device or file.
+        hash_device: PathBuf,
+        /// Byte offset of the superblock.
+        #[arg(long = "hash-offset", value_name = "BYTES", default_value_t = 0)]
+        hash_offset: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 

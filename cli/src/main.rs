@@ -13,6 +13,7 @@ mod error;
 mod keys;
 mod luks;
 mod progress;
+mod verity;
 mod wipe;
 
 use clap::Parser;
@@ -59,6 +60,7 @@ fn main() {
     let mut out = stdout.lock();
     let result = match cli.command {
         args::Command::Luks(cmd) => luks::run(cmd, &mut out),
+        args::Command::Verity(cmd) => verity::run(cmd, &mut out),
     };
     let code = match result {
         Ok(code) => code,

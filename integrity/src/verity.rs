@@ -52,7 +52,32 @@ impl VerityParams {
         }
     }
 
-    fn check(&self) -> Result<()> {
+    /// veritysetup's defaults with a fresh random 32-byte salt and random UUID.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the system has no random source.
+    pub fn random(data_blocks: u64, hash: HashAlg) -> Result<Self> {
+        let mut salt = vec![0u8; 32];
+        let mut uuid = [0u8; 16];
+        let rng = |b: &mut [u8]| {
+            getrandom::fill(b)
+                .map_err(|e| Error::io("no random source", std::io::Error::other(e.to_string())))
+        };
+        rng(&mut salt)?;
+        rng(&mut uuid)?;
+        // A version 4, variant 1 UUID.
+        uuid[6] = (uuid[6] & 0x0f) | 0x40;
+        uuid[8] = (uuid[8] & 0x3f) | 0x80;
+        let mut p = Self::new(data_blocks, hash, salt);
+        p.uuid = uuid;
+        Ok(p)
+    }
+
+    /// Checks block sizes, salt length, block count and offsets.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the bad parameter.
+    pub fn check(&self) -> Result<()> {
         for (what, v) in [
             ("data block size", self.data_block_size),
             ("hash block size", self.hash_block_size),
@@ -94,6 +119,16 @@ impl VerityParams {
             } else {
                 0
             }
+    }
+
+    /// Number of hash blocks in the tree (the superblock's block not counted).
+    pub fn hash_blocks(&self) -> u64 {
+        Layout::new(self).total_blocks()
+    }
+
+    /// First tree block on the hash device, in hash blocks (the table's `hash_start`).
+    pub fn hash_start_block(&self) -> u64 {
+        self.tree_offset() / u64::from(self.hash_block_size)
     }
 
     /// Total bytes of the hash area (superblock and tree).
@@ -297,6 +332,66 @@ pub fn verify<D: BlockIo, H: BlockIo>(
         });
     }
     Ok(())
+}
+
+/// A UUID's canonical text form (`8-4-4-4-12` lowercase hex).
+pub fn format_uuid(u: &[u8; 16]) -> String {
+    let h: String = u.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// Parses a UUID in canonical text form.
+///
+/// # Errors
+/// [`Error::Invalid`] if `s` is not one.
+pub fn parse_uuid(s: &str) -> Result<[u8; 16]> {
+    let bad = || Error::invalid("uuid", format!("'{s}' is not a UUID"));
+    let groups: Vec<&str> = s.split('-').collect();
+    let lens: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+    if lens != [8, 4, 4, 4, 12] {
+        return Err(bad());
+    }
+    let hex = parse_hex(&groups.concat()).map_err(|_| bad())?;
+    hex.try_into().map_err(|_| bad())
+}
+
+/// Parses a hex string (either case) into bytes.
+///
+/// # Errors
+/// [`Error::Invalid`] for an odd length or a non-hex character.
+pub fn parse_hex(s: &str) -> Result<Vec<u8>> {
+    let bad = || Error::invalid("hex string", format!("'{s}' is not hex"));
+    if s.len() % 2 != 0 || !s.is_ascii() {
+        return Err(bad());
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|_| bad()))
+        .collect()
+}
+
+/// Checks only the top hash block against `root`: a cheap test, before mapping, that the
+/// root hash belongs to this tree (the kernel checks the rest as blocks are read).
+///
+/// # Errors
+/// [`Error::WrongRootHash`]; [`Error::Invalid`] for bad parameters; [`Error::Io`].
+pub fn check_root<H: BlockIo>(hash: &mut H, p: &VerityParams, root: &[u8]) -> Result<()> {
+    p.check()?;
+    let mut top = vec![0u8; p.hash_block_size as usize];
+    hash.read_exact_at(&mut top, p.tree_offset())
+        .map_err(|e| Error::io("cannot read the top hash block", e))?;
+    if root_of(p, &top) == root {
+        Ok(())
+    } else {
+        Err(Error::WrongRootHash)
+    }
 }
 
 /// The 512-byte verity superblock.

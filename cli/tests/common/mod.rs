@@ -54,15 +54,35 @@ pub fn ours_in(args: &[&str], stdin: Option<&[u8]>) -> Run {
     run(c, stdin)
 }
 
-/// The real cryptsetup. Its absence fails the test: interop is not optional.
-pub fn cryptsetup(args: &[&str]) -> Run {
-    let bin = ["/usr/sbin/cryptsetup", "/sbin/cryptsetup"]
+/// Runs `cryptpilot verity ARGS`.
+#[allow(dead_code)]
+pub fn ours_verity(args: &[&str]) -> Run {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cryptpilot"));
+    c.arg("verity").args(args);
+    run(c, None)
+}
+
+fn tool(name: &str, args: &[&str]) -> Run {
+    let bin = [format!("/usr/sbin/{name}"), format!("/sbin/{name}")]
         .into_iter()
         .find(|p| Path::new(p).exists())
-        .expect("cryptsetup not found: install Debian's cryptsetup-bin (.ci/run does)");
+        .unwrap_or_else(|| {
+            panic!("{name} not found: install Debian's cryptsetup-bin (.ci/run does)")
+        });
     let mut c = Command::new(bin);
     c.args(args);
     run(c, None)
+}
+
+/// The real cryptsetup. Its absence fails the test: interop is not optional.
+pub fn cryptsetup(args: &[&str]) -> Run {
+    tool("cryptsetup", args)
+}
+
+/// The real veritysetup.
+#[allow(dead_code)]
+pub fn veritysetup(args: &[&str]) -> Run {
+    tool("veritysetup", args)
 }
 
 #[track_caller]

@@ -1,0 +1,322 @@
+//! The `verity` verbs: veritysetup's format, verify, open, close and dump, on the `integrity`
+//! crate's hash trees and `dmioctl`'s verity target.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+
+use dmioctl::target::verity::Verity;
+use dmioctl::{DmControl, DmName, Target};
+use integrity::verity::{self, Superblock, VerityParams, SUPERBLOCK_SIZE};
+use luks2::{BlockIo, HashAlg};
+use zeroize::Zeroizing;
+
+use crate::args::{VerityCommand, VerityPlace, VerityTree};
+use crate::error::{CliError, CliResult};
+use crate::luks::write_out;
+
+fn usage(e: impl std::fmt::Display) -> CliError {
+    CliError::Usage(e.to_string())
+}
+
+fn open_file(path: &Path, write: bool) -> CliResult<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(write)
+        .open(path)
+        .map_err(CliError::device(path, "open"))
+}
+
+fn size_of(path: &Path, f: &mut File) -> CliResult<u64> {
+    f.size().map_err(CliError::device(path, "read the size of"))
+}
+
+/// The tree's shape from the options alone (format, or --no-superblock).
+fn params_from_options(
+    tree: &VerityTree,
+    place: &VerityPlace,
+    data: &Path,
+    data_file: &mut File,
+) -> CliResult<VerityParams> {
+    let hash = HashAlg::parse(tree.hash.as_deref().unwrap_or("sha256")).map_err(usage)?;
+    let mut p = VerityParams::random(1, hash).map_err(CliError::integrity(data))?;
+    if let Some(n) = tree.data_block_size {
+        p.data_block_size = n;
+    }
+    if let Some(n) = tree.hash_block_size {
+        p.hash_block_size = n;
+    }
+    match tree.salt.as_deref() {
+        Some("-") => p.salt.clear(),
+        Some(hex) => p.salt = verity::parse_hex(hex).map_err(usage)?,
+        None => {}
+    }
+    if let Some(u) = &tree.uuid {
+        p.uuid = verity::parse_uuid(u).map_err(usage)?;
+    }
+    p.hash_offset = place.hash_offset;
+    p.superblock = !place.no_superblock;
+    let whole = size_of(data, data_file)? / u64::from(p.data_block_size.max(1));
+    p.data_blocks = match tree.data_blocks {
+        Some(n) if n > whole => {
+            return Err(usage(format!(
+                "--data-blocks {n} is more than the {whole} blocks of {}",
+                data.display()
+            )))
+        }
+        Some(n) => n,
+        None => whole,
+    };
+    Ok(p)
+}
+
+/// The tree's shape: from the superblock on the hash device, or from the options.
+fn params_for(
+    tree: &VerityTree,
+    place: &VerityPlace,
+    data: &Path,
+    data_file: &mut File,
+    hash: &Path,
+    hash_file: &mut File,
+) -> CliResult<VerityParams> {
+    if place.no_superblock {
+        return params_from_options(tree, place, data, data_file);
+    }
+    let sb = read_superblock(hash, hash_file, place.hash_offset)?;
+    sb.params(place.hash_offset)
+        .map_err(CliError::integrity(hash))
+}
+
+fn read_superblock(path: &Path, f: &mut File, offset: u64) -> CliResult<Superblock> {
+    let mut b = [0u8; SUPERBLOCK_SIZE];
+    f.read_exact_at(&mut b, offset)
+        .map_err(CliError::device(path, "read the verity superblock of"))?;
+    Superblock::parse(&b).map_err(CliError::integrity(path))
+}
+
+fn root_hash(arg: Option<&str>, file: Option<&Path>, p: &VerityParams) -> CliResult<Vec<u8>> {
+    let text = match (arg, file) {
+        (Some(_), Some(_)) => {
+            return Err(usage(
+                "give the root hash as an argument or with --root-hash-file, not both",
+            ))
+        }
+        (Some(h), None) => h.to_owned(),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .map_err(CliError::file(f, "read root hash file"))?
+            .trim()
+            .to_owned(),
+        (None, None) => return Err(usage("no root hash given (argument or --root-hash-file)")),
+    };
+    let root = verity::parse_hex(&text).map_err(usage)?;
+    if root.len() != p.hash.output_len() {
+        return Err(usage(format!(
+            "the root hash has {} bytes, {} has {}",
+            root.len(),
+            p.hash.name(),
+            p.hash.output_len()
+        )));
+    }
+    Ok(root)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn salt_text(p: &VerityParams) -> String {
+    if p.salt.is_empty() {
+        "-".into()
+    } else {
+        hex(&p.salt)
+    }
+}
+
+/// veritysetup's header report (format and dump).
+fn report(path: &Path, p: &VerityParams, root: Option<&[u8]>, json: bool) -> String {
+    let hash_size = p.hash_offset + p.hash_area_size();
+    if json {
+        let mut v = serde_json::json!({
+            "hash_device": path.display().to_string(),
+            "uuid": p.superblock.then(|| verity::format_uuid(&p.uuid)),
+            "hash_type": 1,
+            "data_blocks": p.data_blocks,
+            "data_block_size": p.data_block_size,
+            "hash_blocks": p.hash_blocks(),
+            "hash_block_size": p.hash_block_size,
+            "hash_algorithm": p.hash.name(),
+            "salt": salt_text(p),
+            "hash_offset": p.hash_offset,
+            "hash_device_size": hash_size,
+        });
+        if let Some(r) = root {
+            v["root_hash"] = hex(r).into();
+        }
+        return format!("{v}\n");
+    }
+    let mut s = format!("VERITY header information for {}\n", path.display());
+    if p.superblock {
+        s += &format!("UUID:            \t{}\n", verity::format_uuid(&p.uuid));
+    }
+    s += &format!(
+        "Hash type:       \t1\nData blocks:     \t{}\nData block size: \t{}\nHash blocks:     \t{}\nHash block size: \t{}\nHash algorithm:  \t{}\nSalt:            \t{}\n",
+        p.data_blocks,
+        p.data_block_size,
+        p.hash_blocks(),
+        p.hash_block_size,
+        p.hash.name(),
+        salt_text(p)
+    );
+    if let Some(r) = root {
+        s += &format!("Root hash:      \t{}\n", hex(r));
+    }
+    s += &format!("Hash device size: \t{hash_size} [bytes]\n");
+    s
+}
+
+pub(crate) fn run(cmd: VerityCommand, out: &mut dyn Write) -> CliResult<i32> {
+    match cmd {
+        VerityCommand::Format {
+            data,
+            hash_device,
+            tree,
+            place,
+            root_hash_file,
+            json,
+        } => {
+            let mut data_file = open_file(&data, false)?;
+            let p = params_from_options(&tree, &place, &data, &mut data_file)?;
+            p.check().map_err(CliError::integrity(&hash_device))?;
+            let mut hash_file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&hash_device)
+                .map_err(CliError::device(&hash_device, "open or create"))?;
+            let root = verity::format(&mut data_file, &mut hash_file, &p)
+                .map_err(CliError::integrity(&hash_device))?;
+            if let Some(f) = &root_hash_file {
+                std::fs::write(f, hex(&root)).map_err(CliError::file(f, "write"))?;
+            }
+            write_out(out, &report(&hash_device, &p, Some(&root), json))
+        }
+        VerityCommand::Verify {
+            data,
+            hash_device,
+            root_hash: arg,
+            root_hash_file,
+            tree,
+            place,
+        } => {
+            let mut data_file = open_file(&data, false)?;
+            let mut hash_file = open_file(&hash_device, false)?;
+            let p = params_for(
+                &tree,
+                &place,
+                &data,
+                &mut data_file,
+                &hash_device,
+                &mut hash_file,
+            )?;
+            let root = root_hash(arg.as_deref(), root_hash_file.as_deref(), &p)?;
+            verity::verify(&mut data_file, &mut hash_file, &p, &root)
+                .map_err(CliError::integrity(&data))?;
+            Ok(0)
+        }
+        VerityCommand::Open {
+            data,
+            name,
+            hash_device,
+            root_hash: arg,
+            root_hash_file,
+            tree,
+            place,
+            ignore_corruption,
+            restart_on_corruption,
+            panic_on_corruption,
+            ignore_zero_blocks,
+            check_at_most_once,
+        } => {
+            let dm_name = DmName::new(&name).map_err(CliError::dm(&name))?;
+            let dm = DmControl::open().map_err(CliError::dm(&name))?;
+            if dm.dev_status(&dm_name).is_ok() {
+                return Err(CliError::dm(&name)(dmioctl::Error::Exists(name.clone())));
+            }
+            let mut data_file = open_file(&data, false)?;
+            let mut hash_file = open_file(&hash_device, false)?;
+            let p = params_for(
+                &tree,
+                &place,
+                &data,
+                &mut data_file,
+                &hash_device,
+                &mut hash_file,
+            )?;
+            let root = root_hash(arg.as_deref(), root_hash_file.as_deref(), &p)?;
+            verity::check_root(&mut hash_file, &p, &root)
+                .map_err(CliError::integrity(&hash_device))?;
+            let mut options = Vec::new();
+            let on_corruption = [
+                (ignore_corruption, "ignore_corruption"),
+                (restart_on_corruption, "restart_on_corruption"),
+                (panic_on_corruption, "panic_on_corruption"),
+            ];
+            if on_corruption.iter().filter(|(set, _)| *set).count() > 1 {
+                return Err(usage(
+                    "choose one of --ignore-corruption, --restart-on-corruption, --panic-on-corruption",
+                ));
+            }
+            options.extend(
+                on_corruption
+                    .iter()
+                    .filter(|(set, _)| *set)
+                    .map(|(_, o)| o.to_string()),
+            );
+            if ignore_zero_blocks {
+                options.push("ignore_zero_blocks".into());
+            }
+            if check_at_most_once {
+                options.push("check_at_most_once".into());
+            }
+            let data_dev = crate::activate::data_device(&data, &mut data_file, true)?;
+            let hash_dev = crate::activate::data_device(&hash_device, &mut hash_file, true)?;
+            let table = Verity {
+                version: 1,
+                data_device: data_dev.dev_string(),
+                hash_device: hash_dev.dev_string(),
+                data_block_size: p.data_block_size,
+                hash_block_size: p.hash_block_size,
+                data_blocks: p.data_blocks,
+                hash_start: p.hash_start_block(),
+                algorithm: p.hash.name().into(),
+                root_digest: hex(&root),
+                salt: salt_text(&p),
+                options,
+            };
+            let sectors = p.data_blocks * u64::from(p.data_block_size) / 512;
+            let target = Target::new(0, sectors, "verity", Zeroizing::new(table.to_string()));
+            let uuid = p.superblock.then(|| {
+                format!(
+                    "CRYPT-VERITY-{}-{name}",
+                    verity::format_uuid(&p.uuid).replace('-', "")
+                )
+            });
+            crate::activate::create_mapping(&dm, &dm_name, uuid.as_deref(), target, true)?;
+            Ok(0)
+        }
+        VerityCommand::Close { name } => crate::activate::close(&name),
+        VerityCommand::Dump {
+            hash_device,
+            hash_offset,
+            json,
+        } => {
+            let mut f = open_file(&hash_device, false)?;
+            let sb = read_superblock(&hash_device, &mut f, hash_offset)?;
+            let p = sb
+                .params(hash_offset)
+                .map_err(CliError::integrity(&hash_device))?;
+            write_out(out, &report(&hash_device, &p, None, json))
+        }
+    }
+}
