@@ -368,7 +368,7 @@ pub fn parse_uuid(s: &str) -> Result<[u8; 16]> {
 /// [`Error::Invalid`] for an odd length or a non-hex character.
 pub fn parse_hex(s: &str) -> Result<Vec<u8>> {
     let bad = || Error::invalid("hex string", format!("'{s}' is not hex"));
-    if s.len() % 2 != 0 || !s.is_ascii() {
+    if !s.len().is_multiple_of(2) || !s.is_ascii() {
         return Err(bad());
     }
     (0..s.len())
