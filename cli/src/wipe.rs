@@ -4,6 +4,7 @@
 
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 
 use dmioctl::{DmControl, DmName};
 use integrity::dm_integrity::Superblock;
@@ -48,11 +49,16 @@ pub(crate) fn wipe_integrity(
 }
 
 fn write_zeros(path: &std::path::Path, total: u64) -> CliResult<u64> {
+    // Direct I/O skips the page cache: each chunk goes straight to dm-crypt.
     let mut f = OpenOptions::new()
         .write(true)
+        .custom_flags(nix::fcntl::OFlag::O_DIRECT.bits())
         .open(path)
         .map_err(CliError::device(path, "open"))?;
-    let zeros = vec![0u8; CHUNK];
+    // O_DIRECT needs a buffer aligned to the logical block size (4096 covers all).
+    let backing = vec![0u8; CHUNK + 4096];
+    let skip = backing.as_ptr().align_offset(4096);
+    let zeros = &backing[skip..skip + CHUNK];
     let mut progress = Progress::new("Wiping device to initialize integrity checksum", total);
     let mut done = 0u64;
     while done < total {
