@@ -26,6 +26,55 @@ pub(crate) enum Command {
     /// file systems), named and flagged as in veritysetup.
     #[command(subcommand)]
     Verity(VerityCommand),
+    /// dm-integrity superblocks on their own (integritysetup's format and dump); LUKS2
+    /// volumes get theirs from `luks format --integrity`.
+    #[command(subcommand)]
+    Integrity(IntegrityCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum IntegrityCommand {
+    /// Write a dm-integrity superblock and empty journal at the start of DEVICE, as the
+    /// kernel does on first use. Tags are not initialised: unwritten sectors fail to read.
+    Format {
+        /// Device or image.
+        device: PathBuf,
+        /// Tag bytes per sector (default 4, crc32c's size).
+        #[arg(
+            short = 't',
+            long = "tag-size",
+            value_name = "BYTES",
+            default_value_t = 4
+        )]
+        tag_size: u16,
+        /// Block size: 512 (default), 1024, 2048 or 4096.
+        #[arg(
+            short = 's',
+            long = "sector-size",
+            value_name = "BYTES",
+            default_value_t = 512
+        )]
+        sector_size: u32,
+        /// Journal size in bytes (default: 1/128 of the device, at most 64 MiB).
+        #[arg(short = 'j', long = "journal-size", value_name = "BYTES", value_parser = parse_size)]
+        journal_size: Option<u64>,
+        /// Data sectors between tag runs (default 32768).
+        #[arg(long = "interleave-sectors", value_name = "SECTORS")]
+        interleave_sectors: Option<u32>,
+        /// The 128 KiB tag padding of kernels before 5.4.
+        #[arg(long = "integrity-legacy-padding")]
+        legacy_padding: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Print the dm-integrity superblock at the start of DEVICE.
+    Dump {
+        /// Device or image.
+        device: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Where the (existing) passphrase comes from.

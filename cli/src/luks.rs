@@ -17,7 +17,7 @@ use crate::keys::Keys;
 
 /// Opens a device or image. Writers take an exclusive lock, and block devices are opened
 /// with `O_EXCL` when `exclusive`, so a mounted or mapped device is refused as busy.
-fn open_device(path: &Path, write: bool, exclusive: bool) -> CliResult<File> {
+pub(crate) fn open_device(path: &Path, write: bool, exclusive: bool) -> CliResult<File> {
     let mut o = OpenOptions::new();
     o.read(true).write(write);
     let is_block = std::fs::metadata(path)
@@ -54,7 +54,7 @@ fn open_luks(path: &Path, write: bool) -> CliResult<Luks2<File>> {
 
 /// Asks for confirmation of a destructive step; `--batch-mode` skips the question, and
 /// without a terminal to ask on, the step is refused.
-fn confirm(common: &Common, warning: &str) -> CliResult {
+pub(crate) fn confirm(common: &Common, warning: &str) -> CliResult {
     if common.batch {
         return Ok(());
     }

@@ -10,6 +10,7 @@
 mod activate;
 mod args;
 mod error;
+mod integrity_cmd;
 mod keys;
 mod luks;
 mod progress;
@@ -61,6 +62,7 @@ fn main() {
     let result = match cli.command {
         args::Command::Luks(cmd) => luks::run(cmd, &mut out),
         args::Command::Verity(cmd) => verity::run(cmd, &mut out),
+        args::Command::Integrity(cmd) => integrity_cmd::run(cmd, &mut out),
     };
     let code = match result {
         Ok(code) => code,

@@ -1,0 +1,103 @@
+//! The `integrity` verbs: a standalone dm-integrity superblock, written and shown.
+
+use std::io::Write;
+
+use integrity::dm_integrity::{self, IntegrityParams, Superblock, FLAG_FIXED_PADDING};
+
+use crate::args::IntegrityCommand;
+use crate::error::{CliError, CliResult};
+use crate::luks::{confirm, open_device, write_out};
+
+fn flags_text(sb: &Superblock) -> String {
+    let names = [
+        (dm_integrity::FLAG_HAVE_JOURNAL_MAC, "journal_mac"),
+        (dm_integrity::FLAG_RECALCULATING, "recalculating"),
+        (dm_integrity::FLAG_DIRTY_BITMAP, "dirty_bitmap"),
+        (FLAG_FIXED_PADDING, "fix_padding"),
+        (dm_integrity::FLAG_FIXED_HMAC, "fix_hmac"),
+    ];
+    names
+        .iter()
+        .filter(|(bit, _)| sb.flags & bit != 0)
+        .map(|(_, n)| *n)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn report(device: &std::path::Path, sb: &Superblock, json: bool) -> String {
+    if json {
+        return format!(
+            "{}\n",
+            serde_json::json!({
+                "device": device.display().to_string(),
+                "superblock_version": sb.version,
+                "log2_interleave_sectors": sb.log2_interleave_sectors,
+                "integrity_tag_size": sb.tag_size,
+                "journal_sections": sb.journal_sections,
+                "journal_sectors": sb.journal_area_sectors(),
+                "provided_data_sectors": sb.provided_data_sectors,
+                "sector_size": sb.block_size(),
+                "log2_blocks_per_bitmap": sb.log2_blocks_per_bitmap_bit,
+                "flags": flags_text(sb),
+            })
+        );
+    }
+    format!(
+        "Info for integrity device {}.\nsuperblock_version {}\nlog2_interleave_sectors {}\nintegrity_tag_size {}\njournal_sections {}\nprovided_data_sectors {}\nsector_size {}\nlog2_blocks_per_bitmap {}\nflags {}\n",
+        device.display(),
+        sb.version,
+        sb.log2_interleave_sectors,
+        sb.tag_size,
+        sb.journal_sections,
+        sb.provided_data_sectors,
+        sb.block_size(),
+        sb.log2_blocks_per_bitmap_bit,
+        flags_text(sb)
+    )
+}
+
+pub(crate) fn run(cmd: IntegrityCommand, out: &mut dyn Write) -> CliResult<i32> {
+    match cmd {
+        IntegrityCommand::Format {
+            device,
+            tag_size,
+            sector_size,
+            journal_size,
+            interleave_sectors,
+            legacy_padding,
+            common,
+        } => {
+            let mut params = IntegrityParams::new(tag_size);
+            params.block_size = sector_size;
+            params.fix_padding = !legacy_padding;
+            params.interleave_sectors = interleave_sectors;
+            params.journal_sectors = journal_size
+                .map(|b| u32::try_from(b / 512))
+                .transpose()
+                .map_err(|_| CliError::Usage("--journal-size is too large".into()))?;
+            let mut f = open_device(&device, true, true)?;
+            let size = luks2::BlockIo::size(&mut f).map_err(CliError::device(&device, "read"))?;
+            // Check the layout before asking or writing anything.
+            Superblock::new(&params, size / 512, 0).map_err(CliError::integrity(&device))?;
+            let sig = luks2::probe::signature(&mut f).map_err(CliError::device(&device, "read"))?;
+            if let Some(sig) = sig {
+                confirm(
+                    &common,
+                    &format!(
+                        "{} contains a {sig} signature. This will overwrite data on it irrevocably.",
+                        device.display()
+                    ),
+                )?;
+            }
+            let sb =
+                dm_integrity::format(&mut f, 0, &params).map_err(CliError::integrity(&device))?;
+            write_out(out, &report(&device, &sb, false))
+        }
+        IntegrityCommand::Dump { device, json } => {
+            let mut f = open_device(&device, false, false)?;
+            let sb =
+                dm_integrity::read_superblock(&mut f, 0).map_err(CliError::integrity(&device))?;
+            write_out(out, &report(&device, &sb, json))
+        }
+    }
+}
