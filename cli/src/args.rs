@@ -147,6 +147,38 @@ pub(crate) struct Common {
     pub(crate) batch: bool,
 }
 
+/// How a new LUKS2 volume is laid out (format and encrypt-image).
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct NewVolumeOpts {
+    /// Data cipher (default aes-xts-plain64).
+    #[arg(short = 'c', long, value_name = "CIPHER")]
+    pub(crate) cipher: Option<String>,
+    /// Volume key size in bits (default 512 for XTS).
+    #[arg(short = 's', long = "key-size", value_name = "BITS")]
+    pub(crate) key_size: Option<usize>,
+    /// Encryption sector size (default 4096 where the device allows).
+    #[arg(long = "sector-size", value_name = "BYTES")]
+    pub(crate) sector_size: Option<u32>,
+    /// Size of each header copy: 16k, 32k, 64k, ... 4m bytes (default 16384).
+    #[arg(long = "luks2-metadata-size", value_name = "BYTES", value_parser = parse_size)]
+    pub(crate) metadata_size: Option<u64>,
+    /// Size of the keyslots area (default: up to the data offset).
+    #[arg(long = "luks2-keyslots-size", value_name = "BYTES", value_parser = parse_size)]
+    pub(crate) keyslots_size: Option<u64>,
+    /// Data offset in 512-byte sectors (default 32768, i.e. 16 MiB).
+    #[arg(long, value_name = "SECTORS")]
+    pub(crate) offset: Option<u64>,
+    /// Label.
+    #[arg(long)]
+    pub(crate) label: Option<String>,
+    /// Subsystem label.
+    #[arg(long)]
+    pub(crate) subsystem: Option<String>,
+    /// Use this UUID instead of a random one.
+    #[arg(long)]
+    pub(crate) uuid: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum LuksCommand {
     /// Format DEVICE as LUKS2 with one keyslot. Refuses a device that holds a LUKS header or
@@ -161,33 +193,8 @@ pub(crate) enum LuksCommand {
         key: KeyOpts,
         #[command(flatten)]
         pbkdf: PbkdfOpts,
-        /// Data cipher (default aes-xts-plain64).
-        #[arg(short = 'c', long, value_name = "CIPHER")]
-        cipher: Option<String>,
-        /// Volume key size in bits (default 512 for XTS).
-        #[arg(short = 's', long = "key-size", value_name = "BITS")]
-        key_size: Option<usize>,
-        /// Encryption sector size (default 4096 where the device allows).
-        #[arg(long = "sector-size", value_name = "BYTES")]
-        sector_size: Option<u32>,
-        /// Size of each header copy: 16k, 32k, 64k, ... 4m bytes (default 16384).
-        #[arg(long = "luks2-metadata-size", value_name = "BYTES", value_parser = parse_size)]
-        metadata_size: Option<u64>,
-        /// Size of the keyslots area (default: up to the data offset).
-        #[arg(long = "luks2-keyslots-size", value_name = "BYTES", value_parser = parse_size)]
-        keyslots_size: Option<u64>,
-        /// Data offset in 512-byte sectors (default 32768, i.e. 16 MiB).
-        #[arg(long, value_name = "SECTORS")]
-        offset: Option<u64>,
-        /// Label.
-        #[arg(long)]
-        label: Option<String>,
-        /// Subsystem label.
-        #[arg(long)]
-        subsystem: Option<String>,
-        /// Use this UUID instead of a random one.
-        #[arg(long)]
-        uuid: Option<String>,
+        #[command(flatten)]
+        new: NewVolumeOpts,
         /// Use the volume key in this file instead of a random one.
         #[arg(long = "volume-key-file", value_name = "FILE")]
         volume_key_file: Option<PathBuf>,
@@ -370,6 +377,97 @@ pub(crate) enum LuksCommand {
         /// New subsystem.
         #[arg(long)]
         subsystem: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Encrypt a plain image into a new LUKS2 image (header included), in userspace: no root
+    /// and no device-mapper needed. The result opens with cryptsetup and the kernel.
+    EncryptImage {
+        /// Plain image to read.
+        #[arg(long = "in", value_name = "PLAIN")]
+        input: PathBuf,
+        /// LUKS2 image to create.
+        #[arg(long = "out", value_name = "LUKS")]
+        output: PathBuf,
+        #[command(flatten)]
+        new: NewVolumeOpts,
+        #[command(flatten)]
+        key: KeyOpts,
+        #[command(flatten)]
+        pbkdf: PbkdfOpts,
+        /// Use the volume key in this file instead of a random one.
+        #[arg(long = "volume-key-file", value_name = "FILE")]
+        volume_key_file: Option<PathBuf>,
+        /// Leave holes of the input as holes (unencrypted zeros) in the output instead of
+        /// encrypting them: smaller and faster, but those sectors then read as noise through
+        /// the mapping. Only for file systems that never read their free space.
+        #[arg(long)]
+        sparse: bool,
+        /// Threads for encryption (default: all CPUs).
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Decrypt a LUKS2 image's data into a plain image; all-zero sectors become holes.
+    DecryptImage {
+        /// LUKS2 image to read.
+        #[arg(long = "in", value_name = "LUKS")]
+        input: PathBuf,
+        /// Plain image to create.
+        #[arg(long = "out", value_name = "PLAIN")]
+        output: PathBuf,
+        #[command(flatten)]
+        key: KeyOpts,
+        /// Authorise with the volume key in this file instead of a passphrase.
+        #[arg(long = "volume-key-file", value_name = "FILE")]
+        volume_key_file: Option<PathBuf>,
+        /// Holes in the LUKS2 image (left by encrypt-image --sparse) stay holes.
+        #[arg(long)]
+        sparse: bool,
+        /// Threads for decryption (default: all CPUs).
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Print decrypted bytes of the data segment (whole sectors) to standard output or a file.
+    Read {
+        /// LUKS2 device or image.
+        device: PathBuf,
+        /// Byte offset in the data segment (a multiple of the sector size).
+        #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "0")]
+        offset: u64,
+        /// Bytes to read (default: to the end).
+        #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+        length: Option<u64>,
+        /// Write here instead of standard output.
+        #[arg(long = "out", value_name = "FILE")]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        key: KeyOpts,
+        /// Authorise with the volume key in this file instead of a passphrase.
+        #[arg(long = "volume-key-file", value_name = "FILE")]
+        volume_key_file: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Encrypt bytes from standard input or a file into the data segment at an offset
+    /// (whole sectors).
+    Write {
+        /// LUKS2 device or image.
+        device: PathBuf,
+        /// Byte offset in the data segment (a multiple of the sector size).
+        #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "0")]
+        offset: u64,
+        /// Read here instead of standard input.
+        #[arg(long = "in", value_name = "FILE")]
+        input: Option<PathBuf>,
+        #[command(flatten)]
+        key: KeyOpts,
+        /// Authorise with the volume key in this file instead of a passphrase.
+        #[arg(long = "volume-key-file", value_name = "FILE")]
+        volume_key_file: Option<PathBuf>,
         #[command(flatten)]
         common: Common,
     },

@@ -11,7 +11,7 @@ use luks2::{
     SegmentIntegrity, VolumeKey,
 };
 
-use crate::args::{Common, LuksCommand as Luks, PbkdfOpts, TokenAction};
+use crate::args::{Common, KeyOpts, LuksCommand as Luks, NewVolumeOpts, PbkdfOpts, TokenAction};
 use crate::error::{code, CliError, CliResult};
 use crate::keys::Keys;
 
@@ -105,7 +105,43 @@ fn keyslot_options(o: &PbkdfOpts) -> CliResult<KeyslotOptions> {
     })
 }
 
-fn read_volume_key(path: &Path) -> CliResult<VolumeKey> {
+/// FormatOptions from the layout, KDF and key-slot flags.
+pub(crate) fn format_options(
+    new: &NewVolumeOpts,
+    pbkdf: &PbkdfOpts,
+    key: &KeyOpts,
+) -> CliResult<FormatOptions> {
+    let mut opts = FormatOptions::default();
+    if let Some(c) = &new.cipher {
+        opts.cipher = c.clone();
+    }
+    if let Some(bits) = new.key_size {
+        if bits % 8 != 0 {
+            return Err(CliError::Usage(format!(
+                "key size {bits} is not a multiple of 8 bits"
+            )));
+        }
+        opts.key_size = bits / 8;
+    } else if !opts.cipher.contains("-xts-") {
+        opts.key_size = 32;
+    }
+    opts.sector_size = new.sector_size;
+    if let Some(m) = new.metadata_size {
+        opts.metadata_size = m;
+    }
+    opts.keyslots_size = new.keyslots_size;
+    opts.data_offset = new.offset.map(|s| s * 512);
+    opts.label = new.label.clone().unwrap_or_default();
+    opts.subsystem = new.subsystem.clone().unwrap_or_default();
+    opts.uuid = new.uuid.clone();
+    opts.keyslot = keyslot_options(pbkdf)?;
+    if let Some(s) = key.key_slot {
+        opts.keyslot_id = s;
+    }
+    Ok(opts)
+}
+
+pub(crate) fn read_volume_key(path: &Path) -> CliResult<VolumeKey> {
     let mut buf = Vec::new();
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut buf))
@@ -156,15 +192,7 @@ pub(crate) fn run(cmd: Luks, out: &mut dyn Write) -> CliResult<i32> {
             passphrase_file,
             key,
             pbkdf,
-            cipher,
-            key_size,
-            sector_size,
-            metadata_size,
-            keyslots_size,
-            offset,
-            label,
-            subsystem,
-            uuid,
+            new,
             volume_key_file,
             integrity,
             integrity_no_wipe,
@@ -176,33 +204,7 @@ pub(crate) fn run(cmd: Luks, out: &mut dyn Write) -> CliResult<i32> {
                     "give the key file either as an argument or with --key-file, not both".into(),
                 ));
             }
-            let mut opts = FormatOptions::default();
-            if let Some(c) = cipher {
-                opts.cipher = c;
-            }
-            if let Some(bits) = key_size {
-                if bits % 8 != 0 {
-                    return Err(CliError::Usage(format!(
-                        "key size {bits} is not a multiple of 8 bits"
-                    )));
-                }
-                opts.key_size = bits / 8;
-            } else if !opts.cipher.contains("-xts-") {
-                opts.key_size = 32;
-            }
-            opts.sector_size = sector_size;
-            if let Some(m) = metadata_size {
-                opts.metadata_size = m;
-            }
-            opts.keyslots_size = keyslots_size;
-            opts.data_offset = offset.map(|s| s * 512);
-            opts.label = label.unwrap_or_default();
-            opts.subsystem = subsystem.unwrap_or_default();
-            opts.uuid = uuid;
-            opts.keyslot = keyslot_options(&pbkdf)?;
-            if let Some(s) = key.key_slot {
-                opts.keyslot_id = s;
-            }
+            let mut opts = format_options(&new, &pbkdf, &key)?;
             if let Some(name) = &integrity {
                 let kind =
                     SegmentIntegrity::parse(name).map_err(|e| CliError::Usage(e.to_string()))?;
@@ -326,6 +328,10 @@ pub(crate) fn run(cmd: Luks, out: &mut dyn Write) -> CliResult<i32> {
             Ok(0)
         }
         Luks::Close { name, common: _ } => crate::activate::close(&name),
+        cmd @ (Luks::EncryptImage { .. }
+        | Luks::DecryptImage { .. }
+        | Luks::Read { .. }
+        | Luks::Write { .. }) => crate::image::run(cmd, &mut keys, out),
         Luks::Status { name, json } => crate::activate::status(&name, json, out),
         Luks::Dump {
             device,

@@ -10,6 +10,7 @@
 mod activate;
 mod args;
 mod error;
+mod image;
 mod integrity_cmd;
 mod keys;
 mod luks;

@@ -225,8 +225,25 @@ impl SectorCipher {
         encrypt: bool,
         threads: usize,
     ) -> Result<()> {
+        self.crypt_parallel(first_sector, 1, sector_size, data, encrypt, threads)
+    }
+
+    /// [`SectorCipher::crypt`] with the sectors spread over `threads` threads.
+    ///
+    /// # Errors
+    /// As [`SectorCipher::encrypt`].
+    pub fn crypt_parallel(
+        &self,
+        first_iv: u64,
+        iv_step: u64,
+        sector_size: usize,
+        data: &mut [u8],
+        encrypt: bool,
+        threads: usize,
+    ) -> Result<()> {
+        let (first_sector, step) = (first_iv, iv_step);
         if sector_size == 0 || !data.len().is_multiple_of(sector_size) || threads <= 1 {
-            return self.run(first_sector, sector_size, data, encrypt);
+            return self.run(first_sector, step, sector_size, data, encrypt);
         }
         let sectors = data.len() / sector_size;
         let per = sectors.div_ceil(threads.min(sectors).max(1));
@@ -235,8 +252,8 @@ impl SectorCipher {
                 .chunks_mut(per * sector_size)
                 .enumerate()
                 .map(|(i, chunk)| {
-                    let first = first_sector.wrapping_add((i * per) as u64);
-                    s.spawn(move || self.run(first, sector_size, chunk, encrypt))
+                    let first = first_sector.wrapping_add(((i * per) as u64).wrapping_mul(step));
+                    s.spawn(move || self.run(first, step, sector_size, chunk, encrypt))
                 })
                 .collect();
             handles
@@ -266,7 +283,7 @@ impl SectorCipher {
     /// [`Error::InvalidArgument`] if the sector size is not a multiple of 16 or `data` is not
     /// a whole number of sectors.
     pub fn encrypt(&self, first_sector: u64, sector_size: usize, data: &mut [u8]) -> Result<()> {
-        self.run(first_sector, sector_size, data, true)
+        self.run(first_sector, 1, sector_size, data, true)
     }
 
     /// Decrypts in place; see [`SectorCipher::encrypt`].
@@ -274,10 +291,33 @@ impl SectorCipher {
     /// # Errors
     /// As [`SectorCipher::encrypt`].
     pub fn decrypt(&self, first_sector: u64, sector_size: usize, data: &mut [u8]) -> Result<()> {
-        self.run(first_sector, sector_size, data, false)
+        self.run(first_sector, 1, sector_size, data, false)
     }
 
-    fn run(&self, first: u64, sector_size: usize, data: &mut [u8], enc: bool) -> Result<()> {
+    /// Encrypts or decrypts sectors whose IVs are `first_iv`, `first_iv + iv_step`, ...: dm-crypt
+    /// counts IVs in 512-byte units, so a LUKS2 segment with 4096-byte sectors steps by 8.
+    ///
+    /// # Errors
+    /// As [`SectorCipher::encrypt`].
+    pub fn crypt(
+        &self,
+        first_iv: u64,
+        iv_step: u64,
+        sector_size: usize,
+        data: &mut [u8],
+        encrypt: bool,
+    ) -> Result<()> {
+        self.run(first_iv, iv_step, sector_size, data, encrypt)
+    }
+
+    fn run(
+        &self,
+        first: u64,
+        step: u64,
+        sector_size: usize,
+        data: &mut [u8],
+        enc: bool,
+    ) -> Result<()> {
         if sector_size == 0
             || !sector_size.is_multiple_of(BLOCK)
             || !data.len().is_multiple_of(sector_size)
@@ -292,13 +332,13 @@ impl SectorCipher {
             k.run(
                 data,
                 sector_size,
-                |i| self.iv(first.wrapping_add(i as u64)),
+                |i| self.iv(first.wrapping_add((i as u64).wrapping_mul(step))),
                 enc,
             );
             return Ok(());
         }
         for (i, sector) in data.chunks_exact_mut(sector_size).enumerate() {
-            let iv = self.iv(first.wrapping_add(i as u64));
+            let iv = self.iv(first.wrapping_add((i as u64).wrapping_mul(step)));
             match self.spec.mode {
                 Mode::Xts => self.xts_sector(iv, sector, enc),
                 Mode::Cbc if enc => self.cbc_encrypt(iv, sector),
