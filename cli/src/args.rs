@@ -30,6 +30,29 @@ pub(crate) enum Command {
     /// volumes get theirs from `luks format --integrity`.
     #[command(subcommand)]
     Integrity(IntegrityCommand),
+    /// Measure key derivation and sector encryption in memory, like `cryptsetup benchmark`:
+    /// PBKDF2 iterations per second, the time Argon2 takes for a given cost, and AES-XTS
+    /// MiB/s on one thread and on all.
+    Benchmark {
+        /// Print one JSON array of objects.
+        #[arg(long)]
+        json: bool,
+        /// Argon2 memory cost in KiB.
+        #[arg(long = "pbkdf-memory", value_name = "KIB", default_value_t = 1_048_576)]
+        pbkdf_memory: u32,
+        /// Argon2 time cost.
+        #[arg(long = "pbkdf-force-iterations", value_name = "N", default_value_t = 4)]
+        time_cost: u32,
+        /// Argon2 threads (default: online CPUs, at most 4).
+        #[arg(long = "pbkdf-parallel", value_name = "N")]
+        parallel: Option<u32>,
+        /// Sector size for the cipher runs.
+        #[arg(long = "sector-size", value_name = "BYTES", default_value_t = 4096)]
+        sector_size: usize,
+        /// Seconds per cipher measurement.
+        #[arg(long, value_name = "SECONDS", default_value_t = 0.5)]
+        seconds: f64,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,6 +9,7 @@
 
 mod activate;
 mod args;
+mod benchmark;
 mod error;
 mod image;
 mod integrity_cmd;
@@ -64,6 +65,24 @@ fn main() {
         args::Command::Luks(cmd) => luks::run(cmd, &mut out),
         args::Command::Verity(cmd) => verity::run(cmd, &mut out),
         args::Command::Integrity(cmd) => integrity_cmd::run(cmd, &mut out),
+        args::Command::Benchmark {
+            json,
+            pbkdf_memory,
+            time_cost,
+            parallel,
+            sector_size,
+            seconds,
+        } => benchmark::run(
+            json,
+            &benchmark::Costs {
+                memory_kib: pbkdf_memory,
+                time: time_cost,
+                parallel,
+                sector_size,
+                seconds,
+            },
+            &mut out,
+        ),
     };
     let code = match result {
         Ok(code) => code,
