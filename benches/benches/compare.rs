@@ -1,0 +1,222 @@
+//! Side by side, in one run: our AES-XTS against OpenSSL's (one thread, 4 KiB and 512 B
+//! sectors), our thread scaling, our Argon2 unlock of a cryptsetup header against
+//! `cryptsetup open --test-passphrase` on the same header, and our offline encryption of a
+//! 1 GiB image against a `dd` copy of it (the I/O floor).
+//!
+//! `bash scripts/bench.sh` runs it (it installs the OpenSSL headers and builds the binary).
+//! Environment: `CRYPTPILOT_BIN` (default `../target/release/cryptpilot`),
+//! `BENCH_ARGON_KIB` (Argon2 memory of the unlock header, default 1048576),
+//! `BENCH_IMAGE_MIB` (default 1024).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use luks2::sector::{CipherSpec, SectorCipher};
+use openssl::cipher::Cipher;
+use openssl::cipher_ctx::CipherCtx;
+
+const BUF: usize = 1 << 20;
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn xts(c: &mut Criterion) {
+    let spec = CipherSpec::parse("aes-xts-plain64").expect("spec");
+    for sector in [4096usize, 512] {
+        let mut g = c.benchmark_group(format!("xts-{sector}"));
+        g.throughput(Throughput::Bytes(BUF as u64));
+        for key_len in [64usize, 32] {
+            let key = cryptpilot_benches::key(key_len);
+            let ours = SectorCipher::new(&spec, &key).expect("key");
+            let mut buf = cryptpilot_benches::data(BUF);
+            let bits = key_len * 8;
+            g.bench_function(
+                BenchmarkId::new(format!("cryptpilot-{}", ours.implementation()), bits),
+                |b| b.iter(|| ours.encrypt(0, sector, &mut buf).expect("encrypt")),
+            );
+            let cipher = if key_len == 32 {
+                Cipher::aes_128_xts()
+            } else {
+                Cipher::aes_256_xts()
+            };
+            let mut ctx = CipherCtx::new().expect("ctx");
+            ctx.encrypt_init(Some(cipher), Some(&key), Some(&[0u8; 16]))
+                .expect("init");
+            let input = cryptpilot_benches::data(BUF);
+            let mut out = vec![0u8; BUF + 16];
+            g.bench_function(BenchmarkId::new("openssl", bits), |b| {
+                b.iter(|| {
+                    for (i, s) in input.chunks(sector).enumerate() {
+                        let mut iv = [0u8; 16];
+                        iv[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                        // Only the IV changes per sector, as in `openssl speed -evp`.
+                        ctx.encrypt_init(None, None, Some(&iv)).expect("iv");
+                        ctx.cipher_update(s, Some(&mut out[i * sector..]))
+                            .expect("update");
+                    }
+                })
+            });
+        }
+        g.finish();
+    }
+}
+
+fn scaling(c: &mut Criterion) {
+    let spec = CipherSpec::parse("aes-xts-plain64").expect("spec");
+    let ours = SectorCipher::new(&spec, &cryptpilot_benches::key(64)).expect("key");
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // In cache: each thread owns 1 MiB (CPU scaling); streaming: 64 MiB split over threads.
+    let mut g = c.benchmark_group("xts-threads-in-cache");
+    for threads in [1, cpus] {
+        g.throughput(Throughput::Bytes((BUF * threads) as u64));
+        g.bench_function(BenchmarkId::from_parameter(threads), |b| {
+            let mut bufs: Vec<Vec<u8>> = (0..threads)
+                .map(|_| cryptpilot_benches::data(BUF))
+                .collect();
+            b.iter_custom(|iters| {
+                let start = std::time::Instant::now();
+                std::thread::scope(|s| {
+                    for buf in bufs.iter_mut() {
+                        let ours = &ours;
+                        s.spawn(move || {
+                            for _ in 0..iters {
+                                ours.encrypt(0, 4096, buf).expect("encrypt");
+                            }
+                        });
+                    }
+                });
+                start.elapsed()
+            })
+        });
+    }
+    g.finish();
+    let mut g = c.benchmark_group("xts-threads-streaming");
+    let mut big = cryptpilot_benches::data(64 << 20);
+    g.throughput(Throughput::Bytes(big.len() as u64));
+    for threads in [1, cpus] {
+        g.bench_function(BenchmarkId::from_parameter(threads), |b| {
+            b.iter(|| {
+                ours.run_parallel(0, 4096, &mut big, true, threads)
+                    .expect("encrypt")
+            })
+        });
+    }
+    g.finish();
+}
+
+fn cryptsetup() -> Option<PathBuf> {
+    ["/usr/sbin/cryptsetup", "/sbin/cryptsetup"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().expect("run");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn unlock(c: &mut Criterion) {
+    let Some(cs) = cryptsetup() else {
+        eprintln!("unlock: cryptsetup not installed, skipped");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = dir.path().join("argon.img");
+    let key = dir.path().join("key");
+    std::fs::write(&key, b"benchmark passphrase").expect("key");
+    std::fs::File::create(&img)
+        .and_then(|f| f.set_len(20 << 20))
+        .expect("image");
+    let kib = env_u64("BENCH_ARGON_KIB", 1 << 20).to_string();
+    run(Command::new(&cs)
+        .args(["luksFormat", "-q", "--type", "luks2", "--pbkdf", "argon2id"])
+        .args([
+            "--pbkdf-force-iterations",
+            "4",
+            "--pbkdf-memory",
+            &kib,
+            "--pbkdf-parallel",
+            "2",
+        ])
+        .arg("--key-file")
+        .arg(&key)
+        .arg(&img));
+    let mut g = c.benchmark_group(format!("unlock-argon2id-{kib}k-t4-p2"));
+    g.sample_size(10).measurement_time(Duration::from_secs(30));
+    g.bench_function("cryptpilot", |b| {
+        b.iter(|| {
+            let f = std::fs::File::open(&img).expect("open");
+            let mut dev = luks2::Luks2::open(f).expect("luks2");
+            dev.unlock(b"benchmark passphrase", None, &luks2::KdfLimits::default())
+                .expect("unlock")
+        })
+    });
+    g.bench_function("cryptsetup", |b| {
+        b.iter(|| {
+            run(Command::new(&cs)
+                .args(["open", "--test-passphrase", "--key-file"])
+                .arg(&key)
+                .arg(&img))
+        })
+    });
+    g.finish();
+}
+
+fn image(c: &mut Criterion) {
+    let bin = std::env::var_os("CRYPTPILOT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/cryptpilot")
+        });
+    if !bin.exists() {
+        eprintln!(
+            "image: {} not built, skipped (cargo build --release -p cryptpilot)",
+            bin.display()
+        );
+        return;
+    }
+    let mib = env_u64("BENCH_IMAGE_MIB", 1024);
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+    let plain = dir.path().join("plain.img");
+    let out = dir.path().join("out.img");
+    let key = dir.path().join("key");
+    std::fs::write(&key, b"pw").expect("key");
+    std::fs::write(&plain, cryptpilot_benches::data((mib as usize) << 20)).expect("plain");
+    let mut g = c.benchmark_group(format!("image-{mib}MiB"));
+    g.sample_size(10).throughput(Throughput::Bytes(mib << 20));
+    g.bench_function("dd-copy", |b| {
+        b.iter(|| {
+            run(Command::new("dd")
+                .arg(format!("if={}", plain.display()))
+                .arg(format!("of={}", out.display()))
+                .args(["bs=16M", "conv=fsync", "status=none"]))
+        })
+    });
+    g.bench_function("cryptpilot-encrypt-image", |b| {
+        b.iter(|| {
+            run(Command::new(&bin)
+                .args(["luks", "encrypt-image", "-q", "--pbkdf", "pbkdf2"])
+                .args(["--pbkdf-force-iterations", "1000", "--key-file"])
+                .arg(&key)
+                .arg("--in")
+                .arg(&plain)
+                .arg("--out")
+                .arg(&out))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, xts, scaling, unlock, image);
+criterion_main!(benches);
