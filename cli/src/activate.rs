@@ -246,6 +246,40 @@ pub(crate) fn activate(
     Ok(dmioctl::node::mapper_path(name.as_str()))
 }
 
+/// Maps an unlocked volume as `name` with cryptsetup's UUIDs: reads the dm-integrity
+/// superblock when the segment has one, attaches a loop device for an image file.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn open_unlocked(
+    dm: &DmControl,
+    device: &Path,
+    file: &mut File,
+    header: &Header,
+    key: &VolumeKey,
+    name: &DmName,
+    perf: &PerfOpts,
+    read_only: bool,
+    no_journal: bool,
+) -> CliResult<std::path::PathBuf> {
+    let activation = header.activation().map_err(CliError::luks(device))?;
+    let sb = match activation.integrity {
+        Some(_) => Some(
+            integrity::luks::read_luks2_superblock(file, &activation)
+                .map_err(CliError::integrity(device))?,
+        ),
+        None => None,
+    };
+    let data = data_device(device, file, read_only)?;
+    let volume = Volume {
+        header,
+        activation: &activation,
+        key,
+        data: &data,
+        integrity: sb.as_ref(),
+    };
+    let uuid = header.dm_uuid(name.as_str());
+    activate(dm, &volume, name, Some(&uuid), perf, read_only, no_journal)
+}
+
 /// Removes `name`, then the integrity mapping under it if cryptsetup or we made one.
 pub(crate) fn remove_volume(dm: &DmControl, name: &DmName) -> CliResult {
     let deps = dm.table_deps(name).map_err(CliError::dm(name.as_str()))?;

@@ -30,6 +30,9 @@ pub(crate) enum Command {
     /// volumes get theirs from `luks format --integrity`.
     #[command(subcommand)]
     Integrity(IntegrityCommand),
+    /// Data volumes described by configuration files (DIR/volumes/*.toml), opened with keys
+    /// from their key providers; the same verbs as cryptpilot-crypt (which runs this).
+    Crypt(CryptArgs),
     /// Measure key derivation and sector encryption in memory, like `cryptsetup benchmark`:
     /// PBKDF2 iterations per second, the time Argon2 takes for a given cost, and AES-XTS
     /// MiB/s on one thread and on all.
@@ -53,6 +56,87 @@ pub(crate) enum Command {
         #[arg(long, value_name = "SECONDS", default_value_t = 0.5)]
         seconds: f64,
     },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CryptArgs {
+    /// Configuration directory: volumes are read from DIR/volumes/*.toml.
+    #[arg(
+        short = 'c',
+        long = "config-dir",
+        value_name = "DIR",
+        default_value = "/etc/cryptpilot",
+        global = true
+    )]
+    pub(crate) config_dir: PathBuf,
+    #[command(subcommand)]
+    pub(crate) command: CryptCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CryptCommand {
+    /// One row per volume: device, key provider, initialized, open, integrity, auto-open.
+    Show {
+        /// Only these volumes (default: all).
+        volumes: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Format each volume as LUKS2 (with integrity when configured), create its file system,
+    /// and mark it initialized. Refuses a device that holds data unless confirmed.
+    Init {
+        /// Volume names.
+        #[arg(required = true)]
+        volumes: Vec<String>,
+        /// Re-initialize a volume that is already initialized (erases it).
+        #[arg(long = "force-reinit")]
+        force_reinit: bool,
+        /// Answer yes to the confirmation (the device's data will be lost).
+        #[arg(short = 'y', long = "yes")]
+        yes: bool,
+    },
+    /// Unlock each volume with its key provider and map it as /dev/mapper/NAME (an otp
+    /// volume is formatted anew, with its file system).
+    Open {
+        /// Volume names.
+        #[arg(required = true)]
+        volumes: Vec<String>,
+        /// Check the file system before handing the volume out; a damaged one is closed again.
+        #[arg(long = "check-fs")]
+        check_fs: bool,
+    },
+    /// Remove each volume's mapping.
+    Close {
+        /// Volume names.
+        #[arg(required = true)]
+        volumes: Vec<String>,
+    },
+    /// Configuration commands.
+    #[command(subcommand)]
+    Config(CryptConfigCommand),
+    /// What the systemd unit runs at boot.
+    BootService {
+        /// The boot stage.
+        #[arg(long, value_enum)]
+        stage: BootStage,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CryptConfigCommand {
+    /// Parse and check every volume file; print every error, one per line.
+    Check {
+        /// Accepted for compatibility: every file is always checked.
+        #[arg(long = "keep-checking")]
+        keep_checking: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum BootStage {
+    /// Open every volume with auto_open = true; report each failure, go on with the rest.
+    SystemVolumesAutoOpen,
 }
 
 #[derive(Debug, Subcommand)]

@@ -292,7 +292,7 @@ pub(crate) fn run(cmd: Luks, out: &mut dyn Write) -> CliResult<i32> {
             }
             let mut file = open_device(&device, !readonly, false)?;
             let mut dev = Luks2::open(&mut file).map_err(CliError::luks(&device))?;
-            let activation = dev.header().activation().map_err(CliError::luks(&device))?;
+            dev.header().activation().map_err(CliError::luks(&device))?;
             let pass = keys.existing(
                 &key,
                 &format!("Enter passphrase for {}: ", device.display()),
@@ -300,27 +300,13 @@ pub(crate) fn run(cmd: Luks, out: &mut dyn Write) -> CliResult<i32> {
             let (_, vk) = unlock(&mut dev, &device, pass.as_bytes(), key.key_slot)?;
             let header = dev.header().clone();
             drop(dev);
-            let sb = match activation.integrity {
-                Some(_) => Some(
-                    integrity::luks::read_luks2_superblock(&mut file, &activation)
-                        .map_err(CliError::integrity(&device))?,
-                ),
-                None => None,
-            };
-            let data = crate::activate::data_device(&device, &mut file, readonly)?;
-            let volume = crate::activate::Volume {
-                header: &header,
-                activation: &activation,
-                key: &vk,
-                data: &data,
-                integrity: sb.as_ref(),
-            };
-            let uuid = header.dm_uuid(&name);
-            crate::activate::activate(
+            crate::activate::open_unlocked(
                 &dm,
-                &volume,
+                &device,
+                &mut file,
+                &header,
+                &vk,
                 &dm_name,
-                Some(&uuid),
                 &perf,
                 readonly,
                 integrity_no_journal,

@@ -10,6 +10,7 @@
 mod activate;
 mod args;
 mod benchmark;
+mod crypt;
 mod error;
 mod image;
 mod integrity_cmd;
@@ -47,7 +48,16 @@ fn one_line(msg: &str) -> String {
 
 fn main() {
     // Usage errors exit 1 as in cryptsetup (clap's own code, 2, means "permission" there).
-    let cli = match args::Cli::try_parse() {
+    // Run as `cryptpilot-crypt`, the binary is `cryptpilot crypt`.
+    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let invoked_as = argv
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned());
+    if invoked_as.as_deref() == Some("cryptpilot-crypt") {
+        argv.insert(1, "crypt".into());
+    }
+    let cli = match args::Cli::try_parse_from(argv) {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             let _ = e.print();
@@ -65,6 +75,7 @@ fn main() {
         args::Command::Luks(cmd) => luks::run(cmd, &mut out),
         args::Command::Verity(cmd) => verity::run(cmd, &mut out),
         args::Command::Integrity(cmd) => integrity_cmd::run(cmd, &mut out),
+        args::Command::Crypt(cmd) => crypt::run(cmd, &mut out),
         args::Command::Benchmark {
             json,
             pbkdf_memory,

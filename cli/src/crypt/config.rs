@@ -1,0 +1,401 @@
+//! Volume files (`<config-dir>/volumes/*.toml`) in two stages: TOML into raw structs that
+//! refuse unknown fields, then a validated [`Volume`] the commands trust. Every error names
+//! the file and, where the TOML parser knows it, the line and field.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+/// A file system `makefs` can create.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum MakeFs {
+    Ext4,
+    Xfs,
+    Vfat,
+    Swap,
+}
+
+impl MakeFs {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            MakeFs::Ext4 => "ext4",
+            MakeFs::Xfs => "xfs",
+            MakeFs::Vfat => "vfat",
+            MakeFs::Swap => "swap",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVolume {
+    volume: String,
+    dev: PathBuf,
+    #[serde(default)]
+    auto_open: bool,
+    makefs: Option<MakeFs>,
+    #[serde(default)]
+    integrity: bool,
+    encrypt: RawEncrypt,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEncrypt {
+    otp: Option<OtpConfig>,
+    exec: Option<ExecConfig>,
+    kbs: Option<KbsConfig>,
+    kms: Option<KmsConfig>,
+}
+
+/// `[encrypt.otp]`: no fields.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OtpConfig {}
+
+/// `[encrypt.exec]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExecConfig {
+    pub(crate) command: String,
+    #[serde(default)]
+    pub(crate) args: Vec<String>,
+}
+
+/// `[encrypt.kbs]`. Parsed and checked; the provider itself is not in this build yet.
+#[allow(dead_code)]
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KbsConfig {
+    pub(crate) kbs_url: String,
+    pub(crate) key_uri: String,
+    pub(crate) kbs_root_cert: Option<String>,
+}
+
+impl fmt::Debug for KbsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KbsConfig({}, {})", self.kbs_url, self.key_uri)
+    }
+}
+
+/// `[encrypt.kms]`; the client key and its password are secrets and never printed. Parsed
+/// and checked; the provider itself is not in this build yet.
+#[allow(dead_code)]
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KmsConfig {
+    pub(crate) kms_instance_id: String,
+    pub(crate) secret_name: String,
+    pub(crate) client_key: Zeroizing<String>,
+    pub(crate) client_key_password: Zeroizing<String>,
+    pub(crate) kms_cert_pem: Option<String>,
+}
+
+impl fmt::Debug for KmsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "KmsConfig({}, {}, [REDACTED])",
+            self.kms_instance_id, self.secret_name
+        )
+    }
+}
+
+/// The one key provider of a volume.
+#[derive(Debug, Clone)]
+pub(crate) enum Provider {
+    Otp,
+    Exec(ExecConfig),
+    Kbs(KbsConfig),
+    #[allow(dead_code)]
+    Kms(KmsConfig),
+}
+
+impl Provider {
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Provider::Otp => "otp",
+            Provider::Exec(_) => "exec",
+            Provider::Kbs(_) => "kbs",
+            Provider::Kms(_) => "kms",
+        }
+    }
+}
+
+/// A validated volume.
+#[derive(Debug, Clone)]
+pub(crate) struct Volume {
+    pub(crate) name: String,
+    pub(crate) dev: PathBuf,
+    pub(crate) auto_open: bool,
+    pub(crate) makefs: Option<MakeFs>,
+    pub(crate) integrity: bool,
+    pub(crate) provider: Provider,
+    /// The file it came from.
+    pub(crate) file: PathBuf,
+}
+
+/// A configuration error: the file, the line when known, and what is wrong.
+#[derive(Debug)]
+pub(crate) struct ConfigError {
+    pub(crate) file: PathBuf,
+    pub(crate) line: Option<usize>,
+    pub(crate) message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{l}: {}", self.file.display(), self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The line where `needle` first starts a line (ignoring leading spaces), if it does.
+fn line_starting(text: &str, needle: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| l.trim_start().starts_with(needle))
+        .map(|i| i + 1)
+}
+
+/// Parses and validates one volume file.
+pub(crate) fn parse_volume(file: &Path, text: &str) -> Result<Volume, ConfigError> {
+    let err = |line: Option<usize>, message: String| ConfigError {
+        file: file.to_owned(),
+        line,
+        message,
+    };
+    let raw: RawVolume = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| line_of(text, s.start));
+        // The parser's message, without its own rendering of the source excerpt.
+        let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+        err(line, message)
+    })?;
+    let name_line = line_starting(text, "volume");
+    if raw.volume.is_empty()
+        || raw.volume.len() > 127
+        || raw.volume.contains(['/', ' ', '\t', '\n'])
+        || raw.volume == "."
+        || raw.volume == ".."
+    {
+        return Err(err(
+            name_line,
+            format!(
+                "field `volume`: '{}' is not a usable /dev/mapper name",
+                raw.volume
+            ),
+        ));
+    }
+    if !raw.dev.is_absolute() {
+        return Err(err(
+            line_starting(text, "dev"),
+            format!(
+                "field `dev`: '{}' is not an absolute path",
+                raw.dev.display()
+            ),
+        ));
+    }
+    let RawEncrypt {
+        otp,
+        exec,
+        kbs,
+        kms,
+    } = raw.encrypt;
+    let mut providers: Vec<Provider> = Vec::new();
+    providers.extend(otp.map(|_| Provider::Otp));
+    providers.extend(exec.map(Provider::Exec));
+    providers.extend(kbs.map(Provider::Kbs));
+    providers.extend(kms.map(Provider::Kms));
+    let provider = match providers.len() {
+        1 => providers.remove(0),
+        0 => {
+            return Err(err(
+                line_starting(text, "[encrypt"),
+                "table `encrypt`: no key provider (otp, exec, kbs or kms)".into(),
+            ))
+        }
+        _ => {
+            let names: Vec<&str> = providers.iter().map(Provider::name).collect();
+            let second = format!("[encrypt.{}", names[1]);
+            return Err(err(
+                line_starting(text, &second),
+                format!(
+                    "table `encrypt`: more than one key provider ({}); choose one",
+                    names.join(", ")
+                ),
+            ));
+        }
+    };
+    if let Provider::Exec(e) = &provider {
+        if e.command.is_empty() {
+            return Err(err(
+                line_starting(text, "command"),
+                "field `command`: empty".into(),
+            ));
+        }
+    }
+    if let Provider::Kbs(k) = &provider {
+        if !k.key_uri.starts_with("kbs:///")
+            || k.key_uri.trim_start_matches("kbs:///").split('/').count() != 3
+        {
+            return Err(err(
+                line_starting(text, "key_uri"),
+                format!(
+                    "field `key_uri`: '{}' is not kbs:///<repository>/<type>/<tag>",
+                    k.key_uri
+                ),
+            ));
+        }
+    }
+    Ok(Volume {
+        name: raw.volume,
+        dev: raw.dev,
+        auto_open: raw.auto_open,
+        makefs: raw.makefs,
+        integrity: raw.integrity,
+        provider,
+        file: file.to_owned(),
+    })
+}
+
+/// Every volume under `<dir>/volumes/`, sorted by name; all errors, not just the first.
+pub(crate) fn load_all(dir: &Path) -> (Vec<Volume>, Vec<ConfigError>) {
+    let vdir = dir.join("volumes");
+    let mut volumes: Vec<Volume> = Vec::new();
+    let mut errors = Vec::new();
+    let entries = match std::fs::read_dir(&vdir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (volumes, errors),
+        Err(e) => {
+            errors.push(ConfigError {
+                file: vdir,
+                line: None,
+                message: format!("cannot read the directory: {e}"),
+            });
+            return (volumes, errors);
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .collect();
+    files.sort();
+    let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for file in files {
+        let text = match std::fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(ConfigError {
+                    file,
+                    line: None,
+                    message: format!("cannot read: {e}"),
+                });
+                continue;
+            }
+        };
+        match parse_volume(&file, &text) {
+            Ok(v) => {
+                if let Some(first) = seen.get(&v.name) {
+                    errors.push(ConfigError {
+                        line: line_starting(&text, "volume"),
+                        message: format!(
+                            "field `volume`: '{}' is already defined in {}",
+                            v.name,
+                            first.display()
+                        ),
+                        file,
+                    });
+                    continue;
+                }
+                seen.insert(v.name.clone(), file.clone());
+                volumes.push(v);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    volumes.sort_by(|a, b| a.name.cmp(&b.name));
+    (volumes, errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Volume, String> {
+        parse_volume(Path::new("/etc/cryptpilot/volumes/v.toml"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_seed_examples_parse() {
+        let v = parse("volume = \"data0\"\ndev = \"/dev/nvme1n1p1\"\nauto_open = true\nmakefs = \"ext4\"\nintegrity = true\n\n[encrypt.otp]\n").unwrap();
+        assert_eq!(
+            (v.name.as_str(), v.auto_open, v.integrity, v.makefs),
+            ("data0", true, true, Some(MakeFs::Ext4))
+        );
+        assert_eq!(v.provider.name(), "otp");
+        let v = parse("volume = \"d\"\ndev = \"/dev/vdb\"\n[encrypt.exec]\ncommand = \"echo\"\nargs = [\"-n\", \"pw\"]\n").unwrap();
+        assert!(!v.auto_open && !v.integrity && v.makefs.is_none());
+        let Provider::Exec(e) = v.provider else {
+            panic!("exec")
+        };
+        assert_eq!(e.args, ["-n", "pw"]);
+        let v = parse("volume = \"k\"\ndev = \"/dev/vdc\"\n[encrypt.kbs]\nkbs_url = \"http://127.0.0.1:8080\"\nkey_uri = \"kbs:///default/key/data\"\n").unwrap();
+        assert_eq!(v.provider.name(), "kbs");
+        let v = parse("volume = \"m\"\ndev = \"/dev/vdc\"\n[encrypt.kms]\nkms_instance_id = \"kst-1\"\nsecret_name = \"s\"\nclient_key = \"{}\"\nclient_key_password = \"p\"\n").unwrap();
+        assert!(!format!("{:?}", v.provider).contains("\"p\""));
+    }
+
+    #[test]
+    fn every_error_names_file_line_and_field() {
+        let cases = [
+            ("volume = \"a\"\ndev = \"/dev/x\"\nauto_opne = true\n[encrypt.otp]\n", ":3:", "auto_opne"),
+            ("volume = \"a\"\ndev = \"/dev/x\"\n[encrypt.otp]\n[encrypt.exec]\ncommand = \"x\"\n", ":4:", "more than one key provider (otp, exec)"),
+            ("volume = \"a\"\ndev = \"/dev/x\"\n", "v.toml", "missing field `encrypt`"),
+            ("volume = \"a\"\ndev = \"/dev/x\"\n[encrypt]\n", ":3:", "no key provider"),
+            ("volume = \"a\"\ndev = \"/dev/x\"\nmakefs = \"btrfs\"\n[encrypt.otp]\n", ":3:", "btrfs"),
+            ("volume = \"a/b\"\ndev = \"/dev/x\"\n[encrypt.otp]\n", ":1:", "field `volume`"),
+            ("volume = \"a\"\ndev = \"vdb\"\n[encrypt.otp]\n", ":2:", "field `dev`"),
+            ("volume = \"a\"\ndev = \"/dev/x\"\nintegrity = \"yes\"\n[encrypt.otp]\n", ":3:", "invalid type"),
+            ("volume = \"a\"\ndev = \"/dev/x\"\n[encrypt.otp]\nfoo = 1\n", ":4:", "unknown field `foo`"),
+            ("volume = \"a\"\ndev = \"/dev/x\"\n[encrypt.exec]\nargs = []\n", ":3:", "missing field `command`"),
+            ("volume = \"a\"\ndev = \"/dev/x\"\n[encrypt.kbs]\nkbs_url = \"u\"\nkey_uri = \"kbs://x\"\n", ":5:", "field `key_uri`"),
+            ("volume = \"a\"\ndev = \"/dev/x\"\n[encrypt.otp\n", ":3:", ""),
+        ];
+        for (text, line, needle) in cases {
+            let e = parse(text).expect_err(text);
+            assert!(e.starts_with("/etc/cryptpilot/volumes/v.toml"), "{e}");
+            assert!(e.contains(line), "{text:?}: wanted {line} in {e}");
+            assert!(e.contains(needle), "{text:?}: wanted {needle} in {e}");
+            assert_eq!(e.lines().count(), 1, "{e}");
+        }
+    }
+
+    #[test]
+    fn duplicate_names_across_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("volumes")).unwrap();
+        let body = "volume = \"same\"\ndev = \"/dev/x\"\n[encrypt.otp]\n";
+        std::fs::write(dir.path().join("volumes/a.toml"), body).unwrap();
+        std::fs::write(dir.path().join("volumes/b.toml"), body).unwrap();
+        std::fs::write(dir.path().join("volumes/ignored.txt"), "junk").unwrap();
+        let (vols, errs) = load_all(dir.path());
+        assert_eq!(vols.len(), 1);
+        assert_eq!(errs.len(), 1);
+        let e = errs[0].to_string();
+        assert!(
+            e.contains("b.toml:1:") && e.contains("already defined in") && e.contains("a.toml"),
+            "{e}"
+        );
+    }
+}
