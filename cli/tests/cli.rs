@@ -411,3 +411,39 @@ fn a_repeated_flag_takes_the_last_value_as_in_cryptsetup() {
         .stdout
         .contains("PBKDF:      pbkdf2"));
 }
+
+/// dist/cryptpilot.service passes `systemd-analyze verify` (with ExecStart pointed at the
+/// binary under test, as the packaged path does not exist here).
+#[test]
+fn systemd_unit_verifies() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../dist/cryptpilot.service"
+    ))
+    .expect("dist/cryptpilot.service");
+    assert!(unit.contains(
+        "ExecStart=/usr/bin/cryptpilot-crypt boot-service --stage system-volumes-auto-open"
+    ));
+    let Some(analyze) = ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        eprintln!("systemd-analyze not installed: unit not verified");
+        return;
+    };
+    let d = Dir::new();
+    let local = unit.replace(
+        "/usr/bin/cryptpilot-crypt",
+        &format!("{} crypt", env!("CARGO_BIN_EXE_cryptpilot")),
+    );
+    let path = d.path("cryptpilot.service");
+    std::fs::write(&path, local).expect("write unit");
+    let out = std::process::Command::new(analyze)
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("run systemd-analyze");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "systemd-analyze verify: {stderr}");
+    assert!(!stderr.contains("cryptpilot"), "warnings: {stderr}");
+}
