@@ -12,7 +12,7 @@ HDR = 16384
 
 def main():
     out, images = sys.argv[1], sys.argv[2:]
-    for t in ("header", "metadata", "unlock", "dm_table", "token"):
+    for t in ("header", "metadata", "unlock", "dm_table", "token", "superblocks", "volume_toml"):
         os.makedirs(os.path.join(out, t), exist_ok=True)
     for i, path in enumerate(images):
         data = open(path, "rb").read()
@@ -40,6 +40,21 @@ def main():
     ]
     for i, t in enumerate(tokens):
         write(out, "token", i, t)
+    volumes = [
+        b'volume = "data0"\ndev = "/dev/nvme1n1p1"\nauto_open = true\nmakefs = "ext4"\nintegrity = true\n\n[encrypt.otp]\n',
+        b'volume = "d"\ndev = "/dev/vdb"\n[encrypt.exec]\ncommand = "cat"\nargs = ["/run/key", "-"]\n',
+        b'volume = "k"\ndev = "/dev/vdc"\nmakefs = "xfs"\n[encrypt.kbs]\nkbs_url = "https://kbs:8080"\nkey_uri = "kbs:///default/key/data"\nkbs_root_cert = """-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"""\n',
+        b'volume = "m"\ndev = "/dev/vdd"\nmakefs = "swap"\n[encrypt.kms]\nkms_instance_id = "kst-1"\nsecret_name = "s"\nclient_key = "{}"\nclient_key_password = "p"\nkms_cert_pem = "x"\n',
+    ]
+    for i, t in enumerate(volumes):
+        write(out, "volume_toml", i, t)
+    # dm-integrity superblocks as cryptsetup/the kernel write them (see integrity's tests).
+    sbs = [
+        bytes.fromhex("696e74656772740004" "0f" "2000" "2e000000" "0000070000000000" "08000000" "00" "0f" "0000") + bytes(480),
+        bytes.fromhex("696e74656772740004" "0f" "2000" "0f000000" "8061070000000000" "08000000" "03" "0c" "0000") + bytes(480),
+    ]
+    for i, t in enumerate(sbs):
+        write(out, "superblocks", i, t)
 
 
 def write(out, target, i, data):

@@ -5,8 +5,9 @@
 //! file system, then sets the subsystem to `cryptpilot` (what the existing tool writes), so an
 //! interrupted init is seen and redone, never trusted.
 
-mod config;
 mod provider;
+
+use cryptpilot_config as config;
 
 use std::fs::File;
 use std::io::Write;

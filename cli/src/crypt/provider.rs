@@ -5,8 +5,8 @@ use std::process::{Command, Stdio};
 
 use luks2::{Passphrase, VolumeKey};
 
-use super::config::{ExecConfig, Provider};
 use crate::error::{CliError, CliResult};
+use cryptpilot_config::{ExecConfig, Provider};
 
 /// A source of one volume's passphrase.
 pub(crate) trait KeyProvider {

@@ -1,6 +1,10 @@
-//! Volume files (`<config-dir>/volumes/*.toml`) in two stages: TOML into raw structs that
-//! refuse unknown fields, then a validated [`Volume`] the commands trust. Every error names
-//! the file and, where the TOML parser knows it, the line and field.
+//! cryptpilot's volume files (`<config-dir>/volumes/*.toml`) in two stages: TOML into raw
+//! structs that refuse unknown fields, then a validated [`Volume`] the commands trust. Every
+//! error names the file and, where the TOML parser knows it, the line and field.
+//!
+//! A library of its own so that the fuzz targets can reach the parser.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -12,15 +16,20 @@ use zeroize::Zeroizing;
 /// A file system `makefs` can create.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub(crate) enum MakeFs {
+pub enum MakeFs {
+    /// `ext4`.
     Ext4,
+    /// `xfs`.
     Xfs,
+    /// `vfat`.
     Vfat,
+    /// `swap`.
     Swap,
 }
 
 impl MakeFs {
-    pub(crate) fn name(self) -> &'static str {
+    /// The name in the file.
+    pub fn name(self) -> &'static str {
         match self {
             MakeFs::Ext4 => "ext4",
             MakeFs::Xfs => "xfs",
@@ -55,25 +64,29 @@ struct RawEncrypt {
 /// `[encrypt.otp]`: no fields.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct OtpConfig {}
+pub struct OtpConfig {}
 
 /// `[encrypt.exec]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct ExecConfig {
-    pub(crate) command: String,
+pub struct ExecConfig {
+    /// Program to run.
+    pub command: String,
+    /// Its arguments.
     #[serde(default)]
-    pub(crate) args: Vec<String>,
+    pub args: Vec<String>,
 }
 
 /// `[encrypt.kbs]`. Parsed and checked; the provider itself is not in this build yet.
-#[allow(dead_code)]
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct KbsConfig {
-    pub(crate) kbs_url: String,
-    pub(crate) key_uri: String,
-    pub(crate) kbs_root_cert: Option<String>,
+pub struct KbsConfig {
+    /// Base URL of the key broker.
+    pub kbs_url: String,
+    /// `kbs:///<repository>/<type>/<tag>` of the key.
+    pub key_uri: String,
+    /// PEM root certificate for HTTPS.
+    pub kbs_root_cert: Option<String>,
 }
 
 impl fmt::Debug for KbsConfig {
@@ -84,15 +97,19 @@ impl fmt::Debug for KbsConfig {
 
 /// `[encrypt.kms]`; the client key and its password are secrets and never printed. Parsed
 /// and checked; the provider itself is not in this build yet.
-#[allow(dead_code)]
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct KmsConfig {
-    pub(crate) kms_instance_id: String,
-    pub(crate) secret_name: String,
-    pub(crate) client_key: Zeroizing<String>,
-    pub(crate) client_key_password: Zeroizing<String>,
-    pub(crate) kms_cert_pem: Option<String>,
+pub struct KmsConfig {
+    /// KMS instance.
+    pub kms_instance_id: String,
+    /// Name of the secret holding the passphrase.
+    pub secret_name: String,
+    /// The client key (JSON with the private key data).
+    pub client_key: Zeroizing<String>,
+    /// The client key's password.
+    pub client_key_password: Zeroizing<String>,
+    /// PEM CA certificate of the instance endpoint.
+    pub kms_cert_pem: Option<String>,
 }
 
 impl fmt::Debug for KmsConfig {
@@ -107,16 +124,20 @@ impl fmt::Debug for KmsConfig {
 
 /// The one key provider of a volume.
 #[derive(Debug, Clone)]
-pub(crate) enum Provider {
+pub enum Provider {
+    /// A fresh random key on every open.
     Otp,
+    /// A command's output.
     Exec(ExecConfig),
+    /// A key broker (Trustee KBS).
     Kbs(KbsConfig),
-    #[allow(dead_code)]
+    /// Alibaba Cloud KMS.
     Kms(KmsConfig),
 }
 
 impl Provider {
-    pub(crate) fn name(&self) -> &'static str {
+    /// The table name (`otp`, `exec`, `kbs`, `kms`).
+    pub fn name(&self) -> &'static str {
         match self {
             Provider::Otp => "otp",
             Provider::Exec(_) => "exec",
@@ -128,23 +149,32 @@ impl Provider {
 
 /// A validated volume.
 #[derive(Debug, Clone)]
-pub(crate) struct Volume {
-    pub(crate) name: String,
-    pub(crate) dev: PathBuf,
-    pub(crate) auto_open: bool,
-    pub(crate) makefs: Option<MakeFs>,
-    pub(crate) integrity: bool,
-    pub(crate) provider: Provider,
+pub struct Volume {
+    /// `volume`: the /dev/mapper name.
+    pub name: String,
+    /// `dev`: the block device (or image file).
+    pub dev: PathBuf,
+    /// `auto_open`: opened by the boot service.
+    pub auto_open: bool,
+    /// `makefs`: the file system to create.
+    pub makefs: Option<MakeFs>,
+    /// `integrity`: dm-integrity under the encryption.
+    pub integrity: bool,
+    /// The `[encrypt.*]` table.
+    pub provider: Provider,
     /// The file it came from.
-    pub(crate) file: PathBuf,
+    pub file: PathBuf,
 }
 
 /// A configuration error: the file, the line when known, and what is wrong.
 #[derive(Debug)]
-pub(crate) struct ConfigError {
-    pub(crate) file: PathBuf,
-    pub(crate) line: Option<usize>,
-    pub(crate) message: String,
+pub struct ConfigError {
+    /// The file.
+    pub file: PathBuf,
+    /// The line, when known.
+    pub line: Option<usize>,
+    /// What is wrong, naming the field.
+    pub message: String,
 }
 
 impl fmt::Display for ConfigError {
@@ -170,7 +200,7 @@ fn line_starting(text: &str, needle: &str) -> Option<usize> {
 }
 
 /// Parses and validates one volume file.
-pub(crate) fn parse_volume(file: &Path, text: &str) -> Result<Volume, ConfigError> {
+pub fn parse_volume(file: &Path, text: &str) -> Result<Volume, ConfigError> {
     let err = |line: Option<usize>, message: String| ConfigError {
         file: file.to_owned(),
         line,
@@ -270,7 +300,7 @@ pub(crate) fn parse_volume(file: &Path, text: &str) -> Result<Volume, ConfigErro
 }
 
 /// Every volume under `<dir>/volumes/`, sorted by name; all errors, not just the first.
-pub(crate) fn load_all(dir: &Path) -> (Vec<Volume>, Vec<ConfigError>) {
+pub fn load_all(dir: &Path) -> (Vec<Volume>, Vec<ConfigError>) {
     let vdir = dir.join("volumes");
     let mut volumes: Vec<Volume> = Vec::new();
     let mut errors = Vec::new();
