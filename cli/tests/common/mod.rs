@@ -11,6 +11,12 @@ pub struct Run {
     pub stderr: String,
 }
 
+/// Runs any command with no standard input.
+#[allow(dead_code)]
+pub fn run_cmd(cmd: Command) -> Run {
+    run(cmd, None)
+}
+
 fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Run {
     use std::io::Write;
     cmd.stdin(if stdin.is_some() {

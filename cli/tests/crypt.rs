@@ -1,0 +1,122 @@
+//! `cryptpilot crypt` on the host (no device-mapper): configuration errors, show, and the
+//! refusals that happen before any mapping; the VM suite covers the rest.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+fn crypt(dir: &std::path::Path, args: &[&str]) -> Run {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cryptpilot"));
+    c.arg("crypt").arg("-c").arg(dir).args(args);
+    run_cmd(c)
+}
+
+fn volumes(d: &Dir, files: &[(&str, &str)]) -> std::path::PathBuf {
+    let dir = d.path("cfg");
+    std::fs::create_dir_all(dir.join("volumes")).expect("mkdir");
+    for (name, text) in files {
+        std::fs::write(dir.join("volumes").join(name), text).expect("write");
+    }
+    dir
+}
+
+#[test]
+fn config_check_names_every_bad_file_and_line() {
+    let d = Dir::new();
+    let dir = volumes(
+        &d,
+        &[
+            ("good.toml", "volume = \"ok\"\ndev = \"/dev/vdb\"\n[encrypt.otp]\n"),
+            ("typo.toml", "volume = \"t\"\ndev = \"/dev/vdc\"\nauto_opne = true\n[encrypt.otp]\n"),
+            ("two.toml", "volume = \"w\"\ndev = \"/dev/vdd\"\n[encrypt.otp]\n[encrypt.exec]\ncommand = \"x\"\n"),
+            ("dup.toml", "volume = \"ok\"\ndev = \"/dev/vde\"\n[encrypt.otp]\n"),
+        ],
+    );
+    let r = crypt(&dir, &["config", "check"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("typo.toml:3: unknown field `auto_opne`"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("two.toml:4: table `encrypt`: more than one key provider"),
+        "{}",
+        r.stderr
+    );
+    // Files are read in name order: the later one is the duplicate.
+    assert!(
+        r.stderr
+            .contains("good.toml:1: field `volume`: 'ok' is already defined in"),
+        "{}",
+        r.stderr
+    );
+    // Every other command refuses to work on a broken configuration, with the first error.
+    let r = crypt(&dir, &["show"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+}
+
+#[test]
+fn show_and_early_refusals() {
+    let d = Dir::new();
+    let img = d.image("disk.img", 24);
+    let dir = volumes(
+        &d,
+        &[
+            ("a.toml", &format!("volume = \"a\"\ndev = \"{img}\"\nauto_open = true\nmakefs = \"ext4\"\n[encrypt.exec]\ncommand = \"sh\"\nargs = [\"-c\", \"echo denied >&2; exit 7\"]\n")),
+            ("t.toml", "volume = \"t\"\ndev = \"/dev/does-not-exist\"\nintegrity = true\n[encrypt.otp]\n"),
+        ],
+    );
+    let r = ok(crypt(&dir, &["config", "check"]));
+    assert_eq!(r.stdout, "configuration OK: 2 volume(s)\n");
+    let r = ok(crypt(&dir, &["show", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
+    assert_eq!(v[0]["volume"], "a");
+    assert_eq!(v[0]["initialized"], "no");
+    assert_eq!(v[0]["key_provider"], "exec");
+    assert_eq!(v[1]["initialized"], "no device");
+    assert_eq!(v[1]["integrity"], true);
+    let before = contents(&img);
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (vec!["init", "t"], 1, "needs no init"),
+        (vec!["open", "a"], 1, "is not initialized; run init first"),
+        (vec!["open", "nope"], 1, "no volume named 'nope'"),
+        (vec!["init", "a"], 1, "exit status: 7): denied"),
+    ];
+    for (args, code, needle) in cases {
+        let r = crypt(&dir, &args);
+        assert_eq!(r.code, code, "{args:?}: {}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(needle),
+            "{args:?}: wanted '{needle}' in {}",
+            r.stderr
+        );
+        assert_eq!(contents(&img), before, "{args:?} changed the device");
+    }
+}
+
+#[test]
+fn runs_as_cryptpilot_crypt() {
+    let d = Dir::new();
+    let dir = volumes(
+        &d,
+        &[(
+            "a.toml",
+            "volume = \"a\"\ndev = \"/dev/vdb\"\n[encrypt.otp]\n",
+        )],
+    );
+    let link = d.path("cryptpilot-crypt");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_cryptpilot"), &link).expect("link");
+    let mut c = Command::new(&link);
+    c.arg("-c").arg(&dir).args(["config", "check"]);
+    let r = run_cmd(c);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "configuration OK: 1 volume(s)\n");
+}
