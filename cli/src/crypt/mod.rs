@@ -5,6 +5,7 @@
 //! file system, then sets the subsystem to `cryptpilot` (what the existing tool writes), so an
 //! interrupted init is seen and redone, never trusted.
 
+mod kbs;
 mod provider;
 
 use cryptpilot_config as config;
