@@ -383,6 +383,31 @@ pub(crate) fn status(name: &str, json: bool, out: &mut dyn Write) -> CliResult<i
     } else {
         "read/write"
     };
+    // With integrity, the crypt target sits on NAME_dif: report its tag size and mode.
+    let integrity = crypt.as_ref().and_then(|c| {
+        c.options.iter().find_map(|o| match o {
+            CryptOption::Integrity(tag, kind) => Some((*tag, kind.clone())),
+            _ => None,
+        })
+    });
+    let dif_mode = integrity.as_ref().and_then(|_| {
+        let dif = DmName::new(&format!("{name}_dif")).ok()?;
+        let t = dm.table_status(&dif, TableKind::Table).ok()?;
+        let i: Integrity = t.first()?.params().parse().ok()?;
+        Some(match i.mode {
+            IntegrityMode::Journal => "journal",
+            IntegrityMode::Direct => "direct (no journal)",
+            IntegrityMode::Bitmap => "bitmap",
+            IntegrityMode::Recovery => "recovery",
+        })
+    });
+    let integrity_text = match (&integrity, dif_mode) {
+        (Some((tag, kind)), mode) => format!(
+            "  integrity: {kind}, {tag}-byte tags, {}\n",
+            mode.unwrap_or("unknown mode")
+        ),
+        (None, _) => String::new(),
+    };
     let text = if json {
         format!(
             "{}\n",
@@ -391,12 +416,13 @@ pub(crate) fn status(name: &str, json: bool, out: &mut dyn Write) -> CliResult<i
                 "cipher": cipher, "key_bits": key_bits, "device": device,
                 "sector_size": sector_size, "offset_sectors": offset, "size_sectors": sectors,
                 "mode": mode, "open_count": info.open_count,
+                "integrity": integrity.as_ref().map(|(tag, kind)| serde_json::json!({"type": kind, "tag_size": tag, "mode": dif_mode})),
                 "major": info.major, "minor": info.minor,
             })
         )
     } else {
         format!(
-            "{} is active{}.\n  type:    {kind}\n  cipher:  {cipher}\n  keysize: {key_bits} bits\n  key location: dm-crypt\n  device:  {device}\n  sector size:  {sector_size}\n  offset:  {offset} sectors\n  size:    {sectors} sectors\n  mode:    {mode}\n",
+            "{} is active{}.\n  type:    {kind}\n  cipher:  {cipher}\n  keysize: {key_bits} bits\n  key location: dm-crypt\n{integrity_text}  device:  {device}\n  sector size:  {sector_size}\n  offset:  {offset} sectors\n  size:    {sectors} sectors\n  mode:    {mode}\n",
             path.display(),
             if info.open_count > 0 { " and is in use" } else { "" },
         )
