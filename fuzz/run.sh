@@ -40,6 +40,6 @@ for t in header metadata unlock dm_table token superblocks volume_toml; do
         echo "fuzz target $t failed (a crash leaves its input in fuzz/artifacts/$t)" >&2
         exit 1
     fi
-    grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb)|cov: .* DONE|Done [0-9]+ runs" "$log" | sed "s/^/$t: /" >&2 || true
+    grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb)|DONE +cov:.*|Done [0-9]+ runs" "$log" | sed "s/^/$t: /" >&2 || true
 done
 rm -f "$log"
