@@ -645,3 +645,19 @@ proptest::proptest! {
         }
     }
 }
+
+/// Regression (found by the `token` fuzz target): a number with a long mantissa was parsed to a
+/// float one step off, so the token read back differed from the one imported. JSON floats are
+/// now parsed exactly (serde_json's `float_roundtrip`), and what is stored reads back equal.
+#[test]
+fn long_numbers_in_tokens_read_back_unchanged() {
+    let (dev, _) = formatted(b"pw");
+    let mut d = Luks2::open(dev).expect("open");
+    let token: serde_json::Map<String, serde_json::Value> = serde_json::from_str(
+        r#"{"type":"Cryptpilot","keyslots":[],"nested":{"a":[2,2,{"b":null}],"na":[1,888888888888888888888888888888888888888888888888888888888888888888888888888888888888882,{"b":null}]}}"#,
+    )
+    .expect("json");
+    let id = d.import_token(token.clone(), None, false).expect("import");
+    let d = Luks2::open(d.into_inner()).expect("reopen");
+    assert_eq!(d.token(id).expect("token"), &token);
+}
