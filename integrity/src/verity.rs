@@ -461,7 +461,19 @@ impl Superblock {
         if salt_len > MAX_SALT {
             return Err(bad("salt longer than 256 bytes"));
         }
-        let alg_end = b[32..64].iter().position(|&c| c == 0).unwrap_or(32);
+        // A NUL-terminated plain ASCII name (`sha256`): anything else cannot be a kernel hash.
+        let alg_end = b[32..64]
+            .iter()
+            .position(|&c| c == 0)
+            .ok_or_else(|| bad("hash algorithm name is not NUL-terminated"))?;
+        let alg = &b[32..32 + alg_end];
+        if alg.is_empty()
+            || !alg
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"-_(),".contains(c))
+        {
+            return Err(bad("hash algorithm name is not a plain ASCII name"));
+        }
         let mut uuid = [0u8; 16];
         uuid.copy_from_slice(&b[16..32]);
         let mut blocks = [0u8; 8];
@@ -469,7 +481,7 @@ impl Superblock {
         Ok(Self {
             hash_type: u32_at(12),
             uuid,
-            algorithm: String::from_utf8_lossy(&b[32..32 + alg_end]).into_owned(),
+            algorithm: String::from_utf8_lossy(alg).into_owned(),
             data_block_size: u32_at(64),
             hash_block_size: u32_at(68),
             data_blocks: u64::from_le_bytes(blocks),
@@ -502,5 +514,31 @@ impl Superblock {
         };
         p.check()?;
         Ok(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (found by the `superblocks` fuzz target): a hostile superblock with a
+    /// non-ASCII hash name parsed into a longer string that did not encode back; such names,
+    /// and names without a terminating NUL, are now refused.
+    #[test]
+    fn hostile_algorithm_names_are_refused() {
+        let crash = include_bytes!("../tests/data_fail_verity_superblock_non_ascii_algorithm.bin");
+        assert!(Superblock::parse(crash).is_err());
+        let p = VerityParams::new(8, HashAlg::Sha256, vec![1; 4]);
+        let good = Superblock::from_params(&p).encode();
+        assert_eq!(Superblock::parse(&good).unwrap().algorithm, "sha256");
+        let mut b = good;
+        b[33] = 0xff;
+        assert!(Superblock::parse(&b).is_err());
+        let mut b = good;
+        b[32..64].fill(b'a');
+        assert!(Superblock::parse(&b).is_err());
+        let mut b = good;
+        b[32..64].fill(0);
+        assert!(Superblock::parse(&b).is_err());
     }
 }
