@@ -120,15 +120,11 @@ fn root_hash(arg: Option<&str>, file: Option<&Path>, p: &VerityParams) -> CliRes
     Ok(root)
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 fn salt_text(p: &VerityParams) -> String {
     if p.salt.is_empty() {
         "-".into()
     } else {
-        hex(&p.salt)
+        verity::to_hex(&p.salt)
     }
 }
 
@@ -150,7 +146,7 @@ fn report(path: &Path, p: &VerityParams, root: Option<&[u8]>, json: bool) -> Str
             "hash_device_size": hash_size,
         });
         if let Some(r) = root {
-            v["root_hash"] = hex(r).into();
+            v["root_hash"] = verity::to_hex(r).into();
         }
         return format!("{v}\n");
     }
@@ -168,7 +164,7 @@ fn report(path: &Path, p: &VerityParams, root: Option<&[u8]>, json: bool) -> Str
         salt_text(p)
     );
     if let Some(r) = root {
-        s += &format!("Root hash:      \t{}\n", hex(r));
+        s += &format!("Root hash:      \t{}\n", verity::to_hex(r));
     }
     s += &format!("Hash device size: \t{hash_size} [bytes]\n");
     s
@@ -197,7 +193,7 @@ pub(crate) fn run(cmd: VerityCommand, out: &mut dyn Write) -> CliResult<i32> {
             let root = verity::format(&mut data_file, &mut hash_file, &p)
                 .map_err(CliError::integrity(&hash_device))?;
             if let Some(f) = &root_hash_file {
-                std::fs::write(f, hex(&root)).map_err(CliError::file(f, "write"))?;
+                std::fs::write(f, verity::to_hex(&root)).map_err(CliError::file(f, "write"))?;
             }
             write_out(out, &report(&hash_device, &p, Some(&root), json))
         }
@@ -290,7 +286,7 @@ pub(crate) fn run(cmd: VerityCommand, out: &mut dyn Write) -> CliResult<i32> {
                 data_blocks: p.data_blocks,
                 hash_start: p.hash_start_block(),
                 algorithm: p.hash.name().into(),
-                root_digest: hex(&root),
+                root_digest: verity::to_hex(&root),
                 salt: salt_text(&p),
                 options,
             };

@@ -499,7 +499,7 @@ mod tests {
             let sb = Superblock::new(&p, 256 * 2048, 32768).unwrap();
             let want: String = want.split_whitespace().collect();
             assert_eq!(
-                hex(&sb.encode()[..32]),
+                crate::verity::to_hex(&sb.encode()[..32]),
                 want,
                 "tag {tag} block {bs} fix {fix}"
             );
@@ -584,9 +584,5 @@ mod tests {
         assert_eq!(&s[504..], &(COMMIT_ID_0 ^ (1 << 32)).to_le_bytes());
         dev.read_exact_at(&mut s, (2048 + 8 + 20) * 512).unwrap();
         assert!(s[..504].iter().all(|&b| b == 0));
-    }
-
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
     }
 }

@@ -336,7 +336,7 @@ pub fn verify<D: BlockIo, H: BlockIo>(
 
 /// A UUID's canonical text form (`8-4-4-4-12` lowercase hex).
 pub fn format_uuid(u: &[u8; 16]) -> String {
-    let h: String = u.iter().map(|b| format!("{b:02x}")).collect();
+    let h = to_hex(u);
     format!(
         "{}-{}-{}-{}-{}",
         &h[..8],
@@ -360,6 +360,11 @@ pub fn parse_uuid(s: &str) -> Result<[u8; 16]> {
     }
     let hex = parse_hex(&groups.concat()).map_err(|_| bad())?;
     hex.try_into().map_err(|_| bad())
+}
+
+/// Lowercase hex of `b` (root hashes, salts).
+pub fn to_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Parses a hex string (either case) into bytes.
