@@ -72,7 +72,7 @@ pub(crate) struct Lower {
 impl Lower {
     pub(crate) fn data(a: &Activation, dev: &DataDevice) -> Self {
         Lower {
-            device: format!("{}:{}", dev.major, dev.minor),
+            device: dev.dev_string(),
             offset_sectors: a.offset / 512,
             available: dev.size.saturating_sub(a.offset),
             tag_size: None,
@@ -152,7 +152,7 @@ pub(crate) fn integrity_table(
         options.push("fix_padding".into());
     }
     Integrity {
-        device: format!("{}:{}", dev.major, dev.minor),
+        device: dev.dev_string(),
         offset: a.offset / 512,
         tag_size: Some(u32::from(sb.tag_size)),
         mode: if no_journal {

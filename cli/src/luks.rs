@@ -243,22 +243,14 @@ pub(crate) fn run(cmd: Luks, out: &mut dyn Write) -> CliResult<i32> {
                 luks2::format(&mut f, &opts, pass.as_bytes()).map_err(CliError::luks(&device))?;
                 return Ok(0);
             }
-            let (dev, vk, sb) = integrity::luks::format_luks2(
-                &mut f,
+            crate::wipe::format_with_integrity(
+                &device,
+                f,
                 &opts,
                 pass.as_bytes(),
                 !integrity_legacy_padding,
-            )
-            .map_err(CliError::integrity(&device))?;
-            let header = dev.header().clone();
-            drop(dev);
-            if let Some(dm) = dm {
-                // The mapping claims the device exclusively: our O_EXCL handle must go first.
-                drop(f);
-                let mut f = open_device(&device, false, false)?;
-                let data = crate::activate::data_device(&device, &mut f, false)?;
-                crate::wipe::wipe_integrity(&dm, &header, &vk, &data, &sb)?;
-            }
+                dm.as_ref(),
+            )?;
             Ok(0)
         }
         Luks::Open {

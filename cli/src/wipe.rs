@@ -2,21 +2,47 @@
 //! through a temporary mapping, so that each later read finds a valid tag (what cryptsetup's
 //! format does unless told `--integrity-no-wipe`).
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 
 use dmioctl::{DmControl, DmName};
 use integrity::dm_integrity::Superblock;
-use luks2::{Header, VolumeKey};
+use luks2::{FormatOptions, Header, VolumeKey};
 
 use crate::activate::{DataDevice, Volume};
 use crate::args::PerfOpts;
 use crate::error::{CliError, CliResult};
+use crate::luks::open_device;
 use crate::progress::Progress;
 
 /// Bytes written per call.
 const CHUNK: usize = 4 << 20;
+
+/// Formats LUKS2 with a dm-integrity layer on `device` (opened exclusively as `f`) and, given
+/// device-mapper, initialises every tag. The exclusive handle is closed before the wipe: the
+/// mapping claims the device. Returns the new header and volume key.
+pub(crate) fn format_with_integrity(
+    device: &Path,
+    mut f: File,
+    opts: &FormatOptions,
+    pass: &[u8],
+    fix_padding: bool,
+    dm: Option<&DmControl>,
+) -> CliResult<(Header, VolumeKey)> {
+    let (dev, key, sb) = integrity::luks::format_luks2(&mut f, opts, pass, fix_padding)
+        .map_err(CliError::integrity(device))?;
+    let header = dev.header().clone();
+    drop(dev);
+    drop(f);
+    if let Some(dm) = dm {
+        let mut f = open_device(device, false, false)?;
+        let data = crate::activate::data_device(device, &mut f, false)?;
+        wipe_integrity(dm, &header, &key, &data, &sb)?;
+    }
+    Ok((header, key))
+}
 
 /// Writes zeros over the whole volume through a temporary journal-less mapping, then removes
 /// the mapping. Returns the bytes written.
@@ -29,7 +55,7 @@ pub(crate) fn wipe_integrity(
 ) -> CliResult<u64> {
     let activation = header
         .activation()
-        .map_err(CliError::luks(std::path::Path::new("the new header")))?;
+        .map_err(CliError::luks(Path::new("the new header")))?;
     let name_str = format!("temporary-cryptpilot-{}", header.uuid());
     let name = DmName::new(&name_str).map_err(CliError::dm(&name_str))?;
     let volume = Volume {
@@ -48,7 +74,7 @@ pub(crate) fn wipe_integrity(
     Ok(written)
 }
 
-fn write_zeros(path: &std::path::Path, total: u64) -> CliResult<u64> {
+fn write_zeros(path: &Path, total: u64) -> CliResult<u64> {
     // Direct I/O skips the page cache: each chunk goes straight to dm-crypt.
     let mut f = OpenOptions::new()
         .write(true)

@@ -271,20 +271,12 @@ fn format_and_fill(v: &Volume, opts: &mut FormatOptions, pass: &[u8]) -> CliResu
         )));
     }
     let mut f = open_device(&v.dev, true, true)?;
-    // The exclusive handle is closed inside each branch: the mapping claims the device.
+    // The exclusive handle is closed before mapping: the mapping claims the device.
     let (header, vk) = if v.integrity {
-        opts.integrity =
-            Some(luks2::SegmentIntegrity::parse("hmac-sha256").map_err(CliError::luks(&v.dev))?);
-        opts.key_size = 64 + 32;
-        let (dev, vk, sb) = integrity::luks::format_luks2(&mut f, opts, pass, true)
-            .map_err(CliError::integrity(&v.dev))?;
-        let header = dev.header().clone();
-        drop(dev);
-        drop(f);
-        let mut f = open_device(&v.dev, false, false)?;
-        let data = crate::activate::data_device(&v.dev, &mut f, false)?;
-        crate::wipe::wipe_integrity(&dm, &header, &vk, &data, &sb)?;
-        (header, vk)
+        let kind = luks2::SegmentIntegrity::Hmac(luks2::HashAlg::Sha256);
+        opts.integrity = Some(kind);
+        opts.key_size += kind.mac_key_size();
+        crate::wipe::format_with_integrity(&v.dev, f, opts, pass, true, Some(&dm))?
     } else {
         let (dev, vk) = luks2::format(&mut f, opts, pass).map_err(CliError::luks(&v.dev))?;
         let header = dev.header().clone();
