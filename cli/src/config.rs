@@ -77,7 +77,7 @@ pub struct ExecConfig {
     pub args: Vec<String>,
 }
 
-/// `[encrypt.kbs]`. Parsed and checked; the provider itself is not in this build yet.
+/// `[encrypt.kbs]`: Trustee's key broker.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KbsConfig {
@@ -95,8 +95,8 @@ impl fmt::Debug for KbsConfig {
     }
 }
 
-/// `[encrypt.kms]`; the client key and its password are secrets and never printed. Parsed
-/// and checked; the provider itself is not in this build yet.
+/// `[encrypt.kms]`: an Alibaba Cloud KMS secret; the client key and its password are secrets
+/// and never printed.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KmsConfig {

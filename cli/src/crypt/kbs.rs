@@ -9,13 +9,8 @@
 //!
 //! # Security
 //! The secret is only readable with the ephemeral private key, which never leaves this
-//! process, so it stays confidential over plain HTTP. HTTPS (`kbs_root_cert`) also
-//! authenticates the broker; this build has no pure-Rust TLS yet and refuses `https://` URLs
-//! with a clear error instead of silently downgrading.
-
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
+//! process, so it stays confidential over plain HTTP. `https://` URLs also authenticate the
+//! broker: against `kbs_root_cert` when given, else against the system's trusted roots.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -28,13 +23,10 @@ use rsa::{Oaep, Pkcs1v15Encrypt, RsaPrivateKey};
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
+use super::http::Endpoint;
 use super::provider::KeyProvider;
 use crate::error::{CliError, CliResult};
 use cryptpilot_config::KbsConfig;
-
-const TIMEOUT: Duration = Duration::from_secs(30);
-/// Largest response accepted from the broker.
-const MAX_RESPONSE: usize = 1 << 20;
 
 fn err(msg: impl std::fmt::Display) -> CliError {
     CliError::Usage(format!("kbs key provider: {msg}"))
@@ -70,11 +62,12 @@ pub(crate) struct Kbs<'a> {
 
 impl KeyProvider for Kbs<'_> {
     fn passphrase(&self) -> CliResult<Passphrase> {
-        let (host, port) = parse_url(&self.config.kbs_url)?;
+        let endpoint =
+            Endpoint::from_url(&self.config.kbs_url, self.config.kbs_root_cert.as_deref())
+                .map_err(err)?;
         let path = resource_path(&self.config.key_uri)?;
         let mut session = Session {
-            host,
-            port,
+            endpoint,
             cookie: None,
         };
         let challenge = session.post(
@@ -110,30 +103,6 @@ impl KeyProvider for Kbs<'_> {
     }
 }
 
-/// `http://host[:port]` (no path). `https://` is refused: see the module's security notes.
-fn parse_url(url: &str) -> CliResult<(String, u16)> {
-    if url.starts_with("https://") {
-        return Err(err(format!(
-            "{url}: HTTPS is not supported by this build (no pure-Rust TLS); the secret is \
-             encrypted to an attested key either way, so an http:// URL keeps it confidential"
-        )));
-    }
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| err(format!("'{url}' is not an http:// URL")))?
-        .trim_end_matches('/');
-    if rest.is_empty() || rest.contains('/') {
-        return Err(err(format!("'{url}' must be http://host[:port]")));
-    }
-    match rest.rsplit_once(':') {
-        Some((h, p)) => Ok((
-            h.to_owned(),
-            p.parse().map_err(|_| err(format!("bad port in '{url}'")))?,
-        )),
-        None => Ok((rest.to_owned(), 80)),
-    }
-}
-
 /// `kbs:///repository/type/tag` -> `repository/type/tag`.
 fn resource_path(uri: &str) -> CliResult<String> {
     let path = uri
@@ -156,113 +125,53 @@ fn resource_path(uri: &str) -> CliResult<String> {
     Ok(path.to_owned())
 }
 
-/// One broker conversation: HTTP/1.1 requests carrying the session cookie.
+/// One broker conversation: requests carrying the session cookie.
 struct Session {
-    host: String,
-    port: u16,
+    endpoint: Endpoint,
     cookie: Option<String>,
 }
 
 impl Session {
     fn post(&mut self, path: &str, body: &Value) -> CliResult<Value> {
-        self.request("POST", path, Some(&body.to_string()))
+        self.request("POST", path, Some(body.to_string().as_bytes()))
     }
 
     fn get(&mut self, path: &str) -> CliResult<Value> {
         self.request("GET", path, None)
     }
 
-    fn request(&mut self, method: &str, path: &str, body: Option<&str>) -> CliResult<Value> {
-        let addr = format!("{}:{}", self.host, self.port);
-        let mut s =
-            TcpStream::connect(&addr).map_err(|e| err(format!("cannot reach {addr}: {e}")))?;
-        s.set_read_timeout(Some(TIMEOUT)).ok();
-        s.set_write_timeout(Some(TIMEOUT)).ok();
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\nConnection: close\r\n",
-            self.host
-        );
-        if let Some(c) = &self.cookie {
-            req += &format!("Cookie: {c}\r\n");
+    fn request(&mut self, method: &str, path: &str, body: Option<&[u8]>) -> CliResult<Value> {
+        let mut headers = vec![("Accept", "application/json")];
+        if body.is_some() {
+            headers.push(("Content-Type", "application/json"));
         }
-        if let Some(b) = body {
-            req += &format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
-                b.len()
-            );
-        } else {
-            req += "\r\n";
+        let cookie = self.cookie.clone();
+        if let Some(c) = &cookie {
+            headers.push(("Cookie", c));
         }
-        s.write_all(req.as_bytes())
+        let response = self
+            .endpoint
+            .send(method, path, &headers, body)
             .map_err(|e| err(format!("{method} {path}: {e}")))?;
-        let mut raw = Vec::new();
-        s.take(MAX_RESPONSE as u64 + 1)
-            .read_to_end(&mut raw)
-            .map_err(|e| err(format!("{method} {path}: {e}")))?;
-        let raw = Zeroizing::new(raw);
-        if raw.len() > MAX_RESPONSE {
-            return Err(err(format!(
-                "{method} {path}: response over {MAX_RESPONSE} bytes"
-            )));
-        }
-        let (status, headers, body) = parse_response(&raw)
-            .ok_or_else(|| err(format!("{method} {path}: malformed HTTP response")))?;
-        for (k, v) in &headers {
+        for (k, v) in &response.headers {
             if k.eq_ignore_ascii_case("set-cookie") {
                 if let Some(c) = v.split(';').next() {
                     self.cookie = Some(c.trim().to_owned());
                 }
             }
         }
-        if status != 200 {
-            let text = String::from_utf8_lossy(&body);
-            let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-            return Err(err(format!("{method} {path}: HTTP {status}: {text}")));
+        if response.status != 200 {
+            return Err(err(format!(
+                "{method} {path}: HTTP {}: {}",
+                response.status,
+                response.body_text()
+            )));
         }
-        if body.is_empty() {
+        if response.body.is_empty() {
             return Ok(Value::Null);
         }
-        serde_json::from_slice(&body).map_err(|e| err(format!("{method} {path}: {e}")))
+        serde_json::from_slice(&response.body).map_err(|e| err(format!("{method} {path}: {e}")))
     }
-}
-
-/// Status, headers and body (de-chunked) of an HTTP/1.1 response.
-type Response = (u16, Vec<(String, String)>, Zeroizing<Vec<u8>>);
-
-fn parse_response(raw: &[u8]) -> Option<Response> {
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&raw[..end]).ok()?;
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    let mut body = &raw[end + 4..];
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    };
-    if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        let mut out = Zeroizing::new(Vec::new());
-        loop {
-            let line_end = body.windows(2).position(|w| w == b"\r\n")?;
-            let size_text = std::str::from_utf8(&body[..line_end]).ok()?;
-            let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-            body = &body[line_end + 2..];
-            if size == 0 {
-                return Some((status, headers, out));
-            }
-            out.extend_from_slice(body.get(..size)?);
-            body = body.get(size + 2..)?;
-        }
-    }
-    if let Some(len) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
-        body = body.get(..len)?;
-    }
-    Some((status, headers, Zeroizing::new(body.to_vec())))
 }
 
 /// Decrypts a JWE (JSON serialization) addressed to `key`.

@@ -5,8 +5,12 @@
 //! file system, then sets the subsystem to `cryptpilot` (what the existing tool writes), so an
 //! interrupted init is seen and redone, never trusted.
 
+mod http;
 mod kbs;
+mod kms;
 mod provider;
+#[cfg(test)]
+mod testserver;
 
 use cryptpilot_config as config;
 

@@ -67,18 +67,6 @@ impl KeyProvider for Exec<'_> {
     }
 }
 
-/// A provider this build cannot use yet: every use is a clear error, never a fake key.
-pub(crate) struct Unavailable(&'static str);
-
-impl KeyProvider for Unavailable {
-    fn passphrase(&self) -> CliResult<Passphrase> {
-        Err(CliError::Usage(format!(
-            "the {} key provider is not available in this build of cryptpilot",
-            self.0
-        )))
-    }
-}
-
 /// The provider a volume is configured with.
 pub(crate) fn for_volume(p: &Provider) -> Box<dyn KeyProvider + '_> {
     match p {
@@ -88,7 +76,7 @@ pub(crate) fn for_volume(p: &Provider) -> Box<dyn KeyProvider + '_> {
             config: c,
             attester: Box::new(super::kbs::SampleAttester),
         }),
-        Provider::Kms(_) => Box::new(Unavailable("kms")),
+        Provider::Kms(c) => Box::new(super::kms::Kms::new(c)),
     }
 }
 

@@ -1,0 +1,336 @@
+//! The `kms` key provider: a secret of an Alibaba Cloud KMS instance, fetched with the
+//! instance API's `GetSecretValue` and the client-key signature, spoken natively.
+//!
+//! The request is `POST https://<kms_instance_id>.cryptoservice.kms.aliyuncs.com/` with a
+//! protocol-buffer body and these headers:
+//!
+//! ```text
+//! x-kms-apiversion: dkms-gcs-0.2        x-kms-apiname: GetSecretValue
+//! x-kms-signaturemethod: RSA_PKCS1_SHA_256
+//! x-kms-acccesskeyid: <KeyId of the client key>   (sic: three c's)
+//! Content-Type: application/x-protobuf  Content-Sha256: <upper-case hex SHA-256 of the body>
+//! Date: <RFC 1123 date>                 Authorization: Bearer <base64 signature>
+//! ```
+//!
+//! The signature is RSASSA-PKCS1-v1_5 with SHA-256, by the client key, over
+//! `"POST\n" + content-sha256 + "\n" + content-type + "\n" + date + "\n"` followed by every
+//! `x-kms-*` header as `name:value\n` in name order, then the resource `/`.
+//!
+//! The client key is what the console hands out: `clientKey_<id>.json` holding `KeyId` and
+//! `PrivateKeyData` (a base64 PKCS#12 file) and its password file. The secret's value is the
+//! passphrase in base64, as the existing cryptpilot stores it.
+//!
+//! # Security
+//! TLS authenticates the instance against `kms_cert_pem` (the instance's CA,
+//! `PrivateKmsCA_<id>.pem`), or the system roots when it is not set. The client key, its
+//! password and the secret are held in zeroizing buffers and never printed.
+
+mod proto;
+
+use std::thread::sleep;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use luks2::Passphrase;
+use rsa::pkcs1v15::SigningKey;
+use rsa::pkcs8::DecodePrivateKey;
+use rsa::sha2::{Digest, Sha256};
+use rsa::signature::{SignatureEncoding, Signer};
+use rsa::RsaPrivateKey;
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use super::http::{self, Endpoint, HttpError};
+use super::provider::KeyProvider;
+use crate::error::{CliError, CliResult};
+use cryptpilot_config::KmsConfig;
+
+const API_VERSION: &str = "dkms-gcs-0.2";
+const SIGNATURE_METHOD: &str = "RSA_PKCS1_SHA_256";
+const CONTENT_TYPE: &str = "application/x-protobuf";
+/// Tries per fetch: the network may still be coming up at boot.
+const ATTEMPTS: u32 = 5;
+/// Error codes the instance API names as worth retrying.
+const RETRYABLE: [&str; 3] = [
+    "Rejected.Throttling",
+    "ServiceUnavailableTemporary",
+    "InternalFailure",
+];
+
+fn err(msg: impl std::fmt::Display) -> CliError {
+    CliError::Usage(format!("kms key provider: {msg}"))
+}
+
+/// The provider for one `[encrypt.kms]` table.
+pub(crate) struct Kms<'a> {
+    config: &'a KmsConfig,
+    /// Where to connect instead of `<host>:443` (tests).
+    connect: Option<String>,
+    retry_delay: Duration,
+}
+
+impl<'a> Kms<'a> {
+    pub(crate) fn new(config: &'a KmsConfig) -> Self {
+        Kms {
+            config,
+            connect: None,
+            retry_delay: Duration::from_secs(1),
+        }
+    }
+
+    fn endpoint(&self) -> CliResult<Endpoint> {
+        let id = &self.config.kms_instance_id;
+        let label_ok = !id.is_empty()
+            && id.len() <= 63
+            && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !id.starts_with('-');
+        if !label_ok {
+            return Err(err(format!(
+                "kms_instance_id '{id}' is not an instance id (kst-...)"
+            )));
+        }
+        let host = format!("{id}.cryptoservice.kms.aliyuncs.com");
+        let tls = http::tls_config_or_system(self.config.kms_cert_pem.as_deref())
+            .map_err(|e| err(format!("kms_cert_pem: {e}")))?;
+        Ok(Endpoint {
+            connect: self
+                .connect
+                .clone()
+                .unwrap_or_else(|| format!("{host}:443")),
+            host,
+            tls: Some(tls),
+        })
+    }
+}
+
+impl KeyProvider for Kms<'_> {
+    fn passphrase(&self) -> CliResult<Passphrase> {
+        let key = ClientKey::parse(&self.config.client_key, &self.config.client_key_password)?;
+        let endpoint = self.endpoint()?;
+        let body = request_body(&self.config.secret_name);
+        let mut attempt = 1;
+        let response = loop {
+            match get_secret_value(&endpoint, &key, &body) {
+                Err(Failure::Transient(why)) if attempt < ATTEMPTS => {
+                    eprintln!(
+                        "kms key provider: attempt {attempt} of {ATTEMPTS} failed ({why}); retrying"
+                    );
+                    attempt += 1;
+                    sleep(self.retry_delay);
+                }
+                Err(Failure::Transient(why) | Failure::Final(why)) => {
+                    return Err(err(format!(
+                        "GetSecretValue '{}' on {}: {why}",
+                        self.config.secret_name, endpoint.host
+                    )))
+                }
+                Ok(r) => break r,
+            }
+        };
+        let data = proto::bytes_field(&response, 3)
+            .map_err(|e| err(format!("GetSecretValue response: {e}")))?;
+        let text = data.trim_ascii();
+        let pass = Zeroizing::new(STANDARD.decode(text).map_err(|_| {
+            err(format!(
+                "secret '{}' is not base64 (the passphrase is stored base64-encoded)",
+                self.config.secret_name
+            ))
+        })?);
+        if pass.is_empty() {
+            return Err(err(format!(
+                "secret '{}' is empty",
+                self.config.secret_name
+            )));
+        }
+        Ok(Passphrase::from_slice(&pass))
+    }
+}
+
+/// Why a request failed: worth another try, or not.
+enum Failure {
+    Transient(String),
+    Final(String),
+}
+
+/// `GetSecretValueRequest { SecretName }`.
+fn request_body(secret_name: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    proto::put_bytes(&mut body, 1, secret_name.as_bytes());
+    body
+}
+
+/// One signed `GetSecretValue` call; the response body on HTTP 200.
+fn get_secret_value(
+    endpoint: &Endpoint,
+    key: &ClientKey,
+    body: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, Failure> {
+    let owned = signed_headers(key, body, &http_date(SystemTime::now()));
+    let headers: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let response = match endpoint.send("POST", "/", &headers, Some(body)) {
+        Ok(r) => r,
+        Err(e @ (HttpError::Connect { .. } | HttpError::Io(_))) => {
+            return Err(Failure::Transient(e.to_string()))
+        }
+        Err(e) => return Err(Failure::Final(e.to_string())),
+    };
+    if response.status == 200 {
+        return Ok(response.body);
+    }
+    // Errors come as an `Error` message; fall back to the text of anything else.
+    let status = response.status;
+    let code = proto::text_field(&response.body, 2);
+    let message = if code.is_empty() {
+        format!("HTTP {status}: {}", response.body_text())
+    } else {
+        format!(
+            "HTTP {status} {code}: {} (request id {})",
+            proto::text_field(&response.body, 3),
+            proto::text_field(&response.body, 4)
+        )
+    };
+    if RETRYABLE.contains(&code.as_str()) || (code.is_empty() && status >= 500) {
+        Err(Failure::Transient(message))
+    } else {
+        Err(Failure::Final(message))
+    }
+}
+
+/// Every header of a request with `body` sent at `date`, signed by `key`.
+fn signed_headers(key: &ClientKey, body: &[u8], date: &str) -> Vec<(&'static str, String)> {
+    let sha = content_sha256(body);
+    let kms_headers = [
+        ("x-kms-acccesskeyid", key.id.as_str()),
+        ("x-kms-apiname", "GetSecretValue"),
+        ("x-kms-apiversion", API_VERSION),
+        ("x-kms-signaturemethod", SIGNATURE_METHOD),
+    ];
+    let signature = key.sign(&string_to_sign(&sha, date, &kms_headers));
+    let mut headers: Vec<(&'static str, String)> = kms_headers
+        .iter()
+        .map(|(k, v)| (*k, (*v).to_owned()))
+        .collect();
+    headers.extend([
+        ("Accept", CONTENT_TYPE.to_owned()),
+        ("Content-Type", CONTENT_TYPE.to_owned()),
+        ("Content-Sha256", sha),
+        ("Date", date.to_owned()),
+        (
+            "User-Agent",
+            concat!("cryptpilot/", env!("CARGO_PKG_VERSION")).to_owned(),
+        ),
+        ("Authorization", format!("Bearer {signature}")),
+    ]);
+    headers
+}
+
+/// Upper-case hex SHA-256, as the `Content-Sha256` header carries it.
+fn content_sha256(body: &[u8]) -> String {
+    Sha256::digest(body)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect()
+}
+
+/// What the client key signs. `kms_headers` must be in name order.
+fn string_to_sign(sha: &str, date: &str, kms_headers: &[(&str, &str)]) -> String {
+    let mut s = format!("POST\n{sha}\n{CONTENT_TYPE}\n{date}\n");
+    for (name, value) in kms_headers {
+        s += &format!("{name}:{}\n", value.trim());
+    }
+    s + "/"
+}
+
+/// An RFC 1123 date (`Sun, 06 Nov 1994 08:49:37 GMT`).
+fn http_date(t: SystemTime) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
+        DAYS[(days % 7) as usize],
+        MONTHS[(month - 1) as usize],
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// The console's `clientKey_<id>.json`: the key id and the private key from its PKCS#12.
+struct ClientKey {
+    id: String,
+    key: SigningKey<Sha256>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawClientKey {
+    key_id: String,
+    private_key_data: Zeroizing<String>,
+}
+
+impl ClientKey {
+    /// `json` is the client key file's text, `password` its password file's (a trailing
+    /// newline is ignored).
+    fn parse(json: &str, password: &str) -> CliResult<Self> {
+        let raw: RawClientKey = serde_json::from_str(json).map_err(|e| {
+            err(format!(
+                "client_key is not a client key file (JSON with KeyId and PrivateKeyData): {e}"
+            ))
+        })?;
+        let der = Zeroizing::new(
+            STANDARD
+                .decode(raw.private_key_data.trim())
+                .map_err(|_| err("client_key: PrivateKeyData is not base64"))?,
+        );
+        let store =
+            p12_keystore::KeyStore::from_pkcs12(&der, password.trim_end()).map_err(|e| {
+                let why = e.to_string();
+                if why.contains("MAC") {
+                    err("client_key_password does not open client_key (PKCS#12 MAC mismatch)")
+                } else {
+                    err(format!(
+                        "client_key: PrivateKeyData is not usable PKCS#12: {why}"
+                    ))
+                }
+            })?;
+        let pkcs8 = store
+            .entries()
+            .find_map(|(_, entry)| match entry {
+                p12_keystore::KeyStoreEntry::PrivateKeyChain(chain) => {
+                    Some(Zeroizing::new(chain.key().to_vec()))
+                }
+                _ => None,
+            })
+            .ok_or_else(|| err("client_key: the PKCS#12 file holds no private key"))?;
+        drop(store);
+        let key = RsaPrivateKey::from_pkcs8_der(&pkcs8)
+            .map_err(|e| err(format!("client_key: not an RSA private key: {e}")))?;
+        Ok(ClientKey {
+            id: raw.key_id,
+            key: SigningKey::new(key),
+        })
+    }
+
+    /// Base64 RSASSA-PKCS1-v1_5 SHA-256 signature of `text`.
+    fn sign(&self, text: &str) -> String {
+        STANDARD.encode(self.key.sign(text.as_bytes()).to_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests;
