@@ -14,7 +14,7 @@
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use luks2::Passphrase;
 use rsa::sha2::{Digest, Sha256, Sha384};
@@ -23,6 +23,7 @@ use rsa::{Oaep, Pkcs1v15Encrypt, RsaPrivateKey};
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
+use super::attester::{self, Attester};
 use super::http::Endpoint;
 use super::provider::KeyProvider;
 use crate::error::{CliError, CliResult};
@@ -32,32 +33,11 @@ fn err(msg: impl std::fmt::Display) -> CliError {
     CliError::Usage(format!("kbs key provider: {msg}"))
 }
 
-/// Where attestation evidence comes from: one small trait, one implementation per TEE.
-pub(crate) trait Attester {
-    /// The `tee` name the broker expects (`sample`, `tdx`, `snp`, ...).
-    fn tee(&self) -> &str;
-    /// Evidence binding `report_data` (a SHA-384 digest), as the broker's verifier reads it.
-    fn evidence(&self, report_data: &[u8]) -> CliResult<String>;
-}
-
-/// Trustee's `sample` TEE: evidence without hardware, accepted only by brokers configured
-/// for testing. The real TEE attesters (TDX and SEV-SNP quotes) plug in here.
-pub(crate) struct SampleAttester;
-
-impl Attester for SampleAttester {
-    fn tee(&self) -> &str {
-        "sample"
-    }
-
-    fn evidence(&self, report_data: &[u8]) -> CliResult<String> {
-        Ok(json!({"svn": "1", "report_data": STANDARD.encode(report_data)}).to_string())
-    }
-}
-
 /// The provider for one `[encrypt.kbs]` table.
 pub(crate) struct Kbs<'a> {
     pub(crate) config: &'a KbsConfig,
-    pub(crate) attester: Box<dyn Attester>,
+    /// The attester; `None` picks the one for this guest at fetch time.
+    pub(crate) attester: Option<Box<dyn Attester>>,
 }
 
 impl KeyProvider for Kbs<'_> {
@@ -66,13 +46,21 @@ impl KeyProvider for Kbs<'_> {
             Endpoint::from_url(&self.config.kbs_url, self.config.kbs_root_cert.as_deref())
                 .map_err(err)?;
         let path = resource_path(&self.config.key_uri)?;
+        let detected;
+        let attester: &dyn Attester = match &self.attester {
+            Some(a) => a.as_ref(),
+            None => {
+                detected = attester::for_platform(std::path::Path::new("/dev"))?;
+                detected.as_ref()
+            }
+        };
         let mut session = Session {
             endpoint,
             cookie: None,
         };
         let challenge = session.post(
             "/kbs/v0/auth",
-            &json!({"version": "0.1.0", "tee": self.attester.tee(), "extra-params": ""}),
+            &json!({"version": "0.1.0", "tee": attester.tee(), "extra-params": ""}),
         )?;
         let nonce = challenge["nonce"]
             .as_str()
@@ -89,7 +77,7 @@ impl KeyProvider for Kbs<'_> {
         let mut h = Sha384::new();
         h.update(nonce.as_bytes());
         h.update(pubkey.to_string().as_bytes());
-        let evidence = self.attester.evidence(&h.finalize())?;
+        let evidence = attester.evidence(&h.finalize())?;
         session.post(
             "/kbs/v0/attest",
             &json!({"tee-pubkey": pubkey, "tee-evidence": evidence}),

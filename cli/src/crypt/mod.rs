@@ -5,6 +5,7 @@
 //! file system, then sets the subsystem to `cryptpilot` (what the existing tool writes), so an
 //! interrupted init is seen and redone, never trusted.
 
+mod attester;
 mod http;
 mod kbs;
 mod kms;

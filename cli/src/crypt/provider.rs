@@ -74,7 +74,7 @@ pub(crate) fn for_volume(p: &Provider) -> Box<dyn KeyProvider + '_> {
         Provider::Exec(e) => Box::new(Exec(e)),
         Provider::Kbs(c) => Box::new(super::kbs::Kbs {
             config: c,
-            attester: Box::new(super::kbs::SampleAttester),
+            attester: None,
         }),
         Provider::Kms(c) => Box::new(super::kms::Kms::new(c)),
     }

@@ -12,6 +12,7 @@ use rsa::{BigUint, Oaep, RsaPublicKey};
 use serde_json::{json, Value};
 
 use super::*;
+use crate::crypt::attester::SampleAttester;
 use crate::crypt::testserver::{serve, Reply, CA_PEM, OTHER_CA_PEM};
 
 const SECRET: &[u8] = b"volume passphrase from the broker";
@@ -134,7 +135,7 @@ fn config(url: &str, key_uri: &str) -> KbsConfig {
 fn fetch(cfg: &KbsConfig) -> CliResult<Passphrase> {
     Kbs {
         config: cfg,
-        attester: Box::new(SampleAttester),
+        attester: Some(Box::new(SampleAttester)),
     }
     .passphrase()
 }
@@ -184,7 +185,7 @@ fn refusals_are_clear() {
     let cfg = config(&url, "kbs:///default/key/data");
     let liar = Kbs {
         config: &cfg,
-        attester: Box::new(LyingAttester),
+        attester: Some(Box::new(LyingAttester)),
     };
     let e = liar.passphrase().expect_err("bad evidence").to_string();
     assert!(
