@@ -1,9 +1,16 @@
-//! The `kbs` key provider: Trustee's key-broker protocol (KBS attestation protocol 0.1.0),
-//! spoken natively.
+//! The `kbs` key provider: Trustee's key-broker protocol, spoken natively. Version 0.4.0 (what
+//! Trustee and guest-components speak today) first; a broker that refuses it is asked again
+//! with 0.1.0 (older brokers).
 //!
-//! 1. `POST /kbs/v0/auth` `{"version", "tee", "extra-params"}` -> a nonce and a session cookie.
-//! 2. An ephemeral RSA-2048 key is made; the attester binds `sha384(nonce || tee-pubkey JSON)`
-//!    into its evidence; `POST /kbs/v0/attest` `{"tee-pubkey", "tee-evidence"}`.
+//! 1. `POST /kbs/v0/auth` `{"version", "tee", "extra-params"}` -> a nonce (and, in 0.4.0, the
+//!    hash algorithm the broker selected from the ones offered) and a session cookie.
+//! 2. An ephemeral RSA-2048 key is made and bound into the attester's evidence:
+//!    - 0.4.0: the hash of the canonical JSON (RFC 8785) of
+//!      `{"additional-evidence": "", "nonce", "tee-pubkey"}`; `POST /kbs/v0/attest`
+//!      `{"init-data": null, "runtime-data": {"nonce", "tee-pubkey"},
+//!        "tee-evidence": {"primary_evidence", "additional_evidence": ""}}`;
+//!    - 0.1.0: `sha384(nonce || tee-pubkey JSON)`; `POST /kbs/v0/attest`
+//!      `{"tee-pubkey", "tee-evidence"}`.
 //! 3. `GET /kbs/v0/resource/<repository>/<type>/<tag>` -> the secret as a JWE encrypted to the
 //!    ephemeral key (`RSA-OAEP-256`, `RSA-OAEP` or `RSA1_5`, with `A256GCM`).
 //!
@@ -17,7 +24,7 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use luks2::Passphrase;
-use rsa::sha2::{Digest, Sha256, Sha384};
+use rsa::sha2::{Digest, Sha256, Sha384, Sha512};
 use rsa::traits::PublicKeyParts;
 use rsa::{Oaep, Pkcs1v15Encrypt, RsaPrivateKey};
 use serde_json::{json, Value};
@@ -58,14 +65,6 @@ impl KeyProvider for Kbs<'_> {
             endpoint,
             cookie: None,
         };
-        let challenge = session.post(
-            "/kbs/v0/auth",
-            &json!({"version": "0.1.0", "tee": attester.tee(), "extra-params": ""}),
-        )?;
-        let nonce = challenge["nonce"]
-            .as_str()
-            .ok_or_else(|| err("the broker's challenge has no nonce"))?
-            .to_owned();
         let key = RsaPrivateKey::new(&mut rand_core::OsRng, 2048)
             .map_err(|e| err(format!("cannot make the ephemeral key: {e}")))?;
         let pubkey = json!({
@@ -74,20 +73,93 @@ impl KeyProvider for Kbs<'_> {
             "n": URL_SAFE_NO_PAD.encode(key.n().to_bytes_be()),
             "e": URL_SAFE_NO_PAD.encode(key.e().to_bytes_be()),
         });
-        let mut h = Sha384::new();
-        h.update(nonce.as_bytes());
-        h.update(pubkey.to_string().as_bytes());
-        let evidence = attester.evidence(&h.finalize())?;
-        session.post(
-            "/kbs/v0/attest",
-            &json!({"tee-pubkey": pubkey, "tee-evidence": evidence}),
-        )?;
+        let (version, challenge) = match session.post(AUTH, &auth_request(V4, attester.tee())) {
+            Ok(c) => (V4, c),
+            // A broker of the 0.1.0 era refuses 0.4.0 at auth: ask again in its version.
+            Err(first) => match session.post(AUTH, &auth_request(V1, attester.tee())) {
+                Ok(c) => (V1, c),
+                Err(_) => return Err(first),
+            },
+        };
+        let nonce = challenge["nonce"]
+            .as_str()
+            .ok_or_else(|| err("the broker's challenge has no nonce"))?
+            .to_owned();
+        let attestation = if version == V4 {
+            let algorithm = &challenge["extra-params"]["selected-hash-algorithm"];
+            let runtime = json!({"additional-evidence": "", "nonce": nonce, "tee-pubkey": pubkey});
+            let digest = digest(algorithm.as_str(), canonical_json(&runtime).as_bytes())?;
+            let evidence: Value = serde_json::from_str(&attester.evidence(&digest)?)
+                .map_err(|e| err(format!("the attester's evidence is not JSON: {e}")))?;
+            json!({
+                "init-data": null,
+                "runtime-data": {"nonce": nonce, "tee-pubkey": pubkey},
+                "tee-evidence": {"primary_evidence": evidence, "additional_evidence": ""},
+            })
+        } else {
+            let mut h = Sha384::new();
+            h.update(nonce.as_bytes());
+            h.update(pubkey.to_string().as_bytes());
+            let evidence = attester.evidence(&h.finalize())?;
+            json!({"tee-pubkey": pubkey, "tee-evidence": evidence})
+        };
+        session.post("/kbs/v0/attest", &attestation)?;
         let jwe = session.get(&format!("/kbs/v0/resource/{path}"))?;
         let secret = decrypt_jwe(&key, &jwe)?;
         if secret.is_empty() {
             return Err(err(format!("{} is empty", self.config.key_uri)));
         }
         Ok(Passphrase::from_slice(&secret))
+    }
+}
+
+const AUTH: &str = "/kbs/v0/auth";
+const V4: &str = "0.4.0";
+const V1: &str = "0.1.0";
+
+fn auth_request(version: &str, tee: &str) -> Value {
+    let extra = if version == V4 {
+        json!({"supported-hash-algorithms": ["sha256", "sha384", "sha512"]})
+    } else {
+        json!("")
+    };
+    json!({"version": version, "tee": tee, "extra-params": extra})
+}
+
+/// The runtime-data digest with the broker's selected algorithm (SHA-384 when it names none).
+fn digest(algorithm: Option<&str>, data: &[u8]) -> CliResult<Vec<u8>> {
+    Ok(match algorithm.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("sha384") => Sha384::digest(data).to_vec(),
+        Some("sha256") => Sha256::digest(data).to_vec(),
+        Some("sha512") => Sha512::digest(data).to_vec(),
+        Some(other) => {
+            return Err(err(format!(
+                "the broker selected the hash algorithm '{other}', which was not offered"
+            )))
+        }
+    })
+}
+
+/// JSON in the canonical form of RFC 8785 (JCS) for the values the protocol hashes: object
+/// members sorted by name, no white space. Strings are escaped as JSON requires, which for
+/// JCS is serde_json's escaping; integers print alike (no floats occur here).
+fn canonical_json(v: &Value) -> String {
+    match v {
+        Value::Object(map) => {
+            let mut members: Vec<(&String, &Value)> = map.iter().collect();
+            // JCS orders by UTF-16 code units.
+            members.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+            let inner: Vec<String> = members
+                .iter()
+                .map(|(k, v)| format!("{}:{}", Value::from(k.as_str()), canonical_json(v)))
+                .collect();
+            format!("{{{}}}", inner.join(","))
+        }
+        Value::Array(items) => {
+            let inner: Vec<String> = items.iter().map(canonical_json).collect();
+            format!("[{}]", inner.join(","))
+        }
+        other => other.to_string(),
     }
 }
 

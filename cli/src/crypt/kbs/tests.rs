@@ -32,45 +32,109 @@ fn json_reply(status: u16, extra: &str, body: &str) -> Reply {
     )
 }
 
-/// A broker serving `default/key/data` (over TLS when `tls`); returns its URL and the
-/// request log.
-fn broker(tls: bool) -> (String, Arc<Mutex<State>>) {
+/// What the broker speaks.
+#[derive(Clone, Copy)]
+struct Speaks {
+    tls: bool,
+    /// `0.4.0` (today's Trustee) or `0.1.0` (older brokers, which refuse 0.4.0 at auth).
+    version: &'static str,
+    /// The hash algorithm a 0.4.0 broker selects, if it names one.
+    hash: Option<&'static str>,
+}
+
+const TODAY: Speaks = Speaks {
+    tls: false,
+    version: "0.4.0",
+    hash: None,
+};
+
+/// The report data a 0.4.0 broker expects: the digest of the runtime data in RFC 8785 form,
+/// written out by hand here (members sorted by name, no white space).
+fn expected_v4(nonce: &str, pk: &Value, hash: Option<&str>) -> Vec<u8> {
+    let jcs = format!(
+        r#"{{"additional-evidence":"","nonce":"{nonce}","tee-pubkey":{{"alg":"{}","e":"{}","kty":"RSA","n":"{}"}}}}"#,
+        pk["alg"].as_str().expect("alg"),
+        pk["e"].as_str().expect("e"),
+        pk["n"].as_str().expect("n"),
+    );
+    match hash {
+        Some("sha512") => Sha512::digest(jcs.as_bytes()).to_vec(),
+        Some("sha256") => Sha256::digest(jcs.as_bytes()).to_vec(),
+        _ => Sha384::digest(jcs.as_bytes()).to_vec(),
+    }
+}
+
+/// The attestation body checked as the broker speaks: the JWK it binds, or why it refuses.
+fn check_attestation(speaks: Speaks, nonce: &str, body: &Value) -> Result<Value, &'static str> {
+    if speaks.version == "0.1.0" {
+        let pubkey = body["tee-pubkey"].clone();
+        let evidence: Value =
+            serde_json::from_str(body["tee-evidence"].as_str().ok_or("no evidence")?)
+                .map_err(|_| "evidence is not JSON")?;
+        let mut h = Sha384::new();
+        h.update(nonce.as_bytes());
+        h.update(pubkey.to_string().as_bytes());
+        return (evidence["report_data"] == STANDARD.encode(h.finalize()))
+            .then_some(pubkey)
+            .ok_or("evidence does not bind the nonce and key");
+    }
+    let runtime = &body["runtime-data"];
+    let tee = &body["tee-evidence"];
+    if runtime["nonce"] != nonce || tee["additional_evidence"] != "" || !body["init-data"].is_null()
+    {
+        return Err("malformed attestation");
+    }
+    let pubkey = runtime["tee-pubkey"].clone();
+    let expected = STANDARD.encode(expected_v4(nonce, &pubkey, speaks.hash));
+    (tee["primary_evidence"]["report_data"] == expected.as_str())
+        .then_some(pubkey)
+        .ok_or("evidence does not bind the nonce and key")
+}
+
+/// A broker serving `default/key/data`; returns its URL and the request log.
+fn broker(speaks: Speaks) -> (String, Arc<Mutex<State>>) {
     let state = Arc::new(Mutex::new(State::default()));
     let st = state.clone();
-    let addr = serve(tls, move |req| {
+    let addr = serve(speaks.tls, move |req| {
         let mut st = st.lock().expect("lock");
         st.requests.push(format!("{} {}", req.method, req.path));
         let session_ok = req.header("cookie") == "kbs-session-id=s1";
         match (req.method.as_str(), req.path.as_str()) {
             ("POST", "/kbs/v0/auth") => {
                 let body: Value = serde_json::from_slice(&req.body).expect("json");
-                assert_eq!(body["version"], "0.1.0");
+                if body["version"] != speaks.version {
+                    return json_reply(
+                        401,
+                        "",
+                        r#"{"type":"RcarAuthFailed","detail":"KBS Client Protocol Version Mismatch"}"#,
+                    );
+                }
+                let mut extra = json!("");
+                if speaks.version == "0.4.0" {
+                    let offered = &body["extra-params"]["supported-hash-algorithms"];
+                    assert_eq!(offered, &json!(["sha256", "sha384", "sha512"]));
+                    if let Some(h) = speaks.hash {
+                        extra = json!({"selected-hash-algorithm": h});
+                    }
+                }
                 let nonce = STANDARD.encode(b"fresh nonce");
                 st.nonce = Some(nonce.clone());
                 json_reply(
                     200,
                     "Set-Cookie: kbs-session-id=s1; Path=/kbs\r\n",
-                    &json!({"nonce": nonce, "extra-params": ""}).to_string(),
+                    &json!({"nonce": nonce, "extra-params": extra}).to_string(),
                 )
             }
             ("POST", "/kbs/v0/attest") if session_ok => {
                 let body: Value = serde_json::from_slice(&req.body).expect("json");
-                let pubkey = body["tee-pubkey"].clone();
-                let evidence: Value =
-                    serde_json::from_str(body["tee-evidence"].as_str().expect("evidence"))
-                        .expect("evidence json");
-                let mut h = Sha384::new();
-                h.update(st.nonce.clone().expect("nonce").as_bytes());
-                h.update(pubkey.to_string().as_bytes());
-                if evidence["report_data"] != STANDARD.encode(h.finalize()) {
-                    return json_reply(
-                        401,
-                        "",
-                        "{\"error\":\"evidence does not bind the nonce and key\"}",
-                    );
+                let nonce = st.nonce.clone().expect("nonce");
+                match check_attestation(speaks, &nonce, &body) {
+                    Ok(pubkey) => {
+                        st.pubkey = Some(pubkey);
+                        json_reply(200, "", "{\"token\":\"t\"}")
+                    }
+                    Err(why) => json_reply(401, "", &json!({"error": why}).to_string()),
                 }
-                st.pubkey = Some(pubkey);
-                json_reply(200, "", "{\"token\":\"t\"}")
             }
             ("GET", "/kbs/v0/resource/default/key/data") if session_ok && st.pubkey.is_some() => {
                 let pk = st.pubkey.clone().expect("key");
@@ -84,7 +148,7 @@ fn broker(tls: bool) -> (String, Arc<Mutex<State>>) {
             _ => json_reply(401, "", "{\"error\":\"unauthorized\"}"),
         }
     });
-    let scheme = if tls { "https" } else { "http" };
+    let scheme = if speaks.tls { "https" } else { "http" };
     (format!("{scheme}://localhost:{}", addr.port()), state)
 }
 
@@ -153,7 +217,7 @@ impl Attester for LyingAttester {
 
 #[test]
 fn fetches_the_secret_through_attestation() {
-    let (url, state) = broker(false);
+    let (url, state) = broker(TODAY);
     let cfg = config(&url, "kbs:///default/key/data");
     let pass = fetch(&cfg).expect("passphrase");
     assert_eq!(pass.as_bytes(), SECRET);
@@ -169,8 +233,49 @@ fn fetches_the_secret_through_attestation() {
 }
 
 #[test]
+fn the_selected_hash_algorithm_binds_the_evidence() {
+    for hash in ["sha256", "sha384", "sha512"] {
+        let (url, _) = broker(Speaks {
+            hash: Some(hash),
+            ..TODAY
+        });
+        let cfg = config(&url, "kbs:///default/key/data");
+        assert_eq!(fetch(&cfg).expect(hash).as_bytes(), SECRET);
+    }
+    let (url, _) = broker(Speaks {
+        hash: Some("md5"),
+        ..TODAY
+    });
+    let e = fetch(&config(&url, "kbs:///default/key/data"))
+        .expect_err("md5")
+        .to_string();
+    assert!(e.contains("'md5', which was not offered"), "{e}");
+}
+
+#[test]
+fn older_brokers_are_spoken_to_in_their_version() {
+    let (url, state) = broker(Speaks {
+        version: "0.1.0",
+        ..TODAY
+    });
+    let cfg = config(&url, "kbs:///default/key/data");
+    assert_eq!(fetch(&cfg).expect("passphrase").as_bytes(), SECRET);
+    let log = state.lock().expect("lock").requests.clone();
+    assert_eq!(log[..2], ["POST /kbs/v0/auth", "POST /kbs/v0/auth"]);
+}
+
+#[test]
+fn canonical_json_sorts_members_and_drops_space() {
+    let v = json!({"b": [1, {"z": "\u{e9}\n", "a": null}], "a": true, "B": "x"});
+    assert_eq!(
+        canonical_json(&v),
+        "{\"B\":\"x\",\"a\":true,\"b\":[1,{\"a\":null,\"z\":\"\u{e9}\\n\"}]}"
+    );
+}
+
+#[test]
 fn https_brokers_are_authenticated_by_the_root_certificate() {
-    let (url, _) = broker(true);
+    let (url, _) = broker(Speaks { tls: true, ..TODAY });
     let mut cfg = config(&url, "kbs:///default/key/data");
     cfg.kbs_root_cert = Some(CA_PEM.to_owned());
     assert_eq!(fetch(&cfg).expect("passphrase").as_bytes(), SECRET);
@@ -181,7 +286,7 @@ fn https_brokers_are_authenticated_by_the_root_certificate() {
 
 #[test]
 fn refusals_are_clear() {
-    let (url, _) = broker(false);
+    let (url, _) = broker(TODAY);
     let cfg = config(&url, "kbs:///default/key/data");
     let liar = Kbs {
         config: &cfg,
