@@ -62,6 +62,58 @@ fn config_check_names_every_bad_file_and_line() {
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
 }
 
+fn testdata(name: &str) -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/crypt/testdata");
+    std::fs::read_to_string(dir.join(name)).expect("test data")
+}
+
+fn kms_volume(name: &str, password: &str) -> String {
+    format!(
+        "volume = \"{name}\"\ndev = \"/dev/vdb\"\n[encrypt.kms]\nkms_instance_id = \"kst-test0123\"\n\
+         secret_name = \"luks_passphrase\"\nclient_key = '''\n{}'''\n\
+         client_key_password = \"{password}\"\nkms_cert_pem = '''\n{}'''\n",
+        testdata("clientKey_legacy.json"),
+        testdata("ca.pem"),
+    )
+}
+
+#[test]
+fn config_check_checks_what_providers_can_offline() {
+    let d = Dir::new();
+    let password = testdata("clientKey_password.txt");
+    let good = kms_volume("k1", &password);
+    let dir = volumes(&d, &[("k1.toml", &good)]);
+    let r = crypt(&dir, &["config", "check"]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "configuration OK: 1 volume(s)\n"),
+        "{}",
+        r.stderr
+    );
+
+    let d = Dir::new();
+    let wrong = kms_volume("k2", "not the password");
+    let exec =
+        "volume = \"e\"\ndev = \"/dev/vdc\"\n[encrypt.exec]\ncommand = \"no-such-key-tool\"\n";
+    let kbs =
+        "volume = \"b\"\ndev = \"/dev/vdd\"\n[encrypt.kbs]\nkbs_url = \"https://kbs.example\"\n\
+               key_uri = \"kbs:///a/b/c\"\nkbs_root_cert = \"junk\"\n";
+    let dir = volumes(
+        &d,
+        &[("k2.toml", &wrong), ("e.toml", exec), ("b.toml", kbs)],
+    );
+    let r = crypt(&dir, &["config", "check"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    for want in [
+        "k2.toml: volume 'k2': kms key provider: client_key_password does not open client_key",
+        "e.toml: volume 'e': exec key provider: command 'no-such-key-tool' not found",
+        "b.toml: volume 'b': kbs key provider: no PEM certificate",
+    ] {
+        assert!(r.stderr.contains(want), "{want}: {}", r.stderr);
+    }
+    assert!(!r.stderr.contains(password.trim()), "{}", r.stderr);
+}
+
 #[test]
 fn show_and_early_refusals() {
     let d = Dir::new();

@@ -48,6 +48,12 @@ pub(crate) struct Kbs<'a> {
 }
 
 impl KeyProvider for Kbs<'_> {
+    fn check(&self) -> CliResult<()> {
+        Endpoint::from_url(&self.config.kbs_url, self.config.kbs_root_cert.as_deref())
+            .map_err(err)?;
+        resource_path(&self.config.key_uri).map(drop)
+    }
+
     fn passphrase(&self) -> CliResult<Passphrase> {
         let endpoint =
             Endpoint::from_url(&self.config.kbs_url, self.config.kbs_root_cert.as_deref())

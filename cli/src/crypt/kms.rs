@@ -105,6 +105,11 @@ impl<'a> Kms<'a> {
 }
 
 impl KeyProvider for Kms<'_> {
+    fn check(&self) -> CliResult<()> {
+        ClientKey::parse(&self.config.client_key, &self.config.client_key_password)?;
+        self.endpoint().map(drop)
+    }
+
     fn passphrase(&self) -> CliResult<Passphrase> {
         let key = ClientKey::parse(&self.config.client_key, &self.config.client_key_password)?;
         let endpoint = self.endpoint()?;

@@ -91,7 +91,15 @@ pub(crate) fn run(args: CryptArgs, out: &mut dyn Write) -> CliResult<i32> {
             for e in &errors {
                 eprintln!("cryptpilot: {e}");
             }
-            if errors.is_empty() {
+            // Then what each provider can check offline: commands, URLs, certificates, keys.
+            let mut bad_providers = 0;
+            for v in &volumes {
+                if let Err(e) = provider::for_volume(&v.provider).check() {
+                    eprintln!("cryptpilot: {}: volume '{}': {e}", v.file.display(), v.name);
+                    bad_providers += 1;
+                }
+            }
+            if errors.is_empty() && bad_providers == 0 {
                 write_out(
                     out,
                     &format!("configuration OK: {} volume(s)\n", volumes.len()),

@@ -16,6 +16,11 @@ pub(crate) trait KeyProvider {
     fn is_temporary(&self) -> bool {
         false
     }
+    /// What can be checked without fetching anything (for `config check`): the command
+    /// exists, URLs and certificates parse, the client key opens with its password.
+    fn check(&self) -> CliResult<()> {
+        Ok(())
+    }
 }
 
 /// `otp`: 64 random bytes, different on every open; never written anywhere.
@@ -64,6 +69,24 @@ impl KeyProvider for Exec<'_> {
             )));
         }
         Ok(pass)
+    }
+
+    fn check(&self) -> CliResult<()> {
+        let cmd = std::path::Path::new(&self.0.command);
+        let found = if self.0.command.contains('/') {
+            cmd.is_file()
+        } else {
+            std::env::var_os("PATH")
+                .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(cmd).is_file()))
+        };
+        if found {
+            Ok(())
+        } else {
+            Err(CliError::Usage(format!(
+                "exec key provider: command '{}' not found",
+                self.0.command
+            )))
+        }
     }
 }
 
