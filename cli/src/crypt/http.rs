@@ -314,6 +314,22 @@ fn parse_response(raw: &[u8]) -> Option<Response> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever a peer sends, parsing returns (never panics), and a body never exceeds
+        /// what was received.
+        #[test]
+        fn hostile_responses_do_not_panic(raw in proptest::collection::vec(any::<u8>(), 0..512),
+                                          head in "HTTP/1\\.[01] [0-9]{3} [a-zA-Z]{0,4}\r\n((Content-Length: [0-9]{1,3}|Transfer-Encoding: chunked)\r\n)?\r\n") {
+            let mut bytes = head.into_bytes();
+            bytes.extend_from_slice(&raw);
+            if let Some(r) = parse_response(&bytes) {
+                prop_assert!(r.body.len() <= bytes.len());
+            }
+            let _ = parse_response(&raw);
+        }
+    }
 
     #[test]
     fn urls() {

@@ -142,6 +142,20 @@ pub(crate) fn text_field(msg: &[u8], number: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any bytes decode or are refused without panicking; what encodes decodes back.
+        #[test]
+        fn hostile_messages_do_not_panic(raw in proptest::collection::vec(any::<u8>(), 0..256),
+                                         number in 1u32..100_000, value in proptest::collection::vec(any::<u8>(), 1..300)) {
+            let _ = fields(&raw);
+            let _ = bytes_field(&raw, 3);
+            let mut m = Vec::new();
+            put_bytes(&mut m, number, &value);
+            prop_assert_eq!(bytes_field(&m, number), Ok(&value[..]));
+        }
+    }
 
     #[test]
     fn encodes_like_protoc() {
