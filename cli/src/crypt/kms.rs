@@ -23,7 +23,9 @@
 //! # Security
 //! TLS authenticates the instance against `kms_cert_pem` (the instance's CA,
 //! `PrivateKmsCA_<id>.pem`), or the system roots when it is not set. The client key, its
-//! password and the secret are held in zeroizing buffers and never printed.
+//! password and the secret are held in zeroizing buffers and never printed; the PKCS#12
+//! reader's own copy of the decrypted key is freed, not wiped (the key also sits in the volume
+//! file in the clear), and rustls's record buffers are not wiped either.
 
 mod proto;
 
