@@ -127,10 +127,15 @@ impl KeyProvider for Kms<'_> {
                     sleep(self.retry_delay);
                 }
                 Err(Failure::Transient(why) | Failure::Final(why)) => {
+                    let hint = if why.starts_with("TLS") && self.config.kms_cert_pem.is_none() {
+                        " (set kms_cert_pem to the instance's CA, PrivateKmsCA_<id>.pem)"
+                    } else {
+                        ""
+                    };
                     return Err(err(format!(
-                        "GetSecretValue '{}' on {}: {why}",
+                        "GetSecretValue '{}' on {}: {why}{hint}",
                         self.config.secret_name, endpoint.host
-                    )))
+                    )));
                 }
                 Ok(r) => break r,
             }

@@ -216,6 +216,14 @@ fn refusals_name_the_problem() {
     cfg.kms_cert_pem = Some(OTHER_CA_PEM.into());
     let e = fetch(&cfg, &addr).expect_err("untrusted").to_string();
     assert!(e.contains("TLS") && e.contains("certificate"), "{e}");
+    cfg.kms_cert_pem = None;
+    let e = fetch(&cfg, &addr).expect_err("system roots").to_string();
+    let want = if std::path::Path::new("/etc/ssl/certs/ca-certificates.crt").exists() {
+        "set kms_cert_pem to the instance's CA"
+    } else {
+        "cannot be read"
+    };
+    assert!(e.contains(want), "{e}");
     cfg.kms_cert_pem = Some("junk".into());
     let e = fetch(&cfg, &addr).expect_err("no cert").to_string();
     assert!(
