@@ -10,7 +10,8 @@
 //!      `{"init-data": null, "runtime-data": {"nonce", "tee-pubkey"},
 //!        "tee-evidence": {"primary_evidence", "additional_evidence": ""}}`;
 //!    - 0.1.0: `sha384(nonce || tee-pubkey JSON)`; `POST /kbs/v0/attest`
-//!      `{"tee-pubkey", "tee-evidence"}`.
+//!      `{"tee-pubkey", "tee-evidence"}`; the key is offered for `RSA1_5`, the only wrapping
+//!      brokers of that era do (0.4.0 offers `RSA-OAEP-256`).
 //! 3. `GET /kbs/v0/resource/<repository>/<type>/<tag>` -> the secret as a JWE encrypted to the
 //!    ephemeral key (`RSA-OAEP-256`, `RSA-OAEP` or `RSA1_5`, with `A256GCM`).
 //!
@@ -73,12 +74,6 @@ impl KeyProvider for Kbs<'_> {
         };
         let key = RsaPrivateKey::new(&mut rand_core::OsRng, 2048)
             .map_err(|e| err(format!("cannot make the ephemeral key: {e}")))?;
-        let pubkey = json!({
-            "kty": "RSA",
-            "alg": "RSA-OAEP-256",
-            "n": URL_SAFE_NO_PAD.encode(key.n().to_bytes_be()),
-            "e": URL_SAFE_NO_PAD.encode(key.e().to_bytes_be()),
-        });
         let (version, challenge) = match session.post(AUTH, &auth_request(V4, attester.tee())) {
             Ok(c) => (V4, c),
             // A broker of the 0.1.0 era refuses 0.4.0 at auth: ask again in its version.
@@ -87,6 +82,13 @@ impl KeyProvider for Kbs<'_> {
                 Err(_) => return Err(first),
             },
         };
+        // Brokers of the 0.1.0 era only wrap for RSA1_5 (PKCS#1 v1.5) keys.
+        let pubkey = json!({
+            "kty": "RSA",
+            "alg": if version == V4 { "RSA-OAEP-256" } else { "RSA1_5" },
+            "n": URL_SAFE_NO_PAD.encode(key.n().to_bytes_be()),
+            "e": URL_SAFE_NO_PAD.encode(key.e().to_bytes_be()),
+        });
         let nonce = challenge["nonce"]
             .as_str()
             .ok_or_else(|| err("the broker's challenge has no nonce"))?

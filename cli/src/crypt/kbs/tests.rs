@@ -8,7 +8,7 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use rsa::{BigUint, Oaep, RsaPublicKey};
+use rsa::{BigUint, Oaep, Pkcs1v15Encrypt, RsaPublicKey};
 use serde_json::{json, Value};
 
 use super::*;
@@ -68,6 +68,9 @@ fn expected_v4(nonce: &str, pk: &Value, hash: Option<&str>) -> Vec<u8> {
 fn check_attestation(speaks: Speaks, nonce: &str, body: &Value) -> Result<Value, &'static str> {
     if speaks.version == "0.1.0" {
         let pubkey = body["tee-pubkey"].clone();
+        if pubkey["alg"] != "RSA1_5" {
+            return Err("algorithm is not RSA1_5");
+        }
         let evidence: Value =
             serde_json::from_str(body["tee-evidence"].as_str().ok_or("no evidence")?)
                 .map_err(|_| "evidence is not JSON")?;
@@ -164,10 +167,19 @@ fn seal(pk: &Value) -> Value {
         RsaPublicKey::new(BigUint::from_bytes_be(&n), BigUint::from_bytes_be(&e)).expect("key");
     let cek = [7u8; 32];
     let iv = [9u8; 12];
-    let protected = URL_SAFE_NO_PAD.encode(br#"{"alg":"RSA-OAEP-256","enc":"A256GCM"}"#);
-    let wrapped = key
-        .encrypt(&mut rand_core::OsRng, Oaep::new::<Sha256>(), &cek)
-        .expect("wrap");
+    // Wrap the content key the way the JWK asks, as Trustee does.
+    let (protected, wrapped) = match pk["alg"].as_str() {
+        Some("RSA-OAEP-256") => (
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"RSA-OAEP-256","enc":"A256GCM"}"#),
+            key.encrypt(&mut rand_core::OsRng, Oaep::new::<Sha256>(), &cek),
+        ),
+        Some("RSA1_5") => (
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"RSA1_5","enc":"A256GCM"}"#),
+            key.encrypt(&mut rand_core::OsRng, Pkcs1v15Encrypt, &cek),
+        ),
+        other => panic!("unsupported JWK alg {other:?}"),
+    };
+    let wrapped = wrapped.expect("wrap");
     let sealed = Aes256Gcm::new_from_slice(&cek)
         .expect("cek")
         .encrypt(
