@@ -14,19 +14,6 @@ fn formatted(d: &Dir, name: &str, key: &str) -> String {
     img
 }
 
-#[track_caller]
-fn fails_cleanly(r: &Run, code: i32, needle: &str) {
-    assert_eq!(r.code, code, "stderr: {}", r.stderr);
-    assert_eq!(r.stderr.lines().count(), 1, "one line: {}", r.stderr);
-    assert!(r.stderr.starts_with("cryptpilot: "), "{}", r.stderr);
-    assert!(
-        r.stderr.contains(needle),
-        "wanted '{needle}' in: {}",
-        r.stderr
-    );
-    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
-}
-
 #[test]
 fn table_of_bad_inputs() {
     let d = Dir::new();

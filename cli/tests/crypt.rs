@@ -142,14 +142,7 @@ fn show_and_early_refusals() {
         (vec!["init", "a"], 1, "exit status: 7): denied"),
     ];
     for (args, code, needle) in cases {
-        let r = crypt(&dir, &args);
-        assert_eq!(r.code, code, "{args:?}: {}", r.stderr);
-        assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.stderr);
-        assert!(
-            r.stderr.contains(needle),
-            "{args:?}: wanted '{needle}' in {}",
-            r.stderr
-        );
+        fails_cleanly(&crypt(&dir, &args), code, needle);
         assert_eq!(contents(&img), before, "{args:?} changed the device");
     }
 }

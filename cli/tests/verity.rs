@@ -158,14 +158,7 @@ fn bad_blocks_and_bad_arguments_fail_cleanly() {
         ),
     ];
     for (args, needle) in cases {
-        let r = ours_verity(&args);
-        assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
-        assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.stderr);
-        assert!(
-            r.stderr.contains(needle),
-            "{args:?}: wanted '{needle}' in {}",
-            r.stderr
-        );
+        fails_cleanly(&ours_verity(&args), 1, needle);
     }
     assert_eq!(contents(&hash), hash_before);
     assert!(

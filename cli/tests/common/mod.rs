@@ -11,6 +11,21 @@ pub struct Run {
     pub stderr: String,
 }
 
+/// Asserts a refusal as users must see it: exit `code`, one line on standard error starting
+/// with `cryptpilot: ` and holding `needle`, no panic.
+#[track_caller]
+pub fn fails_cleanly(r: &Run, code: i32, needle: &str) {
+    assert_eq!(r.code, code, "stderr: {}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "one line: {}", r.stderr);
+    assert!(r.stderr.starts_with("cryptpilot: "), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(needle),
+        "wanted '{needle}' in: {}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+}
+
 /// Runs any command with no standard input.
 #[allow(dead_code)]
 pub fn run_cmd(cmd: Command) -> Run {
