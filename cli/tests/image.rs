@@ -21,6 +21,22 @@ fn plain(d: &Dir, mib: usize) -> String {
     p
 }
 
+/// `encrypt-image -q --key-file KEY --in SRC --out OUT` with `extra` options and fast
+/// keyslot parameters; it must succeed.
+fn encrypt_image(key: &str, src: &str, out: &str, extra: &[&str]) {
+    let base = [
+        "encrypt-image",
+        "-q",
+        "--key-file",
+        key,
+        "--in",
+        src,
+        "--out",
+        out,
+    ];
+    ok(ours(&[&base[..], extra, FAST].concat()));
+}
+
 #[test]
 fn encrypt_then_decrypt_round_trips_with_holes() {
     let d = Dir::new();
@@ -28,24 +44,7 @@ fn encrypt_then_decrypt_round_trips_with_holes() {
     let src = plain(&d, 6);
     for ss in ["4096", "512"] {
         let (enc, dec) = (d.p(&format!("enc{ss}")), d.p(&format!("dec{ss}")));
-        ok(ours(
-            &[
-                &[
-                    "encrypt-image",
-                    "-q",
-                    "--key-file",
-                    &key,
-                    "--sector-size",
-                    ss,
-                    "--in",
-                    &src,
-                    "--out",
-                    &enc,
-                ][..],
-                FAST,
-            ]
-            .concat(),
-        ));
+        encrypt_image(&key, &src, &enc, &["--sector-size", ss]);
         let dump = ok(cryptsetup(&["luksDump", &enc])).stdout;
         assert!(dump.contains(&format!("sector: {ss} [bytes]")), "{dump}");
         assert_eq!(
@@ -95,39 +94,8 @@ fn sparse_holes_stay_holes() {
     let f = std::fs::File::create(&src).expect("create");
     f.set_len(64 << 20).expect("len");
     let (enc, dense) = (d.p("enc"), d.p("dense"));
-    ok(ours(
-        &[
-            &[
-                "encrypt-image",
-                "-q",
-                "--sparse",
-                "--key-file",
-                &key,
-                "--in",
-                &src,
-                "--out",
-                &enc,
-            ][..],
-            FAST,
-        ]
-        .concat(),
-    ));
-    ok(ours(
-        &[
-            &[
-                "encrypt-image",
-                "-q",
-                "--key-file",
-                &key,
-                "--in",
-                &src,
-                "--out",
-                &dense,
-            ][..],
-            FAST,
-        ]
-        .concat(),
-    ));
+    encrypt_image(&key, &src, &enc, &["--sparse"]);
+    encrypt_image(&key, &src, &dense, &[]);
     let alloc = |p: &str| std::fs::metadata(p).expect("meta").blocks() * 512;
     assert!(
         alloc(&enc) < 20 << 20,
@@ -161,22 +129,7 @@ fn bad_ranges_and_keys_fail_cleanly() {
     let wrong = d.key("w", b"nope");
     let src = plain(&d, 4);
     let enc = d.p("enc");
-    ok(ours(
-        &[
-            &[
-                "encrypt-image",
-                "-q",
-                "--key-file",
-                &key,
-                "--in",
-                &src,
-                "--out",
-                &enc,
-            ][..],
-            FAST,
-        ]
-        .concat(),
-    ));
+    encrypt_image(&key, &src, &enc, &[]);
     let before = contents(&enc);
     let chunk = d.key("chunk", &[1u8; 100]);
     let (o, o2, missing) = (d.p("o"), d.p("o2"), d.p("missing"));
