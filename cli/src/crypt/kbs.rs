@@ -50,16 +50,11 @@ pub(crate) struct Kbs<'a> {
 
 impl KeyProvider for Kbs<'_> {
     fn check(&self) -> CliResult<()> {
-        Endpoint::from_url(&self.config.kbs_url, self.config.kbs_root_cert.as_deref())
-            .map_err(err)?;
-        resource_path(&self.config.key_uri).map(drop)
+        self.target().map(drop)
     }
 
     fn passphrase(&self) -> CliResult<Passphrase> {
-        let endpoint =
-            Endpoint::from_url(&self.config.kbs_url, self.config.kbs_root_cert.as_deref())
-                .map_err(err)?;
-        let path = resource_path(&self.config.key_uri)?;
+        let (endpoint, path) = self.target()?;
         let detected;
         let attester: &dyn Attester = match &self.attester {
             Some(a) => a.as_ref(),
@@ -74,18 +69,18 @@ impl KeyProvider for Kbs<'_> {
         };
         let key = RsaPrivateKey::new(&mut rand_core::OsRng, 2048)
             .map_err(|e| err(format!("cannot make the ephemeral key: {e}")))?;
-        let (version, challenge) = match session.post(AUTH, &auth_request(V4, attester.tee())) {
-            Ok(c) => (V4, c),
+        let tee = attester.tee();
+        let (protocol, challenge) = match session.post(AUTH, &Protocol::V0_4.auth_request(tee)) {
+            Ok(c) => (Protocol::V0_4, c),
             // A broker of the 0.1.0 era refuses 0.4.0 at auth: ask again in its version.
-            Err(first) => match session.post(AUTH, &auth_request(V1, attester.tee())) {
-                Ok(c) => (V1, c),
+            Err(first) => match session.post(AUTH, &Protocol::V0_1.auth_request(tee)) {
+                Ok(c) => (Protocol::V0_1, c),
                 Err(_) => return Err(first),
             },
         };
-        // Brokers of the 0.1.0 era only wrap for RSA1_5 (PKCS#1 v1.5) keys.
         let pubkey = json!({
             "kty": "RSA",
-            "alg": if version == V4 { "RSA-OAEP-256" } else { "RSA1_5" },
+            "alg": protocol.key_algorithm(),
             "n": URL_SAFE_NO_PAD.encode(key.n().to_bytes_be()),
             "e": URL_SAFE_NO_PAD.encode(key.e().to_bytes_be()),
         });
@@ -93,7 +88,7 @@ impl KeyProvider for Kbs<'_> {
             .as_str()
             .ok_or_else(|| err("the broker's challenge has no nonce"))?
             .to_owned();
-        let attestation = if version == V4 {
+        let attestation = if protocol == Protocol::V0_4 {
             let algorithm = &challenge["extra-params"]["selected-hash-algorithm"];
             let runtime = json!({"additional-evidence": "", "nonce": nonce, "tee-pubkey": pubkey});
             let digest = digest(algorithm.as_str(), canonical_json(&runtime).as_bytes())?;
@@ -122,16 +117,46 @@ impl KeyProvider for Kbs<'_> {
 }
 
 const AUTH: &str = "/kbs/v0/auth";
-const V4: &str = "0.4.0";
-const V1: &str = "0.1.0";
 
-fn auth_request(version: &str, tee: &str) -> Value {
-    let extra = if version == V4 {
-        json!({"supported-hash-algorithms": ["sha256", "sha384", "sha512"]})
-    } else {
-        json!("")
-    };
-    json!({"version": version, "tee": tee, "extra-params": extra})
+impl Kbs<'_> {
+    /// The broker and the resource path, both checked.
+    fn target(&self) -> CliResult<(Endpoint, String)> {
+        let endpoint =
+            Endpoint::from_url(&self.config.kbs_url, self.config.kbs_root_cert.as_deref())
+                .map_err(err)?;
+        Ok((endpoint, resource_path(&self.config.key_uri)?))
+    }
+}
+
+/// The protocol versions spoken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    /// Today's Trustee.
+    V0_4,
+    /// Brokers of the 0.1.0 era.
+    V0_1,
+}
+
+impl Protocol {
+    fn auth_request(self, tee: &str) -> Value {
+        let (version, extra) = match self {
+            Protocol::V0_4 => (
+                "0.4.0",
+                json!({"supported-hash-algorithms": ["sha256", "sha384", "sha512"]}),
+            ),
+            Protocol::V0_1 => ("0.1.0", json!("")),
+        };
+        json!({"version": version, "tee": tee, "extra-params": extra})
+    }
+
+    /// What the ephemeral key is offered for: brokers of the 0.1.0 era only wrap for RSA1_5
+    /// (PKCS#1 v1.5).
+    fn key_algorithm(self) -> &'static str {
+        match self {
+            Protocol::V0_4 => "RSA-OAEP-256",
+            Protocol::V0_1 => "RSA1_5",
+        }
+    }
 }
 
 /// The runtime-data digest with the broker's selected algorithm (SHA-384 when it names none).

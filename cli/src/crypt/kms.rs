@@ -81,6 +81,12 @@ impl<'a> Kms<'a> {
         }
     }
 
+    /// The client key (opened with its password) and the instance endpoint, both checked.
+    fn prepare(&self) -> CliResult<(ClientKey, Endpoint)> {
+        let key = ClientKey::parse(&self.config.client_key, &self.config.client_key_password)?;
+        Ok((key, self.endpoint()?))
+    }
+
     fn endpoint(&self) -> CliResult<Endpoint> {
         let id = &self.config.kms_instance_id;
         let label_ok = !id.is_empty()
@@ -108,13 +114,11 @@ impl<'a> Kms<'a> {
 
 impl KeyProvider for Kms<'_> {
     fn check(&self) -> CliResult<()> {
-        ClientKey::parse(&self.config.client_key, &self.config.client_key_password)?;
-        self.endpoint().map(drop)
+        self.prepare().map(drop)
     }
 
     fn passphrase(&self) -> CliResult<Passphrase> {
-        let key = ClientKey::parse(&self.config.client_key, &self.config.client_key_password)?;
-        let endpoint = self.endpoint()?;
+        let (key, endpoint) = self.prepare()?;
         let body = request_body(&self.config.secret_name);
         let mut attempt = 1;
         let response = loop {
