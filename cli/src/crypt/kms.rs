@@ -243,10 +243,7 @@ fn signed_headers(key: &ClientKey, body: &[u8], date: &str) -> Vec<(&'static str
 
 /// Upper-case hex SHA-256, as the `Content-Sha256` header carries it.
 fn content_sha256(body: &[u8]) -> String {
-    Sha256::digest(body)
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect()
+    integrity::verity::to_hex(&Sha256::digest(body)).to_ascii_uppercase()
 }
 
 /// What the client key signs. `kms_headers` must be in name order.
