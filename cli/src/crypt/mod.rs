@@ -298,22 +298,26 @@ fn format_and_fill(v: &Volume, opts: &mut FormatOptions, pass: &[u8]) -> CliResu
         (header, vk)
     };
     let mut f = open_device(&v.dev, false, false)?;
-    let path = crate::activate::open_unlocked(
-        &dm,
-        &v.dev,
-        &mut f,
-        &header,
-        &vk,
-        &name,
-        &PerfOpts::default(),
-        false,
-        false,
-    )?;
+    let path = map(&dm, v, &mut f, &header, &vk, &name)?;
     let made = makefs(v, &path);
     if made.is_err() || !provider::for_volume(&v.provider).is_temporary() {
         crate::activate::remove_volume(&dm, &name)?;
     }
     made
+}
+
+/// Maps an unlocked volume as crypt volumes are always mapped: read-write, journalled
+/// integrity, default performance options. Returns the `/dev/mapper` path.
+fn map(
+    dm: &DmControl,
+    v: &Volume,
+    f: &mut File,
+    header: &luks2::Header,
+    vk: &luks2::VolumeKey,
+    name: &DmName,
+) -> CliResult<std::path::PathBuf> {
+    let perf = PerfOpts::default();
+    crate::activate::open_unlocked(dm, &v.dev, f, header, vk, name, &perf, false, false)
 }
 
 /// Creates the configured file system on the mapping, unless it already holds a signature.
@@ -413,17 +417,7 @@ fn open(v: &Volume, check_fs: bool) -> CliResult {
         .map_err(CliError::luks(&v.dev))?;
     let header = dev.header().clone();
     drop(dev);
-    let path = crate::activate::open_unlocked(
-        &dm,
-        &v.dev,
-        &mut f,
-        &header,
-        &vk,
-        &name,
-        &PerfOpts::default(),
-        false,
-        false,
-    )?;
+    let path = map(&dm, v, &mut f, &header, &vk, &name)?;
     if check_fs {
         if let Err(e) = check_fs_on(v, &path) {
             let _ = crate::activate::remove_volume(&dm, &name);
