@@ -241,9 +241,8 @@ impl SectorCipher {
         encrypt: bool,
         threads: usize,
     ) -> Result<()> {
-        let (first_sector, step) = (first_iv, iv_step);
         if sector_size == 0 || !data.len().is_multiple_of(sector_size) || threads <= 1 {
-            return self.run(first_sector, step, sector_size, data, encrypt);
+            return self.run(first_iv, iv_step, sector_size, data, encrypt);
         }
         let sectors = data.len() / sector_size;
         let per = sectors.div_ceil(threads.min(sectors).max(1));
@@ -252,8 +251,8 @@ impl SectorCipher {
                 .chunks_mut(per * sector_size)
                 .enumerate()
                 .map(|(i, chunk)| {
-                    let first = first_sector.wrapping_add(((i * per) as u64).wrapping_mul(step));
-                    s.spawn(move || self.run(first, step, sector_size, chunk, encrypt))
+                    let first = first_iv.wrapping_add(((i * per) as u64).wrapping_mul(iv_step));
+                    s.spawn(move || self.run(first, iv_step, sector_size, chunk, encrypt))
                 })
                 .collect();
             handles
