@@ -32,7 +32,7 @@ done
 python3 fuzz/seed.py fuzz/corpus "$seeds"/*.img
 cd fuzz
 log=$(mktemp)
-for t in header metadata unlock dm_table token superblocks volume_toml; do
+for t in header metadata unlock dm_table token superblocks volume_toml http_response; do
     echo "fuzzing $t for ${secs}s" >&2
     if ! cargo +nightly fuzz run "$t" --release -- -max_total_time="$secs" -max_len=200000 \
         -rss_limit_mb=2048 -print_final_stats=1 > "$log" 2>&1; then

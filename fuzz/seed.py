@@ -12,7 +12,7 @@ HDR = 16384
 
 def main():
     out, images = sys.argv[1], sys.argv[2:]
-    for t in ("header", "metadata", "unlock", "dm_table", "token", "superblocks", "volume_toml"):
+    for t in ("header", "metadata", "unlock", "dm_table", "token", "superblocks", "volume_toml", "http_response"):
         os.makedirs(os.path.join(out, t), exist_ok=True)
     for i, path in enumerate(images):
         data = open(path, "rb").read()
@@ -55,6 +55,13 @@ def main():
     ]
     for i, t in enumerate(sbs):
         write(out, "superblocks", i, t)
+    responses = [
+        b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nSet-Cookie: kbs-session-id=1; Path=/\r\nContent-Length: 17\r\n\r\n{"nonce":"abc"}\r\n',
+        b"HTTP/1.1 401 Unauthorized\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nerror\r\n3;x\r\n!!!\r\n0\r\n\r\n",
+        b"HTTP/1.0 500 Internal\r\n\r\nbody to the end",
+    ]
+    for i, t in enumerate(responses):
+        write(out, "http_response", i, t)
 
 
 def write(out, target, i, data):

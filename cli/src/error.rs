@@ -11,6 +11,12 @@ pub(crate) mod code {
     pub(crate) const NO_MEMORY: i32 = 3;
     pub(crate) const WRONG_DEVICE: i32 = 4;
     pub(crate) const BUSY: i32 = 5;
+    /// A key provider could not reach its key service, or got no usable answer: worth
+    /// trying again (not a cryptsetup code).
+    pub(crate) const KEY_UNAVAILABLE: i32 = 6;
+    /// A key service refused to release the key (attestation denied, no such secret,
+    /// credentials refused, the key command failed) (not a cryptsetup code).
+    pub(crate) const KEY_REFUSED: i32 = 7;
 }
 
 #[derive(Debug)]
@@ -42,6 +48,8 @@ pub(crate) enum CliError {
         device: PathBuf,
         source: integrity::Error,
     },
+    /// A key provider could not produce the passphrase.
+    Provider(keyprovider::Error),
     /// The user's arguments do not make sense together.
     Usage(String),
     /// The operation was refused or not confirmed; nothing was changed.
@@ -117,6 +125,11 @@ impl CliError {
                 code::PERMISSION
             }
             CliError::File { .. } => code::FAILURE,
+            CliError::Provider(e) => match e.kind() {
+                keyprovider::ErrorKind::Unavailable => code::KEY_UNAVAILABLE,
+                keyprovider::ErrorKind::Refused => code::KEY_REFUSED,
+                _ => code::FAILURE,
+            },
             CliError::Usage(_) | CliError::Refused(_) => code::FAILURE,
         }
     }
@@ -151,6 +164,7 @@ impl fmt::Display for CliError {
             CliError::Device { path, what, .. } | CliError::File { path, what, .. } => {
                 write!(f, "cannot {what} {}", path.display())
             }
+            CliError::Provider(e) => write!(f, "{e}"),
             CliError::Usage(m) | CliError::Refused(m) => f.write_str(m),
         }
     }
@@ -163,7 +177,13 @@ impl std::error::Error for CliError {
             CliError::Integrity { source, .. } => std::error::Error::source(source),
             CliError::Dm { source, .. } => std::error::Error::source(source),
             CliError::Device { source, .. } | CliError::File { source, .. } => Some(source),
-            CliError::Usage(_) | CliError::Refused(_) => None,
+            CliError::Provider(_) | CliError::Usage(_) | CliError::Refused(_) => None,
         }
+    }
+}
+
+impl From<keyprovider::Error> for CliError {
+    fn from(e: keyprovider::Error) -> Self {
+        CliError::Provider(e)
     }
 }

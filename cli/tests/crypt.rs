@@ -63,7 +63,7 @@ fn config_check_names_every_bad_file_and_line() {
 }
 
 fn testdata(name: &str) -> String {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/crypt/testdata");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../keyprovider/src/testdata");
     std::fs::read_to_string(dir.join(name)).expect("test data")
 }
 
@@ -107,7 +107,7 @@ fn config_check_checks_what_providers_can_offline() {
     for want in [
         "k2.toml: volume 'k2': kms key provider: client_key_password does not open client_key",
         "e.toml: volume 'e': exec key provider: command 'no-such-key-tool' not found",
-        "b.toml: volume 'b': kbs key provider: no PEM certificate",
+        "b.toml: volume 'b': kbs key provider: kbs_root_cert: no PEM certificate",
     ] {
         assert!(r.stderr.contains(want), "{want}: {}", r.stderr);
     }
@@ -139,11 +139,81 @@ fn show_and_early_refusals() {
         (vec!["init", "t"], 1, "needs no init"),
         (vec!["open", "a"], 1, "is not initialized; run init first"),
         (vec!["open", "nope"], 1, "no volume named 'nope'"),
-        (vec!["init", "a"], 1, "exit status: 7): denied"),
+        // A key command that fails is a refusal (exit 7), not a usage error.
+        (vec!["init", "a"], 7, "exit status: 7): denied"),
     ];
     for (args, code, needle) in cases {
         fails_cleanly(&crypt(&dir, &args), code, needle);
         assert_eq!(contents(&img), before, "{args:?} changed the device");
+    }
+}
+
+/// A key broker on loopback that refuses every request with `status` and a reason.
+fn refusing_broker(status: u16) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            // Read the whole request first: closing on unread bytes resets the connection.
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = conn.read(&mut buf) {
+                req.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&req);
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Content-Length: "))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break;
+                    }
+                }
+            }
+            let body = "{\"error\": \"policy denied the evidence\"}";
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status} No\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn key_services_that_fail_exit_with_their_own_codes() {
+    let d = Dir::new();
+    let img = d.image("disk.img", 24);
+    let kbs = |name: &str, url: &str| {
+        format!("volume = \"{name}\"\ndev = \"{img}\"\n[encrypt.kbs]\nkbs_url = \"{url}\"\nkey_uri = \"kbs:///default/key/{name}\"\n")
+    };
+    let dir = volumes(
+        &d,
+        &[
+            ("down.toml", &kbs("down", "http://127.0.0.1:1")),
+            ("denied.toml", &kbs("denied", &refusing_broker(401))),
+            ("broken.toml", &kbs("broken", &refusing_broker(503))),
+        ],
+    );
+    let before = contents(&img);
+    for (volume, code, needle) in [
+        (
+            "down",
+            6,
+            "kbs key provider: POST /kbs/v0/auth: cannot reach 127.0.0.1:1",
+        ),
+        (
+            "denied",
+            7,
+            "HTTP 401: {\"error\": \"policy denied the evidence\"}",
+        ),
+        ("broken", 6, "HTTP 503"),
+    ] {
+        fails_cleanly(&crypt(&dir, &["init", volume]), code, needle);
+        assert_eq!(contents(&img), before, "{volume} changed the device");
     }
 }
 

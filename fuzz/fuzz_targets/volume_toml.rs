@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let file = Path::new("/etc/cryptpilot/volumes/fuzz.toml");
-    match cryptpilot_config::parse_volume(file, text) {
+    match volumes::parse_volume(file, text) {
         Ok(v) => {
             assert!(!v.name.is_empty() && !v.name.contains('/'));
             assert!(v.dev.is_absolute());

@@ -364,7 +364,7 @@ pub fn parse_uuid(s: &str) -> Result<[u8; 16]> {
 
 /// Lowercase hex of `b` (root hashes, salts).
 pub fn to_hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    luks2::hex::encode(b)
 }
 
 /// Parses a hex string (either case) into bytes.
@@ -372,14 +372,7 @@ pub fn to_hex(b: &[u8]) -> String {
 /// # Errors
 /// [`Error::Invalid`] for an odd length or a non-hex character.
 pub fn parse_hex(s: &str) -> Result<Vec<u8>> {
-    let bad = || Error::invalid("hex string", format!("'{s}' is not hex"));
-    if !s.len().is_multiple_of(2) || !s.is_ascii() {
-        return Err(bad());
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|_| bad()))
-        .collect()
+    luks2::hex::decode(s).map_err(|_| Error::invalid("hex string", format!("'{s}' is not hex")))
 }
 
 /// Checks only the top hash block against `root`: a cheap test, before mapping, that the

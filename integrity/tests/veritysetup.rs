@@ -35,7 +35,7 @@ fn root_hash(out: &str) -> String {
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    luks2::hex::encode(b)
 }
 
 fn uuid_bytes() -> [u8; 16] {

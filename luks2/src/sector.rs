@@ -453,10 +453,7 @@ mod tests {
     use super::*;
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-            .collect()
+        crate::hex::decode(s).expect("hex")
     }
 
     /// IEEE 1619-2007 XTS-AES-128 vector 1: zero key, data unit 0, 32 zero bytes.

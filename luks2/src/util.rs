@@ -33,7 +33,7 @@ pub(crate) fn random_uuid() -> Result<String> {
     fill_random(&mut b)?;
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let h = crate::hex::encode(&b);
     Ok(format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],

@@ -3,11 +3,7 @@
 use luks2::{Argon2Variant, HashAlg, Kdf};
 
 fn hex(s: &str) -> Vec<u8> {
-    assert!(s.len().is_multiple_of(2), "odd hex length: {s}");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit"))
-        .collect()
+    luks2::hex::decode(s).unwrap_or_else(|e| panic!("{s}: {e}"))
 }
 
 fn param(params: &str, name: &str) -> u32 {

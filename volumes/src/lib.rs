@@ -1,17 +1,33 @@
 //! cryptpilot's volume files (`<config-dir>/volumes/*.toml`) in two stages: TOML into raw
-//! structs that refuse unknown fields, then a validated [`Volume`] the commands trust. Every
-//! error names the file and, where the TOML parser knows it, the line and field.
+//! structs that refuse unknown fields, then a validated [`Volume`] the commands trust: a
+//! device-mapper name, an absolute device path, and exactly one key provider whose URLs and
+//! key URIs are typed ([`keyprovider::ProviderConfig`]). Every error names the file and, where
+//! the TOML parser knows it, the line and field.
 //!
-//! A library of its own so that the fuzz targets can reach the parser.
+//! ```
+//! use std::path::Path;
+//!
+//! let text = "volume = \"data0\"\ndev = \"/dev/vdb\"\n[encrypt.otp]\n";
+//! let v = volumes::parse_volume(Path::new("/etc/cryptpilot/volumes/data0.toml"), text)?;
+//! assert_eq!((v.name.as_str(), v.provider.name()), ("data0", "otp"));
+//! # Ok::<(), volumes::ConfigError>(())
+//! ```
+//!
+//! # Security
+//! A volume file may hold a KMS client key and its password: files are read into zeroizing
+//! buffers of fixed size, and the provider configuration prints no secret in `Debug`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use dmioctl::DmName;
+use keyprovider::{ChoiceError, EncryptTable, ProviderConfig};
+use luks2::SecretBuf;
 use serde::Deserialize;
-use zeroize::Zeroizing;
 
 /// A file system `makefs` can create.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -49,109 +65,14 @@ struct RawVolume {
     makefs: Option<MakeFs>,
     #[serde(default)]
     integrity: bool,
-    encrypt: RawEncrypt,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawEncrypt {
-    otp: Option<OtpConfig>,
-    exec: Option<ExecConfig>,
-    kbs: Option<KbsConfig>,
-    kms: Option<KmsConfig>,
-}
-
-/// `[encrypt.otp]`: no fields.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OtpConfig {}
-
-/// `[encrypt.exec]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExecConfig {
-    /// Program to run.
-    pub command: String,
-    /// Its arguments.
-    #[serde(default)]
-    pub args: Vec<String>,
-}
-
-/// `[encrypt.kbs]`: Trustee's key broker.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KbsConfig {
-    /// Base URL of the key broker.
-    pub kbs_url: String,
-    /// `kbs:///<repository>/<type>/<tag>` of the key.
-    pub key_uri: String,
-    /// PEM root certificate for HTTPS.
-    pub kbs_root_cert: Option<String>,
-}
-
-impl fmt::Debug for KbsConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "KbsConfig({}, {})", self.kbs_url, self.key_uri)
-    }
-}
-
-/// `[encrypt.kms]`: an Alibaba Cloud KMS secret; the client key and its password are secrets
-/// and never printed.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KmsConfig {
-    /// KMS instance.
-    pub kms_instance_id: String,
-    /// Name of the secret holding the passphrase.
-    pub secret_name: String,
-    /// The client key (JSON with the private key data).
-    pub client_key: Zeroizing<String>,
-    /// The client key's password.
-    pub client_key_password: Zeroizing<String>,
-    /// PEM CA certificate of the instance endpoint.
-    pub kms_cert_pem: Option<String>,
-}
-
-impl fmt::Debug for KmsConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "KmsConfig({}, {}, [REDACTED])",
-            self.kms_instance_id, self.secret_name
-        )
-    }
-}
-
-/// The one key provider of a volume.
-#[derive(Debug, Clone)]
-pub enum Provider {
-    /// A fresh random key on every open.
-    Otp,
-    /// A command's output.
-    Exec(ExecConfig),
-    /// A key broker (Trustee KBS).
-    Kbs(KbsConfig),
-    /// Alibaba Cloud KMS.
-    Kms(KmsConfig),
-}
-
-impl Provider {
-    /// The table name (`otp`, `exec`, `kbs`, `kms`).
-    pub fn name(&self) -> &'static str {
-        match self {
-            Provider::Otp => "otp",
-            Provider::Exec(_) => "exec",
-            Provider::Kbs(_) => "kbs",
-            Provider::Kms(_) => "kms",
-        }
-    }
+    encrypt: EncryptTable,
 }
 
 /// A validated volume.
 #[derive(Debug, Clone)]
 pub struct Volume {
     /// `volume`: the /dev/mapper name.
-    pub name: String,
+    pub name: DmName,
     /// `dev`: the block device (or image file).
     pub dev: PathBuf,
     /// `auto_open`: opened by the boot service.
@@ -161,7 +82,7 @@ pub struct Volume {
     /// `integrity`: dm-integrity under the encryption.
     pub integrity: bool,
     /// The `[encrypt.*]` table.
-    pub provider: Provider,
+    pub provider: ProviderConfig,
     /// The file it came from.
     pub file: PathBuf,
 }
@@ -213,20 +134,18 @@ pub fn parse_volume(file: &Path, text: &str) -> Result<Volume, ConfigError> {
         err(line, message)
     })?;
     let name_line = line_starting(text, "volume");
-    if raw.volume.is_empty()
-        || raw.volume.len() > 127
-        || raw.volume.contains(['/', ' ', '\t', '\n'])
-        || raw.volume == "."
-        || raw.volume == ".."
-    {
-        return Err(err(
-            name_line,
-            format!(
-                "field `volume`: '{}' is not a usable /dev/mapper name",
-                raw.volume
-            ),
-        ));
-    }
+    let name = match DmName::new(&raw.volume) {
+        Ok(n) if !raw.volume.contains(char::is_whitespace) => n,
+        _ => {
+            return Err(err(
+                name_line,
+                format!(
+                    "field `volume`: '{}' is not a usable /dev/mapper name",
+                    raw.volume
+                ),
+            ))
+        }
+    };
     if !raw.dev.is_absolute() {
         return Err(err(
             line_starting(text, "dev"),
@@ -236,60 +155,15 @@ pub fn parse_volume(file: &Path, text: &str) -> Result<Volume, ConfigError> {
             ),
         ));
     }
-    let RawEncrypt {
-        otp,
-        exec,
-        kbs,
-        kms,
-    } = raw.encrypt;
-    let mut providers: Vec<Provider> = Vec::new();
-    providers.extend(otp.map(|_| Provider::Otp));
-    providers.extend(exec.map(Provider::Exec));
-    providers.extend(kbs.map(Provider::Kbs));
-    providers.extend(kms.map(Provider::Kms));
-    let provider = match providers.len() {
-        1 => providers.remove(0),
-        0 => {
-            return Err(err(
-                line_starting(text, "[encrypt"),
-                "table `encrypt`: no key provider (otp, exec, kbs or kms)".into(),
-            ))
-        }
-        _ => {
-            let names: Vec<&str> = providers.iter().map(Provider::name).collect();
-            let second = format!("[encrypt.{}", names[1]);
-            return Err(err(
-                line_starting(text, &second),
-                format!(
-                    "table `encrypt`: more than one key provider ({}); choose one",
-                    names.join(", ")
-                ),
-            ));
-        }
-    };
-    if let Provider::Exec(e) = &provider {
-        if e.command.is_empty() {
-            return Err(err(
-                line_starting(text, "command"),
-                "field `command`: empty".into(),
-            ));
-        }
-    }
-    if let Provider::Kbs(k) = &provider {
-        if !k.key_uri.starts_with("kbs:///")
-            || k.key_uri.trim_start_matches("kbs:///").split('/').count() != 3
-        {
-            return Err(err(
-                line_starting(text, "key_uri"),
-                format!(
-                    "field `key_uri`: '{}' is not kbs:///<repository>/<type>/<tag>",
-                    k.key_uri
-                ),
-            ));
-        }
-    }
+    let provider = raw.encrypt.provider().map_err(|e| {
+        let line = match &e {
+            ChoiceError::None => line_starting(text, "[encrypt"),
+            ChoiceError::Several(names) => line_starting(text, &format!("[encrypt.{}", names[1])),
+        };
+        err(line, format!("table `encrypt`: {e}"))
+    })?;
     Ok(Volume {
-        name: raw.volume,
+        name,
         dev: raw.dev,
         auto_open: raw.auto_open,
         makefs: raw.makefs,
@@ -297,6 +171,21 @@ pub fn parse_volume(file: &Path, text: &str) -> Result<Volume, ConfigError> {
         provider,
         file: file.to_owned(),
     })
+}
+
+/// The largest volume file read: a client key and certificates fit many times over.
+pub const MAX_FILE: usize = 1 << 20;
+
+/// A volume file's bytes, in a wiped buffer that never grows (it may hold a client key).
+fn read_secret_text(path: &Path) -> Result<SecretBuf, String> {
+    let mut buf = SecretBuf::with_capacity(MAX_FILE);
+    std::fs::File::open(path)
+        .and_then(|mut f| buf.read_to_end(&mut f.by_ref().take(MAX_FILE as u64 + 1)))
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => format!("cannot read: larger than {MAX_FILE} bytes"),
+            _ => format!("cannot read: {e}"),
+        })?;
+    Ok(buf)
 }
 
 /// Every volume under `<dir>/volumes/`, sorted by name; all errors, not just the first.
@@ -323,22 +212,30 @@ pub fn load_all(dir: &Path) -> (Vec<Volume>, Vec<ConfigError>) {
     files.sort();
     let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
     for file in files {
-        let text = match std::fs::read_to_string(&file) {
+        let text = match read_secret_text(&file) {
             Ok(t) => t,
-            Err(e) => {
+            Err(message) => {
                 errors.push(ConfigError {
                     file,
                     line: None,
-                    message: format!("cannot read: {e}"),
+                    message,
                 });
                 continue;
             }
         };
-        match parse_volume(&file, &text) {
+        let Ok(text) = std::str::from_utf8(text.as_bytes()) else {
+            errors.push(ConfigError {
+                file,
+                line: None,
+                message: "not UTF-8 text".into(),
+            });
+            continue;
+        };
+        match parse_volume(&file, text) {
             Ok(v) => {
-                if let Some(first) = seen.get(&v.name) {
+                if let Some(first) = seen.get(v.name.as_str()) {
                     errors.push(ConfigError {
-                        line: line_starting(&text, "volume"),
+                        line: line_starting(text, "volume"),
                         message: format!(
                             "field `volume`: '{}' is already defined in {}",
                             v.name,
@@ -348,7 +245,7 @@ pub fn load_all(dir: &Path) -> (Vec<Volume>, Vec<ConfigError>) {
                     });
                     continue;
                 }
-                seen.insert(v.name.clone(), file.clone());
+                seen.insert(v.name.as_str().to_owned(), file.clone());
                 volumes.push(v);
             }
             Err(e) => errors.push(e),
@@ -376,7 +273,7 @@ mod tests {
         assert_eq!(v.provider.name(), "otp");
         let v = parse("volume = \"d\"\ndev = \"/dev/vdb\"\n[encrypt.exec]\ncommand = \"echo\"\nargs = [\"-n\", \"pw\"]\n").unwrap();
         assert!(!v.auto_open && !v.integrity && v.makefs.is_none());
-        let Provider::Exec(e) = v.provider else {
+        let ProviderConfig::Exec(e) = v.provider else {
             panic!("exec")
         };
         assert_eq!(e.args, ["-n", "pw"]);
@@ -399,7 +296,9 @@ mod tests {
             ("volume = \"a\"\ndev = \"/dev/x\"\nintegrity = \"yes\"\n[encrypt.otp]\n", ":3:", "invalid type"),
             ("volume = \"a\"\ndev = \"/dev/x\"\n[encrypt.otp]\nfoo = 1\n", ":4:", "unknown field `foo`"),
             ("volume = \"a\"\ndev = \"/dev/x\"\n[encrypt.exec]\nargs = []\n", ":3:", "missing field `command`"),
-            ("volume = \"a\"\ndev = \"/dev/x\"\n[encrypt.kbs]\nkbs_url = \"u\"\nkey_uri = \"kbs://x\"\n", ":5:", "field `key_uri`"),
+            ("volume = \"a\"\ndev = \"/dev/x\"\n[encrypt.kbs]\nkbs_url = \"http://u\"\nkey_uri = \"kbs://x\"\n", ":5:", "'kbs://x' is not kbs:///<repository>/<type>/<tag>"),
+            ("volume = \"a\"\ndev = \"/dev/x\"\n[encrypt.kbs]\nkbs_url = \"u\"\nkey_uri = \"kbs:///a/b/c\"\n", ":4:", "'u' is not http(s)://host[:port]"),
+            ("volume = \"a\"\ndev = \"/dev/x\"\n[encrypt.exec]\ncommand = \"\"\n", ":4:", "empty"),
             ("volume = \"a\"\ndev = \"/dev/x\"\n[encrypt.otp\n", ":3:", ""),
         ];
         for (text, line, needle) in cases {

@@ -10,7 +10,8 @@ use rsa::signature::Verifier;
 use rsa::RsaPublicKey;
 
 use super::*;
-use crate::crypt::testserver::{serve, Reply, Request, CA_PEM, KMS_HOST, OTHER_CA_PEM};
+use crate::testserver::{serve, Reply, Request, CA_PEM, KMS_HOST, OTHER_CA_PEM};
+use crate::ErrorKind;
 
 const CLIENT_KEY_LEGACY: &str = include_str!("../testdata/clientKey_legacy.json");
 const CLIENT_KEY_PBES2: &str = include_str!("../testdata/clientKey_pbes2.json");
@@ -123,7 +124,7 @@ fn config(client_key: &str, password: &str, secret: &str) -> KmsConfig {
     }
 }
 
-fn fetch(cfg: &KmsConfig, addr: &str) -> CliResult<Passphrase> {
+fn fetch(cfg: &KmsConfig, addr: &str) -> Result<Passphrase> {
     let mut kms = Kms::new(cfg);
     kms.connect = Some(addr.to_owned());
     kms.retry_delay = Duration::ZERO;
@@ -152,19 +153,22 @@ fn throttling_is_retried_then_reported() {
     );
     assert_eq!(*count.lock().expect("lock"), 3);
     let (addr, count) = instance(usize::MAX);
-    let e = fetch(&cfg, &addr)
-        .expect_err("always throttled")
-        .to_string();
-    assert!(e.contains("Rejected.Throttling: slow down"), "{e}");
+    let e = fetch(&cfg, &addr).expect_err("always throttled");
+    assert_eq!(e.kind(), ErrorKind::Unavailable);
+    assert!(
+        e.to_string().contains("Rejected.Throttling: slow down"),
+        "{e}"
+    );
     assert_eq!(*count.lock().expect("lock"), ATTEMPTS as usize);
 }
 
 #[test]
 fn refusals_name_the_problem() {
     let (addr, count) = instance(0);
-    let e = fetch(&config(CLIENT_KEY_LEGACY, PASSWORD, "other"), &addr)
-        .expect_err("missing secret")
-        .to_string();
+    let e =
+        fetch(&config(CLIENT_KEY_LEGACY, PASSWORD, "other"), &addr).expect_err("missing secret");
+    assert_eq!(e.kind(), ErrorKind::Refused);
+    let e = e.to_string();
     assert!(
         e.contains("GetSecretValue 'other'")
             && e.contains("HTTP 404 Forbidden.ResourceNotFound: no such secret (request id req-1)"),
@@ -172,9 +176,9 @@ fn refusals_name_the_problem() {
     );
     // A key the instance does not know: the signature does not verify.
     let other_id = CLIENT_KEY_LEGACY.replace(KEY_ID, "KAAP.someone-else");
-    let e = fetch(&config(&other_id, PASSWORD, SECRET_NAME), &addr)
-        .expect_err("unknown key")
-        .to_string();
+    let e = fetch(&config(&other_id, PASSWORD, SECRET_NAME), &addr).expect_err("unknown key");
+    assert_eq!(e.kind(), ErrorKind::Refused);
+    let e = e.to_string();
     assert!(
         e.contains("HTTP 401") && e.contains("x-kms-acccesskeyid"),
         "{e}"
@@ -209,12 +213,15 @@ fn refusals_name_the_problem() {
         ),
     ];
     for (cfg, want) in cases {
-        let e = fetch(&cfg, &addr).expect_err(want).to_string();
-        assert!(e.contains(want), "{want}: {e}");
+        let e = fetch(&cfg, &addr).expect_err(want);
+        assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+        assert!(e.to_string().contains(want), "{want}: {e}");
     }
     let mut cfg = config(CLIENT_KEY_LEGACY, PASSWORD, SECRET_NAME);
     cfg.kms_cert_pem = Some(OTHER_CA_PEM.into());
-    let e = fetch(&cfg, &addr).expect_err("untrusted").to_string();
+    let e = fetch(&cfg, &addr).expect_err("untrusted");
+    assert_eq!(e.kind(), ErrorKind::Unavailable);
+    let e = e.to_string();
     assert!(e.contains("TLS") && e.contains("certificate"), "{e}");
     cfg.kms_cert_pem = None;
     let e = fetch(&cfg, &addr).expect_err("system roots").to_string();
@@ -232,15 +239,16 @@ fn refusals_name_the_problem() {
     );
     cfg.kms_cert_pem = Some(CA_PEM.into());
     cfg.kms_instance_id = "kst-1.evil.example/".into();
-    let e = fetch(&cfg, &addr).expect_err("bad id").to_string();
-    assert!(e.contains("is not an instance id"), "{e}");
+    let e = fetch(&cfg, &addr).expect_err("bad id");
+    assert_eq!(e.kind(), ErrorKind::Config);
+    assert!(e.to_string().contains("is not an instance id"), "{e}");
     let e = fetch(
         &config(CLIENT_KEY_LEGACY, PASSWORD, SECRET_NAME),
         "127.0.0.1:1",
     )
-    .expect_err("nothing listening")
-    .to_string();
-    assert!(e.contains("cannot reach 127.0.0.1:1"), "{e}");
+    .expect_err("nothing listening");
+    assert_eq!(e.kind(), ErrorKind::Unavailable);
+    assert!(e.to_string().contains("cannot reach 127.0.0.1:1"), "{e}");
 }
 
 #[test]
@@ -254,9 +262,9 @@ fn secrets_that_are_not_base64_are_refused() {
         &config(CLIENT_KEY_LEGACY, PASSWORD, SECRET_NAME),
         &addr.to_string(),
     )
-    .expect_err("not base64")
-    .to_string();
-    assert!(e.contains("is not base64"), "{e}");
+    .expect_err("not base64");
+    assert_eq!(e.kind(), ErrorKind::Refused);
+    assert!(e.to_string().contains("is not base64"), "{e}");
 }
 
 #[test]

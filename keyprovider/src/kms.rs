@@ -35,6 +35,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use luks2::Passphrase;
+use luks2::SecretBuf;
 use rsa::pkcs1v15::SigningKey;
 use rsa::pkcs8::DecodePrivateKey;
 use rsa::sha2::{Digest, Sha256};
@@ -43,10 +44,9 @@ use rsa::RsaPrivateKey;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use super::http::{self, Endpoint, HttpError};
-use super::provider::KeyProvider;
-use crate::error::{CliError, CliResult};
-use cryptpilot_config::KmsConfig;
+use crate::error::Errors;
+use crate::http::{self, Endpoint, HttpError};
+use crate::{KeyProvider, KmsConfig, Result};
 
 const API_VERSION: &str = "dkms-gcs-0.2";
 const SIGNATURE_METHOD: &str = "RSA_PKCS1_SHA_256";
@@ -60,12 +60,11 @@ const RETRYABLE: [&str; 3] = [
     "InternalFailure",
 ];
 
-fn err(msg: impl std::fmt::Display) -> CliError {
-    CliError::Usage(format!("kms key provider: {msg}"))
-}
+const ERR: Errors = Errors("kms");
 
 /// The provider for one `[encrypt.kms]` table.
-pub(crate) struct Kms<'a> {
+#[derive(Debug)]
+pub struct Kms<'a> {
     config: &'a KmsConfig,
     /// Where to connect instead of `<host>:443` (tests).
     connect: Option<String>,
@@ -73,7 +72,8 @@ pub(crate) struct Kms<'a> {
 }
 
 impl<'a> Kms<'a> {
-    pub(crate) fn new(config: &'a KmsConfig) -> Self {
+    /// The provider for `config`.
+    pub fn new(config: &'a KmsConfig) -> Self {
         Kms {
             config,
             connect: None,
@@ -82,25 +82,25 @@ impl<'a> Kms<'a> {
     }
 
     /// The client key (opened with its password) and the instance endpoint, both checked.
-    fn prepare(&self) -> CliResult<(ClientKey, Endpoint)> {
+    fn prepare(&self) -> Result<(ClientKey, Endpoint)> {
         let key = ClientKey::parse(&self.config.client_key, &self.config.client_key_password)?;
         Ok((key, self.endpoint()?))
     }
 
-    fn endpoint(&self) -> CliResult<Endpoint> {
+    fn endpoint(&self) -> Result<Endpoint> {
         let id = &self.config.kms_instance_id;
         let label_ok = !id.is_empty()
             && id.len() <= 63
             && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
             && !id.starts_with('-');
         if !label_ok {
-            return Err(err(format!(
+            return Err(ERR.config(format!(
                 "kms_instance_id '{id}' is not an instance id (kst-...)"
             )));
         }
         let host = format!("{id}.cryptoservice.kms.aliyuncs.com");
         let tls = http::tls_config_or_system(self.config.kms_cert_pem.as_deref())
-            .map_err(|e| err(format!("kms_cert_pem: {e}")))?;
+            .map_err(|e| ERR.config(format!("kms_cert_pem: {e}")))?;
         Ok(Endpoint {
             connect: self
                 .connect
@@ -113,11 +113,17 @@ impl<'a> Kms<'a> {
 }
 
 impl KeyProvider for Kms<'_> {
-    fn check(&self) -> CliResult<()> {
+    fn check(&self) -> Result<()> {
         self.prepare().map(drop)
     }
 
-    fn passphrase(&self) -> CliResult<Passphrase> {
+    /// # Errors
+    /// [`crate::ErrorKind::Config`] for an unusable client key, password, instance id or CA;
+    /// [`crate::ErrorKind::Unavailable`] when the instance cannot be reached, fails or
+    /// throttles after every retry, or answers with something that is not the protocol;
+    /// [`crate::ErrorKind::Refused`] when it refuses (unknown key or secret, a signature it
+    /// does not accept) or the secret is empty or not base64.
+    fn passphrase(&self) -> Result<Passphrase> {
         let (key, endpoint) = self.prepare()?;
         let body = request_body(&self.config.secret_name);
         let mut attempt = 1;
@@ -130,43 +136,50 @@ impl KeyProvider for Kms<'_> {
                     attempt += 1;
                     sleep(self.retry_delay);
                 }
-                Err(Failure::Transient(why) | Failure::Final(why)) => {
+                Err(failure) => {
+                    let (Failure::Transient(why) | Failure::Broken(why) | Failure::Refused(why)) =
+                        &failure;
                     let hint = if why.starts_with("TLS") && self.config.kms_cert_pem.is_none() {
                         " (set kms_cert_pem to the instance's CA, PrivateKmsCA_<id>.pem)"
                     } else {
                         ""
                     };
-                    return Err(err(format!(
+                    let what = format!(
                         "GetSecretValue '{}' on {}: {why}{hint}",
                         self.config.secret_name, endpoint.host
-                    )));
+                    );
+                    return Err(match failure {
+                        Failure::Transient(_) | Failure::Broken(_) => ERR.unavailable(what),
+                        Failure::Refused(_) => ERR.refused(what),
+                    });
                 }
                 Ok(r) => break r,
             }
         };
-        let data = proto::bytes_field(&response, 3)
-            .map_err(|e| err(format!("GetSecretValue response: {e}")))?;
+        let data = proto::bytes_field(response.as_bytes(), 3)
+            .map_err(|e| ERR.unavailable(format!("GetSecretValue response: {e}")))?;
         let text = data.trim_ascii();
         let pass = Zeroizing::new(STANDARD.decode(text).map_err(|_| {
-            err(format!(
+            ERR.refused(format!(
                 "secret '{}' is not base64 (the passphrase is stored base64-encoded)",
                 self.config.secret_name
             ))
         })?);
         if pass.is_empty() {
-            return Err(err(format!(
-                "secret '{}' is empty",
-                self.config.secret_name
-            )));
+            return Err(ERR.refused(format!("secret '{}' is empty", self.config.secret_name)));
         }
         Ok(Passphrase::from_slice(&pass))
     }
 }
 
-/// Why a request failed: worth another try, or not.
+/// Why a request failed.
 enum Failure {
+    /// Worth another try (the network, throttling, a temporary failure).
     Transient(String),
-    Final(String),
+    /// Not worth another try, and not the instance's refusal (TLS, a malformed answer).
+    Broken(String),
+    /// The instance refused.
+    Refused(String),
 }
 
 /// `GetSecretValueRequest { SecretName }`.
@@ -181,7 +194,7 @@ fn get_secret_value(
     endpoint: &Endpoint,
     key: &ClientKey,
     body: &[u8],
-) -> Result<Zeroizing<Vec<u8>>, Failure> {
+) -> std::result::Result<SecretBuf, Failure> {
     let owned = signed_headers(key, body, &http_date(SystemTime::now()));
     let headers: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let response = match endpoint.send("POST", "/", &headers, Some(body)) {
@@ -189,27 +202,29 @@ fn get_secret_value(
         Err(e @ (HttpError::Connect { .. } | HttpError::Io(_))) => {
             return Err(Failure::Transient(e.to_string()))
         }
-        Err(e) => return Err(Failure::Final(e.to_string())),
+        // A TLS failure is not retried: an untrusted certificate stays untrusted.
+        Err(e) => return Err(Failure::Broken(e.to_string())),
     };
     if response.status == 200 {
         return Ok(response.body);
     }
+    let body = response.body.as_bytes();
     // Errors come as an `Error` message; fall back to the text of anything else.
     let status = response.status;
-    let code = proto::text_field(&response.body, 2);
+    let code = proto::text_field(body, 2);
     let message = if code.is_empty() {
         format!("HTTP {status}: {}", response.body_text())
     } else {
         format!(
             "HTTP {status} {code}: {} (request id {})",
-            proto::text_field(&response.body, 3),
-            proto::text_field(&response.body, 4)
+            proto::text_field(body, 3),
+            proto::text_field(body, 4)
         )
     };
     if RETRYABLE.contains(&code.as_str()) || (code.is_empty() && status >= 500) {
         Err(Failure::Transient(message))
     } else {
-        Err(Failure::Final(message))
+        Err(Failure::Refused(message))
     }
 }
 
@@ -243,7 +258,7 @@ fn signed_headers(key: &ClientKey, body: &[u8], date: &str) -> Vec<(&'static str
 
 /// Upper-case hex SHA-256, as the `Content-Sha256` header carries it.
 fn content_sha256(body: &[u8]) -> String {
-    integrity::verity::to_hex(&Sha256::digest(body)).to_ascii_uppercase()
+    luks2::hex::encode(&Sha256::digest(body)).to_ascii_uppercase()
 }
 
 /// What the client key signs. `kms_headers` must be in name order.
@@ -299,24 +314,26 @@ struct RawClientKey {
 impl ClientKey {
     /// `json` is the client key file's text, `password` its password file's (a trailing
     /// newline is ignored).
-    fn parse(json: &str, password: &str) -> CliResult<Self> {
+    fn parse(json: &str, password: &str) -> Result<Self> {
         let raw: RawClientKey = serde_json::from_str(json).map_err(|e| {
-            err(format!(
+            ERR.config(format!(
                 "client_key is not a client key file (JSON with KeyId and PrivateKeyData): {e}"
             ))
         })?;
         let der = Zeroizing::new(
             STANDARD
                 .decode(raw.private_key_data.trim())
-                .map_err(|_| err("client_key: PrivateKeyData is not base64"))?,
+                .map_err(|_| ERR.config("client_key: PrivateKeyData is not base64"))?,
         );
         let store =
             p12_keystore::KeyStore::from_pkcs12(&der, password.trim_end()).map_err(|e| {
                 let why = e.to_string();
                 if why.contains("MAC") {
-                    err("client_key_password does not open client_key (PKCS#12 MAC mismatch)")
+                    ERR.config(
+                        "client_key_password does not open client_key (PKCS#12 MAC mismatch)",
+                    )
                 } else {
-                    err(format!(
+                    ERR.config(format!(
                         "client_key: PrivateKeyData is not usable PKCS#12: {why}"
                     ))
                 }
@@ -329,10 +346,10 @@ impl ClientKey {
                 }
                 _ => None,
             })
-            .ok_or_else(|| err("client_key: the PKCS#12 file holds no private key"))?;
+            .ok_or_else(|| ERR.config("client_key: the PKCS#12 file holds no private key"))?;
         drop(store);
         let key = RsaPrivateKey::from_pkcs8_der(&pkcs8)
-            .map_err(|e| err(format!("client_key: not an RSA private key: {e}")))?;
+            .map_err(|e| ERR.config(format!("client_key: not an RSA private key: {e}")))?;
         Ok(ClientKey {
             id: raw.key_id,
             key: SigningKey::new(key),

@@ -5,16 +5,6 @@
 //! file system, then sets the subsystem to `cryptpilot` (what the existing tool writes), so an
 //! interrupted init is seen and redone, never trusted.
 
-mod attester;
-mod http;
-mod kbs;
-mod kms;
-mod provider;
-#[cfg(test)]
-mod testserver;
-
-use cryptpilot_config as config;
-
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
@@ -27,7 +17,8 @@ use serde_json::json;
 use crate::args::{BootStage, CryptArgs, CryptCommand, CryptConfigCommand, PerfOpts};
 use crate::error::{code, CliError, CliResult};
 use crate::luks::{open_device, write_out};
-use config::{MakeFs, Volume};
+use keyprovider::for_config;
+use volumes::{self as config, MakeFs, Volume};
 
 /// The subsystem of a volume whose init finished (the existing tool's value).
 const DONE: &str = "cryptpilot";
@@ -68,7 +59,7 @@ fn select<'a>(all: &'a [Volume], names: &[String]) -> CliResult<Vec<&'a Volume>>
     names
         .iter()
         .map(|n| {
-            all.iter().find(|v| &v.name == n).ok_or_else(|| {
+            all.iter().find(|v| v.name.as_str() == n).ok_or_else(|| {
                 CliError::Usage(format!("no volume named '{n}' in the configuration"))
             })
         })
@@ -94,7 +85,7 @@ pub(crate) fn run(args: CryptArgs, out: &mut dyn Write) -> CliResult<i32> {
             // Then what each provider can check offline: commands, URLs, certificates, keys.
             let mut bad_providers = 0;
             for v in &volumes {
-                if let Err(e) = provider::for_volume(&v.provider).check() {
+                if let Err(e) = for_config(&v.provider).check() {
                     eprintln!("cryptpilot: {}: volume '{}': {e}", v.file.display(), v.name);
                     bad_providers += 1;
                 }
@@ -124,7 +115,7 @@ pub(crate) fn run(args: CryptArgs, out: &mut dyn Write) -> CliResult<i32> {
                     (_, State::Interrupted) => "interrupted",
                     (_, State::Other(_)) => "no",
                 };
-                let open = match is_open(dm.as_ref(), &v.name) {
+                let open = match is_open(dm.as_ref(), v.name.as_str()) {
                     Some(true) => "yes",
                     Some(false) => "no",
                     None => "unknown",
@@ -140,7 +131,7 @@ pub(crate) fn run(args: CryptArgs, out: &mut dyn Write) -> CliResult<i32> {
                     if v.auto_open { "yes" } else { "no" }
                 );
                 rows.push(json!({
-                    "volume": v.name, "dev": v.dev.display().to_string(),
+                    "volume": v.name.as_str(), "dev": v.dev.display().to_string(),
                     "key_provider": v.provider.name(), "initialized": init, "open": open,
                     "integrity": v.integrity, "auto_open": v.auto_open,
                     "makefs": v.makefs.map(MakeFs::name), "config_file": v.file.display().to_string(),
@@ -175,7 +166,7 @@ pub(crate) fn run(args: CryptArgs, out: &mut dyn Write) -> CliResult<i32> {
             let all = load(dir)?;
             let dm = DmControl::open().map_err(CliError::dm("control"))?;
             for v in select(&all, &volumes)? {
-                let name = DmName::new(&v.name).map_err(CliError::dm(&v.name))?;
+                let name = v.name.clone();
                 crate::activate::remove_volume(&dm, &name)?;
             }
             Ok(0)
@@ -190,7 +181,7 @@ pub(crate) fn run(args: CryptArgs, out: &mut dyn Write) -> CliResult<i32> {
             }
             let dm = DmControl::open().ok();
             for v in volumes.iter().filter(|v| v.auto_open) {
-                if is_open(dm.as_ref(), &v.name) == Some(true) {
+                if is_open(dm.as_ref(), v.name.as_str()) == Some(true) {
                     writeln!(out, "{}: already open", v.name).ok();
                     continue;
                 }
@@ -233,7 +224,7 @@ fn confirm_erase(v: &Volume, what: &str, yes: bool) -> CliResult {
 }
 
 fn init(v: &Volume, force_reinit: bool, yes: bool) -> CliResult {
-    let provider = provider::for_volume(&v.provider);
+    let provider = for_config(&v.provider);
     if provider.is_temporary() {
         return Err(CliError::Usage(format!(
             "{}: the otp key provider formats the volume anew on every open; it needs no init",
@@ -276,11 +267,11 @@ fn init(v: &Volume, force_reinit: bool, yes: bool) -> CliResult {
 /// volume's name, creates the file system if configured and the mapping is empty, and leaves
 /// it open only when `keep_open`.
 fn format_and_fill(v: &Volume, opts: &mut FormatOptions, pass: &[u8]) -> CliResult {
-    let dm = DmControl::open().map_err(CliError::dm(&v.name))?;
-    let name = DmName::new(&v.name).map_err(CliError::dm(&v.name))?;
+    let dm = DmControl::open().map_err(CliError::dm(v.name.as_str()))?;
+    let name = v.name.clone();
     if dm.dev_status(&name).is_ok() {
-        return Err(CliError::dm(&v.name)(dmioctl::Error::Exists(
-            v.name.clone(),
+        return Err(CliError::dm(v.name.as_str())(dmioctl::Error::Exists(
+            v.name.to_string(),
         )));
     }
     let mut f = open_device(&v.dev, true, true)?;
@@ -300,7 +291,7 @@ fn format_and_fill(v: &Volume, opts: &mut FormatOptions, pass: &[u8]) -> CliResu
     let mut f = open_device(&v.dev, false, false)?;
     let path = map(&dm, v, &mut f, &header, &vk, &name)?;
     let made = makefs(v, &path);
-    if made.is_err() || !provider::for_volume(&v.provider).is_temporary() {
+    if made.is_err() || !for_config(&v.provider).is_temporary() {
         crate::activate::remove_volume(&dm, &name)?;
     }
     made
@@ -366,7 +357,7 @@ fn run_tool(tool: &str, args: &[&str], path: &Path) -> CliResult<i32> {
 }
 
 fn open(v: &Volume, check_fs: bool) -> CliResult {
-    let provider = provider::for_volume(&v.provider);
+    let provider = for_config(&v.provider);
     if provider.is_temporary() {
         // A fresh random key each time: the previous contents are gone for good. The key has
         // full entropy, so a cheap KDF loses nothing.
@@ -402,11 +393,11 @@ fn open(v: &Volume, check_fs: bool) -> CliResult {
             )))
         }
     }
-    let dm = DmControl::open().map_err(CliError::dm(&v.name))?;
-    let name = DmName::new(&v.name).map_err(CliError::dm(&v.name))?;
+    let dm = DmControl::open().map_err(CliError::dm(v.name.as_str()))?;
+    let name = v.name.clone();
     if dm.dev_status(&name).is_ok() {
-        return Err(CliError::dm(&v.name)(dmioctl::Error::Exists(
-            v.name.clone(),
+        return Err(CliError::dm(v.name.as_str())(dmioctl::Error::Exists(
+            v.name.to_string(),
         )));
     }
     let pass = provider.passphrase()?;

@@ -90,7 +90,7 @@ fn tls_server() -> Arc<ServerConfig> {
             .collect::<Result<_, _>>()
             .expect("server certificate");
     let key = PrivateKeyDer::from_pem_slice(SERVER_KEY.as_bytes()).expect("server key");
-    let config = ServerConfig::builder_with_provider(Arc::new(rustls_rustcrypto::provider()))
+    let config = ServerConfig::builder_with_provider(crate::http::crypto_provider())
         .with_safe_default_protocol_versions()
         .expect("versions")
         .with_no_client_auth()

@@ -16,51 +16,54 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::json;
 
-use crate::error::{CliError, CliResult};
+use crate::error::Errors;
+use crate::{Error, Result};
 
-fn err(msg: impl std::fmt::Display) -> CliError {
-    CliError::Usage(format!("kbs key provider: attestation: {msg}"))
+/// Evidence that cannot be made: the broker was not asked, so try again (or fix the guest).
+fn err(msg: impl std::fmt::Display) -> Error {
+    Errors("kbs").unavailable(format!("attestation: {msg}"))
 }
 
 /// A source of attestation evidence.
-pub(crate) trait Attester {
+pub trait Attester {
     /// The `tee` name the broker expects (`sample`, `tdx`, ...).
     fn tee(&self) -> &str;
     /// Evidence binding `report_data` (a SHA-384 digest), as the broker's verifier reads it.
-    fn evidence(&self, report_data: &[u8]) -> CliResult<String>;
+    fn evidence(&self, report_data: &[u8]) -> Result<String>;
 }
 
 /// Trustee's `sample` TEE: evidence without hardware.
 #[derive(Debug)]
-pub(crate) struct SampleAttester;
+pub struct SampleAttester;
 
 impl Attester for SampleAttester {
     fn tee(&self) -> &str {
         "sample"
     }
 
-    fn evidence(&self, report_data: &[u8]) -> CliResult<String> {
+    fn evidence(&self, report_data: &[u8]) -> Result<String> {
         Ok(json!({"svn": "1", "report_data": STANDARD.encode(report_data)}).to_string())
     }
 }
 
 /// Where TD quotes come from.
-pub(crate) trait QuoteSource {
+pub trait QuoteSource {
     /// A quote over the 64 bytes of `report_data`.
-    fn quote(&self, report_data: &[u8; 64]) -> CliResult<Vec<u8>>;
+    fn quote(&self, report_data: &[u8; 64]) -> Result<Vec<u8>>;
 }
 
 /// The kernel's configfs-tsm report interface: make a report directory, write `inblob`, read
 /// `outblob`, check nobody else wrote in between (`generation`), remove the directory.
 #[derive(Debug)]
-pub(crate) struct ConfigfsTsm {
-    pub(crate) root: PathBuf,
+pub struct ConfigfsTsm {
+    /// The report directory (`/sys/kernel/config/tsm/report`).
+    pub root: PathBuf,
     /// The `provider` the reports must come from (`tdx_guest`).
-    pub(crate) provider: &'static str,
+    pub provider: &'static str,
 }
 
 impl QuoteSource for ConfigfsTsm {
-    fn quote(&self, report_data: &[u8; 64]) -> CliResult<Vec<u8>> {
+    fn quote(&self, report_data: &[u8; 64]) -> Result<Vec<u8>> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let dir = self.root.join(format!(
             "cryptpilot-{}-{}",
@@ -79,7 +82,7 @@ impl QuoteSource for ConfigfsTsm {
     }
 }
 
-fn read_report(dir: &Path, report_data: &[u8; 64], want: &str) -> CliResult<Vec<u8>> {
+fn read_report(dir: &Path, report_data: &[u8; 64], want: &str) -> Result<Vec<u8>> {
     let read = |name: &str| {
         fs::read(dir.join(name)).map_err(|e| err(format!("{}: {e}", dir.join(name).display())))
     };
@@ -104,10 +107,12 @@ fn read_report(dir: &Path, report_data: &[u8; 64], want: &str) -> CliResult<Vec<
 }
 
 /// Intel TDX through a [`QuoteSource`].
-pub(crate) struct TdxAttester {
-    pub(crate) quotes: Box<dyn QuoteSource>,
+#[allow(missing_debug_implementations)]
+pub struct TdxAttester {
+    /// Where quotes come from.
+    pub quotes: Box<dyn QuoteSource>,
     /// The CC event log ACPI table, if the firmware has one.
-    pub(crate) ccel: PathBuf,
+    pub ccel: PathBuf,
 }
 
 impl Attester for TdxAttester {
@@ -115,7 +120,7 @@ impl Attester for TdxAttester {
         "tdx"
     }
 
-    fn evidence(&self, report_data: &[u8]) -> CliResult<String> {
+    fn evidence(&self, report_data: &[u8]) -> Result<String> {
         // The quote carries 64 bytes of report data: the digest, then zeros.
         let mut data = [0u8; 64];
         if report_data.len() > data.len() {
@@ -136,7 +141,7 @@ impl Attester for TdxAttester {
 ///
 /// # Errors
 /// A guest with a TEE this build has no attester for (SEV-SNP).
-pub(crate) fn for_platform(dev: &Path) -> CliResult<Box<dyn Attester>> {
+pub fn for_platform(dev: &Path) -> Result<Box<dyn Attester>> {
     if dev.join("tdx_guest").exists() {
         return Ok(Box::new(TdxAttester {
             quotes: Box::new(ConfigfsTsm {
@@ -164,7 +169,7 @@ mod tests {
     struct FakeQuotes(RefCell<Vec<[u8; 64]>>);
 
     impl QuoteSource for Rc<FakeQuotes> {
-        fn quote(&self, report_data: &[u8; 64]) -> CliResult<Vec<u8>> {
+        fn quote(&self, report_data: &[u8; 64]) -> Result<Vec<u8>> {
             self.0.borrow_mut().push(*report_data);
             Ok(b"QUOTE".to_vec())
         }

@@ -31,30 +31,58 @@ use rsa::{Oaep, Pkcs1v15Encrypt, RsaPrivateKey};
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
-use super::attester::{self, Attester};
-use super::http::Endpoint;
-use super::provider::KeyProvider;
-use crate::error::{CliError, CliResult};
-use cryptpilot_config::KbsConfig;
+use crate::attester::{self, Attester};
+use crate::error::Errors;
+use crate::http::{Endpoint, HttpError, Response};
+use crate::{Error, KbsConfig, KeyProvider, Result};
 
-fn err(msg: impl std::fmt::Display) -> CliError {
-    CliError::Usage(format!("kbs key provider: {msg}"))
-}
+const ERR: Errors = Errors("kbs");
 
 /// The provider for one `[encrypt.kbs]` table.
-pub(crate) struct Kbs<'a> {
-    pub(crate) config: &'a KbsConfig,
+pub struct Kbs<'a> {
+    config: &'a KbsConfig,
     /// The attester; `None` picks the one for this guest at fetch time.
-    pub(crate) attester: Option<Box<dyn Attester>>,
+    attester: Option<Box<dyn Attester>>,
+}
+
+impl std::fmt::Debug for Kbs<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Kbs({:?})", self.config)
+    }
+}
+
+impl<'a> Kbs<'a> {
+    /// The provider with the attester this guest has, chosen when a key is fetched.
+    pub fn new(config: &'a KbsConfig) -> Self {
+        Kbs {
+            config,
+            attester: None,
+        }
+    }
+
+    /// The provider with a given attester.
+    pub fn with_attester(config: &'a KbsConfig, attester: Box<dyn Attester>) -> Self {
+        Kbs {
+            config,
+            attester: Some(attester),
+        }
+    }
 }
 
 impl KeyProvider for Kbs<'_> {
-    fn check(&self) -> CliResult<()> {
-        self.target().map(drop)
+    fn check(&self) -> Result<()> {
+        self.endpoint().map(drop)
     }
 
-    fn passphrase(&self) -> CliResult<Passphrase> {
-        let (endpoint, path) = self.target()?;
+    /// # Errors
+    /// [`crate::ErrorKind::Config`] for an unusable root certificate,
+    /// [`crate::ErrorKind::Unavailable`] when the broker cannot be reached, answers with
+    /// something that is not the protocol, or fails (HTTP 5xx), or no evidence can be made;
+    /// [`crate::ErrorKind::Refused`] when the broker refuses (HTTP 4xx: attestation denied by
+    /// its policy, no such resource) or releases an empty resource.
+    fn passphrase(&self) -> Result<Passphrase> {
+        let endpoint = self.endpoint()?;
+        let path = self.config.key_uri.path();
         let detected;
         let attester: &dyn Attester = match &self.attester {
             Some(a) => a.as_ref(),
@@ -68,7 +96,7 @@ impl KeyProvider for Kbs<'_> {
             cookie: None,
         };
         let key = RsaPrivateKey::new(&mut rand_core::OsRng, 2048)
-            .map_err(|e| err(format!("cannot make the ephemeral key: {e}")))?;
+            .map_err(|e| ERR.unavailable(format!("cannot make the ephemeral key: {e}")))?;
         let tee = attester.tee();
         let (protocol, challenge) = match session.post(AUTH, &Protocol::V0_4.auth_request(tee)) {
             Ok(c) => (Protocol::V0_4, c),
@@ -86,14 +114,16 @@ impl KeyProvider for Kbs<'_> {
         });
         let nonce = challenge["nonce"]
             .as_str()
-            .ok_or_else(|| err("the broker's challenge has no nonce"))?
+            .ok_or_else(|| ERR.unavailable("the broker's challenge has no nonce"))?
             .to_owned();
         let attestation = if protocol == Protocol::V0_4 {
             let algorithm = &challenge["extra-params"]["selected-hash-algorithm"];
             let runtime = json!({"additional-evidence": "", "nonce": nonce, "tee-pubkey": pubkey});
             let digest = digest(algorithm.as_str(), canonical_json(&runtime).as_bytes())?;
-            let evidence: Value = serde_json::from_str(&attester.evidence(&digest)?)
-                .map_err(|e| err(format!("the attester's evidence is not JSON: {e}")))?;
+            let evidence: Value =
+                serde_json::from_str(&attester.evidence(&digest)?).map_err(|e| {
+                    ERR.unavailable(format!("the attester's evidence is not JSON: {e}"))
+                })?;
             json!({
                 "init-data": null,
                 "runtime-data": {"nonce": nonce, "tee-pubkey": pubkey},
@@ -110,7 +140,7 @@ impl KeyProvider for Kbs<'_> {
         let jwe = session.get(&format!("/kbs/v0/resource/{path}"))?;
         let secret = decrypt_jwe(&key, &jwe)?;
         if secret.is_empty() {
-            return Err(err(format!("{} is empty", self.config.key_uri)));
+            return Err(ERR.refused(format!("{} is empty", self.config.key_uri)));
         }
         Ok(Passphrase::from_slice(&secret))
     }
@@ -119,12 +149,19 @@ impl KeyProvider for Kbs<'_> {
 const AUTH: &str = "/kbs/v0/auth";
 
 impl Kbs<'_> {
-    /// The broker and the resource path, both checked.
-    fn target(&self) -> CliResult<(Endpoint, String)> {
-        let endpoint =
-            Endpoint::from_url(&self.config.kbs_url, self.config.kbs_root_cert.as_deref())
-                .map_err(err)?;
-        Ok((endpoint, resource_path(&self.config.key_uri)?))
+    /// The broker, its certificates checked.
+    fn endpoint(&self) -> Result<Endpoint> {
+        Endpoint::new(&self.config.kbs_url, self.config.kbs_root_cert.as_deref())
+            .map_err(|e| http_error(&format!("kbs_root_cert: {e}"), &e))
+    }
+}
+
+/// An HTTP failure as a provider error: a configuration that cannot work, or a broker that
+/// cannot be reached or answers badly.
+fn http_error(what: &str, e: &HttpError) -> Error {
+    match e {
+        HttpError::Certificates(_) | HttpError::Url(_) => ERR.config(what),
+        _ => ERR.unavailable(what),
     }
 }
 
@@ -160,13 +197,13 @@ impl Protocol {
 }
 
 /// The runtime-data digest with the broker's selected algorithm (SHA-384 when it names none).
-fn digest(algorithm: Option<&str>, data: &[u8]) -> CliResult<Vec<u8>> {
+fn digest(algorithm: Option<&str>, data: &[u8]) -> Result<Vec<u8>> {
     Ok(match algorithm.map(str::to_ascii_lowercase).as_deref() {
         None | Some("sha384") => Sha384::digest(data).to_vec(),
         Some("sha256") => Sha256::digest(data).to_vec(),
         Some("sha512") => Sha512::digest(data).to_vec(),
         Some(other) => {
-            return Err(err(format!(
+            return Err(ERR.unavailable(format!(
                 "the broker selected the hash algorithm '{other}', which was not offered"
             )))
         }
@@ -196,28 +233,6 @@ fn canonical_json(v: &Value) -> String {
     }
 }
 
-/// `kbs:///repository/type/tag` -> `repository/type/tag`.
-fn resource_path(uri: &str) -> CliResult<String> {
-    let path = uri
-        .strip_prefix("kbs:///")
-        .ok_or_else(|| err(format!("'{uri}' is not kbs:///<repository>/<type>/<tag>")))?;
-    let parts: Vec<&str> = path.split('/').collect();
-    let ok = parts.len() == 3
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && *p != "."
-                && *p != ".."
-                && p.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        });
-    if !ok {
-        return Err(err(format!(
-            "'{uri}' is not kbs:///<repository>/<type>/<tag>"
-        )));
-    }
-    Ok(path.to_owned())
-}
-
 /// One broker conversation: requests carrying the session cookie.
 struct Session {
     endpoint: Endpoint,
@@ -225,15 +240,15 @@ struct Session {
 }
 
 impl Session {
-    fn post(&mut self, path: &str, body: &Value) -> CliResult<Value> {
+    fn post(&mut self, path: &str, body: &Value) -> Result<Value> {
         self.request("POST", path, Some(body.to_string().as_bytes()))
     }
 
-    fn get(&mut self, path: &str) -> CliResult<Value> {
+    fn get(&mut self, path: &str) -> Result<Value> {
         self.request("GET", path, None)
     }
 
-    fn request(&mut self, method: &str, path: &str, body: Option<&[u8]>) -> CliResult<Value> {
+    fn request(&mut self, method: &str, path: &str, body: Option<&[u8]>) -> Result<Value> {
         let mut headers = vec![("Accept", "application/json")];
         if body.is_some() {
             headers.push(("Content-Type", "application/json"));
@@ -245,7 +260,7 @@ impl Session {
         let response = self
             .endpoint
             .send(method, path, &headers, body)
-            .map_err(|e| err(format!("{method} {path}: {e}")))?;
+            .map_err(|e| http_error(&format!("{method} {path}: {e}"), &e))?;
         for (k, v) in &response.headers {
             if k.eq_ignore_ascii_case("set-cookie") {
                 if let Some(c) = v.split(';').next() {
@@ -254,36 +269,48 @@ impl Session {
             }
         }
         if response.status != 200 {
-            return Err(err(format!(
-                "{method} {path}: HTTP {}: {}",
-                response.status,
-                response.body_text()
-            )));
+            return Err(status_error(method, path, &response));
         }
         if response.body.is_empty() {
             return Ok(Value::Null);
         }
-        serde_json::from_slice(&response.body).map_err(|e| err(format!("{method} {path}: {e}")))
+        serde_json::from_slice(response.body.as_bytes())
+            .map_err(|e| ERR.unavailable(format!("{method} {path}: {e}")))
+    }
+}
+
+/// A broker's answer other than 200: it refused (4xx), or failed (anything else).
+fn status_error(method: &str, path: &str, response: &Response) -> Error {
+    let what = format!(
+        "{method} {path}: HTTP {}: {}",
+        response.status,
+        response.body_text()
+    );
+    if (400..500).contains(&response.status) {
+        ERR.refused(what)
+    } else {
+        ERR.unavailable(what)
     }
 }
 
 /// Decrypts a JWE (JSON serialization) addressed to `key`.
-fn decrypt_jwe(key: &RsaPrivateKey, jwe: &Value) -> CliResult<Zeroizing<Vec<u8>>> {
-    let field = |name: &str| -> CliResult<Vec<u8>> {
+fn decrypt_jwe(key: &RsaPrivateKey, jwe: &Value) -> Result<Zeroizing<Vec<u8>>> {
+    let err = |msg: &str| ERR.unavailable(msg);
+    let field = |name: &str| -> Result<Vec<u8>> {
         let text = jwe[name]
             .as_str()
-            .ok_or_else(|| err(format!("the resource response has no '{name}'")))?;
+            .ok_or_else(|| ERR.unavailable(format!("the resource response has no '{name}'")))?;
         URL_SAFE_NO_PAD
             .decode(text.trim_end_matches('='))
-            .map_err(|e| err(format!("'{name}' is not base64url: {e}")))
+            .map_err(|e| ERR.unavailable(format!("'{name}' is not base64url: {e}")))
     };
     let protected_b64 = jwe["protected"]
         .as_str()
         .ok_or_else(|| err("the resource response is not a JWE (no 'protected')"))?;
     let header: Value = serde_json::from_slice(&field("protected")?)
-        .map_err(|e| err(format!("JWE header: {e}")))?;
+        .map_err(|e| ERR.unavailable(format!("JWE header: {e}")))?;
     if header["enc"] != "A256GCM" {
-        return Err(err(format!("unsupported JWE enc {}", header["enc"])));
+        return Err(ERR.unavailable(format!("unsupported JWE enc {}", header["enc"])));
     }
     let wrapped = field("encrypted_key")?;
     let cek = Zeroizing::new(
@@ -291,7 +318,7 @@ fn decrypt_jwe(key: &RsaPrivateKey, jwe: &Value) -> CliResult<Zeroizing<Vec<u8>>
             Some("RSA-OAEP-256") => key.decrypt(Oaep::new::<Sha256>(), &wrapped),
             Some("RSA-OAEP") => key.decrypt(Oaep::new::<sha1::Sha1>(), &wrapped),
             Some("RSA1_5") => key.decrypt(Pkcs1v15Encrypt, &wrapped),
-            other => return Err(err(format!("unsupported JWE alg {other:?}"))),
+            other => return Err(ERR.unavailable(format!("unsupported JWE alg {other:?}"))),
         }
         .map_err(|_| err("cannot unwrap the content key: the response is not for this session"))?,
     );

@@ -1,10 +1,16 @@
 //! The little HTTP/1.1 the network key providers need: one request per connection, over
-//! plain TCP or TLS (rustls with the pure-Rust RustCrypto provider: no C crypto library).
+//! plain TCP or TLS (rustls; its crypto provider is ring by default, or RustCrypto's pure-Rust
+//! one with the `tls-rustcrypto` feature).
+//!
+//! Hand-written rather than a client crate: it is one request and one bounded response, the
+//! response is read into a buffer of fixed capacity that is wiped (a client crate's buffers
+//! grow and are freed unwiped), and the parser is a pure function that the fuzz target
+//! `http_response` and a property test reach.
 //!
 //! # Security
-//! Response bodies may hold key material: they live in zeroizing buffers. TLS trusts only the
-//! certificates it is given (the `kbs_root_cert` / `kms_cert_pem` of a volume file), or the
-//! system bundle when none is given.
+//! Response bodies may hold key material: they live in fixed-capacity zeroizing buffers. TLS
+//! trusts only the certificates it is given (the `kbs_root_cert` / `kms_cert_pem` of a volume
+//! file), or the system bundle when none is given.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -12,10 +18,14 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use zeroize::Zeroizing;
+
+use crate::ServiceUrl;
+use luks2::SecretBuf;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest response accepted.
@@ -27,7 +37,7 @@ const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 #[derive(Debug)]
 #[non_exhaustive]
 pub(crate) enum HttpError {
-    /// A URL that is not `http(s)://host[:port]`.
+    /// A host name that is not a TLS server name.
     Url(String),
     /// No usable certificate in the given PEM text.
     Certificates(String),
@@ -46,7 +56,7 @@ pub(crate) enum HttpError {
 impl fmt::Display for HttpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            HttpError::Url(u) => write!(f, "'{u}' is not http(s)://host[:port]"),
+            HttpError::Url(u) => write!(f, "'{u}' is not a TLS server name"),
             HttpError::Certificates(why) => write!(f, "{why}"),
             HttpError::Connect { addr, source } => write!(f, "cannot reach {addr}: {source}"),
             HttpError::Tls(why) => write!(f, "TLS: {why}"),
@@ -72,6 +82,16 @@ impl From<io::Error> for HttpError {
     }
 }
 
+/// The rustls crypto provider this build uses.
+pub(crate) fn crypto_provider() -> Arc<CryptoProvider> {
+    #[cfg(feature = "tls-ring")]
+    return Arc::new(rustls::crypto::ring::default_provider());
+    #[cfg(all(feature = "tls-rustcrypto", not(feature = "tls-ring")))]
+    return Arc::new(rustls_rustcrypto::provider());
+    #[cfg(not(any(feature = "tls-ring", feature = "tls-rustcrypto")))]
+    compile_error!("keyprovider needs the tls-ring or the tls-rustcrypto feature");
+}
+
 /// A TLS client configuration trusting exactly the certificates in `pem`.
 ///
 /// # Errors
@@ -90,8 +110,7 @@ pub(crate) fn tls_config(pem: &str) -> Result<Arc<ClientConfig>, HttpError> {
             "no PEM certificate (-----BEGIN CERTIFICATE-----) in the given text".into(),
         ));
     }
-    let provider = Arc::new(rustls_rustcrypto::provider());
-    let config = ClientConfig::builder_with_provider(provider)
+    let config = ClientConfig::builder_with_provider(crypto_provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| HttpError::Tls(e.to_string()))?
         .with_root_certificates(roots)
@@ -134,39 +153,19 @@ impl fmt::Debug for Endpoint {
 }
 
 impl Endpoint {
-    /// `http://host[:port]` or `https://host[:port]` (no path); `https` trusts `root_pem`,
-    /// or the system bundle when it is `None`.
+    /// Requests to `url`; `https` trusts `root_pem`, or the system bundle when it is `None`.
     ///
     /// # Errors
-    /// [`HttpError::Url`] for anything else; certificate errors as [`tls_config`].
-    pub(crate) fn from_url(url: &str, root_pem: Option<&str>) -> Result<Self, HttpError> {
-        let bad = || HttpError::Url(url.to_owned());
-        let (rest, tls, default_port) = if let Some(r) = url.strip_prefix("https://") {
-            (r, true, 443)
-        } else if let Some(r) = url.strip_prefix("http://") {
-            (r, false, 80)
-        } else {
-            return Err(bad());
-        };
-        let rest = rest.trim_end_matches('/');
-        if rest.is_empty() || rest.contains(['/', '?', '#', '@']) {
-            return Err(bad());
-        }
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad())?),
-            None => (rest, default_port),
-        };
-        if host.is_empty() {
-            return Err(bad());
-        }
-        let tls = if tls {
+    /// Certificate errors as [`tls_config`].
+    pub(crate) fn new(url: &ServiceUrl, root_pem: Option<&str>) -> Result<Self, HttpError> {
+        let tls = if url.is_tls() {
             Some(tls_config_or_system(root_pem)?)
         } else {
             None
         };
         Ok(Endpoint {
-            host: host.to_owned(),
-            connect: format!("{host}:{port}"),
+            host: url.host().to_owned(),
+            connect: format!("{}:{}", url.host(), url.port()),
             tls,
         })
     }
@@ -196,8 +195,7 @@ impl Endpoint {
             head += &format!("Content-Length: {}\r\n", b.len());
         }
         head += "Connection: close\r\n\r\n";
-        let mut request = Zeroizing::new(head.into_bytes());
-        request.extend_from_slice(body.unwrap_or_default());
+        let request = [head.as_bytes(), body.unwrap_or_default()];
         let raw = match &self.tls {
             None => exchange(tcp, &request)?,
             Some(config) => {
@@ -208,26 +206,25 @@ impl Endpoint {
                 exchange(StreamOwned::new(conn, tcp), &request)?
             }
         };
-        parse_response(&raw).ok_or(HttpError::Malformed)
+        parse_response(raw.as_bytes()).ok_or(HttpError::Malformed)
     }
 }
 
 /// Writes `request`, reads until the peer closes (a TLS peer that closes without
 /// `close_notify` after a complete response is accepted: the length is checked by the parser).
-fn exchange(mut s: impl Read + Write, request: &[u8]) -> Result<Zeroizing<Vec<u8>>, HttpError> {
-    s.write_all(request)?;
+fn exchange(mut s: impl Read + Write, request: &[&[u8]]) -> Result<SecretBuf, HttpError> {
+    for part in request {
+        s.write_all(part)?;
+    }
     s.flush()?;
-    let mut raw = Zeroizing::new(Vec::new());
+    let mut raw = SecretBuf::with_capacity(MAX_RESPONSE);
     let mut buf = Zeroizing::new([0u8; 16 * 1024]);
     loop {
         match s.read(&mut buf[..]) {
             Ok(0) => break,
-            Ok(n) => {
-                raw.extend_from_slice(&buf[..n]);
-                if raw.len() > MAX_RESPONSE {
-                    return Err(HttpError::TooLarge);
-                }
-            }
+            Ok(n) => raw
+                .extend_from_slice(&buf[..n])
+                .map_err(|_| HttpError::TooLarge)?,
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && !raw.is_empty() => break,
             Err(e) => return Err(e.into()),
         }
@@ -239,7 +236,7 @@ fn exchange(mut s: impl Read + Write, request: &[u8]) -> Result<Zeroizing<Vec<u8
 pub(crate) struct Response {
     pub(crate) status: u16,
     pub(crate) headers: Vec<(String, String)>,
-    pub(crate) body: Zeroizing<Vec<u8>>,
+    pub(crate) body: SecretBuf,
 }
 
 impl fmt::Debug for Response {
@@ -264,12 +261,13 @@ impl Response {
 
     /// The body as one line of text, for error messages.
     pub(crate) fn body_text(&self) -> String {
-        let text = String::from_utf8_lossy(&self.body);
+        let text = String::from_utf8_lossy(self.body.as_bytes());
         text.split_whitespace().collect::<Vec<_>>().join(" ")
     }
 }
 
-fn parse_response(raw: &[u8]) -> Option<Response> {
+/// Parses a whole response (what was read until the peer closed).
+pub(crate) fn parse_response(raw: &[u8]) -> Option<Response> {
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&raw[..end]).ok()?;
     let mut lines = head.split("\r\n");
@@ -285,7 +283,8 @@ fn parse_response(raw: &[u8]) -> Option<Response> {
     let mut response = Response {
         status,
         headers,
-        body: Zeroizing::new(Vec::new()),
+        // Never more body than bytes received: a fixed capacity, no reallocation.
+        body: SecretBuf::with_capacity(raw.len()),
     };
     let mut body = &raw[end + 4..];
     if response
@@ -300,14 +299,14 @@ fn parse_response(raw: &[u8]) -> Option<Response> {
             if size == 0 {
                 return Some(response);
             }
-            response.body.extend_from_slice(body.get(..size)?);
+            response.body.extend_from_slice(body.get(..size)?).ok()?;
             body = body.get(size.checked_add(2)?..)?;
         }
     }
     if let Some(len) = response.header("content-length") {
         body = body.get(..len.parse::<usize>().ok()?)?;
     }
-    response.body.extend_from_slice(body);
+    response.body.extend_from_slice(body).ok()?;
     Some(response)
 }
 
@@ -332,41 +331,28 @@ mod tests {
     }
 
     #[test]
-    fn urls() {
-        let e = Endpoint::from_url("http://kbs.example:8080/", None).unwrap();
+    fn endpoints() {
+        let url = "http://kbs.example:8080/".parse().expect("url");
+        let e = Endpoint::new(&url, None).unwrap();
         assert_eq!(
             (e.host.as_str(), e.connect.as_str()),
             ("kbs.example", "kbs.example:8080")
         );
         assert!(e.tls.is_none());
-        let e = Endpoint::from_url("http://10.0.0.1", None).unwrap();
-        assert_eq!(e.connect, "10.0.0.1:80");
-        for bad in [
-            "ftp://x",
-            "http://",
-            "http://x/path",
-            "http://x:port",
-            "http://u@x",
-            "x:80",
-        ] {
-            assert!(
-                matches!(Endpoint::from_url(bad, None), Err(HttpError::Url(_))),
-                "{bad}"
-            );
-        }
-        let e = Endpoint::from_url("https://x", Some("not a certificate")).unwrap_err();
+        let url = "https://x".parse().expect("url");
+        let e = Endpoint::new(&url, Some("not a certificate")).unwrap_err();
         assert!(e.to_string().contains("no PEM certificate"), "{e}");
     }
 
     #[test]
     fn responses() {
         let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcdef").unwrap();
-        assert_eq!((r.status, &r.body[..]), (200, &b"abc"[..]));
+        assert_eq!((r.status, r.body.as_bytes()), (200, &b"abc"[..]));
         let r = parse_response(
             b"HTTP/1.1 404 No\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x\r\nde\r\n0\r\n\r\n",
         )
         .unwrap();
-        assert_eq!((r.status, &r.body[..]), (404, &b"abcde"[..]));
+        assert_eq!((r.status, r.body.as_bytes()), (404, &b"abcde"[..]));
         for bad in [
             &b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc"[..],
             b"SSH-2.0\r\n\r\n",
