@@ -3,7 +3,7 @@
 use std::io::{self, BufRead, IsTerminal, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use luks2::Passphrase;
+use luks2::{Passphrase, SecretBuf};
 use zeroize::Zeroizing;
 
 use crate::args::KeyOpts;
@@ -20,24 +20,27 @@ pub(crate) struct Keys {
 }
 
 impl Keys {
-    /// Reads a key file as cryptsetup does: all of it (or `size` bytes after `offset`).
+    /// Reads a key file as cryptsetup does: all of it (or `size` bytes after `offset`), at
+    /// most 8 MiB, into a buffer that never grows.
     pub(crate) fn from_file(path: &Path, offset: u64, size: Option<u64>) -> CliResult<Passphrase> {
+        if size.is_some_and(|n| n > KEYFILE_MAX) {
+            return Err(CliError::Usage(format!(
+                "--keyfile-size is larger than the {KEYFILE_MAX}-byte maximum"
+            )));
+        }
         let limit = size.unwrap_or(KEYFILE_MAX);
-        let mut buf = Zeroizing::new(Vec::new());
+        // One byte more than allowed tells a file that is too long from one that fits.
+        let mut buf = SecretBuf::with_capacity(limit as usize + 1);
+        let read_err = CliError::file(path, "read key file");
         if path == Path::new("-") {
             let mut stdin = io::stdin().lock();
-            io::copy(&mut (&mut stdin).take(offset), &mut io::sink())
-                .map_err(CliError::file(path, "read key file"))?;
-            stdin
-                .take(limit + 1)
-                .read_to_end(&mut buf)
+            io::copy(&mut (&mut stdin).take(offset), &mut io::sink()).map_err(read_err)?;
+            buf.read_to_end(&mut stdin.take(limit + 1))
                 .map_err(CliError::file(path, "read key file"))?;
         } else {
             let mut f = std::fs::File::open(path).map_err(CliError::file(path, "open key file"))?;
-            f.seek(SeekFrom::Start(offset))
-                .map_err(CliError::file(path, "read key file"))?;
-            f.take(limit + 1)
-                .read_to_end(&mut buf)
+            f.seek(SeekFrom::Start(offset)).map_err(read_err)?;
+            buf.read_to_end(&mut f.take(limit + 1))
                 .map_err(CliError::file(path, "read key file"))?;
         }
         if size.is_none() && buf.len() as u64 > KEYFILE_MAX {
@@ -55,7 +58,7 @@ impl Keys {
             }
             buf.truncate(n as usize);
         }
-        Ok(Passphrase::new(std::mem::take(&mut *buf)))
+        Ok(Passphrase::from(buf))
     }
 
     /// The existing passphrase: `--key-file` if given, else asked with `prompt`.
@@ -99,18 +102,52 @@ impl Keys {
             return Ok(Passphrase::from_slice(&first));
         }
         let lines = self.stdin_lines.get_or_insert_with(|| stdin.lock());
-        let mut line = Zeroizing::new(Vec::new());
-        lines.read_until(b'\n', &mut line).map_err(|e| {
-            CliError::Usage(format!(
-                "cannot read the passphrase from standard input: {e}"
-            ))
-        })?;
-        if line.last() == Some(&b'\n') {
-            line.pop();
-        }
+        let line = read_line(lines)?;
         if line.is_empty() {
             return Err(CliError::Usage("no passphrase on standard input".into()));
         }
-        Ok(Passphrase::from_slice(&line))
+        Ok(Passphrase::from(line))
+    }
+}
+
+/// One line (without its newline) into a buffer that never grows, at most 8 MiB.
+fn read_line(r: &mut impl BufRead) -> CliResult<SecretBuf> {
+    let fail = |e: &dyn std::fmt::Display| {
+        CliError::Usage(format!(
+            "cannot read the passphrase from standard input: {e}"
+        ))
+    };
+    let mut line = SecretBuf::with_capacity(KEYFILE_MAX as usize);
+    loop {
+        let chunk = r.fill_buf().map_err(|e| fail(&e))?;
+        if chunk.is_empty() {
+            return Ok(line);
+        }
+        let (part, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (&chunk[..i], Some(i + 1)),
+            None => (chunk, None),
+        };
+        line.extend_from_slice(part).map_err(|e| fail(&e))?;
+        let used = done.unwrap_or(part.len());
+        r.consume(used);
+        if done.is_some() {
+            return Ok(line);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_read_one_at_a_time_without_growing() {
+        let mut input: &[u8] = b"first\nsecond\n\nlast";
+        let mut r = io::BufReader::with_capacity(3, &mut input);
+        for want in [&b"first"[..], b"second", b"", b"last", b""] {
+            let line = read_line(&mut r).expect("line");
+            assert_eq!(line.as_bytes(), want);
+            assert_eq!(line.capacity(), KEYFILE_MAX as usize);
+        }
     }
 }

@@ -12,6 +12,7 @@
 //! parameters.
 //!
 //! All `unsafe` code is in the private `sys` module, one small block per ioctl.
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 
 mod control;
@@ -19,6 +20,8 @@ mod error;
 pub mod loopdev;
 mod name;
 pub mod node;
+// The kernel ABI: the crate's only unsafe code, each block with its SAFETY argument.
+#[allow(unsafe_code)]
 mod sys;
 mod table;
 pub mod target;

@@ -124,12 +124,18 @@ pub(crate) fn dm_ioctl(control: BorrowedFd<'_>, cmd: Cmd, buf: &mut [u64]) -> ni
         len >= std::mem::size_of::<DmIoctl>(),
         "buffer smaller than struct dm_ioctl"
     );
+    let header: &DmIoctl = bytemuck::from_bytes(
+        &bytemuck::cast_slice::<u64, u8>(buf)[..std::mem::size_of::<DmIoctl>()],
+    );
+    assert_eq!(
+        header.data_size as usize, len,
+        "data_size must be the buffer's length: the kernel trusts it"
+    );
     let ptr = buf.as_mut_ptr().cast::<DmIoctl>();
-    // SAFETY: `buf` is 8-byte aligned (a `[u64]`), at least as long as `DmIoctl`, and
-    // exclusively borrowed for the call; its `data_size` (set by the caller from the same
-    // length) bounds every byte the kernel reads or writes past the struct.
+    // SAFETY: `buf` is 8-byte aligned (a `[u64]`), at least as long as `DmIoctl` (asserted),
+    // and exclusively borrowed for the call; its `data_size` equals its length (asserted), and
+    // bounds every byte the kernel reads or writes past the struct.
     unsafe {
-        debug_assert_eq!((*ptr).data_size as usize, len);
         let fd = control.as_raw_fd();
         match cmd {
             Cmd::Version => raw::dm_version(fd, ptr),

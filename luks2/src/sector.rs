@@ -456,6 +456,16 @@ mod tests {
         crate::hex::decode(s).expect("hex")
     }
 
+    /// The AES key schedules wipe themselves on drop (the `aes` crate's `zeroize` feature):
+    /// without it this does not compile.
+    #[test]
+    fn key_schedules_are_wiped_on_drop() {
+        fn wipes_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        wipes_on_drop::<Aes128>();
+        wipes_on_drop::<Aes192>();
+        wipes_on_drop::<Aes256>();
+    }
+
     /// IEEE 1619-2007 XTS-AES-128 vector 1: zero key, data unit 0, 32 zero bytes.
     #[test]
     fn ieee1619_vector1() {

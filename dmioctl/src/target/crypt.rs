@@ -123,12 +123,41 @@ pub struct Crypt {
 
 impl Crypt {
     /// The table parameter string (it contains the key).
+    ///
+    /// # Security
+    /// The string is sized up front for its exact length and never grows, so no unwiped copy
+    /// of the key is left behind by a reallocation.
     pub fn params(&self) -> Zeroizing<String> {
-        let mut s = Zeroizing::new(String::with_capacity(256));
+        // Everything but the key first: it holds no secret and fixes the size.
+        let mut tail = format!(" {} {} {}", self.iv_offset, self.device, self.offset);
+        if !self.options.is_empty() {
+            tail.push_str(&format!(" {}", self.options.len()));
+            for o in &self.options {
+                tail.push_str(&format!(" {o}"));
+            }
+        }
+        let keyring = match &self.key {
+            CryptKey::Hex(_) => None,
+            CryptKey::Keyring {
+                size,
+                key_type,
+                description,
+            } => Some(format!(":{size}:{key_type}:{description}")),
+        };
+        let key_len = match (&self.key, &keyring) {
+            (_, Some(text)) => text.len(),
+            (CryptKey::Hex(k), None) => (k.len() * 2).max(1),
+            (CryptKey::Keyring { .. }, None) => 0,
+        };
+        let mut s = Zeroizing::new(String::with_capacity(
+            self.cipher.len() + 1 + key_len + tail.len(),
+        ));
+        let capacity = s.capacity();
         s.push_str(&self.cipher);
         s.push(' ');
-        match &self.key {
-            CryptKey::Hex(k) => {
+        match (&self.key, keyring) {
+            (_, Some(text)) => s.push_str(&text),
+            (CryptKey::Hex(k), None) => {
                 for b in k.iter() {
                     s.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
                     s.push(char::from_digit(u32::from(b & 15), 16).unwrap_or('0'));
@@ -137,24 +166,10 @@ impl Crypt {
                     s.push('-');
                 }
             }
-            CryptKey::Keyring {
-                size,
-                key_type,
-                description,
-            } => {
-                s.push_str(&format!(":{size}:{key_type}:{description}"));
-            }
+            (CryptKey::Keyring { .. }, None) => {}
         }
-        s.push_str(&format!(
-            " {} {} {}",
-            self.iv_offset, self.device, self.offset
-        ));
-        if !self.options.is_empty() {
-            s.push_str(&format!(" {}", self.options.len()));
-            for o in &self.options {
-                s.push_str(&format!(" {o}"));
-            }
-        }
+        s.push_str(&tail);
+        assert_eq!(s.capacity(), capacity, "a crypt table grew past its size");
         s
     }
 
@@ -236,6 +251,45 @@ impl Crypt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The defect this guards against: a table built in a 256-byte buffer grew (and left an
+    /// unwiped copy of the key behind) when a long key and options did not fit.
+    #[test]
+    fn long_keys_fit_the_buffer_without_growing() {
+        let c = Crypt {
+            cipher: "capi:authenc(hmac(sha512),xts(aes))-random".into(),
+            key: CryptKey::Hex(Zeroizing::new(vec![0xa5; 128])),
+            iv_offset: 0,
+            device: "253:17".into(),
+            offset: 0,
+            options: vec![
+                CryptOption::AllowDiscards,
+                CryptOption::NoReadWorkqueue,
+                CryptOption::NoWriteWorkqueue,
+                CryptOption::Integrity(96, "aead".into()),
+                CryptOption::SectorSize(4096),
+            ],
+        };
+        let p = c.params();
+        assert!(p.len() > 256, "{}", p.len());
+        assert_eq!(p.capacity(), p.len(), "sized exactly, so it never grew");
+        assert_eq!(Crypt::parse(&p).expect("parse"), c);
+        let empty = Crypt {
+            key: CryptKey::Hex(Zeroizing::new(Vec::new())),
+            options: vec![],
+            ..c.clone()
+        };
+        assert_eq!(empty.params().capacity(), empty.params().len());
+        let ring = Crypt {
+            key: CryptKey::Keyring {
+                size: 64,
+                key_type: "logon".into(),
+                description: "cryptsetup:x-d0".into(),
+            },
+            ..c
+        };
+        assert!(ring.params().contains(" :64:logon:cryptsetup:x-d0 "));
+    }
 
     #[test]
     fn round_trips() {

@@ -327,3 +327,12 @@ fn refusals_are_clear() {
     assert_eq!(e.kind(), ErrorKind::Unavailable);
     assert!(e.to_string().contains("cannot reach"), "{e}");
 }
+
+/// The JWE content cipher's AES key schedule wipes itself on drop (the `aes` crate's
+/// `zeroize` feature, turned on through this crate's manifest): without it this does not
+/// compile.
+#[test]
+fn the_content_cipher_wipes_its_key_schedule() {
+    fn wipes_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+    wipes_on_drop::<aes::Aes256>();
+}
