@@ -10,13 +10,14 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 
-use dmioctl::{DmControl, DmName};
+use activate::{DmName, Mapper};
 use luks2::{FormatOptions, KdfLimits, Luks2, PbkdfParams};
 use serde_json::json;
 
-use crate::args::{BootStage, CryptArgs, CryptCommand, CryptConfigCommand, PerfOpts};
+use crate::args::{BootStage, CryptArgs, CryptCommand, CryptConfigCommand};
 use crate::error::{code, CliError, CliResult};
 use crate::luks::{open_device, write_out};
+use crate::progress::Progress;
 use keyprovider::for_config;
 use volumes::{self as config, MakeFs, Volume};
 
@@ -46,10 +47,8 @@ fn state(v: &Volume) -> State {
     }
 }
 
-fn is_open(dm: Option<&DmControl>, name: &str) -> Option<bool> {
-    let dm = dm?;
-    let name = DmName::new(name).ok()?;
-    Some(dm.dev_status(&name).is_ok())
+fn is_open(mapper: Option<&Mapper>, name: &DmName) -> Option<bool> {
+    Some(mapper?.is_active(name))
 }
 
 fn select<'a>(all: &'a [Volume], names: &[String]) -> CliResult<Vec<&'a Volume>> {
@@ -101,7 +100,7 @@ pub(crate) fn run(args: CryptArgs, out: &mut dyn Write) -> CliResult<i32> {
         }
         CryptCommand::Show { volumes, json } => {
             let all = load(dir)?;
-            let dm = DmControl::open().ok();
+            let dm = Mapper::open().ok();
             let mut rows = Vec::new();
             let mut text = format!(
                 "{:<16} {:<24} {:<8} {:<12} {:<6} {:<10} {}\n",
@@ -115,7 +114,7 @@ pub(crate) fn run(args: CryptArgs, out: &mut dyn Write) -> CliResult<i32> {
                     (_, State::Interrupted) => "interrupted",
                     (_, State::Other(_)) => "no",
                 };
-                let open = match is_open(dm.as_ref(), v.name.as_str()) {
+                let open = match is_open(dm.as_ref(), &v.name) {
                     Some(true) => "yes",
                     Some(false) => "no",
                     None => "unknown",
@@ -164,10 +163,9 @@ pub(crate) fn run(args: CryptArgs, out: &mut dyn Write) -> CliResult<i32> {
         }
         CryptCommand::Close { volumes } => {
             let all = load(dir)?;
-            let dm = DmControl::open().map_err(CliError::dm("control"))?;
+            let mapper = Mapper::open()?;
             for v in select(&all, &volumes)? {
-                let name = v.name.clone();
-                crate::activate::remove_volume(&dm, &name)?;
+                mapper.close(&v.name)?;
             }
             Ok(0)
         }
@@ -179,9 +177,9 @@ pub(crate) fn run(args: CryptArgs, out: &mut dyn Write) -> CliResult<i32> {
             for e in &errors {
                 eprintln!("cryptpilot: skipped: {e}");
             }
-            let dm = DmControl::open().ok();
+            let dm = Mapper::open().ok();
             for v in volumes.iter().filter(|v| v.auto_open) {
-                if is_open(dm.as_ref(), v.name.as_str()) == Some(true) {
+                if is_open(dm.as_ref(), &v.name) == Some(true) {
                     writeln!(out, "{}: already open", v.name).ok();
                     continue;
                 }
@@ -233,11 +231,9 @@ fn init(v: &Volume, force_reinit: bool, yes: bool) -> CliResult {
     }
     match state(v) {
         State::Missing => {
-            return Err(CliError::Device {
-                path: v.dev.clone(),
-                what: "open",
-                source: std::io::Error::from(std::io::ErrorKind::NotFound),
-            })
+            return Err(CliError::device(&v.dev, "open")(std::io::Error::from(
+                std::io::ErrorKind::NotFound,
+            )))
         }
         State::Initialized if !force_reinit => {
             return Err(CliError::Refused(format!(
@@ -267,20 +263,26 @@ fn init(v: &Volume, force_reinit: bool, yes: bool) -> CliResult {
 /// volume's name, creates the file system if configured and the mapping is empty, and leaves
 /// it open only when `keep_open`.
 fn format_and_fill(v: &Volume, opts: &mut FormatOptions, pass: &[u8]) -> CliResult {
-    let dm = DmControl::open().map_err(CliError::dm(v.name.as_str()))?;
-    let name = v.name.clone();
-    if dm.dev_status(&name).is_ok() {
-        return Err(CliError::dm(v.name.as_str())(dmioctl::Error::Exists(
-            v.name.to_string(),
-        )));
-    }
+    let mapper = Mapper::open()?;
+    mapper.ensure_free(&v.name)?;
     let mut f = open_device(&v.dev, true, true)?;
     // The exclusive handle is closed before mapping: the mapping claims the device.
     let (header, vk) = if v.integrity {
         let kind = luks2::SegmentIntegrity::Hmac(luks2::HashAlg::Sha256);
         opts.integrity = Some(kind);
         opts.key_size += kind.mac_key_size();
-        crate::wipe::format_with_integrity(&v.dev, f, opts, pass, true, Some(&dm))?
+        let mut progress = Progress::new("Wiping device to initialize integrity checksum");
+        let mut report = |done, total| progress.update(done, total);
+        let made = activate::format_with_integrity(
+            &v.dev,
+            f,
+            opts,
+            pass,
+            true,
+            Some((&mapper, &mut report)),
+        )?;
+        progress.finish();
+        made
     } else {
         let (dev, vk) = luks2::format(&mut f, opts, pass).map_err(CliError::luks(&v.dev))?;
         let header = dev.header().clone();
@@ -289,10 +291,10 @@ fn format_and_fill(v: &Volume, opts: &mut FormatOptions, pass: &[u8]) -> CliResu
         (header, vk)
     };
     let mut f = open_device(&v.dev, false, false)?;
-    let path = map(&dm, v, &mut f, &header, &vk, &name)?;
+    let path = map(&mapper, v, &mut f, &header, &vk)?;
     let made = makefs(v, &path);
     if made.is_err() || !for_config(&v.provider).is_temporary() {
-        crate::activate::remove_volume(&dm, &name)?;
+        mapper.close(&v.name)?;
     }
     made
 }
@@ -300,15 +302,14 @@ fn format_and_fill(v: &Volume, opts: &mut FormatOptions, pass: &[u8]) -> CliResu
 /// Maps an unlocked volume as crypt volumes are always mapped: read-write, journalled
 /// integrity, default performance options. Returns the `/dev/mapper` path.
 fn map(
-    dm: &DmControl,
+    mapper: &Mapper,
     v: &Volume,
     f: &mut File,
     header: &luks2::Header,
     vk: &luks2::VolumeKey,
-    name: &DmName,
 ) -> CliResult<std::path::PathBuf> {
-    let perf = PerfOpts::default();
-    crate::activate::open_unlocked(dm, &v.dev, f, header, vk, name, &perf, false, false)
+    let options = activate::Options::default();
+    Ok(mapper.open_luks2(&v.dev, f, header, vk, &v.name, &options)?)
 }
 
 /// Creates the configured file system on the mapping, unless it already holds a signature.
@@ -379,11 +380,9 @@ fn open(v: &Volume, check_fs: bool) -> CliResult {
             )))
         }
         State::Missing => {
-            return Err(CliError::Device {
-                path: v.dev.clone(),
-                what: "open",
-                source: std::io::Error::from(std::io::ErrorKind::NotFound),
-            })
+            return Err(CliError::device(&v.dev, "open")(std::io::Error::from(
+                std::io::ErrorKind::NotFound,
+            )))
         }
         State::Other(_) => {
             return Err(CliError::Refused(format!(
@@ -393,13 +392,8 @@ fn open(v: &Volume, check_fs: bool) -> CliResult {
             )))
         }
     }
-    let dm = DmControl::open().map_err(CliError::dm(v.name.as_str()))?;
-    let name = v.name.clone();
-    if dm.dev_status(&name).is_ok() {
-        return Err(CliError::dm(v.name.as_str())(dmioctl::Error::Exists(
-            v.name.to_string(),
-        )));
-    }
+    let mapper = Mapper::open()?;
+    mapper.ensure_free(&v.name)?;
     let pass = provider.passphrase()?;
     let mut f = open_device(&v.dev, false, false)?;
     let mut dev = Luks2::open(&mut f).map_err(CliError::luks(&v.dev))?;
@@ -408,10 +402,10 @@ fn open(v: &Volume, check_fs: bool) -> CliResult {
         .map_err(CliError::luks(&v.dev))?;
     let header = dev.header().clone();
     drop(dev);
-    let path = map(&dm, v, &mut f, &header, &vk, &name)?;
+    let path = map(&mapper, v, &mut f, &header, &vk)?;
     if check_fs {
         if let Err(e) = check_fs_on(v, &path) {
-            let _ = crate::activate::remove_volume(&dm, &name);
+            let _ = mapper.close(&v.name);
             return Err(e);
         }
     }

@@ -21,32 +21,13 @@ pub(crate) mod code {
 
 #[derive(Debug)]
 pub(crate) enum CliError {
-    /// A library error on a device.
-    Luks {
-        device: PathBuf,
-        source: luks2::Error,
-    },
-    /// Opening, locking or reading the device (or image) being worked on.
-    Device {
-        path: PathBuf,
-        what: &'static str,
-        source: io::Error,
-    },
+    /// Mapping, unmapping, streaming, or the LUKS2/integrity libraries on a device.
+    Activate(activate::Error),
     /// Reading or writing another file the user named (key file, backup, JSON).
     File {
         path: PathBuf,
         what: &'static str,
         source: io::Error,
-    },
-    /// A device-mapper or loop-device error.
-    Dm {
-        name: String,
-        source: dmioctl::Error,
-    },
-    /// dm-integrity or dm-verity metadata on a device.
-    Integrity {
-        device: PathBuf,
-        source: integrity::Error,
     },
     /// A key provider could not produce the passphrase.
     Provider(keyprovider::Error),
@@ -60,21 +41,14 @@ pub(crate) type CliResult<T = ()> = Result<T, CliError>;
 
 impl CliError {
     pub(crate) fn luks(device: &Path) -> impl FnOnce(luks2::Error) -> CliError + '_ {
-        move |source| CliError::Luks {
-            device: device.to_owned(),
-            source,
-        }
+        move |source| CliError::Activate(activate::Error::luks(device)(source))
     }
 
     pub(crate) fn device<'a>(
         path: &'a Path,
         what: &'static str,
     ) -> impl FnOnce(io::Error) -> CliError + 'a {
-        move |source| CliError::Device {
-            path: path.to_owned(),
-            what,
-            source,
-        }
+        move |source| CliError::Activate(activate::Error::device(path, what)(source))
     }
 
     pub(crate) fn file<'a>(
@@ -89,38 +63,12 @@ impl CliError {
     }
 
     pub(crate) fn integrity(device: &Path) -> impl FnOnce(integrity::Error) -> CliError + '_ {
-        move |source| CliError::Integrity {
-            device: device.to_owned(),
-            source,
-        }
-    }
-
-    pub(crate) fn dm(name: &str) -> impl FnOnce(dmioctl::Error) -> CliError + '_ {
-        move |source| CliError::Dm {
-            name: name.to_owned(),
-            source,
-        }
+        move |source| CliError::Activate(activate::Error::integrity(device)(source))
     }
 
     pub(crate) fn exit_code(&self) -> i32 {
         match self {
-            CliError::Dm { source, .. } => match source {
-                dmioctl::Error::Exists(_) | dmioctl::Error::Busy { .. } => code::BUSY,
-                dmioctl::Error::NotFound(_) => code::WRONG_DEVICE,
-                e => match e.errno() {
-                    Some(nix::Error::EBUSY) => code::BUSY,
-                    Some(nix::Error::EPERM | nix::Error::EACCES) => code::PERMISSION,
-                    Some(nix::Error::ENOMEM) => code::NO_MEMORY,
-                    _ => code::FAILURE,
-                },
-            },
-            CliError::Luks { source, .. } => luks_code(source),
-            CliError::Integrity { source, .. } => match source {
-                integrity::Error::Luks(e) => luks_code(e),
-                integrity::Error::Io { source, .. } => io_code(source),
-                _ => code::FAILURE,
-            },
-            CliError::Device { source, .. } => io_code(source),
+            CliError::Activate(e) => activation_code(e),
             CliError::File { source, .. } if source.kind() == io::ErrorKind::PermissionDenied => {
                 code::PERMISSION
             }
@@ -132,6 +80,35 @@ impl CliError {
             },
             CliError::Usage(_) | CliError::Refused(_) => code::FAILURE,
         }
+    }
+}
+
+fn activation_code(e: &activate::Error) -> i32 {
+    use activate::Error as E;
+    match e {
+        E::Dm { source, .. } => dm_code(source),
+        E::Luks { source, .. } => luks_code(source),
+        E::Integrity { source, .. } => match source {
+            integrity::Error::Luks(e) => luks_code(e),
+            integrity::Error::Io { source, .. } => io_code(source),
+            _ => code::FAILURE,
+        },
+        E::Device { source, .. } => io_code(source),
+        _ => code::FAILURE,
+    }
+}
+
+fn dm_code(e: &activate::DmError) -> i32 {
+    use activate::DmError;
+    match e {
+        DmError::Exists(_) | DmError::Busy { .. } => code::BUSY,
+        DmError::NotFound(_) => code::WRONG_DEVICE,
+        e => match e.errno() {
+            Some(nix::Error::EBUSY) => code::BUSY,
+            Some(nix::Error::EPERM | nix::Error::EACCES) => code::PERMISSION,
+            Some(nix::Error::ENOMEM) => code::NO_MEMORY,
+            _ => code::FAILURE,
+        },
     }
 }
 
@@ -156,14 +133,8 @@ fn io_code(e: &io::Error) -> i32 {
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CliError::Luks { device, source } => write!(f, "{}: {source}", device.display()),
-            CliError::Integrity { device, source } => {
-                write!(f, "{}: {source}", device.display())
-            }
-            CliError::Dm { name, source } => write!(f, "{name}: {source}"),
-            CliError::Device { path, what, .. } | CliError::File { path, what, .. } => {
-                write!(f, "cannot {what} {}", path.display())
-            }
+            CliError::Activate(e) => write!(f, "{e}"),
+            CliError::File { path, what, .. } => write!(f, "cannot {what} {}", path.display()),
             CliError::Provider(e) => write!(f, "{e}"),
             CliError::Usage(m) | CliError::Refused(m) => f.write_str(m),
         }
@@ -173,12 +144,16 @@ impl fmt::Display for CliError {
 impl std::error::Error for CliError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            CliError::Luks { source, .. } => std::error::Error::source(source),
-            CliError::Integrity { source, .. } => std::error::Error::source(source),
-            CliError::Dm { source, .. } => std::error::Error::source(source),
-            CliError::Device { source, .. } | CliError::File { source, .. } => Some(source),
+            CliError::Activate(e) => std::error::Error::source(e),
+            CliError::File { source, .. } => Some(source),
             CliError::Provider(_) | CliError::Usage(_) | CliError::Refused(_) => None,
         }
+    }
+}
+
+impl From<activate::Error> for CliError {
+    fn from(e: activate::Error) -> Self {
+        CliError::Activate(e)
     }
 }
 

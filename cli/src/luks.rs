@@ -2,7 +2,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, IsTerminal, Read, Write};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,37 +14,11 @@ use luks2::{
 use crate::args::{Common, KeyOpts, LuksCommand as Luks, NewVolumeOpts, PbkdfOpts, TokenAction};
 use crate::error::{code, CliError, CliResult};
 use crate::keys::Keys;
+use crate::progress::Progress;
 
-/// Opens a device or image. Writers take an exclusive lock, and block devices are opened
-/// with `O_EXCL` when `exclusive`, so a mounted or mapped device is refused as busy.
+/// Opens a device or image (exclusively locked for writers, `O_EXCL` when `exclusive`).
 pub(crate) fn open_device(path: &Path, write: bool, exclusive: bool) -> CliResult<File> {
-    let mut o = OpenOptions::new();
-    o.read(true).write(write);
-    let is_block = std::fs::metadata(path)
-        .map(|m| m.file_type().is_block_device())
-        .unwrap_or(false);
-    if exclusive && is_block {
-        o.custom_flags(nix::fcntl::OFlag::O_EXCL.bits());
-    }
-    let f = o.open(path).map_err(|e| {
-        let what = if e.raw_os_error() == Some(nix::libc::EBUSY) {
-            "open (device is in use)"
-        } else {
-            "open device"
-        };
-        CliError::device(path, what)(e)
-    })?;
-    if write {
-        f.try_lock().map_err(|e| match e {
-            std::fs::TryLockError::WouldBlock => CliError::Device {
-                path: path.to_owned(),
-                what: "lock",
-                source: io::Error::new(io::ErrorKind::ResourceBusy, "in use by another process"),
-            },
-            std::fs::TryLockError::Error(e) => CliError::device(path, "lock")(e),
-        })?;
-    }
-    Ok(f)
+    Ok(activate::open_device(path, write, exclusive)?)
 }
 
 fn open_luks(path: &Path, write: bool) -> CliResult<Luks2<File>> {
@@ -161,7 +135,7 @@ fn write_secret_file(path: &Path, bytes: &[u8]) -> CliResult {
         .map_err(CliError::file(path, "write"))
 }
 
-fn unlock<D: luks2::BlockIo>(
+pub(crate) fn unlock<D: luks2::BlockIo>(
     dev: &mut Luks2<D>,
     device: &Path,
     pass: &[u8],
@@ -217,8 +191,8 @@ pub(crate) fn run(cmd: Luks, out: &mut dyn Write) -> CliResult<i32> {
                 opts.volume_key = Some(read_volume_key(f)?);
             }
             // The wipe needs device-mapper: make sure of it before anything is written.
-            let dm = if integrity.is_some() && !integrity_no_wipe {
-                Some(dmioctl::DmControl::open().map_err(|e| CliError::Usage(format!(
+            let mapper = if integrity.is_some() && !integrity_no_wipe {
+                Some(activate::Mapper::open().map_err(|e| CliError::Usage(format!(
                     "initialising integrity tags needs device-mapper ({e}); pass --integrity-no-wipe to format without it"
                 )))?)
             } else {
@@ -243,14 +217,20 @@ pub(crate) fn run(cmd: Luks, out: &mut dyn Write) -> CliResult<i32> {
                 luks2::format(&mut f, &opts, pass.as_bytes()).map_err(CliError::luks(&device))?;
                 return Ok(0);
             }
-            crate::wipe::format_with_integrity(
+            let mut progress = Progress::new("Wiping device to initialize integrity checksum");
+            let mut report = |done, total| progress.update(done, total);
+            let wipe = mapper
+                .as_ref()
+                .map(|m| (m, &mut report as &mut dyn FnMut(u64, u64)));
+            activate::format_with_integrity(
                 &device,
                 f,
                 &opts,
                 pass.as_bytes(),
                 !integrity_legacy_padding,
-                dm.as_ref(),
+                wipe,
             )?;
+            progress.finish();
             Ok(0)
         }
         Luks::Open {
@@ -277,40 +257,15 @@ pub(crate) fn run(cmd: Luks, out: &mut dyn Write) -> CliResult<i32> {
                     "open needs a mapping NAME (or --test-passphrase)".into(),
                 ));
             };
-            let dm_name = dmioctl::DmName::new(&name).map_err(CliError::dm(&name))?;
-            let dm = dmioctl::DmControl::open().map_err(CliError::dm(&name))?;
-            if dm.dev_status(&dm_name).is_ok() {
-                return Err(CliError::dm(&name)(dmioctl::Error::Exists(name.clone())));
-            }
-            let mut file = open_device(&device, !readonly, false)?;
-            let mut dev = Luks2::open(&mut file).map_err(CliError::luks(&device))?;
-            dev.header().activation().map_err(CliError::luks(&device))?;
-            let pass = keys.existing(
-                &key,
-                &format!("Enter passphrase for {}: ", device.display()),
-            )?;
-            let (_, vk) = unlock(&mut dev, &device, pass.as_bytes(), key.key_slot)?;
-            let header = dev.header().clone();
-            drop(dev);
-            crate::activate::open_unlocked(
-                &dm,
-                &device,
-                &mut file,
-                &header,
-                &vk,
-                &dm_name,
-                &perf,
-                readonly,
-                integrity_no_journal,
-            )?;
-            Ok(0)
+            let options = crate::mapping::options(&perf, readonly, integrity_no_journal);
+            crate::mapping::open(&device, &name, &key, &mut keys, &options)
         }
-        Luks::Close { name, common: _ } => crate::activate::close(&name),
+        Luks::Close { name, common: _ } => crate::mapping::close(&name),
         cmd @ (Luks::EncryptImage { .. }
         | Luks::DecryptImage { .. }
         | Luks::Read { .. }
         | Luks::Write { .. }) => crate::image::run(cmd, &mut keys, out),
-        Luks::Status { name, json } => crate::activate::status(&name, json, out),
+        Luks::Status { name, json } => crate::mapping::status(&name, json, out),
         Luks::Dump {
             device,
             json,

@@ -7,7 +7,6 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod activate;
 mod args;
 mod benchmark;
 mod crypt;
@@ -16,9 +15,9 @@ mod image;
 mod integrity_cmd;
 mod keys;
 mod luks;
+mod mapping;
 mod progress;
 mod verity;
-mod wipe;
 
 use clap::Parser;
 

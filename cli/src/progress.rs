@@ -11,20 +11,26 @@ pub(crate) struct Progress {
     start: Instant,
     last: Option<Instant>,
     enabled: bool,
+    /// Whether any work was reported (a finish without work prints nothing).
+    started: bool,
 }
 
 impl Progress {
-    pub(crate) fn new(label: &'static str, total: u64) -> Self {
+    pub(crate) fn new(label: &'static str) -> Self {
         Self {
             label,
-            total,
+            total: 0,
             start: Instant::now(),
             last: None,
             enabled: std::io::stderr().is_terminal(),
+            started: false,
         }
     }
 
-    pub(crate) fn update(&mut self, done: u64) {
+    /// `done` of `total` bytes are finished.
+    pub(crate) fn update(&mut self, done: u64, total: u64) {
+        self.total = total;
+        self.started = true;
         let now = Instant::now();
         if !self.enabled
             || self
@@ -60,7 +66,7 @@ impl Progress {
     /// Prints the final line (on a terminal) and returns the elapsed time.
     pub(crate) fn finish(self) -> Duration {
         let elapsed = self.start.elapsed();
-        if self.enabled {
+        if self.enabled && self.started {
             self.print(self.total, Instant::now());
             eprintln!();
         }

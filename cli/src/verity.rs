@@ -1,15 +1,13 @@
 //! The `verity` verbs: veritysetup's format, verify, open, close and dump, on the `integrity`
-//! crate's hash trees and `dmioctl`'s verity target.
+//! crate's hash trees; mappings through the `activate` library.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 
-use dmioctl::target::verity::Verity;
-use dmioctl::{DmControl, DmName, Target};
+use activate::{Mapper, OnCorruption, VerityOptions};
 use integrity::verity::{self, Superblock, VerityParams, SUPERBLOCK_SIZE};
 use luks2::{BlockIo, HashAlg};
-use zeroize::Zeroizing;
 
 use crate::args::{VerityCommand, VerityPlace, VerityTree};
 use crate::error::{CliError, CliResult};
@@ -234,11 +232,25 @@ pub(crate) fn run(cmd: VerityCommand, out: &mut dyn Write) -> CliResult<i32> {
             ignore_zero_blocks,
             check_at_most_once,
         } => {
-            let dm_name = DmName::new(&name).map_err(CliError::dm(&name))?;
-            let dm = DmControl::open().map_err(CliError::dm(&name))?;
-            if dm.dev_status(&dm_name).is_ok() {
-                return Err(CliError::dm(&name)(dmioctl::Error::Exists(name.clone())));
-            }
+            let dm_name = crate::mapping::dm_name(&name)?;
+            let mapper = Mapper::open()?;
+            mapper.ensure_free(&dm_name)?;
+            let on_corruption = match (ignore_corruption, restart_on_corruption, panic_on_corruption) {
+                (false, false, false) => OnCorruption::Fail,
+                (true, false, false) => OnCorruption::Ignore,
+                (false, true, false) => OnCorruption::Restart,
+                (false, false, true) => OnCorruption::Panic,
+                _ => {
+                    return Err(usage(
+                        "choose one of --ignore-corruption, --restart-on-corruption, --panic-on-corruption",
+                    ))
+                }
+            };
+            let options = VerityOptions {
+                on_corruption,
+                ignore_zero_blocks,
+                check_at_most_once,
+            };
             let mut data_file = open_file(&data, false)?;
             let mut hash_file = open_file(&hash_device, false)?;
             let p = params_for(
@@ -250,58 +262,17 @@ pub(crate) fn run(cmd: VerityCommand, out: &mut dyn Write) -> CliResult<i32> {
                 &mut hash_file,
             )?;
             let root = root_hash(arg.as_deref(), root_hash_file.as_deref(), &p)?;
-            verity::check_root(&mut hash_file, &p, &root)
-                .map_err(CliError::integrity(&hash_device))?;
-            let mut options = Vec::new();
-            let on_corruption = [
-                (ignore_corruption, "ignore_corruption"),
-                (restart_on_corruption, "restart_on_corruption"),
-                (panic_on_corruption, "panic_on_corruption"),
-            ];
-            if on_corruption.iter().filter(|(set, _)| *set).count() > 1 {
-                return Err(usage(
-                    "choose one of --ignore-corruption, --restart-on-corruption, --panic-on-corruption",
-                ));
-            }
-            options.extend(
-                on_corruption
-                    .iter()
-                    .filter(|(set, _)| *set)
-                    .map(|(_, o)| o.to_string()),
-            );
-            if ignore_zero_blocks {
-                options.push("ignore_zero_blocks".into());
-            }
-            if check_at_most_once {
-                options.push("check_at_most_once".into());
-            }
-            let data_dev = crate::activate::data_device(&data, &mut data_file, true)?;
-            let hash_dev = crate::activate::data_device(&hash_device, &mut hash_file, true)?;
-            let table = Verity {
-                version: 1,
-                data_device: data_dev.dev_string(),
-                hash_device: hash_dev.dev_string(),
-                data_block_size: p.data_block_size,
-                hash_block_size: p.hash_block_size,
-                data_blocks: p.data_blocks,
-                hash_start: p.hash_start_block(),
-                algorithm: p.hash.name().into(),
-                root_digest: verity::to_hex(&root),
-                salt: salt_text(&p),
-                options,
-            };
-            let sectors = p.data_blocks * u64::from(p.data_block_size) / 512;
-            let target = Target::new(0, sectors, "verity", Zeroizing::new(table.to_string()));
-            let uuid = p.superblock.then(|| {
-                format!(
-                    "CRYPT-VERITY-{}-{name}",
-                    verity::format_uuid(&p.uuid).replace('-', "")
-                )
-            });
-            crate::activate::create_mapping(&dm, &dm_name, uuid.as_deref(), target, true)?;
+            mapper.open_verity(
+                (&data, &mut data_file),
+                (&hash_device, &mut hash_file),
+                &p,
+                &root,
+                &dm_name,
+                &options,
+            )?;
             Ok(0)
         }
-        VerityCommand::Close { name } => crate::activate::close(&name),
+        VerityCommand::Close { name } => crate::mapping::close(&name),
         VerityCommand::Dump {
             hash_device,
             hash_offset,

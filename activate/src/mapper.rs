@@ -1,0 +1,198 @@
+//! Carrying out plans through device-mapper, and undoing them: `open`, `close`, and the
+//! helpers that read what a LUKS2 or verity volume needs first.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use dmioctl::{DeviceInfo, DmControl, DmName};
+use integrity::verity::VerityParams;
+use luks2::{Header, VolumeKey};
+
+use crate::plan::{Luks2Volume, Options, Plan, VerityOptions};
+use crate::{DataDevice, Error, Result};
+
+/// How long removing a briefly busy device is retried.
+const REMOVE_WAIT: Duration = Duration::from_secs(5);
+
+/// The device-mapper control node, for mapping and unmapping volumes.
+#[derive(Debug)]
+pub struct Mapper {
+    dm: DmControl,
+}
+
+impl Mapper {
+    /// Opens `/dev/mapper/control`.
+    ///
+    /// # Errors
+    /// [`Error::Dm`] when device-mapper is missing or not permitted.
+    pub fn open() -> Result<Self> {
+        Ok(Mapper {
+            dm: DmControl::open().map_err(Error::dm("control"))?,
+        })
+    }
+
+    /// Whether a mapping called `name` exists.
+    pub fn is_active(&self, name: &DmName) -> bool {
+        self.dm.dev_status(name).is_ok()
+    }
+
+    /// Fails with `Exists` (busy) when `name` is already mapped.
+    ///
+    /// # Errors
+    /// [`Error::Dm`] with [`dmioctl::Error::Exists`].
+    pub fn ensure_free(&self, name: &DmName) -> Result<()> {
+        if self.is_active(name) {
+            return Err(Error::dm(name.as_str())(dmioctl::Error::Exists(
+                name.to_string(),
+            )));
+        }
+        Ok(())
+    }
+
+    /// Creates every layer of `plan`, bottom first; on any failure removes what it made.
+    /// Returns the `/dev/mapper` path of the top layer.
+    ///
+    /// # Errors
+    /// [`Error::Dm`] naming the layer that failed.
+    pub fn activate(&self, plan: &Plan) -> Result<PathBuf> {
+        let mut made: Vec<(DmName, DeviceInfo)> = Vec::new();
+        for (i, layer) in plan.layers.iter().enumerate() {
+            let below = layer
+                .on
+                .and_then(|j| made.get(j))
+                .map(|(_, info)| format!("{}:{}", info.major, info.minor));
+            let target = plan.table_on(i, below);
+            match self.create(&layer.name, layer.uuid.as_deref(), target, plan.read_only) {
+                Ok(info) => made.push((layer.name.clone(), info)),
+                Err(e) => {
+                    for (name, _) in made.iter().rev() {
+                        let _ = self.dm.dev_remove(name, REMOVE_WAIT);
+                        dmioctl::node::remove_node(name.as_str());
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(dmioctl::node::mapper_path(plan.top().as_str()))
+    }
+
+    /// Creates, loads and resumes one mapping; on failure removes it again.
+    fn create(
+        &self,
+        name: &DmName,
+        uuid: Option<&str>,
+        target: dmioctl::Target,
+        read_only: bool,
+    ) -> Result<DeviceInfo> {
+        let dm = &self.dm;
+        dm.dev_create(name, uuid, read_only)
+            .map_err(Error::dm(name.as_str()))?;
+        let result = (|| {
+            dm.table_load(name, &[target], read_only, true)?;
+            let info = dm.dev_resume(name)?;
+            dmioctl::node::ensure_node(name.as_str(), info.major, info.minor)?;
+            Ok(info)
+        })();
+        result.map_err(|e| {
+            let _ = dm.dev_remove(name, REMOVE_WAIT);
+            Error::dm(name.as_str())(e)
+        })
+    }
+
+    /// Maps an unlocked LUKS2 volume as `name` with cryptsetup's tables and UUIDs: reads the
+    /// dm-integrity superblock when the segment has one, attaches a loop device for an image
+    /// file. Returns the `/dev/mapper` path.
+    ///
+    /// # Errors
+    /// [`Error::Luks`] for a header without a usable data segment, [`Error::Integrity`] for a
+    /// bad integrity superblock, [`Error::Dm`] when mapping fails.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open_luks2(
+        &self,
+        device: &Path,
+        file: &mut File,
+        header: &Header,
+        key: &VolumeKey,
+        name: &DmName,
+        options: &Options,
+    ) -> Result<PathBuf> {
+        let activation = header.activation().map_err(Error::luks(device))?;
+        let sb = match activation.integrity {
+            Some(_) => Some(
+                integrity::luks::read_luks2_superblock(file, &activation)
+                    .map_err(Error::integrity(device))?,
+            ),
+            None => None,
+        };
+        let data = DataDevice::new(device, file, options.read_only)?;
+        let volume = Luks2Volume {
+            header,
+            activation: &activation,
+            key,
+            data: &data,
+            integrity: sb.as_ref(),
+        };
+        let plan = Plan::luks2(&volume, name, Some(header.dm_uuid(name.as_str())), options)?;
+        self.activate(&plan)
+    }
+
+    /// Maps `data` read-only as `name`, checked by the kernel against the tree on `hash`
+    /// whose top block is first checked against `root`.
+    ///
+    /// # Errors
+    /// [`Error::Integrity`] when the root hash does not match the tree; [`Error::Dm`] when
+    /// mapping fails.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open_verity(
+        &self,
+        data: (&Path, &mut File),
+        hash: (&Path, &mut File),
+        params: &VerityParams,
+        root: &[u8],
+        name: &DmName,
+        options: &VerityOptions,
+    ) -> Result<PathBuf> {
+        integrity::verity::check_root(hash.1, params, root).map_err(Error::integrity(hash.0))?;
+        let data_dev = DataDevice::new(data.0, data.1, true)?;
+        let hash_dev = DataDevice::new(hash.0, hash.1, true)?;
+        self.activate(&Plan::verity(
+            &data_dev, &hash_dev, params, root, name, options,
+        ))
+    }
+
+    /// Removes `name`, then the integrity mapping under it if cryptsetup or we made one.
+    ///
+    /// # Errors
+    /// [`Error::Dm`]: not found, busy (mounted or open), or another failure.
+    pub fn close(&self, name: &DmName) -> Result<()> {
+        let dm = &self.dm;
+        let deps = dm.table_deps(name).map_err(Error::dm(name.as_str()))?;
+        dm.dev_remove(name, REMOVE_WAIT)
+            .map_err(Error::dm(name.as_str()))?;
+        dmioctl::node::remove_node(name.as_str());
+        let dif = format!("{name}_dif");
+        let devices = dm.list_devices().unwrap_or_default();
+        for (dep_name, _, _) in devices
+            .iter()
+            .filter(|(n, ma, mi)| deps.contains(&(*ma, *mi)) && *n == dif)
+        {
+            let Ok(dep) = DmName::new(dep_name) else {
+                continue;
+            };
+            let is_ours = dm.dev_status(&dep).is_ok_and(|i| {
+                i.uuid.starts_with("CRYPT-INTEGRITY-") || i.uuid.starts_with("CRYPT-SUBDEV-")
+            });
+            if is_ours {
+                dm.dev_remove(&dep, REMOVE_WAIT)
+                    .map_err(Error::dm(dep_name))?;
+                dmioctl::node::remove_node(dep_name);
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn control(&self) -> &DmControl {
+        &self.dm
+    }
+}

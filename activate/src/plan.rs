@@ -1,0 +1,515 @@
+//! Activation plans: the dm tables cryptsetup 2.6 loads for a volume, as typed layers, built
+//! without touching the kernel (so they can be checked in unit tests) and carried out by
+//! [`crate::Mapper::activate`].
+
+use dmioctl::target::crypt::{Crypt, CryptKey, CryptOption};
+use dmioctl::target::integrity::{Integrity, IntegrityMode};
+use dmioctl::target::linear::Linear;
+use dmioctl::target::verity::Verity;
+use dmioctl::{DmName, Target};
+use integrity::dm_integrity::{Superblock, FLAG_FIXED_PADDING};
+use integrity::verity::VerityParams;
+use luks2::{Activation, Header, VolumeKey};
+use zeroize::Zeroizing;
+
+use crate::{DataDevice, Error, Result};
+
+/// How a volume is mapped: cryptsetup's `open` flags.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Map read-only.
+    pub read_only: bool,
+    /// Pass discards through (`--allow-discards`).
+    pub allow_discards: bool,
+    /// `--perf-same_cpu_crypt`.
+    pub same_cpu_crypt: bool,
+    /// `--perf-submit_from_crypt_cpus`.
+    pub submit_from_crypt_cpus: bool,
+    /// `--perf-no_read_workqueue`.
+    pub no_read_workqueue: bool,
+    /// `--perf-no_write_workqueue`.
+    pub no_write_workqueue: bool,
+    /// dm-integrity without its journal (`--integrity-no-journal`).
+    pub integrity_no_journal: bool,
+}
+
+/// One target's parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Table {
+    /// dm-crypt (holds the key).
+    Crypt(Crypt),
+    /// dm-integrity.
+    Integrity(Integrity),
+    /// dm-verity.
+    Verity(Verity),
+    /// linear.
+    Linear(Linear),
+}
+
+impl Table {
+    fn set_device(&mut self, dev: String) {
+        match self {
+            Table::Crypt(t) => t.device = dev,
+            Table::Integrity(t) => t.device = dev,
+            Table::Linear(t) => t.device = dev,
+            Table::Verity(t) => t.data_device = dev,
+        }
+    }
+
+    /// The table line for `sectors` sectors from 0.
+    pub fn target(&self, sectors: u64) -> Target {
+        match self {
+            Table::Crypt(c) => c.target(0, sectors),
+            Table::Integrity(t) => {
+                Target::new(0, sectors, "integrity", Zeroizing::new(t.to_string()))
+            }
+            Table::Verity(t) => Target::new(0, sectors, "verity", Zeroizing::new(t.to_string())),
+            Table::Linear(t) => Target::new(0, sectors, "linear", Zeroizing::new(t.to_string())),
+        }
+    }
+}
+
+/// One mapping of a plan.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    /// The mapping's name.
+    pub name: DmName,
+    /// Its device-mapper UUID.
+    pub uuid: Option<String>,
+    /// Its size in 512-byte sectors.
+    pub sectors: u64,
+    /// Its one target.
+    pub table: Table,
+    /// The earlier layer of the plan this one sits on; its device is filled in when that
+    /// layer exists.
+    pub on: Option<usize>,
+}
+
+/// The mappings that make one volume, bottom first; the last is the one users open.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The layers, bottom first.
+    pub layers: Vec<Layer>,
+    /// Whether every layer is read-only.
+    pub read_only: bool,
+}
+
+impl Plan {
+    /// The mapping users see (the last layer).
+    pub fn top(&self) -> &DmName {
+        &self.layers[self.layers.len() - 1].name
+    }
+
+    /// The table of layer `i` with `device` as what it sits on (for layers on another).
+    pub(crate) fn table_on(&self, i: usize, device: Option<String>) -> Target {
+        let layer = &self.layers[i];
+        let mut table = layer.table.clone();
+        if let Some(d) = device {
+            table.set_device(d);
+        }
+        table.target(layer.sectors)
+    }
+}
+
+/// An unlocked LUKS2 volume on its data device.
+#[derive(Debug)]
+pub struct Luks2Volume<'a> {
+    /// The header.
+    pub header: &'a Header,
+    /// The data segment's activation data.
+    pub activation: &'a Activation,
+    /// The volume key.
+    pub key: &'a VolumeKey,
+    /// The data device.
+    pub data: &'a DataDevice,
+    /// The dm-integrity superblock, for a segment with integrity protection.
+    pub integrity: Option<&'a Superblock>,
+}
+
+impl Plan {
+    /// cryptsetup's mappings for `v` as `name`: one crypt target, or with integrity a crypt
+    /// target over `name_dif` (UUID `CRYPT-INTEGRITY-<uuid>-name_dif`, as cryptsetup 2.6).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the device has no room for data or the cipher cannot be
+    /// mapped; [`Error::Dm`] for a name that becomes too long.
+    pub fn luks2(
+        v: &Luks2Volume<'_>,
+        name: &DmName,
+        uuid: Option<String>,
+        o: &Options,
+    ) -> Result<Plan> {
+        let a = v.activation;
+        let Some(sb) = v.integrity else {
+            let lower = Lower {
+                device: v.data.dev_string(),
+                offset_sectors: a.offset / 512,
+                available: v.data.size().saturating_sub(a.offset),
+                tag_size: None,
+            };
+            let (crypt, sectors) = crypt_table(a, v.key, &lower, o)?;
+            return Ok(Plan {
+                layers: vec![Layer {
+                    name: name.clone(),
+                    uuid,
+                    sectors,
+                    table: Table::Crypt(crypt),
+                    on: None,
+                }],
+                read_only: o.read_only,
+            });
+        };
+        let dif_name = format!("{name}_dif");
+        let dif = DmName::new(&dif_name).map_err(Error::dm(&dif_name))?;
+        // Always set: `Mapper::close` recognises the integrity mapping by it.
+        let dif_uuid = format!("CRYPT-INTEGRITY-{}-{dif}", v.header.uuid().replace('-', ""));
+        let sectors = sb.provided_data_sectors;
+        let lower = Lower {
+            device: String::new(),
+            offset_sectors: 0,
+            available: sectors * 512,
+            tag_size: Some(u32::from(sb.tag_size)),
+        };
+        let (crypt, crypt_sectors) = crypt_table(a, v.key, &lower, o)?;
+        Ok(Plan {
+            layers: vec![
+                Layer {
+                    name: dif,
+                    uuid: Some(dif_uuid),
+                    sectors,
+                    table: Table::Integrity(integrity_table(a, sb, v.data, o.integrity_no_journal)),
+                    on: None,
+                },
+                Layer {
+                    name: name.clone(),
+                    uuid,
+                    sectors: crypt_sectors,
+                    table: Table::Crypt(crypt),
+                    on: Some(0),
+                },
+            ],
+            read_only: o.read_only,
+        })
+    }
+}
+
+/// What to do when a verity block does not match.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnCorruption {
+    /// Fail the read with an I/O error (the kernel's default).
+    #[default]
+    Fail,
+    /// Log it and return the data (`ignore_corruption`).
+    Ignore,
+    /// Restart the system (`restart_on_corruption`).
+    Restart,
+    /// Panic the kernel (`panic_on_corruption`).
+    Panic,
+}
+
+/// veritysetup's `open` flags.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VerityOptions {
+    /// What a bad block does.
+    pub on_corruption: OnCorruption,
+    /// `ignore_zero_blocks`.
+    pub ignore_zero_blocks: bool,
+    /// `check_at_most_once`.
+    pub check_at_most_once: bool,
+}
+
+impl Plan {
+    /// veritysetup's mapping of `data` checked against the tree on `hash` with `root` as
+    /// `name` (read-only; UUID `CRYPT-VERITY-<uuid>-name` when the tree has a superblock).
+    pub fn verity(
+        data: &DataDevice,
+        hash: &DataDevice,
+        p: &VerityParams,
+        root: &[u8],
+        name: &DmName,
+        o: &VerityOptions,
+    ) -> Plan {
+        let mut options = Vec::new();
+        match o.on_corruption {
+            OnCorruption::Fail => {}
+            OnCorruption::Ignore => options.push("ignore_corruption".to_owned()),
+            OnCorruption::Restart => options.push("restart_on_corruption".to_owned()),
+            OnCorruption::Panic => options.push("panic_on_corruption".to_owned()),
+        }
+        if o.ignore_zero_blocks {
+            options.push("ignore_zero_blocks".into());
+        }
+        if o.check_at_most_once {
+            options.push("check_at_most_once".into());
+        }
+        let salt = if p.salt.is_empty() {
+            "-".to_owned()
+        } else {
+            luks2::hex::encode(&p.salt)
+        };
+        let table = Verity {
+            version: 1,
+            data_device: data.dev_string(),
+            hash_device: hash.dev_string(),
+            data_block_size: p.data_block_size,
+            hash_block_size: p.hash_block_size,
+            data_blocks: p.data_blocks,
+            hash_start: p.hash_start_block(),
+            algorithm: p.hash.name().into(),
+            root_digest: luks2::hex::encode(root),
+            salt,
+            options,
+        };
+        let uuid = p.superblock.then(|| {
+            format!(
+                "CRYPT-VERITY-{}-{name}",
+                integrity::verity::format_uuid(&p.uuid).replace('-', "")
+            )
+        });
+        Plan {
+            layers: vec![Layer {
+                name: name.clone(),
+                uuid,
+                sectors: p.data_blocks * u64::from(p.data_block_size) / 512,
+                table: Table::Verity(table),
+                on: None,
+            }],
+            read_only: true,
+        }
+    }
+}
+
+/// Where the crypt target reads its sectors: the data device at the segment offset, or the
+/// start of an integrity mapping.
+struct Lower {
+    device: String,
+    offset_sectors: u64,
+    /// Bytes available from there.
+    available: u64,
+    /// Tag bytes per sector (`integrity:N:aead`) when the lower device is an integrity mapping.
+    tag_size: Option<u32>,
+}
+
+/// The crypt table cryptsetup 2.6 would load for this header (with a hex key), and its
+/// length in sectors.
+fn crypt_table(
+    a: &Activation,
+    key: &VolumeKey,
+    lower: &Lower,
+    o: &Options,
+) -> Result<(Crypt, u64)> {
+    let sector = u64::from(a.sector_size);
+    let bytes = a.size.unwrap_or(lower.available).min(lower.available) / sector * sector;
+    if bytes == 0 {
+        return Err(Error::Invalid {
+            reason: format!(
+                "the device has no room for data after the {}-byte header",
+                a.offset
+            ),
+        });
+    }
+    let flag = |f: &str| a.flags.iter().any(|x| x == f);
+    let wanted = [
+        (
+            o.allow_discards || flag("allow-discards"),
+            CryptOption::AllowDiscards,
+        ),
+        (
+            o.same_cpu_crypt || flag("same-cpu-crypt"),
+            CryptOption::SameCpuCrypt,
+        ),
+        (
+            o.submit_from_crypt_cpus || flag("submit-from-crypt-cpus"),
+            CryptOption::SubmitFromCryptCpus,
+        ),
+        (
+            o.no_read_workqueue || flag("no-read-workqueue"),
+            CryptOption::NoReadWorkqueue,
+        ),
+        (
+            o.no_write_workqueue || flag("no-write-workqueue"),
+            CryptOption::NoWriteWorkqueue,
+        ),
+    ];
+    let mut options: Vec<CryptOption> = wanted
+        .into_iter()
+        .filter_map(|(on, opt)| on.then_some(opt))
+        .collect();
+    if let Some(tag) = lower.tag_size {
+        options.push(CryptOption::Integrity(tag, "aead".into()));
+    }
+    if a.sector_size != 512 {
+        options.push(CryptOption::SectorSize(a.sector_size));
+    }
+    let (cipher, _) = a.dm_cipher().map_err(|e| Error::Invalid {
+        reason: e.to_string(),
+    })?;
+    let crypt = Crypt {
+        cipher,
+        key: CryptKey::Hex(Zeroizing::new(key.as_bytes().to_vec())),
+        iv_offset: a.iv_tweak,
+        device: lower.device.clone(),
+        offset: lower.offset_sectors,
+        options,
+    };
+    Ok((crypt, bytes / 512))
+}
+
+/// The integrity table cryptsetup 2.6 loads under a LUKS2 segment with integrity protection.
+fn integrity_table(
+    a: &Activation,
+    sb: &Superblock,
+    dev: &DataDevice,
+    no_journal: bool,
+) -> Integrity {
+    let mut options = Vec::new();
+    if sb.block_size() != 512 {
+        options.push(format!("block_size:{}", sb.block_size()));
+    }
+    options.push(format!("journal_sectors:{}", sb.journal_area_sectors()));
+    options.push(format!("interleave_sectors:{}", sb.interleave_sectors()));
+    options.push("buffer_sectors:128".into());
+    if !no_journal {
+        options.push("journal_watermark:50".into());
+        options.push("commit_time:10000".into());
+    }
+    if sb.flags & FLAG_FIXED_PADDING != 0 {
+        options.push("fix_padding".into());
+    }
+    Integrity {
+        device: dev.dev_string(),
+        offset: a.offset / 512,
+        tag_size: Some(u32::from(sb.tag_size)),
+        mode: if no_journal {
+            IntegrityMode::Direct
+        } else {
+            IntegrityMode::Journal
+        },
+        options,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use luks2::{FormatOptions, HashAlg, MemoryDevice, PbkdfParams, SegmentIntegrity};
+
+    fn options(key: u8, key_size: usize) -> FormatOptions {
+        let mut opts = FormatOptions::default();
+        opts.keyslot.pbkdf = PbkdfParams::insecure_fast();
+        opts.digest_iterations = Some(1000);
+        opts.sector_size = Some(4096);
+        opts.key_size = key_size;
+        opts.volume_key = Some(VolumeKey::from_slice(&vec![key; key_size]));
+        opts
+    }
+
+    fn name(n: &str) -> DmName {
+        DmName::new(n).expect("name")
+    }
+
+    #[test]
+    fn plain_luks2_is_one_crypt_layer_as_cryptsetup_loads_it() {
+        let (dev, key) =
+            luks2::format(MemoryDevice::new(32 << 20), &options(0x11, 64), b"pw").expect("format");
+        let header = dev.header().clone();
+        let a = header.activation().expect("activation");
+        let data = DataDevice::fake(7, 3, 32 << 20);
+        let v = Luks2Volume {
+            header: &header,
+            activation: &a,
+            key: &key,
+            data: &data,
+            integrity: None,
+        };
+        let o = Options {
+            allow_discards: true,
+            no_read_workqueue: true,
+            ..Options::default()
+        };
+        let plan = Plan::luks2(&v, &name("data"), Some(header.dm_uuid("data")), &o).expect("plan");
+        assert_eq!(plan.layers.len(), 1);
+        assert_eq!(plan.top().as_str(), "data");
+        assert!(plan.layers[0]
+            .uuid
+            .as_deref()
+            .is_some_and(|u| u.starts_with("CRYPT-LUKS2-")));
+        let t = plan.table_on(0, None);
+        assert_eq!((t.kind.as_str(), t.start, t.length), ("crypt", 0, 32768));
+        let want = format!(
+            "aes-xts-plain64 {} 0 7:3 32768 3 allow_discards no_read_workqueue sector_size:4096",
+            "11".repeat(64)
+        );
+        assert_eq!(t.params(), want);
+        assert!(!format!("{plan:?}").contains("1111"), "Debug shows the key");
+    }
+
+    #[test]
+    fn integrity_puts_crypt_over_name_dif() {
+        let mut opts = options(0x22, 96);
+        opts.integrity = Some(SegmentIntegrity::Hmac(HashAlg::Sha256));
+        let (dev, key, sb) =
+            integrity::luks::format_luks2(MemoryDevice::new(48 << 20), &opts, b"pw", true)
+                .expect("format");
+        let header = dev.header().clone();
+        let a = header.activation().expect("activation");
+        let data = DataDevice::fake(8, 16, 48 << 20);
+        let v = Luks2Volume {
+            header: &header,
+            activation: &a,
+            key: &key,
+            data: &data,
+            integrity: Some(&sb),
+        };
+        let o = Options {
+            integrity_no_journal: true,
+            ..Options::default()
+        };
+        let plan = Plan::luks2(&v, &name("v"), None, &o).expect("plan");
+        let [dif, crypt] = &plan.layers[..] else {
+            panic!("two layers: {plan:?}")
+        };
+        assert_eq!(dif.name.as_str(), "v_dif");
+        let uuid = dif.uuid.as_deref().expect("dif uuid");
+        assert!(
+            uuid.starts_with("CRYPT-INTEGRITY-") && uuid.ends_with("-v_dif"),
+            "{uuid}"
+        );
+        assert_eq!((dif.on, crypt.on), (None, Some(0)));
+        let t = plan.table_on(0, None);
+        assert!(
+            t.params().starts_with("8:16 32768 32 D ")
+                && t.params().contains("block_size:4096")
+                && t.params().ends_with("fix_padding")
+                && !t.params().contains("journal_watermark"),
+            "{}",
+            t.params()
+        );
+        let t = plan.table_on(1, Some("253:9".into()));
+        let want = format!(
+            "capi:authenc(hmac(sha256),xts(aes))-plain64 {} 0 253:9 0 2 integrity:32:aead sector_size:4096",
+            "22".repeat(96)
+        );
+        assert_eq!(t.params(), want);
+        assert_eq!(t.length, sb.provided_data_sectors / 8 * 8);
+    }
+
+    #[test]
+    fn no_room_for_data_is_refused_before_any_mapping() {
+        let (dev, key) =
+            luks2::format(MemoryDevice::new(32 << 20), &options(0x33, 64), b"pw").expect("format");
+        let header = dev.header().clone();
+        let a = header.activation().expect("activation");
+        let data = DataDevice::fake(7, 3, 16 << 20);
+        let v = Luks2Volume {
+            header: &header,
+            activation: &a,
+            key: &key,
+            data: &data,
+            integrity: None,
+        };
+        let e = Plan::luks2(&v, &name("d"), None, &Options::default()).expect_err("no room");
+        assert!(e.to_string().contains("no room for data"), "{e}");
+    }
+}
