@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use luks2::{HashAlg, PbkdfKind, SegmentIntegrity};
 
 /// cryptpilot: LUKS2 disk encryption for confidential VMs, without libcryptsetup.
 #[derive(Debug, Parser)]
@@ -207,8 +208,8 @@ pub(crate) struct KeyOpts {
 #[derive(Debug, Args, Clone, Default)]
 pub(crate) struct PbkdfOpts {
     /// Key derivation: argon2id (default), argon2i or pbkdf2.
-    #[arg(long, value_name = "KDF")]
-    pub(crate) pbkdf: Option<String>,
+    #[arg(long, value_name = "KDF", value_parser = parse_pbkdf)]
+    pub(crate) pbkdf: Option<PbkdfKind>,
     /// Argon2 memory cost in KiB (the maximum when calibrating; default 1048576).
     #[arg(long = "pbkdf-memory", value_name = "KIB")]
     pub(crate) pbkdf_memory: Option<u32>,
@@ -222,8 +223,8 @@ pub(crate) struct PbkdfOpts {
     #[arg(short = 'i', long = "iter-time", value_name = "MS")]
     pub(crate) iter_time: Option<u64>,
     /// Hash for PBKDF2 (default sha256).
-    #[arg(long = "hash", value_name = "HASH")]
-    pub(crate) hash: Option<String>,
+    #[arg(long = "hash", value_name = "HASH", value_parser = parse_hash)]
+    pub(crate) hash: Option<HashAlg>,
 }
 
 /// dm-crypt performance and discard options for `open`.
@@ -290,312 +291,392 @@ pub(crate) struct NewVolumeOpts {
 pub(crate) enum LuksCommand {
     /// Format DEVICE as LUKS2 with one keyslot. Refuses a device that holds a LUKS header or
     /// a file-system signature unless confirmed (or --batch-mode).
-    Format {
-        /// Block device or image file.
-        device: PathBuf,
-        /// The new passphrase's key file (same as --key-file).
-        #[arg(value_name = "KEY_FILE")]
-        passphrase_file: Option<PathBuf>,
-        #[command(flatten)]
-        key: KeyOpts,
-        #[command(flatten)]
-        pbkdf: PbkdfOpts,
-        #[command(flatten)]
-        new: NewVolumeOpts,
-        /// Use the volume key in this file instead of a random one.
-        #[arg(long = "volume-key-file", value_name = "FILE")]
-        volume_key_file: Option<PathBuf>,
-        /// Authenticated encryption over dm-integrity: hmac-sha256, hmac-sha512, hmac-sha1
-        /// (with an XTS cipher; the MAC key is added to --key-size) or aead (with
-        /// --cipher aes-gcm-random). Opening then detects any change to the data.
-        #[arg(short = 'I', long, value_name = "ALG")]
-        integrity: Option<String>,
-        /// With --integrity: skip writing every sector once. Sectors never written then fail
-        /// to read (with an I/O error) until they are written.
-        #[arg(long = "integrity-no-wipe", requires = "integrity")]
-        integrity_no_wipe: bool,
-        /// With --integrity: the tag layout of kernels before 5.4 (128 KiB padding).
-        #[arg(long = "integrity-legacy-padding", requires = "integrity")]
-        integrity_legacy_padding: bool,
-        #[command(flatten)]
-        common: Common,
-    },
+    Format(FormatArgs),
     /// Unlock DEVICE and map it as /dev/mapper/NAME (an image file gets a loop device that
     /// goes away on close); with --test-passphrase, only check the passphrase.
-    Open {
-        /// LUKS2 device or image file.
-        device: PathBuf,
-        /// Mapping name (not needed with --test-passphrase).
-        name: Option<String>,
-        /// Only check that the passphrase opens a keyslot.
-        #[arg(long = "test-passphrase")]
-        test_passphrase: bool,
-        /// Map read-only.
-        #[arg(short = 'r', long)]
-        readonly: bool,
-        /// For a volume with integrity protection: write data and tags directly, without the
-        /// journal (faster; a crash can leave sectors whose tags do not match).
-        #[arg(long = "integrity-no-journal")]
-        integrity_no_journal: bool,
-        #[command(flatten)]
-        perf: PerfOpts,
-        #[command(flatten)]
-        key: KeyOpts,
-        #[command(flatten)]
-        common: Common,
-    },
+    Open(OpenArgs),
     /// Remove the mapping NAME (retries briefly while it is busy).
-    Close {
-        /// Mapping name.
-        name: String,
-        #[command(flatten)]
-        common: Common,
-    },
+    Close(CloseArgs),
     /// Show whether NAME is mapped and how (exit 4 when it is not).
-    Status {
-        /// Mapping name.
-        name: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Status(StatusArgs),
     /// Print the header (cryptsetup's luksDump layout).
-    Dump {
-        /// LUKS2 device.
-        device: PathBuf,
-        /// Print the JSON metadata instead.
-        #[arg(long, alias = "dump-json-metadata")]
-        json: bool,
-        /// Also unlock and print the volume key (asks for a passphrase).
-        #[arg(long = "dump-volume-key")]
-        dump_volume_key: bool,
-        /// With --dump-volume-key: write the key to this file instead of printing it.
-        #[arg(long = "volume-key-file", value_name = "FILE")]
-        volume_key_file: Option<PathBuf>,
-        #[command(flatten)]
-        key: KeyOpts,
-        #[command(flatten)]
-        common: Common,
-    },
+    Dump(DumpArgs),
     /// Add a keyslot; the existing passphrase (or --volume-key-file) proves access.
-    AddKey {
-        /// LUKS2 device.
-        device: PathBuf,
-        /// Key file holding the new passphrase (else asked).
-        new_key_file: Option<PathBuf>,
-        #[command(flatten)]
-        key: KeyOpts,
-        #[command(flatten)]
-        pbkdf: PbkdfOpts,
-        /// Authorise with the volume key in this file instead of a passphrase.
-        #[arg(long = "volume-key-file", value_name = "FILE")]
-        volume_key_file: Option<PathBuf>,
-        #[command(flatten)]
-        common: Common,
-    },
+    AddKey(AddKeyArgs),
     /// Remove the keyslot that the given passphrase opens.
-    RemoveKey {
-        /// LUKS2 device.
-        device: PathBuf,
-        /// Key file holding the passphrase to remove (else asked).
-        #[arg(value_name = "KEY_FILE")]
-        passphrase_file: Option<PathBuf>,
-        #[command(flatten)]
-        key: KeyOpts,
-        #[command(flatten)]
-        common: Common,
-    },
+    RemoveKey(RemoveKeyArgs),
     /// Change the passphrase of a keyslot (kept under the same number).
-    ChangeKey {
-        /// LUKS2 device.
-        device: PathBuf,
-        /// Key file holding the new passphrase (else asked).
-        new_key_file: Option<PathBuf>,
-        #[command(flatten)]
-        key: KeyOpts,
-        #[command(flatten)]
-        pbkdf: PbkdfOpts,
-        #[command(flatten)]
-        common: Common,
-    },
+    ChangeKey(ChangeKeyArgs),
     /// Wipe keyslot SLOT. Asks for a remaining passphrase unless --batch-mode.
-    KillSlot {
-        /// LUKS2 device.
-        device: PathBuf,
-        /// Keyslot number.
-        slot: u32,
-        #[command(flatten)]
-        key: KeyOpts,
-        #[command(flatten)]
-        common: Common,
-    },
+    KillSlot(KillSlotArgs),
     /// Save the header and keyslots area to a file.
-    HeaderBackup {
-        /// LUKS2 device.
-        device: PathBuf,
-        /// The backup file to create (must not exist).
-        #[arg(long = "header-backup-file", value_name = "FILE")]
-        file: PathBuf,
-        #[command(flatten)]
-        common: Common,
-    },
+    HeaderBackup(HeaderBackupArgs),
     /// Write a header backup back to the device.
-    HeaderRestore {
-        /// Device to restore onto.
-        device: PathBuf,
-        /// The backup file.
-        #[arg(long = "header-backup-file", value_name = "FILE")]
-        file: PathBuf,
-        #[command(flatten)]
-        common: Common,
-    },
+    HeaderRestore(HeaderRestoreArgs),
     /// Rewrite a damaged or outdated header copy from the good one.
-    Repair {
-        /// LUKS2 device.
-        device: PathBuf,
-        #[command(flatten)]
-        common: Common,
-    },
+    Repair(RepairArgs),
     /// Print the UUID, or set it with --uuid.
-    Uuid {
-        /// LUKS2 device.
-        device: PathBuf,
-        /// New UUID.
-        #[arg(long)]
-        uuid: Option<String>,
-        #[command(flatten)]
-        common: Common,
-    },
+    Uuid(UuidArgs),
     /// Exit 0 if DEVICE holds a valid LUKS2 header, 1 otherwise.
-    IsLuks {
-        /// Device to check.
-        device: PathBuf,
-        /// Say why when it is not.
-        #[arg(short, long)]
-        verbose: bool,
-    },
+    IsLuks(IsLuksArgs),
     /// Set the label and/or subsystem.
-    Config {
-        /// LUKS2 device.
-        device: PathBuf,
-        /// New label.
-        #[arg(long)]
-        label: Option<String>,
-        /// New subsystem.
-        #[arg(long)]
-        subsystem: Option<String>,
-        #[command(flatten)]
-        common: Common,
-    },
+    Config(ConfigArgs),
     /// Encrypt a plain image into a new LUKS2 image (header included), in userspace: no root
     /// and no device-mapper needed. The result opens with cryptsetup and the kernel.
-    EncryptImage {
-        /// Plain image to read.
-        #[arg(long = "in", value_name = "PLAIN")]
-        input: PathBuf,
-        /// LUKS2 image to create.
-        #[arg(long = "out", value_name = "LUKS")]
-        output: PathBuf,
-        #[command(flatten)]
-        new: NewVolumeOpts,
-        #[command(flatten)]
-        key: KeyOpts,
-        #[command(flatten)]
-        pbkdf: PbkdfOpts,
-        /// Use the volume key in this file instead of a random one.
-        #[arg(long = "volume-key-file", value_name = "FILE")]
-        volume_key_file: Option<PathBuf>,
-        /// Leave holes of the input as holes (unencrypted zeros) in the output instead of
-        /// encrypting them: smaller and faster, but those sectors then read as noise through
-        /// the mapping. Only for file systems that never read their free space.
-        #[arg(long)]
-        sparse: bool,
-        /// Threads for encryption (default: all CPUs).
-        #[arg(long, value_name = "N")]
-        threads: Option<usize>,
-        #[command(flatten)]
-        common: Common,
-    },
+    EncryptImage(EncryptImageArgs),
     /// Decrypt a LUKS2 image's data into a plain image; all-zero sectors become holes.
-    DecryptImage {
-        /// LUKS2 image to read.
-        #[arg(long = "in", value_name = "LUKS")]
-        input: PathBuf,
-        /// Plain image to create.
-        #[arg(long = "out", value_name = "PLAIN")]
-        output: PathBuf,
-        #[command(flatten)]
-        key: KeyOpts,
-        /// Authorise with the volume key in this file instead of a passphrase.
-        #[arg(long = "volume-key-file", value_name = "FILE")]
-        volume_key_file: Option<PathBuf>,
-        /// Holes in the LUKS2 image (left by encrypt-image --sparse) stay holes.
-        #[arg(long)]
-        sparse: bool,
-        /// Threads for decryption (default: all CPUs).
-        #[arg(long, value_name = "N")]
-        threads: Option<usize>,
-        #[command(flatten)]
-        common: Common,
-    },
+    DecryptImage(DecryptImageArgs),
     /// Print decrypted bytes of the data segment (whole sectors) to standard output or a file.
-    Read {
-        /// LUKS2 device or image.
-        device: PathBuf,
-        /// Byte offset in the data segment (a multiple of the sector size).
-        #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "0")]
-        offset: u64,
-        /// Bytes to read (default: to the end).
-        #[arg(long, value_name = "BYTES", value_parser = parse_size)]
-        length: Option<u64>,
-        /// Write here instead of standard output.
-        #[arg(long = "out", value_name = "FILE")]
-        output: Option<PathBuf>,
-        #[command(flatten)]
-        key: KeyOpts,
-        /// Authorise with the volume key in this file instead of a passphrase.
-        #[arg(long = "volume-key-file", value_name = "FILE")]
-        volume_key_file: Option<PathBuf>,
-        #[command(flatten)]
-        common: Common,
-    },
+    Read(ReadArgs),
     /// Encrypt bytes from standard input or a file into the data segment at an offset
     /// (whole sectors).
-    Write {
-        /// LUKS2 device or image.
-        device: PathBuf,
-        /// Byte offset in the data segment (a multiple of the sector size).
-        #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "0")]
-        offset: u64,
-        /// Read here instead of standard input.
-        #[arg(long = "in", value_name = "FILE")]
-        input: Option<PathBuf>,
-        #[command(flatten)]
-        key: KeyOpts,
-        /// Authorise with the volume key in this file instead of a passphrase.
-        #[arg(long = "volume-key-file", value_name = "FILE")]
-        volume_key_file: Option<PathBuf>,
-        #[command(flatten)]
-        common: Common,
-    },
+    Write(WriteArgs),
     /// Token JSON: import (from standard input), export (to standard output), remove.
-    Token {
-        /// import, export or remove.
-        action: TokenAction,
-        /// LUKS2 device.
-        device: PathBuf,
-        /// Token number (import picks the first free one without it).
-        #[arg(long = "token-id", value_name = "NUM")]
-        token_id: Option<u32>,
-        /// Read (import) or write (export) this file instead of standard input/output.
-        #[arg(long = "json-file", value_name = "FILE")]
-        json_file: Option<PathBuf>,
-        /// Import over an existing token of the same number.
-        #[arg(long = "token-replace")]
-        replace: bool,
-        #[command(flatten)]
-        common: Common,
-    },
+    Token(TokenArgs),
+}
+
+/// `luks format`.
+#[derive(Debug, Args)]
+pub(crate) struct FormatArgs {
+    /// Block device or image file.
+    pub(crate) device: PathBuf,
+    /// The new passphrase's key file (same as --key-file).
+    #[arg(value_name = "KEY_FILE")]
+    pub(crate) passphrase_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) key: KeyOpts,
+    #[command(flatten)]
+    pub(crate) pbkdf: PbkdfOpts,
+    #[command(flatten)]
+    pub(crate) new: NewVolumeOpts,
+    /// Use the volume key in this file instead of a random one.
+    #[arg(long = "volume-key-file", value_name = "FILE")]
+    pub(crate) volume_key_file: Option<PathBuf>,
+    /// Authenticated encryption over dm-integrity: hmac-sha256, hmac-sha512, hmac-sha1
+    /// (with an XTS cipher; the MAC key is added to --key-size) or aead (with
+    /// --cipher aes-gcm-random). Opening then detects any change to the data.
+    #[arg(short = 'I', long, value_name = "ALG", value_parser = parse_integrity)]
+    pub(crate) integrity: Option<SegmentIntegrity>,
+    /// With --integrity: skip writing every sector once. Sectors never written then fail
+    /// to read (with an I/O error) until they are written.
+    #[arg(long = "integrity-no-wipe", requires = "integrity")]
+    pub(crate) integrity_no_wipe: bool,
+    /// With --integrity: the tag layout of kernels before 5.4 (128 KiB padding).
+    #[arg(long = "integrity-legacy-padding", requires = "integrity")]
+    pub(crate) integrity_legacy_padding: bool,
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+/// `luks open`.
+#[derive(Debug, Args)]
+pub(crate) struct OpenArgs {
+    /// LUKS2 device or image file.
+    pub(crate) device: PathBuf,
+    /// Mapping name (not needed with --test-passphrase).
+    pub(crate) name: Option<String>,
+    /// Only check that the passphrase opens a keyslot.
+    #[arg(long = "test-passphrase")]
+    pub(crate) test_passphrase: bool,
+    /// Map read-only.
+    #[arg(short = 'r', long)]
+    pub(crate) readonly: bool,
+    /// For a volume with integrity protection: write data and tags directly, without the
+    /// journal (faster; a crash can leave sectors whose tags do not match).
+    #[arg(long = "integrity-no-journal")]
+    pub(crate) integrity_no_journal: bool,
+    #[command(flatten)]
+    pub(crate) perf: PerfOpts,
+    #[command(flatten)]
+    pub(crate) key: KeyOpts,
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+/// `luks close`.
+#[derive(Debug, Args)]
+pub(crate) struct CloseArgs {
+    /// Mapping name.
+    pub(crate) name: String,
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+/// `luks status`.
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// Mapping name.
+    pub(crate) name: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `luks dump`.
+#[derive(Debug, Args)]
+pub(crate) struct DumpArgs {
+    /// LUKS2 device.
+    pub(crate) device: PathBuf,
+    /// Print the JSON metadata instead.
+    #[arg(long, alias = "dump-json-metadata")]
+    pub(crate) json: bool,
+    /// Also unlock and print the volume key (asks for a passphrase).
+    #[arg(long = "dump-volume-key")]
+    pub(crate) dump_volume_key: bool,
+    /// With --dump-volume-key: write the key to this file instead of printing it.
+    #[arg(long = "volume-key-file", value_name = "FILE")]
+    pub(crate) volume_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) key: KeyOpts,
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+/// `luks add-key`.
+#[derive(Debug, Args)]
+pub(crate) struct AddKeyArgs {
+    /// LUKS2 device.
+    pub(crate) device: PathBuf,
+    /// Key file holding the new passphrase (else asked).
+    pub(crate) new_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) key: KeyOpts,
+    #[command(flatten)]
+    pub(crate) pbkdf: PbkdfOpts,
+    /// Authorise with the volume key in this file instead of a passphrase.
+    #[arg(long = "volume-key-file", value_name = "FILE")]
+    pub(crate) volume_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+/// `luks remove-key`.
+#[derive(Debug, Args)]
+pub(crate) struct RemoveKeyArgs {
+    /// LUKS2 device.
+    pub(crate) device: PathBuf,
+    /// Key file holding the passphrase to remove (else asked).
+    #[arg(value_name = "KEY_FILE")]
+    pub(crate) passphrase_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) key: KeyOpts,
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+/// `luks change-key`.
+#[derive(Debug, Args)]
+pub(crate) struct ChangeKeyArgs {
+    /// LUKS2 device.
+    pub(crate) device: PathBuf,
+    /// Key file holding the new passphrase (else asked).
+    pub(crate) new_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) key: KeyOpts,
+    #[command(flatten)]
+    pub(crate) pbkdf: PbkdfOpts,
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+/// `luks kill-slot`.
+#[derive(Debug, Args)]
+pub(crate) struct KillSlotArgs {
+    /// LUKS2 device.
+    pub(crate) device: PathBuf,
+    /// Keyslot number.
+    pub(crate) slot: u32,
+    #[command(flatten)]
+    pub(crate) key: KeyOpts,
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+/// `luks header-backup`.
+#[derive(Debug, Args)]
+pub(crate) struct HeaderBackupArgs {
+    /// LUKS2 device.
+    pub(crate) device: PathBuf,
+    /// The backup file to create (must not exist).
+    #[arg(long = "header-backup-file", value_name = "FILE")]
+    pub(crate) file: PathBuf,
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+/// `luks header-restore`.
+#[derive(Debug, Args)]
+pub(crate) struct HeaderRestoreArgs {
+    /// Device to restore onto.
+    pub(crate) device: PathBuf,
+    /// The backup file.
+    #[arg(long = "header-backup-file", value_name = "FILE")]
+    pub(crate) file: PathBuf,
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+/// `luks repair`.
+#[derive(Debug, Args)]
+pub(crate) struct RepairArgs {
+    /// LUKS2 device.
+    pub(crate) device: PathBuf,
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+/// `luks uuid`.
+#[derive(Debug, Args)]
+pub(crate) struct UuidArgs {
+    /// LUKS2 device.
+    pub(crate) device: PathBuf,
+    /// New UUID.
+    #[arg(long)]
+    pub(crate) uuid: Option<String>,
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+/// `luks is-luks`.
+#[derive(Debug, Args)]
+pub(crate) struct IsLuksArgs {
+    /// Device to check.
+    pub(crate) device: PathBuf,
+    /// Say why when it is not.
+    #[arg(short, long)]
+    pub(crate) verbose: bool,
+}
+
+/// `luks config`.
+#[derive(Debug, Args)]
+pub(crate) struct ConfigArgs {
+    /// LUKS2 device.
+    pub(crate) device: PathBuf,
+    /// New label.
+    #[arg(long)]
+    pub(crate) label: Option<String>,
+    /// New subsystem.
+    #[arg(long)]
+    pub(crate) subsystem: Option<String>,
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+/// `luks encrypt-image`.
+#[derive(Debug, Args)]
+pub(crate) struct EncryptImageArgs {
+    /// Plain image to read.
+    #[arg(long = "in", value_name = "PLAIN")]
+    pub(crate) input: PathBuf,
+    /// LUKS2 image to create.
+    #[arg(long = "out", value_name = "LUKS")]
+    pub(crate) output: PathBuf,
+    #[command(flatten)]
+    pub(crate) new: NewVolumeOpts,
+    #[command(flatten)]
+    pub(crate) key: KeyOpts,
+    #[command(flatten)]
+    pub(crate) pbkdf: PbkdfOpts,
+    /// Use the volume key in this file instead of a random one.
+    #[arg(long = "volume-key-file", value_name = "FILE")]
+    pub(crate) volume_key_file: Option<PathBuf>,
+    /// Leave holes of the input as holes (unencrypted zeros) in the output instead of
+    /// encrypting them: smaller and faster, but those sectors then read as noise through
+    /// the mapping. Only for file systems that never read their free space.
+    #[arg(long)]
+    pub(crate) sparse: bool,
+    /// Threads for encryption (default: all CPUs).
+    #[arg(long, value_name = "N")]
+    pub(crate) threads: Option<usize>,
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+/// `luks decrypt-image`.
+#[derive(Debug, Args)]
+pub(crate) struct DecryptImageArgs {
+    /// LUKS2 image to read.
+    #[arg(long = "in", value_name = "LUKS")]
+    pub(crate) input: PathBuf,
+    /// Plain image to create.
+    #[arg(long = "out", value_name = "PLAIN")]
+    pub(crate) output: PathBuf,
+    #[command(flatten)]
+    pub(crate) key: KeyOpts,
+    /// Authorise with the volume key in this file instead of a passphrase.
+    #[arg(long = "volume-key-file", value_name = "FILE")]
+    pub(crate) volume_key_file: Option<PathBuf>,
+    /// Holes in the LUKS2 image (left by encrypt-image --sparse) stay holes.
+    #[arg(long)]
+    pub(crate) sparse: bool,
+    /// Threads for decryption (default: all CPUs).
+    #[arg(long, value_name = "N")]
+    pub(crate) threads: Option<usize>,
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+/// `luks read`.
+#[derive(Debug, Args)]
+pub(crate) struct ReadArgs {
+    /// LUKS2 device or image.
+    pub(crate) device: PathBuf,
+    /// Byte offset in the data segment (a multiple of the sector size).
+    #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "0")]
+    pub(crate) offset: u64,
+    /// Bytes to read (default: to the end).
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub(crate) length: Option<u64>,
+    /// Write here instead of standard output.
+    #[arg(long = "out", value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) key: KeyOpts,
+    /// Authorise with the volume key in this file instead of a passphrase.
+    #[arg(long = "volume-key-file", value_name = "FILE")]
+    pub(crate) volume_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+/// `luks write`.
+#[derive(Debug, Args)]
+pub(crate) struct WriteArgs {
+    /// LUKS2 device or image.
+    pub(crate) device: PathBuf,
+    /// Byte offset in the data segment (a multiple of the sector size).
+    #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "0")]
+    pub(crate) offset: u64,
+    /// Read here instead of standard input.
+    #[arg(long = "in", value_name = "FILE")]
+    pub(crate) input: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) key: KeyOpts,
+    /// Authorise with the volume key in this file instead of a passphrase.
+    #[arg(long = "volume-key-file", value_name = "FILE")]
+    pub(crate) volume_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+/// `luks token`.
+#[derive(Debug, Args)]
+pub(crate) struct TokenArgs {
+    /// import, export or remove.
+    pub(crate) action: TokenAction,
+    /// LUKS2 device.
+    pub(crate) device: PathBuf,
+    /// Token number (import picks the first free one without it).
+    #[arg(long = "token-id", value_name = "NUM")]
+    pub(crate) token_id: Option<u32>,
+    /// Read (import) or write (export) this file instead of standard input/output.
+    #[arg(long = "json-file", value_name = "FILE")]
+    pub(crate) json_file: Option<PathBuf>,
+    /// Import over an existing token of the same number.
+    #[arg(long = "token-replace")]
+    pub(crate) replace: bool,
+    #[command(flatten)]
+    pub(crate) common: Common,
 }
 
 /// Shape of a hash tree: what `verity format` writes into the superblock, and what the other
@@ -603,8 +684,8 @@ pub(crate) enum LuksCommand {
 #[derive(Debug, Args, Clone, Default)]
 pub(crate) struct VerityTree {
     /// Hash algorithm: sha256 (default), sha1 or sha512.
-    #[arg(long = "hash", value_name = "ALG")]
-    pub(crate) hash: Option<String>,
+    #[arg(long = "hash", value_name = "ALG", value_parser = parse_hash)]
+    pub(crate) hash: Option<HashAlg>,
     /// Data block size in bytes, 512 to 4096 (default 4096).
     #[arg(long = "data-block-size", value_name = "BYTES")]
     pub(crate) data_block_size: Option<u32>,
@@ -638,89 +719,109 @@ pub(crate) struct VerityPlace {
 pub(crate) enum VerityCommand {
     /// Hash DATA into a tree on HASH_DEVICE (created if it is a missing file) and print the
     /// root hash, the value to trust (e.g. in attestation reference values).
-    Format {
-        /// Data device or image.
-        data: PathBuf,
-        /// Hash device or file (may be DATA itself with --hash-offset past the data).
-        hash_device: PathBuf,
-        #[command(flatten)]
-        tree: VerityTree,
-        #[command(flatten)]
-        place: VerityPlace,
-        /// Also write the root hash (hex, no newline) to this file.
-        #[arg(long = "root-hash-file", value_name = "FILE")]
-        root_hash_file: Option<PathBuf>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Format(VerityFormatArgs),
     /// Check every data and hash block offline against the root hash; names the first bad
     /// block.
-    Verify {
-        /// Data device or image.
-        data: PathBuf,
-        /// Hash device or file.
-        hash_device: PathBuf,
-        /// Root hash in hex (or use --root-hash-file).
-        root_hash: Option<String>,
-        /// Read the root hash from this file.
-        #[arg(long = "root-hash-file", value_name = "FILE")]
-        root_hash_file: Option<PathBuf>,
-        #[command(flatten)]
-        tree: VerityTree,
-        #[command(flatten)]
-        place: VerityPlace,
-    },
+    Verify(VerityVerifyArgs),
     /// Map DATA read-only as /dev/mapper/NAME; every block is checked by the kernel as it
     /// is read, and a block that does not match fails with an I/O error.
-    Open {
-        /// Data device or image.
-        data: PathBuf,
-        /// Mapping name.
-        name: String,
-        /// Hash device or file.
-        hash_device: PathBuf,
-        /// Root hash in hex (or use --root-hash-file).
-        root_hash: Option<String>,
-        /// Read the root hash from this file.
-        #[arg(long = "root-hash-file", value_name = "FILE")]
-        root_hash_file: Option<PathBuf>,
-        #[command(flatten)]
-        tree: VerityTree,
-        #[command(flatten)]
-        place: VerityPlace,
-        /// Log corrupted blocks but return their data.
-        #[arg(long = "ignore-corruption")]
-        ignore_corruption: bool,
-        /// Restart the system on a corrupted block.
-        #[arg(long = "restart-on-corruption")]
-        restart_on_corruption: bool,
-        /// Panic the kernel on a corrupted block.
-        #[arg(long = "panic-on-corruption")]
-        panic_on_corruption: bool,
-        /// Return zeros for blocks whose hash is that of a zero block, without reading them.
-        #[arg(long = "ignore-zero-blocks")]
-        ignore_zero_blocks: bool,
-        /// Check each block only the first time it is read.
-        #[arg(long = "check-at-most-once")]
-        check_at_most_once: bool,
-    },
+    Open(VerityOpenArgs),
     /// Remove the mapping NAME.
-    Close {
-        /// Mapping name.
-        name: String,
-    },
+    Close(VerityCloseArgs),
     /// Print the superblock on HASH_DEVICE (veritysetup's dump layout).
-    Dump {
-        /// Hash device or file.
-        hash_device: PathBuf,
-        /// Byte offset of the superblock.
-        #[arg(long = "hash-offset", value_name = "BYTES", default_value_t = 0)]
-        hash_offset: u64,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Dump(VerityDumpArgs),
+}
+
+/// `verity format`.
+#[derive(Debug, Args)]
+pub(crate) struct VerityFormatArgs {
+    /// Data device or image.
+    pub(crate) data: PathBuf,
+    /// Hash device or file (may be DATA itself with --hash-offset past the data).
+    pub(crate) hash_device: PathBuf,
+    #[command(flatten)]
+    pub(crate) tree: VerityTree,
+    #[command(flatten)]
+    pub(crate) place: VerityPlace,
+    /// Also write the root hash (hex, no newline) to this file.
+    #[arg(long = "root-hash-file", value_name = "FILE")]
+    pub(crate) root_hash_file: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `verity verify`.
+#[derive(Debug, Args)]
+pub(crate) struct VerityVerifyArgs {
+    /// Data device or image.
+    pub(crate) data: PathBuf,
+    /// Hash device or file.
+    pub(crate) hash_device: PathBuf,
+    /// Root hash in hex (or use --root-hash-file).
+    pub(crate) root_hash: Option<String>,
+    /// Read the root hash from this file.
+    #[arg(long = "root-hash-file", value_name = "FILE")]
+    pub(crate) root_hash_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) tree: VerityTree,
+    #[command(flatten)]
+    pub(crate) place: VerityPlace,
+}
+
+/// `verity open`.
+#[derive(Debug, Args)]
+pub(crate) struct VerityOpenArgs {
+    /// Data device or image.
+    pub(crate) data: PathBuf,
+    /// Mapping name.
+    pub(crate) name: String,
+    /// Hash device or file.
+    pub(crate) hash_device: PathBuf,
+    /// Root hash in hex (or use --root-hash-file).
+    pub(crate) root_hash: Option<String>,
+    /// Read the root hash from this file.
+    #[arg(long = "root-hash-file", value_name = "FILE")]
+    pub(crate) root_hash_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) tree: VerityTree,
+    #[command(flatten)]
+    pub(crate) place: VerityPlace,
+    /// Log corrupted blocks but return their data.
+    #[arg(long = "ignore-corruption")]
+    pub(crate) ignore_corruption: bool,
+    /// Restart the system on a corrupted block.
+    #[arg(long = "restart-on-corruption")]
+    pub(crate) restart_on_corruption: bool,
+    /// Panic the kernel on a corrupted block.
+    #[arg(long = "panic-on-corruption")]
+    pub(crate) panic_on_corruption: bool,
+    /// Return zeros for blocks whose hash is that of a zero block, without reading them.
+    #[arg(long = "ignore-zero-blocks")]
+    pub(crate) ignore_zero_blocks: bool,
+    /// Check each block only the first time it is read.
+    #[arg(long = "check-at-most-once")]
+    pub(crate) check_at_most_once: bool,
+}
+
+/// `verity close`.
+#[derive(Debug, Args)]
+pub(crate) struct VerityCloseArgs {
+    /// Mapping name.
+    pub(crate) name: String,
+}
+
+/// `verity dump`.
+#[derive(Debug, Args)]
+pub(crate) struct VerityDumpArgs {
+    /// Hash device or file.
+    pub(crate) hash_device: PathBuf,
+    /// Byte offset of the superblock.
+    #[arg(long = "hash-offset", value_name = "BYTES", default_value_t = 0)]
+    pub(crate) hash_offset: u64,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -728,6 +829,18 @@ pub(crate) enum TokenAction {
     Import,
     Export,
     Remove,
+}
+
+fn parse_pbkdf(s: &str) -> Result<PbkdfKind, String> {
+    PbkdfKind::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_hash(s: &str) -> Result<HashAlg, String> {
+    HashAlg::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_integrity(s: &str) -> Result<SegmentIntegrity, String> {
+    SegmentIntegrity::parse(s).map_err(|e| e.to_string())
 }
 
 /// Sizes as cryptsetup takes them: bytes, or with a k/m/g suffix (powers of 1024).

@@ -11,7 +11,6 @@ mod args;
 mod benchmark;
 mod crypt;
 mod error;
-mod image;
 mod integrity_cmd;
 mod keys;
 mod luks;

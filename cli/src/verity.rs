@@ -9,7 +9,10 @@ use activate::{Mapper, OnCorruption, VerityOptions};
 use integrity::verity::{self, Superblock, VerityParams, SUPERBLOCK_SIZE};
 use luks2::{BlockIo, HashAlg};
 
-use crate::args::{VerityCommand, VerityPlace, VerityTree};
+use crate::args::{
+    VerityCommand, VerityDumpArgs, VerityFormatArgs, VerityOpenArgs, VerityPlace, VerityTree,
+    VerityVerifyArgs,
+};
 use crate::error::{CliError, CliResult};
 use crate::luks::write_out;
 
@@ -36,7 +39,7 @@ fn params_from_options(
     data: &Path,
     data_file: &mut File,
 ) -> CliResult<VerityParams> {
-    let hash = HashAlg::parse(tree.hash.as_deref().unwrap_or("sha256")).map_err(usage)?;
+    let hash = tree.hash.unwrap_or(HashAlg::Sha256);
     let mut p = VerityParams::random(1, hash).map_err(CliError::integrity(data))?;
     if let Some(n) = tree.data_block_size {
         p.data_block_size = n;
@@ -92,7 +95,7 @@ fn read_superblock(path: &Path, f: &mut File, offset: u64) -> CliResult<Superblo
     Superblock::parse(&b).map_err(CliError::integrity(path))
 }
 
-fn root_hash(arg: Option<&str>, file: Option<&Path>, p: &VerityParams) -> CliResult<Vec<u8>> {
+fn root_hash_of(arg: Option<&str>, file: Option<&Path>, p: &VerityParams) -> CliResult<Vec<u8>> {
     let text = match (arg, file) {
         (Some(_), Some(_)) => {
             return Err(usage(
@@ -170,120 +173,134 @@ fn report(path: &Path, p: &VerityParams, root: Option<&[u8]>, json: bool) -> Str
 
 pub(crate) fn run(cmd: VerityCommand, out: &mut dyn Write) -> CliResult<i32> {
     match cmd {
-        VerityCommand::Format {
-            data,
-            hash_device,
-            tree,
-            place,
-            root_hash_file,
-            json,
-        } => {
-            let mut data_file = open_file(&data, false)?;
-            let p = params_from_options(&tree, &place, &data, &mut data_file)?;
-            p.check().map_err(CliError::integrity(&hash_device))?;
-            let mut hash_file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&hash_device)
-                .map_err(CliError::device(&hash_device, "open or create"))?;
-            let root = verity::format(&mut data_file, &mut hash_file, &p)
-                .map_err(CliError::integrity(&hash_device))?;
-            if let Some(f) = &root_hash_file {
-                std::fs::write(f, verity::to_hex(&root)).map_err(CliError::file(f, "write"))?;
-            }
-            write_out(out, &report(&hash_device, &p, Some(&root), json))
-        }
-        VerityCommand::Verify {
-            data,
-            hash_device,
-            root_hash: arg,
-            root_hash_file,
-            tree,
-            place,
-        } => {
-            let mut data_file = open_file(&data, false)?;
-            let mut hash_file = open_file(&hash_device, false)?;
-            let p = params_for(
-                &tree,
-                &place,
-                &data,
-                &mut data_file,
-                &hash_device,
-                &mut hash_file,
-            )?;
-            let root = root_hash(arg.as_deref(), root_hash_file.as_deref(), &p)?;
-            verity::verify(&mut data_file, &mut hash_file, &p, &root)
-                .map_err(CliError::integrity(&data))?;
-            Ok(0)
-        }
-        VerityCommand::Open {
-            data,
-            name,
-            hash_device,
-            root_hash: arg,
-            root_hash_file,
-            tree,
-            place,
-            ignore_corruption,
-            restart_on_corruption,
-            panic_on_corruption,
-            ignore_zero_blocks,
-            check_at_most_once,
-        } => {
-            let dm_name = crate::mapping::dm_name(&name)?;
-            let mapper = Mapper::open()?;
-            mapper.ensure_free(&dm_name)?;
-            let on_corruption = match (ignore_corruption, restart_on_corruption, panic_on_corruption) {
-                (false, false, false) => OnCorruption::Fail,
-                (true, false, false) => OnCorruption::Ignore,
-                (false, true, false) => OnCorruption::Restart,
-                (false, false, true) => OnCorruption::Panic,
-                _ => {
-                    return Err(usage(
-                        "choose one of --ignore-corruption, --restart-on-corruption, --panic-on-corruption",
-                    ))
-                }
-            };
-            let options = VerityOptions {
-                on_corruption,
-                ignore_zero_blocks,
-                check_at_most_once,
-            };
-            let mut data_file = open_file(&data, false)?;
-            let mut hash_file = open_file(&hash_device, false)?;
-            let p = params_for(
-                &tree,
-                &place,
-                &data,
-                &mut data_file,
-                &hash_device,
-                &mut hash_file,
-            )?;
-            let root = root_hash(arg.as_deref(), root_hash_file.as_deref(), &p)?;
-            mapper.open_verity(
-                (&data, &mut data_file),
-                (&hash_device, &mut hash_file),
-                &p,
-                &root,
-                &dm_name,
-                &options,
-            )?;
-            Ok(0)
-        }
-        VerityCommand::Close { name } => crate::mapping::close(&name),
-        VerityCommand::Dump {
-            hash_device,
-            hash_offset,
-            json,
-        } => {
-            let mut f = open_file(&hash_device, false)?;
-            let sb = read_superblock(&hash_device, &mut f, hash_offset)?;
-            let p = sb
-                .params(hash_offset)
-                .map_err(CliError::integrity(&hash_device))?;
-            write_out(out, &report(&hash_device, &p, None, json))
-        }
+        VerityCommand::Format(a) => format(a, out),
+        VerityCommand::Verify(a) => verify(a),
+        VerityCommand::Open(a) => open(a),
+        VerityCommand::Close(a) => crate::mapping::close(&a.name),
+        VerityCommand::Dump(a) => dump(a, out),
     }
+}
+
+/// Hashes the data into a tree and prints veritysetup's report with the root hash.
+fn format(a: VerityFormatArgs, out: &mut dyn Write) -> CliResult<i32> {
+    let mut data_file = open_file(&a.data, false)?;
+    let p = params_from_options(&a.tree, &a.place, &a.data, &mut data_file)?;
+    let hash_device = &a.hash_device;
+    p.check().map_err(CliError::integrity(hash_device))?;
+    let mut hash_file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(hash_device)
+        .map_err(CliError::device(hash_device, "open or create"))?;
+    let root = verity::format(&mut data_file, &mut hash_file, &p)
+        .map_err(CliError::integrity(hash_device))?;
+    if let Some(f) = &a.root_hash_file {
+        std::fs::write(f, verity::to_hex(&root)).map_err(CliError::file(f, "write"))?;
+    }
+    write_out(out, &report(hash_device, &p, Some(&root), a.json))
+}
+
+/// The data and hash files, the tree's shape and the root hash the verbs that check need.
+struct Checked {
+    data_file: File,
+    hash_file: File,
+    params: VerityParams,
+    root: Vec<u8>,
+}
+
+fn checked(
+    data: &Path,
+    hash_device: &Path,
+    root_hash: Option<&str>,
+    root_hash_file: Option<&Path>,
+    tree: &VerityTree,
+    place: &VerityPlace,
+) -> CliResult<Checked> {
+    let mut data_file = open_file(data, false)?;
+    let mut hash_file = open_file(hash_device, false)?;
+    let params = params_for(
+        tree,
+        place,
+        data,
+        &mut data_file,
+        hash_device,
+        &mut hash_file,
+    )?;
+    let root = root_hash_of(root_hash, root_hash_file, &params)?;
+    Ok(Checked {
+        data_file,
+        hash_file,
+        params,
+        root,
+    })
+}
+
+/// Checks every block offline; names the first bad one.
+fn verify(a: VerityVerifyArgs) -> CliResult<i32> {
+    let mut c = checked(
+        &a.data,
+        &a.hash_device,
+        a.root_hash.as_deref(),
+        a.root_hash_file.as_deref(),
+        &a.tree,
+        &a.place,
+    )?;
+    verity::verify(&mut c.data_file, &mut c.hash_file, &c.params, &c.root)
+        .map_err(CliError::integrity(&a.data))?;
+    Ok(0)
+}
+
+/// Maps the data read-only, checked block by block by the kernel.
+fn open(a: VerityOpenArgs) -> CliResult<i32> {
+    let dm_name = crate::mapping::dm_name(&a.name)?;
+    let mapper = Mapper::open()?;
+    mapper.ensure_free(&dm_name)?;
+    let on_corruption =
+        match (
+            a.ignore_corruption,
+            a.restart_on_corruption,
+            a.panic_on_corruption,
+        ) {
+            (false, false, false) => OnCorruption::Fail,
+            (true, false, false) => OnCorruption::Ignore,
+            (false, true, false) => OnCorruption::Restart,
+            (false, false, true) => OnCorruption::Panic,
+            _ => return Err(usage(
+                "choose one of --ignore-corruption, --restart-on-corruption, --panic-on-corruption",
+            )),
+        };
+    let options = VerityOptions {
+        on_corruption,
+        ignore_zero_blocks: a.ignore_zero_blocks,
+        check_at_most_once: a.check_at_most_once,
+    };
+    let mut c = checked(
+        &a.data,
+        &a.hash_device,
+        a.root_hash.as_deref(),
+        a.root_hash_file.as_deref(),
+        &a.tree,
+        &a.place,
+    )?;
+    mapper.open_verity(
+        (&a.data, &mut c.data_file),
+        (&a.hash_device, &mut c.hash_file),
+        &c.params,
+        &c.root,
+        &dm_name,
+        &options,
+    )?;
+    Ok(0)
+}
+
+/// Prints the superblock as veritysetup's dump does.
+fn dump(a: VerityDumpArgs, out: &mut dyn Write) -> CliResult<i32> {
+    let mut f = open_file(&a.hash_device, false)?;
+    let sb = read_superblock(&a.hash_device, &mut f, a.hash_offset)?;
+    let p = sb
+        .params(a.hash_offset)
+        .map_err(CliError::integrity(&a.hash_device))?;
+    write_out(out, &report(&a.hash_device, &p, None, a.json))
 }

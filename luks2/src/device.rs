@@ -317,16 +317,33 @@ impl<D: BlockIo> Luks2<D> {
         self.commit(bin, self.header.meta.clone())
     }
 
-    /// A token's JSON object.
+    /// A token's JSON object, as compact JSON text.
     ///
     /// # Errors
     /// [`Error::TokenNotFound`].
-    pub fn token(&self, id: u32) -> Result<&Map<String, Value>> {
-        self.header
+    pub fn token_json(&self, id: u32) -> Result<String> {
+        let token = self
+            .header
             .meta
             .tokens
             .get(&ObjId(id))
-            .ok_or(Error::TokenNotFound(id))
+            .ok_or(Error::TokenNotFound(id))?;
+        Ok(Value::Object(token.clone()).to_string())
+    }
+
+    /// Imports a token given as JSON text (an object with `type` and `keyslots`), as
+    /// [`Luks2::import_token`] does with the parsed object.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for text that is not a JSON object; as `import_token`
+    /// otherwise.
+    pub fn import_token_json(&mut self, json: &str, id: Option<u32>, replace: bool) -> Result<u32> {
+        let value: Value = serde_json::from_str(json)
+            .map_err(|e| Error::invalid("token", format!("not valid JSON: {e}")))?;
+        let Value::Object(token) = value else {
+            return Err(Error::invalid("token", "the JSON is not an object"));
+        };
+        self.import_token(token, id, replace)
     }
 
     /// Stores a token (a JSON object with `type` and `keyslots`) as number `id`, or the first
@@ -334,7 +351,7 @@ impl<D: BlockIo> Luks2<D> {
     ///
     /// # Errors
     /// [`Error::Metadata`] for a malformed token, [`Error::TokenInUse`] unless `replace`.
-    pub fn import_token(
+    fn import_token(
         &mut self,
         token: Map<String, Value>,
         id: Option<u32>,

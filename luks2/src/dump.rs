@@ -2,8 +2,10 @@
 
 use std::fmt::Write as _;
 
+use zeroize::Zeroizing;
+
 use crate::header::json::SegmentSize;
-use crate::Header;
+use crate::{Header, VolumeKey};
 
 fn hex_block(out: &mut String, label: &str, bytes: &[u8]) {
     let _ = write!(out, "\t{label:<12}");
@@ -153,4 +155,59 @@ pub fn dump_text(h: &Header) -> String {
         hex_block(&mut o, "Digest:", &d.digest.0);
     }
     o
+}
+
+/// What `cryptsetup luksDump --dump-volume-key` prints: the cipher, payload offset, UUID and
+/// the volume key in hex, for the device called `device`.
+///
+/// # Security
+/// The text holds the key: it is built in a zeroizing buffer sized up front that never grows.
+pub fn dump_volume_key_text(header: &Header, device: &str, key: &VolumeKey) -> Zeroizing<String> {
+    let seg = header.data_segment().map(|(_, s)| s);
+    let cipher = seg.and_then(|s| s.encryption.clone()).unwrap_or_default();
+    let (name, mode) = cipher.split_once('-').unwrap_or((&cipher, ""));
+    let head = format!(
+        "LUKS header information for {device}\nCipher name:   \t{name}\nCipher mode:   \t{mode}\nPayload offset:\t{}\nUUID:          \t{}\nMK bits:       \t{}\nMK dump:\t",
+        seg.map_or(0, |s| s.offset.0 / 512),
+        header.uuid(),
+        key.len() * 8
+    );
+    let lines = key.len().div_ceil(16).max(1);
+    let mut out = Zeroizing::new(String::with_capacity(
+        head.len() + key.len() * 3 + lines * 3,
+    ));
+    let capacity = out.capacity();
+    out.push_str(&head);
+    for (i, line) in key.as_bytes().chunks(16).enumerate() {
+        if i > 0 {
+            out.push_str("\t\t");
+        }
+        for b in line {
+            out.push_str(&crate::hex::encode(&[*b]));
+            out.push(' ');
+        }
+        out.push('\n');
+    }
+    assert_eq!(out.capacity(), capacity, "the key dump grew past its size");
+    out
+}
+
+#[cfg(test)]
+mod key_dump_tests {
+    use super::*;
+    use crate::{format, FormatOptions, MemoryDevice, PbkdfParams};
+
+    #[test]
+    fn the_key_dump_is_cryptsetups_layout_and_never_grows() {
+        let mut opts = FormatOptions::default();
+        opts.keyslot.pbkdf = PbkdfParams::insecure_fast();
+        opts.digest_iterations = Some(1000);
+        opts.volume_key = Some(VolumeKey::from_slice(&(0..64).collect::<Vec<u8>>()));
+        let (dev, key) = format(MemoryDevice::new(20 << 20), &opts, b"pw").expect("format");
+        let text = dump_volume_key_text(dev.header(), "/dev/vdb", &key);
+        assert!(text.starts_with("LUKS header information for /dev/vdb\nCipher name:   \taes\nCipher mode:   \txts-plain64\nPayload offset:\t32768\n"), "{}", *text);
+        assert!(text.contains("MK bits:       \t512\nMK dump:\t00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f \n\t\t10 11 "), "{}", *text);
+        assert!(text.ends_with("3e 3f \n"), "{}", *text);
+        assert!(text.len() <= text.capacity());
+    }
 }

@@ -1,0 +1,168 @@
+//! `luks dump`, `header-backup`, `header-restore`, `repair`, `uuid`, `is-luks`, `config` and
+//! `token`: the header and its metadata.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+
+use luks2::Luks2;
+
+use super::{confirm, open_device, open_luks, unlock, write_out, write_secret_file, writeln_out};
+use crate::args::{
+    ConfigArgs, DumpArgs, HeaderBackupArgs, HeaderRestoreArgs, IsLuksArgs, RepairArgs, TokenAction,
+    TokenArgs, UuidArgs,
+};
+use crate::error::{code, CliError, CliResult};
+use crate::keys::Keys;
+
+/// cryptsetup's luksDump text, the JSON metadata, or (after unlocking) the volume key.
+pub(super) fn dump(a: DumpArgs, keys: &mut Keys, out: &mut dyn Write) -> CliResult<i32> {
+    let device = &a.device;
+    let mut dev = open_luks(device, false)?;
+    if !a.dump_volume_key {
+        let text = if a.json {
+            dev.header().metadata_json_pretty() + "\n"
+        } else {
+            luks2::dump_text(dev.header())
+        };
+        return write_out(out, &text);
+    }
+    let prompt = format!("Enter passphrase for {}: ", device.display());
+    let pass = keys.existing(&a.key, &prompt)?;
+    let (_, vk) = unlock(&mut dev, device, pass.as_bytes(), a.key.key_slot)?;
+    if let Some(f) = a.volume_key_file {
+        write_secret_file(&f, vk.as_bytes())?;
+        writeln_out(out, &format!("Key stored to file {}.", f.display()))?;
+        return Ok(0);
+    }
+    let text = luks2::dump_volume_key_text(dev.header(), &device.display().to_string(), &vk);
+    write_out(out, &text)
+}
+
+/// Saves the header and keyslots area to a new file (mode 0400).
+pub(super) fn backup(a: HeaderBackupArgs) -> CliResult<i32> {
+    let mut dev = open_luks(&a.device, false)?;
+    let bytes = dev.backup().map_err(CliError::luks(&a.device))?;
+    write_secret_file(&a.file, &bytes)?;
+    Ok(0)
+}
+
+/// Writes a checked header backup back, after confirming what it replaces.
+pub(super) fn restore(a: HeaderRestoreArgs) -> CliResult<i32> {
+    let mut bytes = Vec::new();
+    File::open(&a.file)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(CliError::file(&a.file, "read header backup"))?;
+    let backup = luks2::check_backup(&bytes).map_err(CliError::luks(&a.file))?;
+    let mut f = open_device(&a.device, true, true)?;
+    let warning = match Luks2::open(&mut f) {
+        Ok(cur) if cur.header().uuid() == backup.uuid() => {
+            "Device already contains a LUKS2 header. Replacing it will destroy existing keyslots.".to_owned()
+        }
+        Ok(cur) => format!(
+            "Device contains a LUKS2 header with UUID {}, the backup has UUID {}. Replacing it will destroy existing keyslots.",
+            cur.header().uuid(),
+            backup.uuid()
+        ),
+        Err(_) => "Device does not contain a valid LUKS2 header. Replacing the header can destroy data on it.".to_owned(),
+    };
+    confirm(&a.common, &warning)?;
+    luks2::restore_backup(&mut f, &bytes).map_err(CliError::luks(&a.device))?;
+    Ok(0)
+}
+
+/// Rewrites a damaged or stale header copy from the good one.
+pub(super) fn repair(a: RepairArgs, out: &mut dyn Write) -> CliResult<i32> {
+    let mut dev = open_luks(&a.device, true)?;
+    let msg = match dev.repair().map_err(CliError::luks(&a.device))? {
+        Some(copy) => format!("Repaired the {copy} header copy.\n"),
+        None => "Both header copies are valid; nothing to repair.\n".to_owned(),
+    };
+    write_out(out, &msg)
+}
+
+/// Prints the UUID, or sets it (confirmed).
+pub(super) fn uuid(a: UuidArgs, out: &mut dyn Write) -> CliResult<i32> {
+    let Some(u) = a.uuid else {
+        let dev = open_luks(&a.device, false)?;
+        return write_out(out, &format!("{}\n", dev.header().uuid()));
+    };
+    let mut dev = open_luks(&a.device, true)?;
+    let warning = format!(
+        "Do you really want to change the UUID of {}?",
+        a.device.display()
+    );
+    confirm(&a.common, &warning)?;
+    dev.set_uuid(&u).map_err(CliError::luks(&a.device))?;
+    Ok(0)
+}
+
+/// Exit 0 for a valid LUKS2 header, 1 otherwise (saying why with `--verbose`).
+pub(super) fn is_luks(a: IsLuksArgs) -> CliResult<i32> {
+    let f = open_device(&a.device, false, false)?;
+    match Luks2::open(f) {
+        Ok(_) => Ok(0),
+        Err(e) => {
+            if a.verbose {
+                eprintln!("{}: {e}", a.device.display());
+            }
+            Ok(code::FAILURE)
+        }
+    }
+}
+
+/// Sets the label and/or subsystem.
+pub(super) fn config(a: ConfigArgs) -> CliResult<i32> {
+    if a.label.is_none() && a.subsystem.is_none() {
+        return Err(CliError::Usage(
+            "config needs --label and/or --subsystem".into(),
+        ));
+    }
+    let mut dev = open_luks(&a.device, true)?;
+    dev.set_labels(a.label.as_deref(), a.subsystem.as_deref())
+        .map_err(CliError::luks(&a.device))?;
+    Ok(0)
+}
+
+/// Token JSON: import from standard input or a file, export, remove.
+pub(super) fn token(a: TokenArgs, out: &mut dyn Write) -> CliResult<i32> {
+    let device = &a.device;
+    let need_id = || {
+        a.token_id
+            .ok_or_else(|| CliError::Usage("this token action needs --token-id".into()))
+    };
+    match a.action {
+        TokenAction::Import => {
+            let mut text = String::new();
+            match &a.json_file {
+                Some(p) => File::open(p)
+                    .and_then(|mut f| f.read_to_string(&mut text))
+                    .map_err(CliError::file(p, "read token JSON"))?,
+                None => io::stdin().read_to_string(&mut text).map_err(|e| {
+                    CliError::Usage(format!("cannot read token JSON from standard input: {e}"))
+                })?,
+            };
+            let mut dev = open_luks(device, true)?;
+            let id = dev
+                .import_token_json(&text, a.token_id, a.replace)
+                .map_err(CliError::luks(device))?;
+            write_out(out, &format!("Token {id} created.\n"))
+        }
+        TokenAction::Export => {
+            let dev = open_luks(device, false)?;
+            let text = dev.token_json(need_id()?).map_err(CliError::luks(device))? + "\n";
+            match &a.json_file {
+                Some(p) => {
+                    std::fs::write(p, text).map_err(CliError::file(p, "write token JSON"))?;
+                    Ok(0)
+                }
+                None => write_out(out, &text),
+            }
+        }
+        TokenAction::Remove => {
+            let mut dev = open_luks(device, true)?;
+            dev.remove_token(need_id()?)
+                .map_err(CliError::luks(device))?;
+            Ok(0)
+        }
+    }
+}

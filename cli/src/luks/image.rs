@@ -1,0 +1,163 @@
+//! Offline images: `encrypt-image`, `decrypt-image`, `read` and `write`: keys and files here,
+//! the streaming in `activate::image`.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::Path;
+
+use activate::image::{self, Segment, Source, Stream, Unlocked};
+
+use super::{confirm, format_options, open_device, read_volume_key, write_out};
+use crate::args::{Common, DecryptImageArgs, EncryptImageArgs, KeyOpts, ReadArgs, WriteArgs};
+use crate::error::{CliError, CliResult};
+use crate::keys::Keys;
+use crate::progress::Progress;
+
+fn stream(threads: Option<usize>, sparse: bool) -> Stream {
+    let mut s = Stream {
+        sparse,
+        ..Stream::default()
+    };
+    if let Some(n) = threads {
+        s.threads = n.max(1);
+    }
+    s
+}
+
+/// Reads the image's header, then unlocks it with --volume-key-file or a passphrase.
+fn unlock(
+    path: &Path,
+    file: &mut File,
+    key: &KeyOpts,
+    vk_file: Option<&Path>,
+    keys: &mut Keys,
+) -> CliResult<Unlocked> {
+    let seg = Segment::open(path, file)?;
+    if let Some(f) = vk_file {
+        return Ok(seg.unlock_with_key(&read_volume_key(f)?)?);
+    }
+    let pass = keys.existing(key, &format!("Enter passphrase for {}: ", path.display()))?;
+    Ok(seg.unlock(pass.as_bytes(), key.key_slot)?)
+}
+
+/// Creates (or, once confirmed, replaces) an output file.
+fn create_output(path: &Path, common: &Common) -> CliResult<File> {
+    if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
+        confirm(
+            common,
+            &format!("{} exists and will be overwritten.", path.display()),
+        )?;
+    }
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map_err(CliError::file(path, "create"))
+}
+
+/// Encrypts a plain image into a new LUKS2 image.
+pub(super) fn encrypt(a: EncryptImageArgs, keys: &mut Keys) -> CliResult<i32> {
+    let input = &a.input;
+    let inp = File::open(input).map_err(CliError::file(input, "open"))?;
+    let mut opts = format_options(&a.new, &a.pbkdf, &a.key)?;
+    if let Some(f) = &a.volume_key_file {
+        opts.volume_key = Some(read_volume_key(f)?);
+    }
+    let pass = match a.key.key_file.as_ref() {
+        Some(kf) => Keys::from_file(kf, a.key.keyfile_offset, a.key.keyfile_size)?,
+        None => keys.new_passphrase(
+            None,
+            &format!("Enter passphrase for {}: ", a.output.display()),
+        )?,
+    };
+    let mut f = create_output(&a.output, &a.common)?;
+    let mut progress = Progress::new("Encrypting");
+    image::encrypt_image(
+        Source {
+            path: input,
+            file: &inp,
+        },
+        (&a.output, &mut f),
+        &opts,
+        pass.as_bytes(),
+        stream(a.threads, a.sparse),
+        &mut |done, total| progress.update(done, total),
+    )?;
+    progress.finish();
+    Ok(0)
+}
+
+/// Decrypts a LUKS2 image's data into a plain image.
+pub(super) fn decrypt(a: DecryptImageArgs, keys: &mut Keys) -> CliResult<i32> {
+    let input = &a.input;
+    let mut inp = open_device(input, false, false)?;
+    let seg = unlock(input, &mut inp, &a.key, a.volume_key_file.as_deref(), keys)?;
+    let mut f = create_output(&a.output, &a.common)?;
+    let mut progress = Progress::new("Decrypting");
+    image::decrypt_image(
+        Source {
+            path: input,
+            file: &inp,
+        },
+        &seg,
+        (&a.output, &mut f),
+        stream(a.threads, a.sparse),
+        &mut |done, total| progress.update(done, total),
+    )?;
+    progress.finish();
+    Ok(0)
+}
+
+/// Prints decrypted bytes of the data segment.
+pub(super) fn read(a: ReadArgs, keys: &mut Keys, out: &mut dyn Write) -> CliResult<i32> {
+    let device = &a.device;
+    let mut f = open_device(device, false, false)?;
+    let seg = unlock(device, &mut f, &a.key, a.volume_key_file.as_deref(), keys)?;
+    let len = a.length.unwrap_or(seg.size.saturating_sub(a.offset));
+    let mut sink: Box<dyn Write> = match &a.output {
+        Some(p) => Box::new(
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(p)
+                .map_err(CliError::file(p, "create"))?,
+        ),
+        None => Box::new(&mut *out),
+    };
+    let source = Source {
+        path: device,
+        file: &f,
+    };
+    image::read_range(source, &seg, a.offset, len, &mut sink)?;
+    Ok(0)
+}
+
+/// Encrypts bytes into the data segment.
+pub(super) fn write(a: WriteArgs, keys: &mut Keys, out: &mut dyn Write) -> CliResult<i32> {
+    if a.input.is_none()
+        && a.key.key_file.is_none()
+        && a.volume_key_file.is_none()
+        && !std::io::IsTerminal::is_terminal(&std::io::stdin())
+    {
+        return Err(CliError::Usage(
+            "with the data on standard input, give the key with --key-file or --volume-key-file"
+                .into(),
+        ));
+    }
+    let mut data = Vec::new();
+    match &a.input {
+        Some(p) => File::open(p)
+            .and_then(|mut f| f.read_to_end(&mut data))
+            .map_err(CliError::file(p, "read"))?,
+        None => std::io::stdin()
+            .read_to_end(&mut data)
+            .map_err(|e| CliError::Usage(format!("cannot read standard input: {e}")))?,
+    };
+    let device = &a.device;
+    let mut f = open_device(device, true, false)?;
+    let seg = unlock(device, &mut f, &a.key, a.volume_key_file.as_deref(), keys)?;
+    image::write_range(device, &f, &seg, a.offset, &mut data)?;
+    write_out(out, "")
+}

@@ -1,0 +1,216 @@
+//! The `cryptpilot luks` verbs: argument handling around the `luks2` library. One file per
+//! group of verbs; this one dispatches and holds what they share.
+
+mod format;
+mod header;
+mod image;
+mod keyslots;
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, IsTerminal, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use luks2::{FormatOptions, KdfLimits, KeyslotOptions, Luks2, PbkdfParams, SecretBuf, VolumeKey};
+
+use crate::args::{Common, KeyOpts, LuksCommand as Luks, NewVolumeOpts, OpenArgs, PbkdfOpts};
+use crate::error::{CliError, CliResult};
+use crate::keys::Keys;
+
+/// Opens a device or image (exclusively locked for writers, `O_EXCL` when `exclusive`).
+pub(crate) fn open_device(path: &Path, write: bool, exclusive: bool) -> CliResult<File> {
+    Ok(activate::open_device(path, write, exclusive)?)
+}
+
+pub(crate) fn open_luks(path: &Path, write: bool) -> CliResult<Luks2<File>> {
+    let f = open_device(path, write, false)?;
+    Luks2::open(f).map_err(CliError::luks(path))
+}
+
+/// Asks for confirmation of a destructive step; `--batch-mode` skips the question, and
+/// without a terminal to ask on, the step is refused.
+pub(crate) fn confirm(common: &Common, warning: &str) -> CliResult {
+    if common.batch {
+        return Ok(());
+    }
+    if !io::stdin().is_terminal() {
+        return Err(CliError::Refused(format!(
+            "{warning} Not confirmed (no terminal to ask on); pass --batch-mode to proceed"
+        )));
+    }
+    eprint!("\nWARNING!\n========\n{warning}\n\nAre you sure? (Type 'yes' in capital letters): ");
+    let mut answer = String::new();
+    io::stdin()
+        .read_line(&mut answer)
+        .map_err(|e| CliError::Usage(format!("cannot read the answer: {e}")))?;
+    if answer.trim_end() == "YES" {
+        Ok(())
+    } else {
+        Err(CliError::Refused(
+            "operation aborted; nothing was changed".into(),
+        ))
+    }
+}
+
+fn pbkdf_params(o: &PbkdfOpts) -> CliResult<PbkdfParams> {
+    let mut p = PbkdfParams::default();
+    if let Some(k) = o.pbkdf {
+        p.kind = k;
+    }
+    if let Some(h) = o.hash {
+        p.hash = h;
+    }
+    if let Some(m) = o.pbkdf_memory {
+        p.memory_kib = m;
+    }
+    if let Some(n) = o.pbkdf_parallel {
+        p.parallel = n;
+    }
+    if let Some(ms) = o.iter_time {
+        p.iter_time = Duration::from_millis(ms);
+    }
+    p.force_iterations = o.pbkdf_force_iterations;
+    Ok(p)
+}
+
+pub(crate) fn keyslot_options(o: &PbkdfOpts) -> CliResult<KeyslotOptions> {
+    Ok(KeyslotOptions {
+        pbkdf: pbkdf_params(o)?,
+        ..KeyslotOptions::default()
+    })
+}
+
+/// FormatOptions from the layout, KDF and key-slot flags.
+pub(crate) fn format_options(
+    new: &NewVolumeOpts,
+    pbkdf: &PbkdfOpts,
+    key: &KeyOpts,
+) -> CliResult<FormatOptions> {
+    let mut opts = FormatOptions::default();
+    if let Some(c) = &new.cipher {
+        opts.cipher = c.clone();
+    }
+    if let Some(bits) = new.key_size {
+        if bits % 8 != 0 {
+            return Err(CliError::Usage(format!(
+                "key size {bits} is not a multiple of 8 bits"
+            )));
+        }
+        opts.key_size = bits / 8;
+    } else if !opts.cipher.contains("-xts-") {
+        opts.key_size = 32;
+    }
+    opts.sector_size = new.sector_size;
+    if let Some(m) = new.metadata_size {
+        opts.metadata_size = m;
+    }
+    opts.keyslots_size = new.keyslots_size;
+    opts.data_offset = new.offset.map(|s| s * 512);
+    opts.label = new.label.clone().unwrap_or_default();
+    opts.subsystem = new.subsystem.clone().unwrap_or_default();
+    opts.uuid = new.uuid.clone();
+    opts.keyslot = keyslot_options(pbkdf)?;
+    if let Some(s) = key.key_slot {
+        opts.keyslot_id = s;
+    }
+    Ok(opts)
+}
+
+/// The largest volume key file read (LUKS2 keys are at most 512 bytes).
+const VOLUME_KEY_MAX: usize = 4096;
+
+/// Reads a volume key file into a buffer that never grows.
+pub(crate) fn read_volume_key(path: &Path) -> CliResult<VolumeKey> {
+    let mut buf = SecretBuf::with_capacity(VOLUME_KEY_MAX);
+    File::open(path)
+        .and_then(|mut f| buf.read_to_end(&mut f))
+        .map_err(CliError::file(path, "read volume key file"))?;
+    Ok(VolumeKey::from(buf))
+}
+
+pub(crate) fn write_secret_file(path: &Path, bytes: &[u8]) -> CliResult {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o400)
+        .open(path)
+        .map_err(CliError::file(path, "create"))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(CliError::file(path, "write"))
+}
+
+pub(crate) fn unlock<D: luks2::BlockIo>(
+    dev: &mut Luks2<D>,
+    device: &Path,
+    pass: &[u8],
+    slot: Option<u32>,
+) -> CliResult<(u32, VolumeKey)> {
+    dev.unlock(pass, slot, &KdfLimits::default())
+        .map_err(CliError::luks(device))
+}
+
+/// Runs one `luks` verb; returns the exit code for verbs that report through it (is-luks,
+/// status).
+pub(crate) fn run(cmd: Luks, out: &mut dyn Write) -> CliResult<i32> {
+    let mut keys = Keys::default();
+    let keys = &mut keys;
+    match cmd {
+        Luks::Format(a) => format::run(a, keys),
+        Luks::Open(a) => open(a, keys),
+        Luks::Close(a) => crate::mapping::close(&a.name),
+        Luks::Status(a) => crate::mapping::status(&a.name, a.json, out),
+        Luks::Dump(a) => header::dump(a, keys, out),
+        Luks::AddKey(a) => keyslots::add(a, keys),
+        Luks::RemoveKey(a) => keyslots::remove(a, keys),
+        Luks::ChangeKey(a) => keyslots::change(a, keys),
+        Luks::KillSlot(a) => keyslots::kill(a, keys),
+        Luks::HeaderBackup(a) => header::backup(a),
+        Luks::HeaderRestore(a) => header::restore(a),
+        Luks::Repair(a) => header::repair(a, out),
+        Luks::Uuid(a) => header::uuid(a, out),
+        Luks::IsLuks(a) => header::is_luks(a),
+        Luks::Config(a) => header::config(a),
+        Luks::Token(a) => header::token(a, out),
+        Luks::EncryptImage(a) => image::encrypt(a, keys),
+        Luks::DecryptImage(a) => image::decrypt(a, keys),
+        Luks::Read(a) => image::read(a, keys, out),
+        Luks::Write(a) => image::write(a, keys, out),
+    }
+}
+
+/// `open`: checks the passphrase only (`--test-passphrase`), or unlocks and maps.
+fn open(a: OpenArgs, keys: &mut Keys) -> CliResult<i32> {
+    if a.test_passphrase {
+        let mut dev = open_luks(&a.device, false)?;
+        let prompt = format!("Enter passphrase for {}: ", a.device.display());
+        let pass = keys.existing(&a.key, &prompt)?;
+        unlock(&mut dev, &a.device, pass.as_bytes(), a.key.key_slot)?;
+        return Ok(0);
+    }
+    let Some(name) = &a.name else {
+        return Err(CliError::Usage(
+            "open needs a mapping NAME (or --test-passphrase)".into(),
+        ));
+    };
+    let options = crate::mapping::options(&a.perf, a.readonly, a.integrity_no_journal);
+    crate::mapping::open(&a.device, name, &a.key, keys, &options)
+}
+
+/// Writes to standard output; a closed pipe is not an error.
+pub(crate) fn write_out(out: &mut dyn Write, s: &str) -> CliResult<i32> {
+    match out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(0),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(0),
+        Err(e) => Err(CliError::File {
+            path: PathBuf::from("standard output"),
+            what: "write to",
+            source: e,
+        }),
+    }
+}
+
+pub(crate) fn writeln_out(out: &mut dyn Write, s: &str) -> CliResult {
+    write_out(out, &format!("{s}\n")).map(|_| ())
+}
