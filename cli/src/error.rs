@@ -31,6 +31,8 @@ pub(crate) enum CliError {
     },
     /// A key provider could not produce the passphrase.
     Provider(keyprovider::Error),
+    /// A configured volume's lifecycle refused or failed.
+    Volume(volumes::Error),
     /// The user's arguments do not make sense together.
     Usage(String),
     /// The operation was refused or not confirmed; nothing was changed.
@@ -73,13 +75,20 @@ impl CliError {
                 code::PERMISSION
             }
             CliError::File { .. } => code::FAILURE,
-            CliError::Provider(e) => match e.kind() {
-                keyprovider::ErrorKind::Unavailable => code::KEY_UNAVAILABLE,
-                keyprovider::ErrorKind::Refused => code::KEY_REFUSED,
-                _ => code::FAILURE,
-            },
+            CliError::Provider(e) => provider_code(e),
+            CliError::Volume(volumes::Error::Provider(e)) => provider_code(e),
+            CliError::Volume(volumes::Error::Activate(e)) => activation_code(e),
+            CliError::Volume(_) => code::FAILURE,
             CliError::Usage(_) | CliError::Refused(_) => code::FAILURE,
         }
+    }
+}
+
+fn provider_code(e: &keyprovider::Error) -> i32 {
+    match e.kind() {
+        keyprovider::ErrorKind::Unavailable => code::KEY_UNAVAILABLE,
+        keyprovider::ErrorKind::Refused => code::KEY_REFUSED,
+        _ => code::FAILURE,
     }
 }
 
@@ -136,6 +145,7 @@ impl fmt::Display for CliError {
             CliError::Activate(e) => write!(f, "{e}"),
             CliError::File { path, what, .. } => write!(f, "cannot {what} {}", path.display()),
             CliError::Provider(e) => write!(f, "{e}"),
+            CliError::Volume(e) => write!(f, "{e}"),
             CliError::Usage(m) | CliError::Refused(m) => f.write_str(m),
         }
     }
@@ -145,6 +155,7 @@ impl std::error::Error for CliError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             CliError::Activate(e) => std::error::Error::source(e),
+            CliError::Volume(e) => std::error::Error::source(e),
             CliError::File { source, .. } => Some(source),
             CliError::Provider(_) | CliError::Usage(_) | CliError::Refused(_) => None,
         }
@@ -154,6 +165,12 @@ impl std::error::Error for CliError {
 impl From<activate::Error> for CliError {
     fn from(e: activate::Error) -> Self {
         CliError::Activate(e)
+    }
+}
+
+impl From<volumes::Error> for CliError {
+    fn from(e: volumes::Error) -> Self {
+        CliError::Volume(e)
     }
 }
 
