@@ -7,7 +7,9 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use luks2::{Activation, BlockIo, FormatOptions, KdfLimits, Luks2, SegmentCipher, VolumeKey};
+use luks2::{
+    Activation, BlockIo, FormatOptions, KdfLimits, Luks2, Passphrase, SegmentCipher, VolumeKey,
+};
 
 use crate::{Error, Result};
 
@@ -70,7 +72,7 @@ impl<'f> Segment<'f> {
     ///
     /// # Errors
     /// [`Error::Luks`] with `WrongPassphrase` when no keyslot opens.
-    pub fn unlock(mut self, passphrase: &[u8], slot: Option<u32>) -> Result<Unlocked> {
+    pub fn unlock(mut self, passphrase: &Passphrase, slot: Option<u32>) -> Result<Unlocked> {
         let (_, key) = self
             .dev
             .unlock(passphrase, slot, &KdfLimits::default())
@@ -137,7 +139,7 @@ pub fn encrypt_image(
     input: Source<'_>,
     out: (&Path, &mut File),
     opts: &FormatOptions,
-    passphrase: &[u8],
+    passphrase: &Passphrase,
     stream: Stream,
     progress: crate::ProgressFn<'_>,
 ) -> Result<()> {

@@ -15,7 +15,7 @@
 //! let device = Path::new("/dev/vdb");
 //! let mut file = open_device(device, true, false)?;
 //! let mut luks = Luks2::open(&mut file).map_err(activate::Error::luks(device))?;
-//! let (_, key) = luks.unlock(b"passphrase", None, &KdfLimits::default())
+//! let (_, key) = luks.unlock(&luks2::Passphrase::from_slice(b"passphrase"), None, &KdfLimits::default())
 //!     .map_err(activate::Error::luks(device))?;
 //! let header = luks.header().clone();
 //! drop(luks);

@@ -411,8 +411,12 @@ mod tests {
 
     #[test]
     fn plain_luks2_is_one_crypt_layer_as_cryptsetup_loads_it() {
-        let (dev, key) =
-            luks2::format(MemoryDevice::new(32 << 20), &options(0x11, 64), b"pw").expect("format");
+        let (dev, key) = luks2::format(
+            MemoryDevice::new(32 << 20),
+            &options(0x11, 64),
+            &luks2::Passphrase::from_slice(b"pw"),
+        )
+        .expect("format");
         let header = dev.header().clone();
         let a = header.activation().expect("activation");
         let data = DataDevice::fake(7, 3, 32 << 20);
@@ -449,9 +453,13 @@ mod tests {
     fn integrity_puts_crypt_over_name_dif() {
         let mut opts = options(0x22, 96);
         opts.integrity = Some(SegmentIntegrity::Hmac(HashAlg::Sha256));
-        let (dev, key, sb) =
-            integrity::luks::format_luks2(MemoryDevice::new(48 << 20), &opts, b"pw", true)
-                .expect("format");
+        let (dev, key, sb) = integrity::luks::format_luks2(
+            MemoryDevice::new(48 << 20),
+            &opts,
+            &luks2::Passphrase::from_slice(b"pw"),
+            true,
+        )
+        .expect("format");
         let header = dev.header().clone();
         let a = header.activation().expect("activation");
         let data = DataDevice::fake(8, 16, 48 << 20);
@@ -497,8 +505,12 @@ mod tests {
 
     #[test]
     fn no_room_for_data_is_refused_before_any_mapping() {
-        let (dev, key) =
-            luks2::format(MemoryDevice::new(32 << 20), &options(0x33, 64), b"pw").expect("format");
+        let (dev, key) = luks2::format(
+            MemoryDevice::new(32 << 20),
+            &options(0x33, 64),
+            &luks2::Passphrase::from_slice(b"pw"),
+        )
+        .expect("format");
         let header = dev.header().clone();
         let a = header.activation().expect("activation");
         let data = DataDevice::fake(7, 3, 16 << 20);

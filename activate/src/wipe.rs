@@ -31,7 +31,7 @@ pub fn format_with_integrity(
     device: &Path,
     mut f: File,
     opts: &FormatOptions,
-    passphrase: &[u8],
+    passphrase: &luks2::Passphrase,
     fix_padding: bool,
     wipe: Option<(&Mapper, ProgressFn<'_>)>,
 ) -> Result<(Header, VolumeKey)> {

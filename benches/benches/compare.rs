@@ -158,7 +158,7 @@ fn unlock(c: &mut Criterion) {
         b.iter(|| {
             let f = std::fs::File::open(&img).expect("open");
             let mut dev = luks2::Luks2::open(f).expect("luks2");
-            dev.unlock(b"benchmark passphrase", None, &luks2::KdfLimits::default())
+            dev.unlock(&luks2::Passphrase::from_slice(b"benchmark passphrase"), None, &luks2::KdfLimits::default())
                 .expect("unlock")
         })
     });

@@ -15,7 +15,7 @@ fn base() -> &'static MemoryDevice {
         o.digest_iterations = Some(1000);
         o.keyslots_size = Some(1 << 20);
         o.data_offset = Some(2 << 20);
-        format(MemoryDevice::new(3 << 20), &o, b"fuzz")
+        format(MemoryDevice::new(3 << 20), &o, &luks2::Passphrase::from_slice(b"fuzz"))
             .expect("format")
             .0
             .into_inner()

@@ -18,6 +18,6 @@ fuzz_target!(|data: &[u8]| {
     };
     let limits = common::tight_limits();
     for slot in [None, Some(0), Some(1)] {
-        let _ = d.unlock(b"fuzz", slot, &limits);
+        let _ = d.unlock(&luks2::Passphrase::from_slice(b"fuzz"), slot, &limits);
     }
 });

@@ -40,7 +40,7 @@ pub fn integrity_params(a: &Activation, fix_padding: bool) -> Result<IntegrityPa
 pub fn format_luks2<D: BlockIo>(
     mut io: D,
     opts: &FormatOptions,
-    passphrase: &[u8],
+    passphrase: &luks2::Passphrase,
     fix_padding: bool,
 ) -> Result<(Luks2<D>, VolumeKey, Superblock)> {
     let Some(kind) = opts.integrity else {
@@ -99,8 +99,13 @@ mod tests {
 
     #[test]
     fn format_and_read_back() {
-        let (mut dev, key, sb) =
-            format_luks2(MemoryDevice::new(64 << 20), &opts(), b"pw", true).unwrap();
+        let (mut dev, key, sb) = format_luks2(
+            MemoryDevice::new(64 << 20),
+            &opts(),
+            &luks2::Passphrase::from_slice(b"pw"),
+            true,
+        )
+        .unwrap();
         assert_eq!(key.len(), 96);
         let a = dev.header().activation().unwrap();
         assert_eq!(
@@ -122,14 +127,19 @@ mod tests {
         o.sector_size = Some(4096);
         // Room for the superblock and journal, not for a tag run and data.
         let mut keep = MemoryDevice::from_vec(vec![0x5a; (16 << 20) + (256 << 10)]);
-        assert!(format_luks2(&mut keep, &o, b"pw", true).is_err());
+        assert!(format_luks2(&mut keep, &o, &luks2::Passphrase::from_slice(b"pw"), true).is_err());
         assert!(keep.as_slice().iter().all(|&b| b == 0x5a));
     }
 
     #[test]
     fn a_mismatching_superblock_is_refused() {
-        let (mut dev, _, _) =
-            format_luks2(MemoryDevice::new(64 << 20), &opts(), b"pw", true).unwrap();
+        let (mut dev, _, _) = format_luks2(
+            MemoryDevice::new(64 << 20),
+            &opts(),
+            &luks2::Passphrase::from_slice(b"pw"),
+            true,
+        )
+        .unwrap();
         let mut a = dev.header().activation().unwrap();
         a.sector_size = 4096;
         assert!(read_luks2_superblock(dev.io_mut(), &a).is_err());

@@ -19,6 +19,7 @@ use crate::keyslot;
 use crate::pbkdf::PbkdfParams;
 use crate::secret::VolumeKey;
 use crate::util::{align_up, random_bytes};
+use crate::Passphrase;
 use crate::{Error, HashAlg, Result};
 
 /// AF settings for new keyslots.
@@ -116,10 +117,11 @@ impl<D: BlockIo> Luks2<D> {
     /// candidate slots could not be tried.
     pub fn unlock(
         &mut self,
-        passphrase: &[u8],
+        passphrase: &Passphrase,
         slot: Option<u32>,
         limits: &KdfLimits,
     ) -> Result<(u32, VolumeKey)> {
+        let passphrase = passphrase.as_bytes();
         let candidates: Vec<u32> = match slot {
             Some(s) => {
                 if !self.header.meta.keyslots.contains_key(&ObjId(s)) {
@@ -198,10 +200,11 @@ impl<D: BlockIo> Luks2<D> {
     pub fn add_keyslot(
         &mut self,
         key: &VolumeKey,
-        passphrase: &[u8],
+        passphrase: &Passphrase,
         slot: Option<u32>,
         opts: &KeyslotOptions,
     ) -> Result<u32> {
+        let passphrase = passphrase.as_bytes();
         self.header.ensure_writable()?;
         let digest_id = self.digest_for_key(key)?;
         let id = self.pick_keyslot_id(slot)?;
@@ -226,9 +229,10 @@ impl<D: BlockIo> Luks2<D> {
         &mut self,
         slot: u32,
         key: &VolumeKey,
-        new_passphrase: &[u8],
+        new_passphrase: &Passphrase,
         opts: &KeyslotOptions,
     ) -> Result<()> {
+        let new_passphrase = new_passphrase.as_bytes();
         self.header.ensure_writable()?;
         let digest = self
             .header

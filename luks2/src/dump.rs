@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use zeroize::Zeroizing;
 
-use crate::header::json::SegmentSize;
+use crate::header::json::{KeyslotJson, ObjId, SegmentJson, SegmentSize};
 use crate::{Header, VolumeKey};
 
 fn hex_block(out: &mut String, label: &str, bytes: &[u8]) {
@@ -35,99 +35,14 @@ fn or_none<'a>(s: &'a str, none: &'a str) -> &'a str {
 pub fn dump_text(h: &Header) -> String {
     let m = h.metadata();
     let mut o = String::new();
-    let flags = m
-        .config
-        .flags
-        .as_ref()
-        .filter(|f| !f.is_empty())
-        .map(|f| f.join(" "));
-    let _ = write!(
-        o,
-        "LUKS header information\nVersion:       \t2\nEpoch:         \t{}\n\
-         Metadata area: \t{} [bytes]\nKeyslots area: \t{} [bytes]\nUUID:          \t{}\n\
-         Label:         \t{}\nSubsystem:     \t{}\nFlags:       \t{}\n",
-        h.seqid(),
-        h.metadata_size(),
-        h.keyslots_size(),
-        h.uuid(),
-        or_none(h.label(), "(no label)"),
-        or_none(h.subsystem(), "(no subsystem)"),
-        flags.as_deref().unwrap_or("(no flags)"),
-    );
-    let req = m.requirements();
-    if !req.is_empty() {
-        let _ = writeln!(o, "Requirements:\t{}", req.join(" "));
-    }
+    general(&mut o, h);
     o.push_str("\nData segments:\n");
     for (id, s) in &m.segments {
-        let _ = writeln!(o, "  {id}: {}", s.kind);
-        let _ = writeln!(o, "\toffset: {} [bytes]", s.offset.0);
-        match s.size {
-            SegmentSize::Dynamic => o.push_str("\tlength: (whole device)\n"),
-            SegmentSize::Bytes(n) => {
-                let _ = writeln!(o, "\tlength: {n} [bytes]");
-            }
-        }
-        if let Some(c) = &s.encryption {
-            let _ = writeln!(o, "\tcipher: {c}");
-        }
-        if let Some(n) = s.sector_size {
-            let _ = writeln!(o, "\tsector: {n} [bytes]");
-        }
-        if let Some(i) = &s.integrity {
-            if let Some(t) = i.get("type").and_then(|v| v.as_str()) {
-                let _ = writeln!(o, "\tintegrity: {t}");
-            }
-        }
-        if let Some(f) = &s.flags {
-            let _ = writeln!(o, "\tflags : {}", f.join(" "));
-        }
+        segment(&mut o, *id, s);
     }
     o.push_str("\nKeyslots:\n");
     for (id, k) in &m.keyslots {
-        let _ = writeln!(o, "  {id}: {}", k.kind);
-        let _ = writeln!(o, "\tKey:        {} bits", k.key_size * 8);
-        let prio = match k.priority {
-            Some(0) => "ignored",
-            Some(2) => "preferred",
-            _ => "normal",
-        };
-        let _ = writeln!(o, "\tPriority:   {prio}");
-        if let Some(c) = &k.area.encryption {
-            let _ = writeln!(o, "\tCipher:     {c}");
-        }
-        if let Some(n) = k.area.key_size {
-            let _ = writeln!(o, "\tCipher key: {} bits", n * 8);
-        }
-        if let Some(kdf) = &k.kdf {
-            let _ = writeln!(o, "\tPBKDF:      {}", kdf.kind);
-            if let Some(hh) = &kdf.hash {
-                let _ = writeln!(o, "\tHash:       {hh}");
-            }
-            if let Some(n) = kdf.iterations {
-                let _ = writeln!(o, "\tIterations: {n}");
-            }
-            if let Some(n) = kdf.time {
-                let _ = writeln!(o, "\tTime cost:  {n}");
-            }
-            if let Some(n) = kdf.memory {
-                let _ = writeln!(o, "\tMemory:     {n}");
-            }
-            if let Some(n) = kdf.cpus {
-                let _ = writeln!(o, "\tThreads:    {n}");
-            }
-            hex_block(&mut o, "Salt:", &kdf.salt.0);
-        }
-        if let Some(af) = &k.af {
-            if let Some(n) = af.stripes {
-                let _ = writeln!(o, "\tAF stripes: {n}");
-            }
-            if let Some(hh) = &af.hash {
-                let _ = writeln!(o, "\tAF hash:    {hh}");
-            }
-        }
-        let _ = writeln!(o, "\tArea offset:{} [bytes]", k.area.offset.0);
-        let _ = writeln!(o, "\tArea length:{} [bytes]", k.area.size.0);
+        keyslot(&mut o, *id, k);
         if let Some(d) = m.digests.iter().find(|(_, d)| d.keyslots.contains(id)) {
             let _ = writeln!(o, "\tDigest ID:  {}", d.0);
         }
@@ -155,6 +70,105 @@ pub fn dump_text(h: &Header) -> String {
         hex_block(&mut o, "Digest:", &d.digest.0);
     }
     o
+}
+
+/// The binary header's fields, the flags and the requirements.
+fn general(o: &mut String, h: &Header) {
+    let m = h.metadata();
+    let flags = m
+        .config
+        .flags
+        .as_ref()
+        .filter(|f| !f.is_empty())
+        .map(|f| f.join(" "));
+    let _ = write!(
+        o,
+        "LUKS header information\nVersion:       \t2\nEpoch:         \t{}\n\
+         Metadata area: \t{} [bytes]\nKeyslots area: \t{} [bytes]\nUUID:          \t{}\n\
+         Label:         \t{}\nSubsystem:     \t{}\nFlags:       \t{}\n",
+        h.seqid(),
+        h.metadata_size(),
+        h.keyslots_size(),
+        h.uuid(),
+        or_none(h.label(), "(no label)"),
+        or_none(h.subsystem(), "(no subsystem)"),
+        flags.as_deref().unwrap_or("(no flags)"),
+    );
+    let req = m.requirements();
+    if !req.is_empty() {
+        let _ = writeln!(o, "Requirements:\t{}", req.join(" "));
+    }
+}
+
+fn segment(o: &mut String, id: ObjId, s: &SegmentJson) {
+    let _ = writeln!(o, "  {id}: {}", s.kind);
+    let _ = writeln!(o, "\toffset: {} [bytes]", s.offset.0);
+    match s.size {
+        SegmentSize::Dynamic => o.push_str("\tlength: (whole device)\n"),
+        SegmentSize::Bytes(n) => {
+            let _ = writeln!(o, "\tlength: {n} [bytes]");
+        }
+    }
+    if let Some(c) = &s.encryption {
+        let _ = writeln!(o, "\tcipher: {c}");
+    }
+    if let Some(n) = s.sector_size {
+        let _ = writeln!(o, "\tsector: {n} [bytes]");
+    }
+    if let Some(t) = s
+        .integrity
+        .as_ref()
+        .and_then(|i| i.get("type"))
+        .and_then(|v| v.as_str())
+    {
+        let _ = writeln!(o, "\tintegrity: {t}");
+    }
+    if let Some(f) = &s.flags {
+        let _ = writeln!(o, "\tflags : {}", f.join(" "));
+    }
+}
+
+fn keyslot(o: &mut String, id: ObjId, k: &KeyslotJson) {
+    let _ = writeln!(o, "  {id}: {}", k.kind);
+    let _ = writeln!(o, "\tKey:        {} bits", k.key_size * 8);
+    let prio = match k.priority {
+        Some(0) => "ignored",
+        Some(2) => "preferred",
+        _ => "normal",
+    };
+    let _ = writeln!(o, "\tPriority:   {prio}");
+    if let Some(c) = &k.area.encryption {
+        let _ = writeln!(o, "\tCipher:     {c}");
+    }
+    if let Some(n) = k.area.key_size {
+        let _ = writeln!(o, "\tCipher key: {} bits", n * 8);
+    }
+    if let Some(kdf) = &k.kdf {
+        let _ = writeln!(o, "\tPBKDF:      {}", kdf.kind);
+        let fields = [
+            ("Hash:      ", kdf.hash.clone()),
+            ("Iterations:", kdf.iterations.map(|n| n.to_string())),
+            ("Time cost: ", kdf.time.map(|n| n.to_string())),
+            ("Memory:    ", kdf.memory.map(|n| n.to_string())),
+            ("Threads:   ", kdf.cpus.map(|n| n.to_string())),
+        ];
+        for (label, value) in fields {
+            if let Some(v) = value {
+                let _ = writeln!(o, "\t{label} {v}");
+            }
+        }
+        hex_block(o, "Salt:", &kdf.salt.0);
+    }
+    if let Some(af) = &k.af {
+        if let Some(n) = af.stripes {
+            let _ = writeln!(o, "\tAF stripes: {n}");
+        }
+        if let Some(hh) = &af.hash {
+            let _ = writeln!(o, "\tAF hash:    {hh}");
+        }
+    }
+    let _ = writeln!(o, "\tArea offset:{} [bytes]", k.area.offset.0);
+    let _ = writeln!(o, "\tArea length:{} [bytes]", k.area.size.0);
 }
 
 /// What `cryptsetup luksDump --dump-volume-key` prints: the cipher, payload offset, UUID and
@@ -203,7 +217,12 @@ mod key_dump_tests {
         opts.keyslot.pbkdf = PbkdfParams::insecure_fast();
         opts.digest_iterations = Some(1000);
         opts.volume_key = Some(VolumeKey::from_slice(&(0..64).collect::<Vec<u8>>()));
-        let (dev, key) = format(MemoryDevice::new(20 << 20), &opts, b"pw").expect("format");
+        let (dev, key) = format(
+            MemoryDevice::new(20 << 20),
+            &opts,
+            &crate::Passphrase::from_slice(b"pw"),
+        )
+        .expect("format");
         let text = dump_volume_key_text(dev.header(), "/dev/vdb", &key);
         assert!(text.starts_with("LUKS header information for /dev/vdb\nCipher name:   \taes\nCipher mode:   \txts-plain64\nPayload offset:\t32768\n"), "{}", *text);
         assert!(text.contains("MK bits:       \t512\nMK dump:\t00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f \n\t\t10 11 "), "{}", *text);

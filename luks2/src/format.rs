@@ -10,7 +10,7 @@ use crate::header::json::{
 };
 use crate::header::{CopyStatus, Header, Loaded};
 use crate::io::BlockIo;
-use crate::secret::VolumeKey;
+use crate::secret::{Passphrase, VolumeKey};
 use crate::util::{align_up, random_uuid};
 use crate::{Error, HashAlg, Result, SegmentIntegrity};
 
@@ -177,25 +177,9 @@ fn layout(o: &FormatOptions) -> Result<Layout> {
     })
 }
 
-/// Formats `io` as LUKS2 with one keyslot opened by `passphrase`.
-/// Returns the opened device and its volume key.
-///
-/// The caller decides whether the device may be overwritten (see `probe` in the CLI); this
-/// function writes unconditionally, the keyslot first and both header copies last.
-///
-/// # Errors
-/// [`Error::InvalidArgument`] for impossible options, [`Error::DeviceTooSmall`],
-/// [`Error::Unsupported`] for an unknown cipher, I/O errors.
-pub fn format<D: BlockIo>(
-    mut io: D,
-    opts: &FormatOptions,
-    passphrase: &[u8],
-) -> Result<(Luks2<D>, VolumeKey)> {
-    check_cipher(opts)?;
-    let lay = layout(opts)?;
-    let dev_size = io
-        .size()
-        .map_err(|e| Error::io("reading the device size", e))?;
+/// The encryption sector size: the one asked for, else 4096 when the data area is a whole
+/// number of 4 KiB blocks; checked against the device and the data offset.
+fn sector_size(opts: &FormatOptions, lay: &Layout, dev_size: u64) -> Result<u32> {
     let sector_size = match opts.sector_size {
         Some(s @ (512 | 1024 | 2048 | 4096)) => s,
         Some(s) => {
@@ -204,7 +188,12 @@ pub fn format<D: BlockIo>(
                 format!("{s} is not 512, 1024, 2048 or 4096"),
             ))
         }
-        None if (dev_size.saturating_sub(lay.data_offset)) % 4096 == 0 => 4096,
+        None if dev_size
+            .saturating_sub(lay.data_offset)
+            .is_multiple_of(4096) =>
+        {
+            4096
+        }
         None => 512,
     };
     let needed = lay.data_offset + u64::from(sector_size);
@@ -214,38 +203,23 @@ pub fn format<D: BlockIo>(
             size: dev_size,
         });
     }
-    if lay.data_offset % u64::from(sector_size) != 0 {
+    if !lay.data_offset.is_multiple_of(u64::from(sector_size)) {
         return Err(Error::invalid(
             "data offset",
             format!("not aligned to the {sector_size}-byte sector"),
         ));
     }
-    crate::header::binary::check_field("label", &opts.label, crate::header::binary::LABEL_MAX + 1)?;
-    crate::header::binary::check_field(
-        "subsystem",
-        &opts.subsystem,
-        crate::header::binary::LABEL_MAX + 1,
-    )?;
-    let uuid = match &opts.uuid {
-        Some(u) if crate::util::is_uuid(u) => u.to_ascii_lowercase(),
-        Some(u) => return Err(Error::invalid("uuid", format!("'{u}' is not a UUID"))),
-        None => random_uuid()?,
-    };
-    let key = match &opts.volume_key {
-        Some(k) if k.len() == opts.key_size => k.clone(),
-        Some(k) => {
-            return Err(Error::invalid(
-                "volume key",
-                format!("{} bytes given, the key size is {}", k.len(), opts.key_size),
-            ))
-        }
-        None => VolumeKey::random(opts.key_size)?,
-    };
-    let iterations = opts
-        .digest_iterations
-        .unwrap_or_else(|| crate::pbkdf::digest_iterations(HashAlg::Sha256));
-    let digest = KeyDigest::compute(key.as_bytes(), HashAlg::Sha256, iterations)?;
+    Ok(sector_size)
+}
 
+/// The JSON metadata of a new volume: one crypt segment over the data area, its digest, no
+/// keyslots yet.
+fn new_metadata(
+    opts: &FormatOptions,
+    lay: &Layout,
+    sector_size: u32,
+    digest: &KeyDigest,
+) -> Metadata {
     let mut segments = std::collections::BTreeMap::new();
     segments.insert(
         ObjId(0),
@@ -281,7 +255,7 @@ pub fn format<D: BlockIo>(
             extra: Map::new(),
         },
     );
-    let meta = Metadata {
+    Metadata {
         keyslots: Default::default(),
         tokens: Default::default(),
         segments,
@@ -294,7 +268,52 @@ pub fn format<D: BlockIo>(
             extra: Map::new(),
         },
         extra: Map::new(),
+    }
+}
+
+/// Formats `io` as LUKS2 with one keyslot opened by `passphrase`.
+/// Returns the opened device and its volume key.
+///
+/// The caller decides whether the device may be overwritten (see `probe` in the CLI); this
+/// function writes unconditionally, the keyslot first and both header copies last.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for impossible options, [`Error::DeviceTooSmall`],
+/// [`Error::Unsupported`] for an unknown cipher, I/O errors.
+pub fn format<D: BlockIo>(
+    mut io: D,
+    opts: &FormatOptions,
+    passphrase: &Passphrase,
+) -> Result<(Luks2<D>, VolumeKey)> {
+    check_cipher(opts)?;
+    let lay = layout(opts)?;
+    let dev_size = io
+        .size()
+        .map_err(|e| Error::io("reading the device size", e))?;
+    let sector_size = sector_size(opts, &lay, dev_size)?;
+    let hdr = crate::header::binary::LABEL_MAX + 1;
+    crate::header::binary::check_field("label", &opts.label, hdr)?;
+    crate::header::binary::check_field("subsystem", &opts.subsystem, hdr)?;
+    let uuid = match &opts.uuid {
+        Some(u) if crate::util::is_uuid(u) => u.to_ascii_lowercase(),
+        Some(u) => return Err(Error::invalid("uuid", format!("'{u}' is not a UUID"))),
+        None => random_uuid()?,
     };
+    let key = match &opts.volume_key {
+        Some(k) if k.len() == opts.key_size => k.clone(),
+        Some(k) => {
+            return Err(Error::invalid(
+                "volume key",
+                format!("{} bytes given, the key size is {}", k.len(), opts.key_size),
+            ))
+        }
+        None => VolumeKey::random(opts.key_size)?,
+    };
+    let iterations = opts
+        .digest_iterations
+        .unwrap_or_else(|| crate::pbkdf::digest_iterations(HashAlg::Sha256));
+    let digest = KeyDigest::compute(key.as_bytes(), HashAlg::Sha256, iterations)?;
+    let meta = new_metadata(opts, &lay, sector_size, &digest);
     let bin = BinaryHeader {
         hdr_size: lay.metadata_size,
         seqid: 0,

@@ -11,12 +11,12 @@
 //! let mut opts = FormatOptions::default();
 //! opts.keyslot.pbkdf = PbkdfParams::insecure_fast(); // calibrated Argon2id by default
 //! opts.digest_iterations = Some(1000);
-//! let (dev, key) = format(MemoryDevice::new(32 << 20), &opts, b"correct horse")?;
+//! let (dev, key) = format(MemoryDevice::new(32 << 20), &opts, &luks2::Passphrase::from_slice(b"correct horse"))?;
 //!
 //! let mut dev = Luks2::open(dev.into_inner())?;
-//! let (slot, unlocked) = dev.unlock(b"correct horse", None, &KdfLimits::default())?;
+//! let (slot, unlocked) = dev.unlock(&luks2::Passphrase::from_slice(b"correct horse"), None, &KdfLimits::default())?;
 //! assert_eq!((slot, unlocked.as_bytes()), (0, key.as_bytes()));
-//! assert!(dev.unlock(b"wrong", None, &KdfLimits::default()).is_err());
+//! assert!(dev.unlock(&luks2::Passphrase::from_slice(b"wrong"), None, &KdfLimits::default()).is_err());
 //! # Ok::<(), luks2::Error>(())
 //! ```
 //!

@@ -21,7 +21,12 @@ fn fast_slot() -> KeyslotOptions {
 }
 
 fn formatted(pass: &[u8]) -> (MemoryDevice, luks2::VolumeKey) {
-    let (dev, key) = format(MemoryDevice::new(SIZE), &fast_opts(), pass).expect("format");
+    let (dev, key) = format(
+        MemoryDevice::new(SIZE),
+        &fast_opts(),
+        &luks2::Passphrase::from_slice(pass),
+    )
+    .expect("format");
     (dev.into_inner(), key)
 }
 
@@ -30,7 +35,11 @@ fn unlock(
     pass: &[u8],
 ) -> (Result<(u32, luks2::VolumeKey), Error>, MemoryDevice) {
     let mut d = Luks2::open(dev).expect("open");
-    let r = d.unlock(pass, None, &KdfLimits::default());
+    let r = d.unlock(
+        &luks2::Passphrase::from_slice(pass),
+        None,
+        &KdfLimits::default(),
+    );
     (r, d.into_inner())
 }
 
@@ -55,7 +64,11 @@ fn either_damaged_copy_still_unlocks_and_repairs() {
         let mut d = Luks2::open(dev).expect("one copy is enough");
         assert_eq!(d.stale_copy(), Some(damaged));
         let (_, k) = d
-            .unlock(b"pw", None, &KdfLimits::default())
+            .unlock(
+                &luks2::Passphrase::from_slice(b"pw"),
+                None,
+                &KdfLimits::default(),
+            )
             .expect("unlock");
         assert_eq!(k.as_bytes(), key.as_bytes());
         assert_eq!(d.repair().expect("repair"), Some(damaged));
@@ -95,31 +108,56 @@ fn key_management_round_trip() {
     let (dev, key) = formatted(b"one");
     let mut d = Luks2::open(dev).expect("open");
     let slot = d
-        .add_keyslot(&key, b"two", None, &fast_slot())
+        .add_keyslot(
+            &key,
+            &luks2::Passphrase::from_slice(b"two"),
+            None,
+            &fast_slot(),
+        )
         .expect("add");
     assert_eq!(slot, 1);
     assert!(matches!(
-        d.add_keyslot(&key, b"x", Some(1), &fast_slot()),
+        d.add_keyslot(
+            &key,
+            &luks2::Passphrase::from_slice(b"x"),
+            Some(1),
+            &fast_slot()
+        ),
         Err(Error::KeyslotInUse(1))
     ));
     let other = luks2::VolumeKey::from_slice(&[0u8; 64]);
     assert!(matches!(
-        d.add_keyslot(&other, b"x", None, &fast_slot()),
+        d.add_keyslot(
+            &other,
+            &luks2::Passphrase::from_slice(b"x"),
+            None,
+            &fast_slot()
+        ),
         Err(Error::WrongVolumeKey)
     ));
 
-    d.change_keyslot(0, &key, b"uno", &fast_slot())
-        .expect("change");
+    d.change_keyslot(
+        0,
+        &key,
+        &luks2::Passphrase::from_slice(b"uno"),
+        &fast_slot(),
+    )
+    .expect("change");
     let lim = KdfLimits::default();
     assert!(matches!(
-        d.unlock(b"one", None, &lim),
+        d.unlock(&luks2::Passphrase::from_slice(b"one"), None, &lim),
         Err(Error::WrongPassphrase)
     ));
-    assert_eq!(d.unlock(b"uno", None, &lim).expect("new").0, 0);
+    assert_eq!(
+        d.unlock(&luks2::Passphrase::from_slice(b"uno"), None, &lim)
+            .expect("new")
+            .0,
+        0
+    );
 
     d.kill_keyslot(1).expect("kill");
     assert!(matches!(
-        d.unlock(b"two", None, &lim),
+        d.unlock(&luks2::Passphrase::from_slice(b"two"), None, &lim),
         Err(Error::WrongPassphrase)
     ));
     assert_eq!(d.header().keyslot_ids(), vec![0]);
@@ -278,7 +316,12 @@ fn unknown_requirements_block_changes_but_not_reading() {
     });
     let mut d = Luks2::open(dev).expect("readable");
     assert!(
-        d.unlock(b"pw", None, &KdfLimits::default()).is_ok(),
+        d.unlock(
+            &luks2::Passphrase::from_slice(b"pw"),
+            None,
+            &KdfLimits::default()
+        )
+        .is_ok(),
         "reading the key is allowed"
     );
     let before = d.backup().expect("read");
@@ -291,11 +334,20 @@ fn unknown_requirements_block_changes_but_not_reading() {
         Err(Error::UnmetRequirements(_))
     ));
     let key = d
-        .unlock(b"pw", None, &KdfLimits::default())
+        .unlock(
+            &luks2::Passphrase::from_slice(b"pw"),
+            None,
+            &KdfLimits::default(),
+        )
         .expect("unlock")
         .1;
     assert!(matches!(
-        d.add_keyslot(&key, b"x", None, &fast_slot()),
+        d.add_keyslot(
+            &key,
+            &luks2::Passphrase::from_slice(b"x"),
+            None,
+            &fast_slot()
+        ),
         Err(Error::UnmetRequirements(_))
     ));
     assert!(matches!(
@@ -324,14 +376,23 @@ fn every_metadata_size_formats_and_reopens() {
     for md in luks2::header::HDR_SIZES {
         let mut o = fast_opts();
         o.metadata_size = md;
-        let (d, key) = format(MemoryDevice::new(SIZE), &o, b"pw").expect("format");
+        let (d, key) = format(
+            MemoryDevice::new(SIZE),
+            &o,
+            &luks2::Passphrase::from_slice(b"pw"),
+        )
+        .expect("format");
         let mut d = Luks2::open(d.into_inner()).expect("open");
         assert_eq!(d.header().metadata_size(), md);
         assert_eq!(
-            d.unlock(b"pw", None, &KdfLimits::default())
-                .expect("unlock")
-                .1
-                .as_bytes(),
+            d.unlock(
+                &luks2::Passphrase::from_slice(b"pw"),
+                None,
+                &KdfLimits::default()
+            )
+            .expect("unlock")
+            .1
+            .as_bytes(),
             key.as_bytes()
         );
     }
@@ -341,7 +402,12 @@ fn every_metadata_size_formats_and_reopens() {
 fn device_too_small_is_refused_untouched() {
     let mut dev = MemoryDevice::new(1 << 20);
     dev.as_mut_slice().fill(0x5a);
-    let err = format(&mut dev, &fast_opts(), b"pw").unwrap_err();
+    let err = format(
+        &mut dev,
+        &fast_opts(),
+        &luks2::Passphrase::from_slice(b"pw"),
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::DeviceTooSmall { .. }), "{err}");
     assert!(
         dev.as_slice().iter().all(|&b| b == 0x5a),
@@ -370,7 +436,11 @@ fn sha1_and_sha512_header_checksums_are_read() {
         assert_eq!(d.header().checksum_algorithm(), alg);
         assert_eq!(d.stale_copy(), None);
         let (_, k) = d
-            .unlock(b"pw", None, &KdfLimits::default())
+            .unlock(
+                &luks2::Passphrase::from_slice(b"pw"),
+                None,
+                &KdfLimits::default(),
+            )
             .expect("unlock");
         assert_eq!(k.as_bytes(), key.as_bytes());
         // A rewrite keeps the algorithm and stays readable.
@@ -446,7 +516,10 @@ fn interrupted_everywhere(
                 Ok(mut d) => all
                     .iter()
                     .copied()
-                    .filter(|p| d.unlock(p, None, &lim).is_ok())
+                    .filter(|p| {
+                        d.unlock(&luks2::Passphrase::from_slice(p), None, &lim)
+                            .is_ok()
+                    })
                     .collect(),
                 Err(e) if old.is_empty() => {
                     assert!(
@@ -489,7 +562,8 @@ fn interrupted_changes_leave_old_or_new_state() {
         &base,
         &|f| {
             on_luks(f, |d| {
-                d.add_keyslot(&k, b"b", None, &fast_slot()).map(|_| ())
+                d.add_keyslot(&k, &luks2::Passphrase::from_slice(b"b"), None, &fast_slot())
+                    .map(|_| ())
             })
         },
         &[b"a"],
@@ -498,7 +572,11 @@ fn interrupted_changes_leave_old_or_new_state() {
     let k = key.clone();
     interrupted_everywhere(
         &base,
-        &|f| on_luks(f, |d| d.change_keyslot(0, &k, b"c", &fast_slot())),
+        &|f| {
+            on_luks(f, |d| {
+                d.change_keyslot(0, &k, &luks2::Passphrase::from_slice(b"c"), &fast_slot())
+            })
+        },
         &[b"a"],
         &[b"c"],
     );
@@ -527,8 +605,13 @@ fn interrupted_changes_leave_old_or_new_state() {
     );
 
     let mut two = Luks2::open(base.clone()).expect("open");
-    two.add_keyslot(&key, b"b", None, &fast_slot())
-        .expect("add");
+    two.add_keyslot(
+        &key,
+        &luks2::Passphrase::from_slice(b"b"),
+        None,
+        &fast_slot(),
+    )
+    .expect("add");
     let two = two.into_inner();
     interrupted_everywhere(
         &two,
@@ -543,7 +626,7 @@ fn interrupted_format_restore_and_repair() {
     // Format over a blank device: afterwards it is not LUKS2 at all, or opens with the new key.
     interrupted_everywhere(
         &MemoryDevice::new(SIZE),
-        &|f| format(f, &fast_opts(), b"a").map(|_| ()),
+        &|f| format(f, &fast_opts(), &luks2::Passphrase::from_slice(b"a")).map(|_| ()),
         &[],
         &[b"a"],
     );
@@ -592,8 +675,8 @@ fn op_strategy() -> impl proptest::strategy::Strategy<Value = Op> {
     ]
 }
 
-fn pass(p: u8) -> Vec<u8> {
-    format!("pass-{p}").into_bytes()
+fn pass(p: u8) -> luks2::Passphrase {
+    luks2::Passphrase::new(format!("pass-{p}").into_bytes())
 }
 
 /// Applies `op` to the model (the intended state, so an interrupted op can be judged
@@ -643,7 +726,7 @@ proptest::proptest! {
     #[test]
     fn random_operation_sequences(ops in proptest::collection::vec(op_strategy(), 1..8),
                                   budget in 0usize..6, tear: bool) {
-        let (base, key) = formatted(&pass(0));
+        let (base, key) = formatted(pass(0).as_bytes());
         let mut f = Faulty { dev: base, budget: usize::MAX, tear: false, faulted: false };
         let mut model = vec![(0u32, 0u8)];
         let (last, init) = ops.split_last().expect("non-empty");

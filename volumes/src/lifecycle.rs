@@ -125,7 +125,7 @@ pub fn init(v: &Volume, force_reinit: bool, ui: &mut dyn Ui) -> Result<()> {
         subsystem: INITIALIZING.into(),
         ..FormatOptions::default()
     };
-    format_and_fill(v, &mut opts, pass.as_bytes(), ui)?;
+    format_and_fill(v, &mut opts, &pass, ui)?;
     let mut f = open_device(&v.dev, true, false)?;
     let mut dev = Luks2::open(&mut f).map_err(activate::Error::luks(&v.dev))?;
     dev.set_labels(None, Some(DONE))
@@ -139,7 +139,7 @@ pub fn init(v: &Volume, force_reinit: bool, ui: &mut dyn Ui) -> Result<()> {
 fn format_and_fill(
     v: &Volume,
     opts: &mut FormatOptions,
-    pass: &[u8],
+    pass: &luks2::Passphrase,
     ui: &mut dyn Ui,
 ) -> Result<()> {
     let mapper = Mapper::open()?;
@@ -154,7 +154,11 @@ fn format_and_fill(
         activate::format_with_integrity(&v.dev, f, opts, pass, true, Some((&mapper, &mut report)))?
     } else {
         let (dev, vk) = luks2::format(&mut f, opts, pass).map_err(activate::Error::luks(&v.dev))?;
-        (dev.header().clone(), vk)
+        let header = dev.header().clone();
+        drop(dev);
+        // The exclusive (O_EXCL) handle must be closed, or the kernel refuses the mapping.
+        drop(f);
+        (header, vk)
     };
     let path = map(&mapper, v, &header, &vk)?;
     let made = makefs(v, &path, ui);
@@ -190,7 +194,7 @@ pub fn open(v: &Volume, check_fs: bool, ui: &mut dyn Ui) -> Result<()> {
             ..PbkdfParams::insecure_fast()
         };
         opts.digest_iterations = Some(1000);
-        return format_and_fill(v, &mut opts, pass.as_bytes(), ui);
+        return format_and_fill(v, &mut opts, &pass, ui);
     }
     match state(v) {
         State::Initialized => {}
@@ -214,7 +218,7 @@ pub fn open(v: &Volume, check_fs: bool, ui: &mut dyn Ui) -> Result<()> {
     let mut f = open_device(&v.dev, false, false)?;
     let mut dev = Luks2::open(&mut f).map_err(activate::Error::luks(&v.dev))?;
     let (_, vk) = dev
-        .unlock(pass.as_bytes(), None, &KdfLimits::default())
+        .unlock(&pass, None, &KdfLimits::default())
         .map_err(activate::Error::luks(&v.dev))?;
     let header = dev.header().clone();
     drop(dev);

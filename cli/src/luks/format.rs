@@ -49,7 +49,7 @@ pub(super) fn run(a: FormatArgs, keys: &mut Keys) -> CliResult<i32> {
         )?,
     };
     if opts.integrity.is_none() {
-        luks2::format(&mut f, &opts, pass.as_bytes()).map_err(CliError::luks(device))?;
+        luks2::format(&mut f, &opts, &pass).map_err(CliError::luks(device))?;
         return Ok(0);
     }
     let mut progress = Progress::new("Wiping device to initialize integrity checksum");
@@ -58,7 +58,7 @@ pub(super) fn run(a: FormatArgs, keys: &mut Keys) -> CliResult<i32> {
         .as_ref()
         .map(|m| (m, &mut report as activate::ProgressFn<'_>));
     let fix_padding = !a.integrity_legacy_padding;
-    activate::format_with_integrity(device, f, &opts, pass.as_bytes(), fix_padding, wipe)?;
+    activate::format_with_integrity(device, f, &opts, &pass, fix_padding, wipe)?;
     progress.finish();
     Ok(0)
 }

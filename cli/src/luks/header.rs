@@ -28,7 +28,7 @@ pub(super) fn dump(a: DumpArgs, keys: &mut Keys, out: &mut dyn Write) -> CliResu
     }
     let prompt = format!("Enter passphrase for {}: ", device.display());
     let pass = keys.existing(&a.key, &prompt)?;
-    let (_, vk) = unlock(&mut dev, device, pass.as_bytes(), a.key.key_slot)?;
+    let (_, vk) = unlock(&mut dev, device, &pass, a.key.key_slot)?;
     if let Some(f) = a.volume_key_file {
         write_secret_file(&f, vk.as_bytes())?;
         writeln_out(out, &format!("Key stored to file {}.", f.display()))?;

@@ -37,7 +37,7 @@ fn unlock(
         return Ok(seg.unlock_with_key(&read_volume_key(f)?)?);
     }
     let pass = keys.existing(key, &format!("Enter passphrase for {}: ", path.display()))?;
-    Ok(seg.unlock(pass.as_bytes(), key.key_slot)?)
+    Ok(seg.unlock(&pass, key.key_slot)?)
 }
 
 /// Creates (or, once confirmed, replaces) an output file.
@@ -81,7 +81,7 @@ pub(super) fn encrypt(a: EncryptImageArgs, keys: &mut Keys) -> CliResult<i32> {
         },
         (&a.output, &mut f),
         &opts,
-        pass.as_bytes(),
+        &pass,
         stream(a.threads, a.sparse),
         &mut |done, total| progress.update(done, total),
     )?;

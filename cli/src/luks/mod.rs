@@ -12,7 +12,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use luks2::{FormatOptions, KdfLimits, KeyslotOptions, Luks2, PbkdfParams, SecretBuf, VolumeKey};
+use luks2::{
+    FormatOptions, KdfLimits, KeyslotOptions, Luks2, Passphrase, PbkdfParams, SecretBuf, VolumeKey,
+};
 
 use crate::args::{Common, KeyOpts, LuksCommand as Luks, NewVolumeOpts, OpenArgs, PbkdfOpts};
 use crate::error::{CliError, CliResult};
@@ -144,7 +146,7 @@ pub(crate) fn write_secret_file(path: &Path, bytes: &[u8]) -> CliResult {
 pub(crate) fn unlock<D: luks2::BlockIo>(
     dev: &mut Luks2<D>,
     device: &Path,
-    pass: &[u8],
+    pass: &Passphrase,
     slot: Option<u32>,
 ) -> CliResult<(u32, VolumeKey)> {
     dev.unlock(pass, slot, &KdfLimits::default())
@@ -186,7 +188,7 @@ fn open(a: OpenArgs, keys: &mut Keys) -> CliResult<i32> {
         let mut dev = open_luks(&a.device, false)?;
         let prompt = format!("Enter passphrase for {}: ", a.device.display());
         let pass = keys.existing(&a.key, &prompt)?;
-        unlock(&mut dev, &a.device, pass.as_bytes(), a.key.key_slot)?;
+        unlock(&mut dev, &a.device, &pass, a.key.key_slot)?;
         return Ok(0);
     }
     let Some(name) = &a.name else {

@@ -211,31 +211,7 @@ pub fn read<D: BlockIo>(io: &mut D) -> Result<Loaded> {
     let primary = read_copy(io, Copy::Primary, 0);
     let secondary = match &primary {
         Ok(p) => read_copy(io, Copy::Secondary, p.bin.hdr_size),
-        Err(_) => {
-            // The primary cannot tell where the secondary is: try every allowed offset.
-            let mut first_err = None;
-            let mut found = None;
-            for off in HDR_SIZES {
-                if !has_magic(io, off, &binary::MAGIC_2ND) {
-                    continue;
-                }
-                match read_copy(io, Copy::Secondary, off) {
-                    Ok(c) => {
-                        found = Some(c);
-                        break;
-                    }
-                    Err(e) => {
-                        first_err.get_or_insert(e);
-                    }
-                }
-            }
-            found.ok_or_else(|| {
-                first_err.unwrap_or(Error::BadBinaryHeader {
-                    copy: Copy::Secondary,
-                    reason: "not found".into(),
-                })
-            })
-        }
+        Err(_) => find_secondary(io),
     };
     let (header, primary, secondary, salts) = match (primary, secondary) {
         (Err(p), Err(s)) => {
@@ -261,32 +237,7 @@ pub fn read<D: BlockIo>(io: &mut D) -> Result<Loaded> {
             let salts = [[0; SALT_LEN], s.bin.salt];
             (s, CopyStatus::Invalid(e), st, salts)
         }
-        (Ok(p), Ok(s)) => {
-            let (ps, ss) = (
-                CopyStatus::Valid(p.bin.seqid),
-                CopyStatus::Valid(s.bin.seqid),
-            );
-            let salts = [p.bin.salt, s.bin.salt];
-            // Equal seqids but different contents count as the secondary being stale.
-            let same = p.bin.seqid == s.bin.seqid
-                && p.meta == s.meta
-                && p.bin.label == s.bin.label
-                && p.bin.subsystem == s.bin.subsystem
-                && p.bin.uuid == s.bin.uuid;
-            let ss = if same || p.bin.seqid != s.bin.seqid {
-                ss
-            } else {
-                CopyStatus::Invalid(Error::BadBinaryHeader {
-                    copy: Copy::Secondary,
-                    reason: "differs from the primary with the same sequence id".into(),
-                })
-            };
-            if s.bin.seqid > p.bin.seqid {
-                (s, ps, ss, salts)
-            } else {
-                (p, ps, ss, salts)
-            }
-        }
+        (Ok(p), Ok(s)) => both_valid(p, s),
     };
     let mut bin = header.bin;
     bin.hdr_offset = 0;
@@ -299,6 +250,55 @@ pub fn read<D: BlockIo>(io: &mut D) -> Result<Loaded> {
         secondary,
         salts,
     })
+}
+
+/// The secondary copy when the primary cannot tell where it is: tried at every allowed
+/// offset that carries its magic.
+fn find_secondary<D: BlockIo>(io: &mut D) -> Result<CopyRead> {
+    let mut first_err = None;
+    for off in HDR_SIZES {
+        if !has_magic(io, off, &binary::MAGIC_2ND) {
+            continue;
+        }
+        match read_copy(io, Copy::Secondary, off) {
+            Ok(c) => return Ok(c),
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_err.unwrap_or(Error::BadBinaryHeader {
+        copy: Copy::Secondary,
+        reason: "not found".into(),
+    }))
+}
+
+/// Two valid copies: the newer one is the header; equal sequence ids with different
+/// contents count as the secondary being stale.
+fn both_valid(p: CopyRead, s: CopyRead) -> (CopyRead, CopyStatus, CopyStatus, [[u8; SALT_LEN]; 2]) {
+    let (ps, ss) = (
+        CopyStatus::Valid(p.bin.seqid),
+        CopyStatus::Valid(s.bin.seqid),
+    );
+    let salts = [p.bin.salt, s.bin.salt];
+    let same = p.bin.seqid == s.bin.seqid
+        && p.meta == s.meta
+        && p.bin.label == s.bin.label
+        && p.bin.subsystem == s.bin.subsystem
+        && p.bin.uuid == s.bin.uuid;
+    let ss = if same || p.bin.seqid != s.bin.seqid {
+        ss
+    } else {
+        CopyStatus::Invalid(Error::BadBinaryHeader {
+            copy: Copy::Secondary,
+            reason: "differs from the primary with the same sequence id".into(),
+        })
+    };
+    if s.bin.seqid > p.bin.seqid {
+        (s, ps, ss, salts)
+    } else {
+        (p, ps, ss, salts)
+    }
 }
 
 /// Writes one copy of the header described by `bin` and `meta`.

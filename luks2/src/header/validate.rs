@@ -94,53 +94,7 @@ fn validate_keyslots(m: &Metadata, area_start: u64, area_end: u64) -> Result<()>
             }
         }
         if ks.kind == "luks2" {
-            if ks.key_size == 0 || ks.key_size > MAX_KEY_SIZE {
-                return Err(Error::metadata(
-                    f("key_size"),
-                    format!("{} is out of range", ks.key_size),
-                ));
-            }
-            let (Some(af), Some(_kdf)) = (&ks.af, &ks.kdf) else {
-                return Err(Error::metadata(
-                    f("af"),
-                    "luks2 keyslot needs af and kdf objects",
-                ));
-            };
-            if ks.area.kind != "raw" || ks.area.encryption.is_none() || ks.area.key_size.is_none() {
-                return Err(Error::metadata(
-                    f("area"),
-                    "luks2 keyslot needs a raw area with encryption and key_size",
-                ));
-            }
-            if af.kind != "luks1" {
-                return Err(Error::metadata(
-                    f("af.type"),
-                    format!("'{}' is not luks1", af.kind),
-                ));
-            }
-            let stripes = af
-                .stripes
-                .ok_or_else(|| Error::metadata(f("af.stripes"), "missing"))?;
-            if stripes == 0 {
-                return Err(Error::metadata(f("af.stripes"), "must be positive"));
-            }
-            if stripes > MAX_STRIPES {
-                return Err(Error::limit(
-                    f("af.stripes"),
-                    stripes.into(),
-                    MAX_STRIPES.into(),
-                ));
-            }
-            if af.hash.is_none() {
-                return Err(Error::metadata(f("af.hash"), "missing"));
-            }
-            let need = af_sectors_bytes(ks.key_size, stripes);
-            if size < need {
-                return Err(Error::metadata(
-                    f("area.size"),
-                    format!("{size} bytes cannot hold {need} bytes of key material"),
-                ));
-            }
+            validate_luks2_keyslot(ks, &f)?;
         }
         areas.push((off, end, *id));
     }
@@ -152,6 +106,60 @@ fn validate_keyslots(m: &Metadata, area_start: u64, area_end: u64) -> Result<()>
                 format!("overlaps the area of keyslot {}", w[0].2),
             ));
         }
+    }
+    Ok(())
+}
+
+/// What a `luks2` keyslot needs: a key size in range, AF and KDF objects, a raw encrypted
+/// area large enough for the striped key, and a stripe count under the cap.
+fn validate_luks2_keyslot(ks: &KeyslotJson, f: &dyn Fn(&str) -> String) -> Result<()> {
+    if ks.key_size == 0 || ks.key_size > MAX_KEY_SIZE {
+        return Err(Error::metadata(
+            f("key_size"),
+            format!("{} is out of range", ks.key_size),
+        ));
+    }
+    let (Some(af), Some(_kdf)) = (&ks.af, &ks.kdf) else {
+        return Err(Error::metadata(
+            f("af"),
+            "luks2 keyslot needs af and kdf objects",
+        ));
+    };
+    if ks.area.kind != "raw" || ks.area.encryption.is_none() || ks.area.key_size.is_none() {
+        return Err(Error::metadata(
+            f("area"),
+            "luks2 keyslot needs a raw area with encryption and key_size",
+        ));
+    }
+    if af.kind != "luks1" {
+        return Err(Error::metadata(
+            f("af.type"),
+            format!("'{}' is not luks1", af.kind),
+        ));
+    }
+    let stripes = af
+        .stripes
+        .ok_or_else(|| Error::metadata(f("af.stripes"), "missing"))?;
+    if stripes == 0 {
+        return Err(Error::metadata(f("af.stripes"), "must be positive"));
+    }
+    if stripes > MAX_STRIPES {
+        return Err(Error::limit(
+            f("af.stripes"),
+            stripes.into(),
+            MAX_STRIPES.into(),
+        ));
+    }
+    if af.hash.is_none() {
+        return Err(Error::metadata(f("af.hash"), "missing"));
+    }
+    let need = af_sectors_bytes(ks.key_size, stripes);
+    let size = ks.area.size.0;
+    if size < need {
+        return Err(Error::metadata(
+            f("area.size"),
+            format!("{size} bytes cannot hold {need} bytes of key material"),
+        ));
     }
     Ok(())
 }
