@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     let file = Path::new("/etc/cryptpilot/volumes/fuzz.toml");
     match volumes::parse_volume(file, text) {
         Ok(v) => {
-            assert!(!v.name.is_empty() && !v.name.contains('/'));
+            assert!(!v.name.as_str().is_empty() && !v.name.as_str().contains('/'));
             assert!(v.dev.is_absolute());
         }
         Err(e) => {
