@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 need_cargo
-need_packages cryptsetup-bin libssl-dev pkg-config systemd
+need_packages cryptsetup-bin libssl-dev pkg-config systemd openssl
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo fmt --all --check

@@ -43,6 +43,8 @@ pub struct Kbs<'a> {
     config: &'a KbsConfig,
     /// The attester; `None` picks the one for this guest at fetch time.
     attester: Option<Box<dyn Attester>>,
+    /// The protocol versions offered, newest first.
+    versions: &'static [Protocol],
 }
 
 impl std::fmt::Debug for Kbs<'_> {
@@ -57,14 +59,15 @@ impl<'a> Kbs<'a> {
         Kbs {
             config,
             attester: None,
+            versions: &[Protocol::V0_4, Protocol::V0_1],
         }
     }
 
     /// The provider with a given attester.
     pub fn with_attester(config: &'a KbsConfig, attester: Box<dyn Attester>) -> Self {
         Kbs {
-            config,
             attester: Some(attester),
+            ..Kbs::new(config)
         }
     }
 }
@@ -98,14 +101,7 @@ impl KeyProvider for Kbs<'_> {
         let key = RsaPrivateKey::new(&mut rand_core::OsRng, 2048)
             .map_err(|e| ERR.unavailable(format!("cannot make the ephemeral key: {e}")))?;
         let tee = attester.tee();
-        let (protocol, challenge) = match session.post(AUTH, &Protocol::V0_4.auth_request(tee)) {
-            Ok(c) => (Protocol::V0_4, c),
-            // A broker of the 0.1.0 era refuses 0.4.0 at auth: ask again in its version.
-            Err(first) => match session.post(AUTH, &Protocol::V0_1.auth_request(tee)) {
-                Ok(c) => (Protocol::V0_1, c),
-                Err(_) => return Err(first),
-            },
-        };
+        let (protocol, challenge) = self.authenticate(&mut session, tee)?;
         let pubkey = json!({
             "kty": "RSA",
             "alg": protocol.key_algorithm(),
@@ -149,6 +145,30 @@ impl KeyProvider for Kbs<'_> {
 const AUTH: &str = "/kbs/v0/auth";
 
 impl Kbs<'_> {
+    /// Speaks only the 0.1.0 protocol (tests: what a broker that demands another version
+    /// answers).
+    #[doc(hidden)]
+    pub fn legacy_protocol_only(mut self) -> Self {
+        self.versions = &[Protocol::V0_1];
+        self
+    }
+
+    /// `auth` in the newest version the broker accepts; a broker of the 0.1.0 era refuses
+    /// 0.4.0, so it is asked again in its version. When every version is refused, the
+    /// broker's answer to the first is the error.
+    fn authenticate(&self, session: &mut Session, tee: &str) -> Result<(Protocol, Value)> {
+        let mut first = None;
+        for &version in self.versions {
+            match session.post(AUTH, &version.auth_request(tee)) {
+                Ok(challenge) => return Ok((version, challenge)),
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        Err(first.unwrap_or_else(|| ERR.config("no protocol version to speak")))
+    }
+
     /// The broker, its certificates checked.
     fn endpoint(&self) -> Result<Endpoint> {
         Endpoint::new(&self.config.kbs_url, self.config.kbs_root_cert.as_deref())
@@ -279,13 +299,19 @@ impl Session {
     }
 }
 
-/// A broker's answer other than 200: it refused (4xx), or failed (anything else).
+/// A broker's answer other than 200: it refused (4xx), or failed (anything else). Trustee
+/// explains itself as `{"type": ".../errors/<Name>", "detail": "..."}`: that is shown as
+/// `<Name>: <detail>`, anything else as the body's text.
 fn status_error(method: &str, path: &str, response: &Response) -> Error {
-    let what = format!(
-        "{method} {path}: HTTP {}: {}",
-        response.status,
-        response.body_text()
-    );
+    let body: Option<Value> = serde_json::from_slice(response.body.as_bytes()).ok();
+    let reason = match body
+        .as_ref()
+        .and_then(|b| Some((b["type"].as_str()?, b["detail"].as_str()?)))
+    {
+        Some((kind, detail)) => format!("{}: {detail}", kind.rsplit('/').next().unwrap_or(kind)),
+        None => response.body_text(),
+    };
+    let what = format!("{method} {path}: HTTP {}: {reason}", response.status);
     if (400..500).contains(&response.status) {
         ERR.refused(what)
     } else {

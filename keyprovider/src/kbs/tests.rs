@@ -144,10 +144,11 @@ fn broker(speaks: Speaks) -> (String, Arc<Mutex<State>>) {
                 let pk = st.pubkey.clone().expect("key");
                 json_reply(200, "", &seal(&pk).to_string())
             }
+            // What Trustee answers for a resource it does not have (a session or not).
             (_, path) if path.starts_with("/kbs/v0/resource/") => json_reply(
-                if session_ok { 404 } else { 401 },
+                401,
                 "",
-                "{\"error\":\"no such resource\"}",
+                "{\"type\":\"https://github.com/confidential-containers/kbs/errors/PluginInternalError\",\"detail\":\"Plugin internal error\"}",
             ),
             _ => json_reply(401, "", "{\"error\":\"unauthorized\"}"),
         }
@@ -321,7 +322,11 @@ fn refusals_are_clear() {
     let cfg = config(&url, "kbs:///default/key/other");
     let e = fetch(&cfg).expect_err("missing");
     assert_eq!(e.kind(), ErrorKind::Refused);
-    assert!(e.to_string().contains("HTTP 404"), "{e}");
+    assert!(
+        e.to_string()
+            .ends_with("HTTP 401: PluginInternalError: Plugin internal error"),
+        "{e}"
+    );
     let cfg = config("http://127.0.0.1:1", "kbs:///a/b/c");
     let e = fetch(&cfg).expect_err("nothing listening");
     assert_eq!(e.kind(), ErrorKind::Unavailable);
