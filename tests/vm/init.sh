@@ -10,6 +10,10 @@ mount -t tmpfs tmpfs /run
 mkdir -p /run/cryptsetup /dev/mapper
 for m in $(cat /etc/modules); do modprobe "$m" 2>/dev/null || echo "LOG modprobe $m failed"; done
 [ -e /dev/mapper/control ] || echo "LOG no /dev/mapper/control"
+# qemu's user network: the key broker is at 10.0.2.100 (the only address forwarded).
+ip link set lo up
+ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2 \
+    || echo "LOG no network"
 cd /scenarios
 for s in *.sh; do
     [ "$s" = lib.sh ] && continue

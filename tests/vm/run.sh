@@ -11,10 +11,31 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 . scripts/lib.sh
 need_cargo
-need_packages qemu-system-x86 busybox-static cpio kmod cryptsetup-bin dmsetup e2fsprogs
+need_packages qemu-system-x86 busybox-static cpio kmod cryptsetup-bin dmsetup e2fsprogs socat
 
 work=$root/target/vm
 mkdir -p "$work/cache"
+
+# start_broker DIR: runs shared/tools/trustee's kbs from DIR on a free port (broker_port),
+# with the allow-all resource policy; it is stopped when this script exits.
+start_broker() {
+    local dir=$1 tools=${TRUSTEE_TOOLS:-$root/../shared/tools/trustee}
+    [ -x "$tools/kbs" ] || { echo "no Trustee key broker at $tools (shared/ belongs beside the repository)" >&2; exit 1; }
+    rm -rf "$dir"
+    mkdir -p "$dir/storage/repository" "$dir/storage/kbs"
+    cp "$tools/allow_all.rego" "$dir/storage/kbs/resource-policy.rego"
+    broker_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    sed "s/127.0.0.1:8080/127.0.0.1:$broker_port/" "$tools/kbs-config-insecure-admin.toml" > "$dir/kbs-config.toml"
+    (cd "$dir" && exec "$tools/kbs" -c kbs-config.toml > kbs.log 2>&1) &
+    broker_pid=$!
+    trap 'kill $broker_pid 2>/dev/null || true' EXIT
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$broker_port") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "the key broker did not start; see $dir/kbs.log" >&2
+    exit 1
+}
 kpkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
 [ -n "$kpkg" ] || { echo "cannot find the cloud kernel package (apt-get update?)" >&2; exit 1; }
 if ! ls "$work/cache/$kpkg"_*.deb >/dev/null 2>&1; then
@@ -53,7 +74,12 @@ copy_with_libs() {
 for t in cryptsetup integritysetup veritysetup dmsetup mkfs.ext4 e2fsck; do
     copy_with_libs "$(command -v $t)"
 done
-modules="virtio_pci virtio_blk dm-mod dm-crypt dm-integrity dm-verity aesni-intel xts gcm authenc algif_skcipher algif_aead algif_hash loop ext4"
+# glibc loads libgcc_s when a thread exits (cryptsetup's Argon2 threads): ldd does not list it.
+gcc_s=$(gcc -print-file-name=libgcc_s.so.1 2>/dev/null || true)
+[ -f "$gcc_s" ] || gcc_s=/lib/x86_64-linux-gnu/libgcc_s.so.1
+mkdir -p "$rd/lib/x86_64-linux-gnu"
+cp -L "$gcc_s" "$rd/lib/x86_64-linux-gnu/libgcc_s.so.1"
+modules="virtio_pci virtio_blk virtio_net dm-mod dm-crypt dm-integrity dm-verity aesni-intel xts gcm authenc algif_skcipher algif_aead algif_hash loop ext4"
 mkdir -p "$rd/lib/modules/$kver"
 for m in $modules; do
     modprobe -d "$kdir" -S "$kver" --show-depends "$m" || echo "warning: module $m not found" >&2
@@ -72,11 +98,22 @@ for s in "${scenarios[@]}"; do
     cp "tests/vm/scenarios/$s.sh" "$rd/scenarios/"
 done
 cp tests/vm/lib.sh "$rd/scenarios/lib.sh"
+
+# The real Trustee key broker on a free loopback port, releasing one resource to the sample
+# TEE; the guest reaches it at 10.0.2.100:8080 through qemu's restricted user network (one
+# forwarded port, nothing else). The scenario gets the resource's bytes to check them with
+# cryptsetup.
+start_broker "$work/broker"
+head -c 48 /dev/urandom > "$rd/scenarios/kbs-secret"
+cp "$rd/scenarios/kbs-secret" "$work/broker/storage/repository/default\x2Flocal-resources\x2Fvm-disk"
 cp tests/vm/init.sh "$rd/init"
 chmod +x "$rd/init"
 (cd "$rd" && find . | cpio -o -H newc --quiet | gzip -1) > "$work/initrd.gz"
 
 # Two scratch disks per run.
+fwd=$work/broker-fwd.sh
+printf '#!/bin/sh\nexec socat - TCP:127.0.0.1:%s\n' "$broker_port" > "$fwd"
+chmod +x "$fwd"
 rm -f "$work"/disk{1,2}.img
 truncate -s 256M "$work/disk1.img" "$work/disk2.img"
 
@@ -87,7 +124,9 @@ timeout 1500 qemu-system-x86_64 -m 2048 -smp 2 -nographic -no-reboot -cpu max \
     -kernel "$kdir/boot/vmlinuz-$kver" -initrd "$work/initrd.gz" \
     -append "console=ttyS0 quiet panic=-1" \
     -drive file="$work/disk1.img",format=raw,if=virtio \
-    -drive file="$work/disk2.img",format=raw,if=virtio > "$log" 2>&1 || true
+    -drive file="$work/disk2.img",format=raw,if=virtio \
+    -netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:8080-cmd:$fwd" \
+    -device virtio-net-pci,netdev=n0 > "$log" 2>&1 || true
 echo "VM wall time: $(( $(date +%s) - start )) s" >&2
 
 # The report.
