@@ -9,7 +9,7 @@ use dmioctl::target::verity::Verity;
 use dmioctl::{DmName, Target};
 use integrity::dm_integrity::{Superblock, FLAG_FIXED_PADDING};
 use integrity::verity::VerityParams;
-use luks2::{Activation, Header, VolumeKey};
+use luks2::{Activation, Bytes, Header, Sectors, VolumeKey};
 use zeroize::Zeroizing;
 
 use crate::{DataDevice, Error, Result};
@@ -57,8 +57,9 @@ impl Table {
         }
     }
 
-    /// The table line for `sectors` sectors from 0.
-    pub fn target(&self, sectors: u64) -> Target {
+    /// The table line for `sectors` from sector 0.
+    pub fn target(&self, sectors: Sectors) -> Target {
+        let sectors = sectors.0;
         match self {
             Table::Crypt(c) => c.target(0, sectors),
             Table::Integrity(t) => {
@@ -77,8 +78,8 @@ pub struct Layer {
     pub name: DmName,
     /// Its device-mapper UUID.
     pub uuid: Option<String>,
-    /// Its size in 512-byte sectors.
-    pub sectors: u64,
+    /// Its size.
+    pub sectors: Sectors,
     /// Its one target.
     pub table: Table,
     /// The earlier layer of the plan this one sits on; its device is filled in when that
@@ -144,8 +145,8 @@ impl Plan {
         let Some(sb) = v.integrity else {
             let lower = Lower {
                 device: v.data.dev_string(),
-                offset_sectors: a.offset / 512,
-                available: v.data.size().saturating_sub(a.offset),
+                offset: Bytes(a.offset).sectors(),
+                available: Bytes(v.data.size().saturating_sub(a.offset)),
                 tag_size: None,
             };
             let (crypt, sectors) = crypt_table(a, v.key, &lower, o)?;
@@ -164,11 +165,13 @@ impl Plan {
         let dif = DmName::new(&dif_name).map_err(Error::dm(&dif_name))?;
         // Always set: `Mapper::close` recognises the integrity mapping by it.
         let dif_uuid = format!("CRYPT-INTEGRITY-{}-{dif}", v.header.uuid().replace('-', ""));
-        let sectors = sb.provided_data_sectors;
+        let sectors = Sectors(sb.provided_data_sectors);
         let lower = Lower {
             device: String::new(),
-            offset_sectors: 0,
-            available: sectors * 512,
+            offset: Sectors(0),
+            available: sectors.bytes().ok_or_else(|| Error::Invalid {
+                reason: format!("the integrity superblock's {sectors} do not fit in 64 bits"),
+            })?,
             tag_size: Some(u32::from(sb.tag_size)),
         };
         let (crypt, crypt_sectors) = crypt_table(a, v.key, &lower, o)?;
@@ -271,7 +274,8 @@ impl Plan {
             layers: vec![Layer {
                 name: name.clone(),
                 uuid,
-                sectors: p.data_blocks * u64::from(p.data_block_size) / 512,
+                sectors: Bytes(p.data_blocks.saturating_mul(u64::from(p.data_block_size)))
+                    .sectors(),
                 table: Table::Verity(table),
                 on: None,
             }],
@@ -284,9 +288,9 @@ impl Plan {
 /// start of an integrity mapping.
 struct Lower {
     device: String,
-    offset_sectors: u64,
-    /// Bytes available from there.
-    available: u64,
+    offset: Sectors,
+    /// Available from there.
+    available: Bytes,
     /// Tag bytes per sector (`integrity:N:aead`) when the lower device is an integrity mapping.
     tag_size: Option<u32>,
 }
@@ -298,9 +302,10 @@ fn crypt_table(
     key: &VolumeKey,
     lower: &Lower,
     o: &Options,
-) -> Result<(Crypt, u64)> {
+) -> Result<(Crypt, Sectors)> {
     let sector = u64::from(a.sector_size);
-    let bytes = a.size.unwrap_or(lower.available).min(lower.available) / sector * sector;
+    let available = lower.available.0;
+    let bytes = a.size.unwrap_or(available).min(available) / sector * sector;
     if bytes == 0 {
         return Err(Error::Invalid {
             reason: format!(
@@ -350,10 +355,10 @@ fn crypt_table(
         key: CryptKey::Hex(Zeroizing::new(key.as_bytes().to_vec())),
         iv_offset: a.iv_tweak,
         device: lower.device.clone(),
-        offset: lower.offset_sectors,
+        offset: lower.offset.0,
         options,
     };
-    Ok((crypt, bytes / 512))
+    Ok((crypt, Bytes(bytes).sectors()))
 }
 
 /// The integrity table cryptsetup 2.6 loads under a LUKS2 segment with integrity protection.
@@ -379,7 +384,7 @@ fn integrity_table(
     }
     Integrity {
         device: dev.dev_string(),
-        offset: a.offset / 512,
+        offset: Bytes(a.offset).sectors().0,
         tag_size: Some(u32::from(sb.tag_size)),
         mode: if no_journal {
             IntegrityMode::Direct

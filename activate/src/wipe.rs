@@ -78,7 +78,12 @@ pub fn wipe_integrity(
         ..Options::default()
     };
     let path = mapper.activate(&Plan::luks2(&volume, &name, None, &options)?)?;
-    let result = write_zeros(&path, sb.provided_data_sectors * 512, progress);
+    let total = luks2::Sectors(sb.provided_data_sectors)
+        .bytes()
+        .ok_or_else(|| Error::Invalid {
+            reason: "the integrity superblock's size does not fit in 64 bits".into(),
+        })?;
+    let result = write_zeros(&path, total.0, progress);
     let removed = mapper.close(&name);
     let written = result?;
     removed?;

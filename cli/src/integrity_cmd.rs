@@ -72,13 +72,14 @@ pub(crate) fn run(cmd: IntegrityCommand, out: &mut dyn Write) -> CliResult<i32> 
             params.fix_padding = !legacy_padding;
             params.interleave_sectors = interleave_sectors;
             params.journal_sectors = journal_size
-                .map(|b| u32::try_from(b / 512))
+                .map(|b| u32::try_from(luks2::Bytes(b).sectors().0))
                 .transpose()
                 .map_err(|_| CliError::Usage("--journal-size is too large".into()))?;
             let mut f = open_device(&device, true, true)?;
             let size = luks2::BlockIo::size(&mut f).map_err(CliError::device(&device, "read"))?;
             // Check the layout before asking or writing anything.
-            Superblock::new(&params, size / 512, 0).map_err(CliError::integrity(&device))?;
+            Superblock::new(&params, luks2::Bytes(size).sectors().0, 0)
+                .map_err(CliError::integrity(&device))?;
             let sig = luks2::probe::signature(&mut f).map_err(CliError::device(&device, "read"))?;
             if let Some(sig) = sig {
                 confirm(

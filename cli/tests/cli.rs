@@ -196,6 +196,19 @@ fn table_of_bad_inputs() {
             1,
             "--integrity",
         ),
+        (
+            vec![
+                "format",
+                "-q",
+                "--key-file",
+                &key,
+                "--offset",
+                "36028797018963968",
+                &img,
+            ],
+            1,
+            "--offset 36028797018963968 sectors is too large",
+        ),
         (vec!["token", "export", &img], 1, "needs --token-id"),
         (
             vec!["token", "remove", "--token-id", "4", &img],

@@ -5,6 +5,7 @@
 //! follow, with the segment's tag size and the encryption sector size as block size. The
 //! crypt mapping is later stacked on a `<name>_dif` integrity mapping of the same size.
 
+use luks2::Bytes;
 use luks2::{Activation, BlockIo, FormatOptions, Luks2, VolumeKey};
 
 use crate::dm_integrity::{self, IntegrityParams, Superblock};
@@ -49,7 +50,9 @@ pub fn format_luks2<D: BlockIo>(
     let (_, tag) = kind.dm_params(&opts.cipher).map_err(Error::Luks)?;
     let mut opts = opts.clone();
     let block = *opts.sector_size.get_or_insert(512);
-    let start = opts.planned_data_offset().map_err(Error::Luks)? / 512;
+    let start = Bytes(opts.planned_data_offset().map_err(Error::Luks)?)
+        .sectors()
+        .0;
     let mut params = IntegrityParams::new(tag as u16);
     params.block_size = block;
     params.fix_padding = fix_padding;
@@ -57,7 +60,7 @@ pub fn format_luks2<D: BlockIo>(
         .size()
         .map_err(|e| Error::io("cannot read the device size", e))?;
     // Fails here, before the first write, if the layout does not fit.
-    Superblock::new(&params, size / 512, start)?;
+    Superblock::new(&params, Bytes(size).sectors().0, start)?;
     let (mut dev, key) = luks2::format(io, &opts, passphrase).map_err(Error::Luks)?;
     let sb = dm_integrity::format(dev.io_mut(), start, &params)?;
     Ok((dev, key, sb))
@@ -70,7 +73,7 @@ pub fn format_luks2<D: BlockIo>(
 /// or sector size; [`Error::Io`].
 pub fn read_luks2_superblock<D: BlockIo>(io: &mut D, a: &Activation) -> Result<Superblock> {
     let want = integrity_params(a, true)?;
-    let sb = dm_integrity::read_superblock(io, a.offset / 512)?;
+    let sb = dm_integrity::read_superblock(io, Bytes(a.offset).sectors().0)?;
     if sb.tag_size != want.tag_size || sb.block_size() != want.block_size {
         return Err(Error::BadSuperblock(format!(
             "tag size {} and block size {} do not match the LUKS2 segment's {} and {}",

@@ -182,7 +182,7 @@ pub fn dump_volume_key_text(header: &Header, device: &str, key: &VolumeKey) -> Z
     let (name, mode) = cipher.split_once('-').unwrap_or((&cipher, ""));
     let head = format!(
         "LUKS header information for {device}\nCipher name:   \t{name}\nCipher mode:   \t{mode}\nPayload offset:\t{}\nUUID:          \t{}\nMK bits:       \t{}\nMK dump:\t",
-        seg.map_or(0, |s| s.offset.0 / 512),
+        seg.map_or(0, |s| crate::Bytes(s.offset.0).sectors().0),
         header.uuid(),
         key.len() * 8
     );

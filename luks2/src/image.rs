@@ -5,6 +5,7 @@
 //! `iv_large_sectors`), starting at the segment's `iv_tweak`.
 
 use crate::sector::{CipherSpec, SectorCipher};
+use crate::units::Bytes;
 use crate::{Activation, Error, Result, VolumeKey};
 
 /// A keyed data segment.
@@ -53,6 +54,11 @@ impl SegmentCipher {
         self.cipher.implementation()
     }
 
+    /// IVs per encryption sector: dm-crypt counts them in 512-byte units.
+    fn iv_step(&self) -> u64 {
+        Bytes(self.sector_size as u64).sectors().0
+    }
+
     fn check(&self, pos: u64, len: usize) -> Result<u64> {
         let ss = self.sector_size as u64;
         if !pos.is_multiple_of(ss) || !(len as u64).is_multiple_of(ss) {
@@ -64,7 +70,7 @@ impl SegmentCipher {
                 ),
             ));
         }
-        Ok(self.iv_tweak.wrapping_add(pos / 512))
+        Ok(self.iv_tweak.wrapping_add(Bytes(pos).sectors().0))
     }
 
     /// Encrypts `data` in place: the plaintext of the segment bytes at `pos` (from the segment
@@ -74,9 +80,8 @@ impl SegmentCipher {
     /// [`Error::InvalidArgument`] for a range that is not whole sectors.
     pub fn encrypt(&self, pos: u64, data: &mut [u8], threads: usize) -> Result<()> {
         let iv = self.check(pos, data.len())?;
-        let step = self.sector_size as u64 / 512;
         self.cipher
-            .crypt_parallel(iv, step, self.sector_size, data, true, threads)
+            .crypt_parallel(iv, self.iv_step(), self.sector_size, data, true, threads)
     }
 
     /// Decrypts in place; see [`SegmentCipher::encrypt`].
@@ -85,9 +90,8 @@ impl SegmentCipher {
     /// As [`SegmentCipher::encrypt`].
     pub fn decrypt(&self, pos: u64, data: &mut [u8], threads: usize) -> Result<()> {
         let iv = self.check(pos, data.len())?;
-        let step = self.sector_size as u64 / 512;
         self.cipher
-            .crypt_parallel(iv, step, self.sector_size, data, false, threads)
+            .crypt_parallel(iv, self.iv_step(), self.sector_size, data, false, threads)
     }
 }
 

@@ -45,6 +45,7 @@ pub mod probe;
 mod secret;
 pub mod sector;
 mod segment;
+pub mod units;
 mod util;
 #[cfg(target_arch = "x86_64")]
 mod xts_simd;
@@ -63,3 +64,4 @@ pub use kdf::{Argon2Variant, Kdf, KdfLimits};
 pub use pbkdf::{argon2_time, pbkdf2_rate, PbkdfKind, PbkdfParams};
 pub use secret::{Passphrase, SecretBuf, SecretBufFull, VolumeKey};
 pub use segment::SegmentIntegrity;
+pub use units::{Bytes, Sectors, SECTOR_SIZE};

@@ -108,7 +108,15 @@ pub(crate) fn format_options(
         opts.metadata_size = m;
     }
     opts.keyslots_size = new.keyslots_size;
-    opts.data_offset = new.offset.map(|s| s * 512);
+    opts.data_offset = match new.offset {
+        Some(s) => Some(
+            luks2::Sectors(s)
+                .bytes()
+                .ok_or_else(|| CliError::Usage(format!("--offset {s} sectors is too large")))?
+                .0,
+        ),
+        None => None,
+    };
     opts.label = new.label.clone().unwrap_or_default();
     opts.subsystem = new.subsystem.clone().unwrap_or_default();
     opts.uuid = new.uuid.clone();
