@@ -50,13 +50,12 @@ pub fn device_with_json(json: &[u8], keyslots: &[u8]) -> MemoryDevice {
 /// Invariants of any header that opens: the metadata re-parses to itself, the dump text is
 /// produced, and a repair (if one is due) leaves a header that opens to the same metadata.
 pub fn check_opened(mut d: Luks2<MemoryDevice>) {
-    let meta = d.header().metadata().clone();
-    let again = luks2::header::json::Metadata::from_json(&meta.to_json()).expect("re-parse");
-    assert_eq!(again, meta, "metadata does not round-trip");
+    let meta = d.header().metadata_json();
+    assert!(d.header().metadata_round_trips(), "metadata does not round-trip");
     let _ = luks2::dump_text(d.header());
     let _ = d.header().activation();
     if d.repair().is_ok() {
         let d2 = Luks2::open(d.into_inner()).expect("repaired header opens");
-        assert_eq!(d2.header().metadata(), &meta);
+        assert_eq!(d2.header().metadata_json(), meta);
     }
 }

@@ -209,7 +209,7 @@ fn tokens_and_unknown_fields_survive_rewrites() {
         d.token_json(0).expect("token"),
         serde_json::Value::Object(token.clone()).to_string()
     );
-    let text = String::from_utf8(d.header().metadata().to_json()).expect("utf8");
+    let text = d.header().metadata_json();
     assert!(
         text.contains(r#""nested":{"z":1,"a":[true,null]}"#),
         "{text}"

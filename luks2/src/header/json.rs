@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 /// An object name in `keyslots`, `tokens`, `segments` or `digests`: a decimal number
 /// written without leading zeros.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ObjId(pub u32);
+pub(crate) struct ObjId(pub(crate) u32);
 
 impl fmt::Display for ObjId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -60,7 +60,7 @@ impl<'de> Deserialize<'de> for ObjId {
 
 /// A 64-bit unsigned number stored as a decimal string (`string-uint64` in the spec).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct U64Str(pub u64);
+pub(crate) struct U64Str(pub(crate) u64);
 
 impl Serialize for U64Str {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -92,7 +92,7 @@ impl<'de> Deserialize<'de> for U64Str {
 
 /// Binary data stored as standard Base64.
 #[derive(Clone, PartialEq, Eq, Default)]
-pub struct Bytes(pub Vec<u8>);
+pub(crate) struct Bytes(pub(crate) Vec<u8>);
 
 impl fmt::Debug for Bytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -117,7 +117,7 @@ impl<'de> Deserialize<'de> for Bytes {
 
 /// A segment's size: a byte count or `dynamic` (up to the end of the device).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SegmentSize {
+pub(crate) enum SegmentSize {
     /// Up to the end of the device.
     Dynamic,
     /// A fixed number of bytes.
@@ -145,198 +145,198 @@ impl<'de> Deserialize<'de> for SegmentSize {
 }
 
 /// Fields an object carries that this implementation does not interpret.
-pub type Extra = Map<String, Value>;
+pub(crate) type Extra = Map<String, Value>;
 
 /// The whole metadata document.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Metadata {
+pub(crate) struct Metadata {
     /// Keyslots by number.
-    pub keyslots: BTreeMap<ObjId, KeyslotJson>,
+    pub(crate) keyslots: BTreeMap<ObjId, KeyslotJson>,
     /// Tokens by number, kept as raw JSON objects.
-    pub tokens: BTreeMap<ObjId, Map<String, Value>>,
+    pub(crate) tokens: BTreeMap<ObjId, Map<String, Value>>,
     /// Data segments by number.
-    pub segments: BTreeMap<ObjId, SegmentJson>,
+    pub(crate) segments: BTreeMap<ObjId, SegmentJson>,
     /// Digests by number.
-    pub digests: BTreeMap<ObjId, DigestJson>,
+    pub(crate) digests: BTreeMap<ObjId, DigestJson>,
     /// Global configuration.
-    pub config: ConfigJson,
+    pub(crate) config: ConfigJson,
     /// Unknown top-level members.
     #[serde(flatten)]
-    pub extra: Extra,
+    pub(crate) extra: Extra,
 }
 
 /// A keyslot object.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct KeyslotJson {
+pub(crate) struct KeyslotJson {
     /// Keyslot type (`luks2`, `reencrypt`).
     #[serde(rename = "type")]
-    pub kind: String,
+    pub(crate) kind: String,
     /// Size of the stored key in bytes.
-    pub key_size: u32,
+    pub(crate) key_size: u32,
     /// Anti-forensic splitter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub af: Option<AfJson>,
+    pub(crate) af: Option<AfJson>,
     /// Binary area.
-    pub area: AreaJson,
+    pub(crate) area: AreaJson,
     /// Key derivation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kdf: Option<KdfJson>,
+    pub(crate) kdf: Option<KdfJson>,
     /// 0 ignore, 1 normal (the default), 2 high.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub priority: Option<u32>,
+    pub(crate) priority: Option<u32>,
     /// Unknown members.
     #[serde(flatten)]
-    pub extra: Extra,
+    pub(crate) extra: Extra,
 }
 
 /// An `af` object.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AfJson {
+pub(crate) struct AfJson {
     /// AF type (`luks1`).
     #[serde(rename = "type")]
-    pub kind: String,
+    pub(crate) kind: String,
     /// Number of stripes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stripes: Option<u32>,
+    pub(crate) stripes: Option<u32>,
     /// Diffusion hash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hash: Option<String>,
+    pub(crate) hash: Option<String>,
     /// Unknown members.
     #[serde(flatten)]
-    pub extra: Extra,
+    pub(crate) extra: Extra,
 }
 
 /// An `area` object.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AreaJson {
+pub(crate) struct AreaJson {
     /// Area type (`raw`, or a reencryption type).
     #[serde(rename = "type")]
-    pub kind: String,
+    pub(crate) kind: String,
     /// Offset from the device start in bytes.
-    pub offset: U64Str,
+    pub(crate) offset: U64Str,
     /// Size in bytes.
-    pub size: U64Str,
+    pub(crate) size: U64Str,
     /// Encryption of the area (`raw` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub encryption: Option<String>,
+    pub(crate) encryption: Option<String>,
     /// Key size of the area encryption (`raw` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_size: Option<u32>,
+    pub(crate) key_size: Option<u32>,
     /// Unknown members.
     #[serde(flatten)]
-    pub extra: Extra,
+    pub(crate) extra: Extra,
 }
 
 /// A `kdf` object.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct KdfJson {
+pub(crate) struct KdfJson {
     /// `pbkdf2`, `argon2i` or `argon2id`.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub(crate) kind: String,
     /// PBKDF2 hash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hash: Option<String>,
+    pub(crate) hash: Option<String>,
     /// PBKDF2 iterations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iterations: Option<u32>,
+    pub(crate) iterations: Option<u32>,
     /// Argon2 time cost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub time: Option<u32>,
+    pub(crate) time: Option<u32>,
     /// Argon2 memory cost in KiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory: Option<u32>,
+    pub(crate) memory: Option<u32>,
     /// Argon2 lanes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpus: Option<u32>,
+    pub(crate) cpus: Option<u32>,
     /// Salt.
-    pub salt: Bytes,
+    pub(crate) salt: Bytes,
     /// Unknown members.
     #[serde(flatten)]
-    pub extra: Extra,
+    pub(crate) extra: Extra,
 }
 
 /// A segment object.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SegmentJson {
+pub(crate) struct SegmentJson {
     /// `crypt` or `linear`.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub(crate) kind: String,
     /// Offset of the data in bytes.
-    pub offset: U64Str,
+    pub(crate) offset: U64Str,
     /// Size of the data.
-    pub size: SegmentSize,
+    pub(crate) size: SegmentSize,
     /// IV offset in sectors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iv_tweak: Option<U64Str>,
+    pub(crate) iv_tweak: Option<U64Str>,
     /// Cipher in dm-crypt notation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub encryption: Option<String>,
+    pub(crate) encryption: Option<String>,
     /// Encryption sector size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sector_size: Option<u32>,
+    pub(crate) sector_size: Option<u32>,
     /// Integrity protection (dm-integrity), kept as raw JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub integrity: Option<Map<String, Value>>,
+    pub(crate) integrity: Option<Map<String, Value>>,
     /// Segment flags.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub flags: Option<Vec<String>>,
+    pub(crate) flags: Option<Vec<String>>,
     /// Unknown members.
     #[serde(flatten)]
-    pub extra: Extra,
+    pub(crate) extra: Extra,
 }
 
 /// A digest object.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DigestJson {
+pub(crate) struct DigestJson {
     /// Digest type (`pbkdf2`).
     #[serde(rename = "type")]
-    pub kind: String,
+    pub(crate) kind: String,
     /// Keyslots whose key this digest verifies.
-    pub keyslots: Vec<ObjId>,
+    pub(crate) keyslots: Vec<ObjId>,
     /// Segments encrypted with that key.
-    pub segments: Vec<ObjId>,
+    pub(crate) segments: Vec<ObjId>,
     /// PBKDF2 hash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hash: Option<String>,
+    pub(crate) hash: Option<String>,
     /// PBKDF2 iterations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iterations: Option<u32>,
+    pub(crate) iterations: Option<u32>,
     /// Salt.
-    pub salt: Bytes,
+    pub(crate) salt: Bytes,
     /// Digest value.
-    pub digest: Bytes,
+    pub(crate) digest: Bytes,
     /// Unknown members.
     #[serde(flatten)]
-    pub extra: Extra,
+    pub(crate) extra: Extra,
 }
 
 /// The `config` object.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ConfigJson {
+pub(crate) struct ConfigJson {
     /// JSON area size.
-    pub json_size: U64Str,
+    pub(crate) json_size: U64Str,
     /// Keyslots area size.
-    pub keyslots_size: U64Str,
+    pub(crate) keyslots_size: U64Str,
     /// Persistent activation flags.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub flags: Option<Vec<String>>,
+    pub(crate) flags: Option<Vec<String>>,
     /// Requirements (`{"mandatory": [...]}` as cryptsetup writes them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub requirements: Option<RequirementsJson>,
+    pub(crate) requirements: Option<RequirementsJson>,
     /// Unknown members.
     #[serde(flatten)]
-    pub extra: Extra,
+    pub(crate) extra: Extra,
 }
 
 /// The `requirements` object.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RequirementsJson {
+pub(crate) struct RequirementsJson {
     /// Features that must be understood to activate or change the volume.
     #[serde(default)]
-    pub mandatory: Vec<String>,
+    pub(crate) mandatory: Vec<String>,
     /// Unknown members.
     #[serde(flatten)]
-    pub extra: Extra,
+    pub(crate) extra: Extra,
 }
 
 impl Metadata {
@@ -344,7 +344,7 @@ impl Metadata {
     ///
     /// # Errors
     /// [`crate::Error::Metadata`] naming the path of the first malformed field.
-    pub fn from_json(text: &[u8]) -> crate::Result<Self> {
+    pub(crate) fn from_json(text: &[u8]) -> crate::Result<Self> {
         let de = &mut serde_json::Deserializer::from_slice(text);
         let m: Metadata = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
@@ -357,13 +357,13 @@ impl Metadata {
     }
 
     /// Compact JSON, as written to disk.
-    pub fn to_json(&self) -> Vec<u8> {
+    pub(crate) fn to_json(&self) -> Vec<u8> {
         // Serialising plain data structures to a Vec cannot fail.
         serde_json::to_vec(self).unwrap_or_default()
     }
 
     /// The mandatory requirements listed in `config`.
-    pub fn requirements(&self) -> &[String] {
+    pub(crate) fn requirements(&self) -> &[String] {
         self.config
             .requirements
             .as_ref()

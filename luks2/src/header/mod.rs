@@ -5,7 +5,7 @@
 //! wins; a damaged or older copy is reported so it can be repaired.
 
 pub(crate) mod binary;
-pub mod json;
+pub(crate) mod json;
 pub(crate) mod validate;
 
 use binary::{BinaryHeader, SALT_LEN};
@@ -70,7 +70,7 @@ impl Header {
     }
 
     /// The typed JSON metadata.
-    pub fn metadata(&self) -> &Metadata {
+    pub(crate) fn metadata(&self) -> &Metadata {
         &self.meta
     }
 
@@ -79,8 +79,20 @@ impl Header {
         serde_json::to_string_pretty(&self.meta).unwrap_or_default()
     }
 
+    /// The metadata as compact JSON, as it is written to disk.
+    pub fn metadata_json(&self) -> String {
+        String::from_utf8_lossy(&self.meta.to_json()).into_owned()
+    }
+
+    /// Whether the metadata, written out as JSON and parsed again, is the same (the fuzz
+    /// targets' round-trip invariant).
+    #[doc(hidden)]
+    pub fn metadata_round_trips(&self) -> bool {
+        Metadata::from_json(&self.meta.to_json()).is_ok_and(|m| m == self.meta)
+    }
+
     /// The first data segment (the one normal volumes have).
-    pub fn data_segment(&self) -> Option<(ObjId, &SegmentJson)> {
+    pub(crate) fn data_segment(&self) -> Option<(ObjId, &SegmentJson)> {
         self.meta.segments.iter().next().map(|(k, v)| (*k, v))
     }
 
