@@ -7,12 +7,6 @@ use std::process::Command;
 
 use common::*;
 
-fn crypt(dir: &std::path::Path, args: &[&str]) -> Run {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cryptpilot"));
-    c.arg("crypt").arg("-c").arg(dir).args(args);
-    run_cmd(c)
-}
-
 fn volumes(d: &Dir, files: &[(&str, &str)]) -> std::path::PathBuf {
     let dir = d.path("cfg");
     std::fs::create_dir_all(dir.join("volumes")).expect("mkdir");

@@ -4,16 +4,8 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 use testkit::trustee::{Broker, Options};
-
-fn crypt(dir: &std::path::Path, args: &[&str]) -> Run {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cryptpilot"));
-    c.arg("crypt").arg("-c").arg(dir).args(args);
-    run_cmd(c)
-}
 
 /// A configuration directory with one kbs volume `v` on `img`.
 fn volume(d: &Dir, img: &str, url: &str, tag: &str, root: Option<String>) -> std::path::PathBuf {

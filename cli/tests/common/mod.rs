@@ -26,6 +26,14 @@ pub fn fails_cleanly(r: &Run, code: i32, needle: &str) {
     assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
 }
 
+/// `cryptpilot crypt -c DIR ARGS...` with no standard input.
+#[allow(dead_code)]
+pub fn crypt(dir: &Path, args: &[&str]) -> Run {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cryptpilot"));
+    c.arg("crypt").arg("-c").arg(dir).args(args);
+    run_cmd(c)
+}
+
 /// Runs any command with no standard input.
 #[allow(dead_code)]
 pub fn run_cmd(cmd: Command) -> Run {
