@@ -275,7 +275,12 @@ pub(crate) fn parse_response(raw: &[u8]) -> Option<Response> {
     if !status_line.starts_with("HTTP/1.") {
         return None;
     }
-    let status: u16 = status_line.split_whitespace().nth(1)?.parse().ok()?;
+    // Three digits, 100 to 599 (RFC 9110): "1401", "+20" or "000" is no status.
+    let code = status_line.split_whitespace().nth(1)?;
+    if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let status: u16 = code.parse().ok().filter(|s| (100..=599).contains(s))?;
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
@@ -342,6 +347,28 @@ mod tests {
         let url = "https://x".parse().expect("url");
         let e = Endpoint::new(&url, Some("not a certificate")).unwrap_err();
         assert!(e.to_string().contains("no PEM certificate"), "{e}");
+    }
+
+    /// Found by the http_response fuzz target: a four-digit status was taken as a status.
+    #[test]
+    fn regression_status_codes_have_three_digits() {
+        let crash = b"HTTP/1.1 1401 Unauthorized\r\nTransfer-Ecndiong: chunked\r\n\r\n\0\0\0\0\0\x005\x0f\nerror\r\n3;x\r\xbf\xbf\n!!!\r\n0\r\n\r\n";
+        assert!(parse_response(crash).is_none());
+        for bad in [
+            "HTTP/1.1 20 OK",
+            "HTTP/1.1 +20 OK",
+            "HTTP/1.1 2000 OK",
+            "HTTP/1.1 2a0 OK",
+            "HTTP/1.1 000 OK",
+            "HTTP/1.1 600 OK",
+        ] {
+            assert!(
+                parse_response(format!("{bad}\r\n\r\n").as_bytes()).is_none(),
+                "{bad}"
+            );
+        }
+        let ok = parse_response(b"HTTP/1.1 401 Unauthorized\r\n\r\n").expect("401");
+        assert_eq!(ok.status, 401);
     }
 
     #[test]
