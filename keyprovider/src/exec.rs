@@ -34,9 +34,11 @@ impl KeyProvider for Exec<'_> {
             .map_err(|e| ERR.config(format!("cannot run '{cmd}': {e}")))?;
         let mut stderr = child.stderr.take();
         let errors = std::thread::spawn(move || {
+            // The first 64 KiB are shown; the rest is drained so the command never blocks.
             let mut text = Vec::new();
             if let Some(s) = stderr.as_mut() {
                 let _ = s.take(64 << 10).read_to_end(&mut text);
+                let _ = std::io::copy(s, &mut std::io::sink());
             }
             text
         });
@@ -122,6 +124,12 @@ mod tests {
         let e = exec("/nonexistent/tool", &[]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config);
         assert!(e.to_string().contains("cannot run"), "{e}");
+    }
+
+    #[test]
+    fn a_command_that_floods_standard_error_does_not_hang() {
+        let p = exec("sh", &["-c", "head -c 1000000 /dev/zero >&2; printf key"]).expect("key");
+        assert_eq!(p.as_bytes(), b"key");
     }
 
     #[test]
