@@ -293,6 +293,27 @@ mod tests {
         }
     }
 
+    /// Volume files may hold a client key: they are read into a buffer of fixed size, and
+    /// one that does not fit is refused, not grown into.
+    #[test]
+    fn oversized_and_non_text_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("volumes")).unwrap();
+        let mut big = "volume = \"big\"\ndev = \"/dev/x\"\n[encrypt.otp]\n".to_owned();
+        big += &"#".repeat(MAX_FILE);
+        std::fs::write(dir.path().join("volumes/big.toml"), big).unwrap();
+        std::fs::write(dir.path().join("volumes/bin.toml"), b"volume = \"\xff\"\n").unwrap();
+        let (vols, errs) = load_all(dir.path());
+        assert!(vols.is_empty());
+        let errs: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(
+            errs[0].ends_with("big.toml: cannot read: larger than 1048576 bytes"),
+            "{errs:?}"
+        );
+        assert!(errs[1].ends_with("bin.toml: not UTF-8 text"), "{errs:?}");
+    }
+
     #[test]
     fn duplicate_names_across_files_are_refused() {
         let dir = tempfile::tempdir().unwrap();
