@@ -756,6 +756,13 @@ pub(crate) struct VerityFormatArgs {
 pub(crate) struct VerityVerifyArgs {
     /// Data device or image.
     pub(crate) data: PathBuf,
+    #[command(flatten)]
+    pub(crate) check: VerityCheck,
+}
+
+/// The hash tree and root hash a data device is checked against (`verify`, `open`).
+#[derive(Debug, Args)]
+pub(crate) struct VerityCheck {
     /// Hash device or file.
     pub(crate) hash_device: PathBuf,
     /// Root hash in hex (or use --root-hash-file).
@@ -776,17 +783,8 @@ pub(crate) struct VerityOpenArgs {
     pub(crate) data: PathBuf,
     /// Mapping name.
     pub(crate) name: String,
-    /// Hash device or file.
-    pub(crate) hash_device: PathBuf,
-    /// Root hash in hex (or use --root-hash-file).
-    pub(crate) root_hash: Option<String>,
-    /// Read the root hash from this file.
-    #[arg(long = "root-hash-file", value_name = "FILE")]
-    pub(crate) root_hash_file: Option<PathBuf>,
     #[command(flatten)]
-    pub(crate) tree: VerityTree,
-    #[command(flatten)]
-    pub(crate) place: VerityPlace,
+    pub(crate) check: VerityCheck,
     /// Log corrupted blocks but return their data.
     #[arg(long = "ignore-corruption")]
     pub(crate) ignore_corruption: bool,

@@ -10,8 +10,8 @@ use integrity::verity::{self, Superblock, VerityParams, SUPERBLOCK_SIZE};
 use luks2::{BlockIo, HashAlg};
 
 use crate::args::{
-    VerityCommand, VerityDumpArgs, VerityFormatArgs, VerityOpenArgs, VerityPlace, VerityTree,
-    VerityVerifyArgs,
+    VerityCheck, VerityCommand, VerityDumpArgs, VerityFormatArgs, VerityOpenArgs, VerityPlace,
+    VerityTree, VerityVerifyArgs,
 };
 use crate::error::{CliError, CliResult};
 use crate::luks::write_out;
@@ -210,25 +210,18 @@ struct Checked {
     root: Vec<u8>,
 }
 
-fn checked(
-    data: &Path,
-    hash_device: &Path,
-    root_hash: Option<&str>,
-    root_hash_file: Option<&Path>,
-    tree: &VerityTree,
-    place: &VerityPlace,
-) -> CliResult<Checked> {
+fn checked(data: &Path, c: &VerityCheck) -> CliResult<Checked> {
     let mut data_file = open_file(data, false)?;
-    let mut hash_file = open_file(hash_device, false)?;
+    let mut hash_file = open_file(&c.hash_device, false)?;
     let params = params_for(
-        tree,
-        place,
+        &c.tree,
+        &c.place,
         data,
         &mut data_file,
-        hash_device,
+        &c.hash_device,
         &mut hash_file,
     )?;
-    let root = root_hash_of(root_hash, root_hash_file, &params)?;
+    let root = root_hash_of(c.root_hash.as_deref(), c.root_hash_file.as_deref(), &params)?;
     Ok(Checked {
         data_file,
         hash_file,
@@ -239,14 +232,7 @@ fn checked(
 
 /// Checks every block offline; names the first bad one.
 fn verify(a: VerityVerifyArgs) -> CliResult<i32> {
-    let mut c = checked(
-        &a.data,
-        &a.hash_device,
-        a.root_hash.as_deref(),
-        a.root_hash_file.as_deref(),
-        &a.tree,
-        &a.place,
-    )?;
+    let mut c = checked(&a.data, &a.check)?;
     verity::verify(&mut c.data_file, &mut c.hash_file, &c.params, &c.root)
         .map_err(CliError::integrity(&a.data))?;
     Ok(0)
@@ -276,17 +262,10 @@ fn open(a: VerityOpenArgs) -> CliResult<i32> {
         ignore_zero_blocks: a.ignore_zero_blocks,
         check_at_most_once: a.check_at_most_once,
     };
-    let mut c = checked(
-        &a.data,
-        &a.hash_device,
-        a.root_hash.as_deref(),
-        a.root_hash_file.as_deref(),
-        &a.tree,
-        &a.place,
-    )?;
+    let mut c = checked(&a.data, &a.check)?;
     mapper.open_verity(
         (&a.data, &mut c.data_file),
-        (&a.hash_device, &mut c.hash_file),
+        (&a.check.hash_device, &mut c.hash_file),
         &c.params,
         &c.root,
         &dm_name,
