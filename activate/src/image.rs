@@ -260,6 +260,7 @@ pub fn read_range(
 ) -> Result<()> {
     check_range(seg, offset, len)?;
     let output = Path::new("the output");
+    let threads = Stream::default().threads;
     let mut pos = offset;
     let mut buf = vec![0u8; CHUNK];
     while pos < offset + len {
@@ -270,7 +271,7 @@ pub fn read_range(
             .read_exact_at(chunk, seg.cipher.offset() + pos)
             .map_err(Error::device(input.path, "read"))?;
         seg.cipher
-            .decrypt(pos, chunk, Stream::default().threads)
+            .decrypt(pos, chunk, threads)
             .map_err(Error::luks(input.path))?;
         sink.write_all(chunk)
             .map_err(Error::device(output, "write to"))?;

@@ -41,6 +41,7 @@ mod status;
 mod wipe;
 
 pub use device::{open_device, DataDevice};
+pub use dmioctl::node::mapper_path;
 pub use dmioctl::{DmName, Error as DmError};
 pub use error::{Error, Result};
 pub use mapper::Mapper;

@@ -107,7 +107,6 @@ impl Mapper {
     /// # Errors
     /// [`Error::Luks`] for a header without a usable data segment, [`Error::Integrity`] for a
     /// bad integrity superblock, [`Error::Dm`] when mapping fails.
-    #[allow(clippy::too_many_arguments)]
     pub fn open_luks2(
         &self,
         device: &Path,
@@ -143,7 +142,6 @@ impl Mapper {
     /// # Errors
     /// [`Error::Integrity`] when the root hash does not match the tree; [`Error::Dm`] when
     /// mapping fails.
-    #[allow(clippy::too_many_arguments)]
     pub fn open_verity(
         &self,
         data: (&Path, &mut File),

@@ -61,7 +61,7 @@ pub(crate) fn close(name: &str) -> CliResult<i32> {
 /// Prints cryptsetup's status report; exit 4 when `name` is not mapped.
 pub(crate) fn status(name: &str, json: bool, out: &mut dyn Write) -> CliResult<i32> {
     let dm_name = dm_name(name)?;
-    let path = Path::new("/dev/mapper").join(name);
+    let path = activate::mapper_path(name);
     let Some(s) = Mapper::open()?.status(&dm_name)? else {
         let text = if json {
             format!("{}\n", serde_json::json!({"name": name, "active": false}))
