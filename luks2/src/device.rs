@@ -204,11 +204,27 @@ impl<D: BlockIo> Luks2<D> {
         slot: Option<u32>,
         opts: &KeyslotOptions,
     ) -> Result<u32> {
+        self.insert_keyslot(key, passphrase, slot, opts, &[])
+            .map(|(id, _)| id)
+    }
+
+    /// [`Luks2::add_keyslot`], placing the new area outside the byte ranges in `avoid` when
+    /// there is room (a format keeps the old volume's keyslots intact until its new header is
+    /// written). Returns the keyslot number and the area's byte range.
+    pub(crate) fn insert_keyslot(
+        &mut self,
+        key: &VolumeKey,
+        passphrase: &Passphrase,
+        slot: Option<u32>,
+        opts: &KeyslotOptions,
+        avoid: &[(u64, u64)],
+    ) -> Result<(u32, (u64, u64))> {
         let passphrase = passphrase.as_bytes();
         self.header.ensure_writable()?;
         let digest_id = self.digest_for_key(key)?;
         let id = self.pick_keyslot_id(slot)?;
-        let (ks_json, params) = self.new_keyslot(key.len(), opts)?;
+        let (ks_json, params) = self.new_keyslot(key.len(), opts, avoid)?;
+        let area = (params.offset, params.offset + params.size);
         keyslot::store_key(&mut self.io, &params, passphrase, key.as_bytes())?;
         let mut meta = self.header.meta.clone();
         meta.keyslots.insert(ObjId(id), ks_json);
@@ -217,7 +233,7 @@ impl<D: BlockIo> Luks2<D> {
             d.keyslots.sort();
         }
         self.commit(self.header.bin.clone(), meta)?;
-        Ok(id)
+        Ok((id, area))
     }
 
     /// Re-encrypts keyslot `slot`'s key (`key`, already unlocked) under `new_passphrase` in a
@@ -254,7 +270,7 @@ impl<D: BlockIo> Luks2<D> {
         if o.priority.is_none() {
             o.priority = old.priority;
         }
-        let (ks_json, params) = self.new_keyslot(key.len(), &o)?;
+        let (ks_json, params) = self.new_keyslot(key.len(), &o, &[])?;
         keyslot::store_key(&mut self.io, &params, new_passphrase, key.as_bytes())?;
         let mut meta = self.header.meta.clone();
         meta.keyslots.insert(ObjId(slot), ks_json);
@@ -438,8 +454,13 @@ impl<D: BlockIo> Luks2<D> {
     fn commit(&mut self, mut bin: BinaryHeader, meta: Metadata) -> Result<()> {
         self.header.ensure_writable()?;
         let json = header::encode_json(&meta, bin.hdr_size)?;
-        bin.seqid = self.header.bin.seqid + 1;
-        let first = self.stale_copy().unwrap_or(Copy::Secondary);
+        bin.seqid = self.header.bin.seqid.saturating_add(1);
+        // A new header (both copies invalid) goes to the secondary first too: while the
+        // primary area still holds an older volume's header, that one stays readable.
+        let first = match (&self.primary, &self.secondary) {
+            (CopyStatus::Invalid(_), CopyStatus::Invalid(_)) => Copy::Secondary,
+            _ => self.stale_copy().unwrap_or(Copy::Secondary),
+        };
         let second = match first {
             Copy::Primary => Copy::Secondary,
             Copy::Secondary => Copy::Primary,
@@ -501,6 +522,7 @@ impl<D: BlockIo> Luks2<D> {
         &self,
         key_size: usize,
         opts: &KeyslotOptions,
+        avoid: &[(u64, u64)],
     ) -> Result<(KeyslotJson, KeyslotParams)> {
         let (cipher, cipher_key) = match &opts.cipher {
             Some(c) => c.clone(),
@@ -520,7 +542,8 @@ impl<D: BlockIo> Luks2<D> {
             ));
         }
         let size = align_up(af_sectors_bytes(key_size as u32, opts.stripes), 4096);
-        let offset = free_area(&self.header, size)?;
+        let offset =
+            free_area(&self.header, size, avoid).or_else(|_| free_area(&self.header, size, &[]))?;
         let kdf = opts.pbkdf.resolve()?;
         let json = KeyslotJson {
             kind: "luks2".into(),
@@ -574,8 +597,9 @@ fn default_area_cipher(h: &Header, key_size: usize) -> (String, usize) {
     ("aes-xts-plain64".into(), 64)
 }
 
-/// First 4 KiB-aligned gap of `size` bytes in the keyslots area.
-fn free_area(h: &Header, size: u64) -> Result<u64> {
+/// First 4 KiB-aligned gap of `size` bytes in the keyslots area, outside the keyslots' areas
+/// and the byte ranges in `avoid`.
+fn free_area(h: &Header, size: u64, avoid: &[(u64, u64)]) -> Result<u64> {
     let start = 2 * h.metadata_size();
     let end = start + h.keyslots_size();
     let mut used: Vec<(u64, u64)> = h
@@ -583,6 +607,7 @@ fn free_area(h: &Header, size: u64) -> Result<u64> {
         .keyslots
         .values()
         .map(|k| (k.area.offset.0, k.area.offset.0 + k.area.size.0))
+        .chain(avoid.iter().copied())
         .collect();
     used.sort();
     let mut pos = start;

@@ -275,7 +275,12 @@ fn new_metadata(
 /// Returns the opened device and its volume key.
 ///
 /// The caller decides whether the device may be overwritten (see `probe` in the CLI); this
-/// function writes unconditionally, the keyslot first and both header copies last.
+/// function writes unconditionally, but in an order that keeps an older volume on the device
+/// openable until the new one is: the KDF runs and the key material is written (outside the
+/// old keyslots' areas when there is room) before any header is touched, the new header goes
+/// to the secondary copy and then the primary with a higher sequence id than the old one, and
+/// only then are the rest of the header and keyslots areas zeroed, so that no stale key
+/// material survives a completed format.
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] for impossible options, [`Error::DeviceTooSmall`],
@@ -314,9 +319,10 @@ pub fn format<D: BlockIo>(
         .unwrap_or_else(|| crate::pbkdf::digest_iterations(HashAlg::Sha256));
     let digest = KeyDigest::compute(key.as_bytes(), HashAlg::Sha256, iterations)?;
     let meta = new_metadata(opts, &lay, sector_size, &digest);
+    let old = OldVolume::read(&mut io);
     let bin = BinaryHeader {
         hdr_size: lay.metadata_size,
-        seqid: 0,
+        seqid: old.seqid,
         label: opts.label.clone(),
         csum_alg: HashAlg::Sha256,
         salt: [0; SALT_LEN],
@@ -334,8 +340,50 @@ pub fn format<D: BlockIo>(
             salts: [[0; SALT_LEN]; 2],
         },
     );
-    // Clear the header and keyslots area first so no stale key material survives.
-    crate::keyslot::zero_area(dev.io_mut(), 0, 2 * lay.metadata_size + lay.keyslots_size)?;
-    dev.add_keyslot(&key, passphrase, Some(opts.keyslot_id), &opts.keyslot)?;
+    let (_, (ks_start, ks_end)) = dev.insert_keyslot(
+        &key,
+        passphrase,
+        Some(opts.keyslot_id),
+        &opts.keyslot,
+        &old.in_use,
+    )?;
+    // The new header is in place: clear everything else in the header and keyslots areas
+    // (an older volume's headers and keyslots) so no stale key material survives.
+    let start = 2 * lay.metadata_size;
+    let end = start + lay.keyslots_size;
+    crate::keyslot::zero_area(dev.io_mut(), start, ks_start - start)?;
+    crate::keyslot::zero_area(dev.io_mut(), ks_end, end - ks_end)?;
     Ok((dev, key))
+}
+
+/// What a format must not overwrite before its new header is written: an existing volume's
+/// header copies and keyslot areas, and the sequence id to outnumber.
+struct OldVolume {
+    seqid: u64,
+    in_use: Vec<(u64, u64)>,
+}
+
+impl OldVolume {
+    fn read<D: BlockIo>(io: &mut D) -> Self {
+        match crate::header::read(io) {
+            Ok(l) => {
+                let h = l.header;
+                let mut in_use = vec![(0, 2 * h.metadata_size())];
+                in_use.extend(h.meta.keyslots.values().map(|k| {
+                    (
+                        k.area.offset.0,
+                        k.area.offset.0.saturating_add(k.area.size.0),
+                    )
+                }));
+                Self {
+                    seqid: h.bin.seqid,
+                    in_use,
+                }
+            }
+            Err(_) => Self {
+                seqid: 0,
+                in_use: Vec::new(),
+            },
+        }
+    }
 }

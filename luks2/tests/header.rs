@@ -631,6 +631,32 @@ fn interrupted_format_restore_and_repair() {
         &[b"a"],
     );
 
+    // Format over an existing volume (key "a") with key "n": the old volume opens until the
+    // new one does.
+    let (base, _) = formatted(b"a");
+    interrupted_everywhere(
+        &base,
+        &|f| format(f, &fast_opts(), &luks2::Passphrase::from_slice(b"n")).map(|_| ()),
+        &[b"a"],
+        &[b"n"],
+    );
+    // The same over a volume with a second keyslot, so the old keyslots fill more of the area.
+    let (base, key) = formatted(b"a");
+    let mut two = Luks2::open(base).expect("open");
+    two.add_keyslot(
+        &key,
+        &luks2::Passphrase::from_slice(b"b"),
+        None,
+        &fast_slot(),
+    )
+    .expect("add");
+    interrupted_everywhere(
+        &two.into_inner(),
+        &|f| format(f, &fast_opts(), &luks2::Passphrase::from_slice(b"n")).map(|_| ()),
+        &[b"a", b"b"],
+        &[b"n"],
+    );
+
     // Restore a backup that has key "a" over a header whose only key is "z".
     let (base, _) = formatted(b"a");
     let backup = Luks2::open(base.clone())

@@ -33,7 +33,8 @@ pub(crate) fn recover_key<D: BlockIo>(
     Ok(af::merge(&material, p.key_size, p.stripes, p.af_hash))
 }
 
-/// Splits `key`, encrypts it with a key derived from `passphrase` and writes it to the area.
+/// Splits `key`, encrypts it with a key derived from `passphrase` and writes it to the area
+/// (all of it: what follows the key material is zeroed).
 ///
 /// # Errors
 /// I/O errors, or an invalid cipher key size.
@@ -45,10 +46,15 @@ pub(crate) fn store_key<D: BlockIo>(
 ) -> Result<()> {
     let split = af::split(key, p.stripes, p.af_hash)?;
     let len = af_sectors_bytes(p.key_size as u32, p.stripes) as usize;
-    let mut material = Zeroizing::new(vec![0u8; len]);
+    // The whole area is written, its tail zeroed, so nothing older survives in it.
+    let mut material = Zeroizing::new(vec![0u8; len.max(p.size as usize)]);
     material[..split.len()].copy_from_slice(&split);
     let derived = p.kdf.derive(passphrase, p.cipher_key_size)?;
-    SectorCipher::new(&p.cipher, &derived)?.encrypt(0, AREA_SECTOR as usize, &mut material)?;
+    SectorCipher::new(&p.cipher, &derived)?.encrypt(
+        0,
+        AREA_SECTOR as usize,
+        &mut material[..len],
+    )?;
     io.write_all_at(&material, p.offset)
         .map_err(|e| Error::io("writing the keyslot area", e))?;
     io.sync()
