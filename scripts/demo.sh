@@ -28,7 +28,7 @@ step "cryptpilot luks add-key; cryptsetup opens with the new key"
 cryptsetup open --test-passphrase --key-file pass2 demo.img && echo "cryptsetup: second passphrase OK"
 step "both tools recover the same volume key"
 cryptsetup luksDump -q --dump-volume-key --volume-key-file cs.key --key-file pass2 demo.img >/dev/null
-"$cp" luks dump --dump-volume-key --volume-key-file our.key --key-file pass2 demo.img >/dev/null
+"$cp" luks dump -q --dump-volume-key --volume-key-file our.key --key-file pass2 demo.img >/dev/null
 cmp cs.key our.key && echo "volume keys match ($(stat -c %s our.key) bytes)"
 step "a damaged primary header still opens, and repair restores it"
 printf 'garbage!' | dd of=demo.img bs=1 seek=64 conv=notrunc status=none

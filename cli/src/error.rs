@@ -179,3 +179,31 @@ impl From<keyprovider::Error> for CliError {
         CliError::Provider(e)
     }
 }
+
+/// `line` with its control characters escaped (`\n`, `\u{1b}`, ...), so that a device path
+/// or a volume name from the user cannot break an error line in two or send a terminal
+/// escape sequence.
+pub(crate) fn escape_controls(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    for c in line.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(
+            escape_controls("cannot open a\nb\x1b[31m: ü"),
+            "cannot open a\\nb\\u{1b}[31m: ü"
+        );
+    }
+}

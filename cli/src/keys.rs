@@ -20,9 +20,11 @@ pub(crate) struct Keys {
 }
 
 impl Keys {
-    /// Reads a key file as cryptsetup does: all of it (or `size` bytes after `offset`), at
-    /// most 8 MiB, into a buffer that never grows.
+    /// Reads a key file as cryptsetup does: all of it (or `size` bytes after `offset`; a size
+    /// of 0 means all), at most 8 MiB, into a buffer that never grows. An offset past the end
+    /// is an error, as in cryptsetup.
     pub(crate) fn from_file(path: &Path, offset: u64, size: Option<u64>) -> CliResult<Passphrase> {
+        let size = size.filter(|&n| n > 0);
         if size.is_some_and(|n| n > KEYFILE_MAX) {
             return Err(CliError::Usage(format!(
                 "--keyfile-size is larger than the {KEYFILE_MAX}-byte maximum"
@@ -31,17 +33,31 @@ impl Keys {
         let limit = size.unwrap_or(KEYFILE_MAX);
         // One byte more than allowed tells a file that is too long from one that fits.
         let mut buf = SecretBuf::with_capacity(limit as usize + 1);
-        let read_err = CliError::file(path, "read key file");
+        let read_err = || CliError::file(path, "read key file");
+        let past_end = || {
+            CliError::Usage(format!(
+                "cannot seek to the requested keyfile offset {offset} in {}: the file is shorter",
+                path.display()
+            ))
+        };
         if path == Path::new("-") {
             let mut stdin = io::stdin().lock();
-            io::copy(&mut (&mut stdin).take(offset), &mut io::sink()).map_err(read_err)?;
+            let skipped =
+                io::copy(&mut (&mut stdin).take(offset), &mut io::sink()).map_err(read_err())?;
+            if skipped < offset {
+                return Err(past_end());
+            }
             buf.read_to_end(&mut stdin.take(limit + 1))
-                .map_err(CliError::file(path, "read key file"))?;
+                .map_err(read_err())?;
         } else {
             let mut f = std::fs::File::open(path).map_err(CliError::file(path, "open key file"))?;
-            f.seek(SeekFrom::Start(offset)).map_err(read_err)?;
+            let len = f.metadata().map_err(read_err())?.len();
+            if offset > len && f.metadata().is_ok_and(|m| m.is_file()) {
+                return Err(past_end());
+            }
+            f.seek(SeekFrom::Start(offset)).map_err(read_err())?;
             buf.read_to_end(&mut f.take(limit + 1))
-                .map_err(CliError::file(path, "read key file"))?;
+                .map_err(read_err())?;
         }
         if size.is_none() && buf.len() as u64 > KEYFILE_MAX {
             return Err(CliError::Usage(format!(
@@ -61,6 +77,23 @@ impl Keys {
         Ok(Passphrase::from(buf))
     }
 
+    /// A key file's passphrase for a new keyslot: as [`Keys::from_file`], and never empty
+    /// (an empty file, or an offset at its end, is a mistake, not a passphrase).
+    pub(crate) fn new_from_file(
+        path: &Path,
+        offset: u64,
+        size: Option<u64>,
+    ) -> CliResult<Passphrase> {
+        let pass = Self::from_file(path, offset, size)?;
+        if pass.as_bytes().is_empty() {
+            return Err(CliError::Usage(format!(
+                "key file {} gives an empty passphrase (nothing after offset {offset}); refusing to use it for a new keyslot",
+                path.display()
+            )));
+        }
+        Ok(pass)
+    }
+
     /// The existing passphrase: `--key-file` if given, else asked with `prompt`.
     pub(crate) fn existing(&mut self, opts: &KeyOpts, prompt: &str) -> CliResult<Passphrase> {
         match &opts.key_file {
@@ -76,7 +109,7 @@ impl Keys {
         prompt: &str,
     ) -> CliResult<Passphrase> {
         match file {
-            Some(f) => Self::from_file(f, 0, None),
+            Some(f) => Self::new_from_file(f, 0, None),
             None => self.ask(prompt, true),
         }
     }

@@ -11,10 +11,12 @@ mod args;
 mod benchmark;
 mod crypt;
 mod error;
+mod input;
 mod integrity_cmd;
 mod keys;
 mod luks;
 mod mapping;
+mod output;
 mod progress;
 mod verity;
 
@@ -102,7 +104,7 @@ fn main() {
                 msg.push_str(&format!(": {s}"));
                 src = s.source();
             }
-            eprintln!("cryptpilot: {msg}");
+            eprintln!("cryptpilot: {}", error::escape_controls(&msg));
             e.exit_code()
         }
     };

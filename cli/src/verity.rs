@@ -14,6 +14,7 @@ use crate::args::{
     VerityTree, VerityVerifyArgs,
 };
 use crate::error::{CliError, CliResult};
+use crate::input::{read_bounded, ROOT_HASH_MAX};
 use crate::luks::write_out;
 
 fn usage(e: impl std::fmt::Display) -> CliError {
@@ -103,10 +104,10 @@ fn root_hash_of(arg: Option<&str>, file: Option<&Path>, p: &VerityParams) -> Cli
             ))
         }
         (Some(h), None) => h.to_owned(),
-        (None, Some(f)) => std::fs::read_to_string(f)
-            .map_err(CliError::file(f, "read root hash file"))?
-            .trim()
-            .to_owned(),
+        (None, Some(f)) => {
+            let bytes = read_bounded(Some(f), ROOT_HASH_MAX, "the root hash")?;
+            String::from_utf8_lossy(&bytes).trim().to_owned()
+        }
         (None, None) => return Err(usage("no root hash given (argument or --root-hash-file)")),
     };
     let root = verity::parse_hex(&text).map_err(usage)?;

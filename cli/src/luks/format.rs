@@ -42,7 +42,7 @@ pub(super) fn run(a: FormatArgs, keys: &mut Keys) -> CliResult<i32> {
         confirm(&a.common, &warning)?;
     }
     let pass = match a.passphrase_file.as_ref().or(a.key.key_file.as_ref()) {
-        Some(kf) => Keys::from_file(kf, a.key.keyfile_offset, a.key.keyfile_size)?,
+        Some(kf) => Keys::new_from_file(kf, a.key.keyfile_offset, a.key.keyfile_size)?,
         None => keys.new_passphrase(
             None,
             &format!("Enter passphrase for {}: ", device.display()),

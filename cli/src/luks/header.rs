@@ -1,8 +1,7 @@
 //! `luks dump`, `header-backup`, `header-restore`, `repair`, `uuid`, `is-luks`, `config` and
 //! `token`: the header and its metadata.
 
-use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::Write;
 
 use luks2::Luks2;
 
@@ -12,9 +11,14 @@ use crate::args::{
     TokenArgs, UuidArgs,
 };
 use crate::error::{code, CliError, CliResult};
+use crate::input::{read_bounded, HEADER_BACKUP_MAX, TOKEN_JSON_MAX};
 use crate::keys::Keys;
 
-/// cryptsetup's luksDump text, the JSON metadata, or (after unlocking) the volume key.
+/// cryptsetup's warning before a volume key dump.
+const VOLUME_KEY_WARNING: &str = "The header dump with volume key is sensitive information that allows access to encrypted partition without a passphrase. This dump should be stored encrypted in a safe place.";
+
+/// cryptsetup's luksDump text, the JSON metadata, or (after confirming and unlocking) the
+/// volume key.
 pub(super) fn dump(a: DumpArgs, keys: &mut Keys, out: &mut dyn Write) -> CliResult<i32> {
     let device = &a.device;
     let mut dev = open_luks(device, false)?;
@@ -26,6 +30,7 @@ pub(super) fn dump(a: DumpArgs, keys: &mut Keys, out: &mut dyn Write) -> CliResu
         };
         return write_out(out, &text);
     }
+    confirm(&a.common, VOLUME_KEY_WARNING)?;
     let prompt = format!("Enter passphrase for {}: ", device.display());
     let pass = keys.existing(&a.key, &prompt)?;
     let (_, vk) = unlock(&mut dev, device, &pass, a.key.key_slot)?;
@@ -48,10 +53,7 @@ pub(super) fn backup(a: HeaderBackupArgs) -> CliResult<i32> {
 
 /// Writes a checked header backup back, after confirming what it replaces.
 pub(super) fn restore(a: HeaderRestoreArgs) -> CliResult<i32> {
-    let mut bytes = Vec::new();
-    File::open(&a.file)
-        .and_then(|mut f| f.read_to_end(&mut bytes))
-        .map_err(CliError::file(&a.file, "read header backup"))?;
+    let bytes = read_bounded(Some(&a.file), HEADER_BACKUP_MAX, "a header backup")?;
     let backup = luks2::check_backup(&bytes).map_err(CliError::luks(&a.file))?;
     let mut f = open_device(&a.device, true, true)?;
     let warning = match Luks2::open(&mut f) {
@@ -132,15 +134,9 @@ pub(super) fn token(a: TokenArgs, out: &mut dyn Write) -> CliResult<i32> {
     };
     match a.action {
         TokenAction::Import => {
-            let mut text = String::new();
-            match &a.json_file {
-                Some(p) => File::open(p)
-                    .and_then(|mut f| f.read_to_string(&mut text))
-                    .map_err(CliError::file(p, "read token JSON"))?,
-                None => io::stdin().read_to_string(&mut text).map_err(|e| {
-                    CliError::Usage(format!("cannot read token JSON from standard input: {e}"))
-                })?,
-            };
+            let bytes = read_bounded(a.json_file.as_deref(), TOKEN_JSON_MAX, "token JSON")?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| CliError::Usage("token JSON is not UTF-8 text".into()))?;
             let mut dev = open_luks(device, true)?;
             let id = dev
                 .import_token_json(&text, a.token_id, a.replace)

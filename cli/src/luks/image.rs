@@ -1,8 +1,8 @@
 //! Offline images: `encrypt-image`, `decrypt-image`, `read` and `write`: keys and files here,
 //! the streaming in `activate::image`.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::fs::File;
+use std::io::Write;
 use std::path::Path;
 
 use activate::image::{self, Segment, Source, Stream, Unlocked};
@@ -10,7 +10,9 @@ use activate::image::{self, Segment, Source, Stream, Unlocked};
 use super::{confirm, format_options, open_device, read_volume_key, write_out};
 use crate::args::{Common, DecryptImageArgs, EncryptImageArgs, KeyOpts, ReadArgs, WriteArgs};
 use crate::error::{CliError, CliResult};
+use crate::input::read_bounded;
 use crate::keys::Keys;
+use crate::output::Output;
 use crate::progress::Progress;
 
 fn stream(threads: Option<usize>, sparse: bool) -> Stream {
@@ -40,21 +42,17 @@ fn unlock(
     Ok(seg.unlock(&pass, key.key_slot)?)
 }
 
-/// Creates (or, once confirmed, replaces) an output file.
-fn create_output(path: &Path, common: &Common) -> CliResult<File> {
-    if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
+/// Starts an output file (replacing an existing one once confirmed); it appears under its
+/// name only when complete.
+fn create_output(path: &Path, common: &Common) -> CliResult<Output> {
+    let exists = std::fs::metadata(path).is_ok_and(|m| m.len() > 0);
+    if exists {
         confirm(
             common,
             &format!("{} exists and will be overwritten.", path.display()),
         )?;
     }
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-        .map_err(CliError::file(path, "create"))
+    Output::create(path, 0o644, true)
 }
 
 /// Encrypts a plain image into a new LUKS2 image.
@@ -66,25 +64,26 @@ pub(super) fn encrypt(a: EncryptImageArgs, keys: &mut Keys) -> CliResult<i32> {
         opts.volume_key = Some(read_volume_key(f)?);
     }
     let pass = match a.key.key_file.as_ref() {
-        Some(kf) => Keys::from_file(kf, a.key.keyfile_offset, a.key.keyfile_size)?,
+        Some(kf) => Keys::new_from_file(kf, a.key.keyfile_offset, a.key.keyfile_size)?,
         None => keys.new_passphrase(
             None,
             &format!("Enter passphrase for {}: ", a.output.display()),
         )?,
     };
-    let mut f = create_output(&a.output, &a.common)?;
+    let mut out = create_output(&a.output, &a.common)?;
     let mut progress = Progress::new("Encrypting");
     image::encrypt_image(
         Source {
             path: input,
             file: &inp,
         },
-        (&a.output, &mut f),
+        (&a.output, out.file()),
         &opts,
         &pass,
         stream(a.threads, a.sparse),
         &mut |done, total| progress.update(done, total),
     )?;
+    out.commit()?;
     progress.finish();
     Ok(0)
 }
@@ -94,7 +93,7 @@ pub(super) fn decrypt(a: DecryptImageArgs, keys: &mut Keys) -> CliResult<i32> {
     let input = &a.input;
     let mut inp = open_device(input, false, false)?;
     let seg = unlock(input, &mut inp, &a.key, a.volume_key_file.as_deref(), keys)?;
-    let mut f = create_output(&a.output, &a.common)?;
+    let mut out = create_output(&a.output, &a.common)?;
     let mut progress = Progress::new("Decrypting");
     image::decrypt_image(
         Source {
@@ -102,10 +101,11 @@ pub(super) fn decrypt(a: DecryptImageArgs, keys: &mut Keys) -> CliResult<i32> {
             file: &inp,
         },
         &seg,
-        (&a.output, &mut f),
+        (&a.output, out.file()),
         stream(a.threads, a.sparse),
         &mut |done, total| progress.update(done, total),
     )?;
+    out.commit()?;
     progress.finish();
     Ok(0)
 }
@@ -116,21 +116,18 @@ pub(super) fn read(a: ReadArgs, keys: &mut Keys, out: &mut dyn Write) -> CliResu
     let mut f = open_device(device, false, false)?;
     let seg = unlock(device, &mut f, &a.key, a.volume_key_file.as_deref(), keys)?;
     let len = a.length.unwrap_or(seg.size.saturating_sub(a.offset));
-    let mut sink: Box<dyn Write> = match &a.output {
-        Some(p) => Box::new(
-            OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(p)
-                .map_err(CliError::file(p, "create"))?,
-        ),
-        None => Box::new(&mut *out),
-    };
     let source = Source {
         path: device,
         file: &f,
     };
-    image::read_range(source, &seg, a.offset, len, &mut sink)?;
+    match &a.output {
+        Some(p) => {
+            let mut o = Output::create(p, 0o600, false)?;
+            image::read_range(source, &seg, a.offset, len, o.file())?;
+            o.commit()?;
+        }
+        None => image::read_range(source, &seg, a.offset, len, out)?,
+    }
     Ok(0)
 }
 
@@ -146,17 +143,15 @@ pub(super) fn write(a: WriteArgs, keys: &mut Keys, out: &mut dyn Write) -> CliRe
                 .into(),
         ));
     }
-    let mut data = Vec::new();
-    match &a.input {
-        Some(p) => File::open(p)
-            .and_then(|mut f| f.read_to_end(&mut data))
-            .map_err(CliError::file(p, "read"))?,
-        None => std::io::stdin()
-            .read_to_end(&mut data)
-            .map_err(|e| CliError::Usage(format!("cannot read standard input: {e}")))?,
-    };
     let device = &a.device;
     let mut f = open_device(device, true, false)?;
+    // No more can be written than the device holds.
+    let room = f.metadata().map_err(CliError::file(device, "read"))?.len();
+    let room = match room {
+        0 => luks2::BlockIo::size(&mut f).map_err(CliError::file(device, "read"))?,
+        n => n,
+    };
+    let mut data = read_bounded(a.input.as_deref(), room, "the data to write")?;
     let seg = unlock(device, &mut f, &a.key, a.volume_key_file.as_deref(), keys)?;
     image::write_range(device, &f, &seg, a.offset, &mut data)?;
     write_out(out, "")

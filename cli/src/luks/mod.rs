@@ -6,9 +6,8 @@ mod header;
 mod image;
 mod keyslots;
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, IsTerminal, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -139,16 +138,13 @@ pub(crate) fn read_volume_key(path: &Path) -> CliResult<VolumeKey> {
     Ok(VolumeKey::from(buf))
 }
 
+/// Writes `bytes` to a new file (mode 0400) that appears only once complete.
 pub(crate) fn write_secret_file(path: &Path, bytes: &[u8]) -> CliResult {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o400)
-        .open(path)
-        .map_err(CliError::file(path, "create"))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(CliError::file(path, "write"))
+    let mut out = crate::output::Output::create(path, 0o400, false)?;
+    out.file()
+        .write_all(bytes)
+        .map_err(CliError::file(path, "write"))?;
+    out.commit()
 }
 
 pub(crate) fn unlock<D: luks2::BlockIo>(

@@ -184,6 +184,7 @@ pub fn our_volume_key(d: &Dir, image: &str, keyfile: &str) -> Vec<u8> {
     let out = d.path(&format!("our-vk-{}", rand_suffix()));
     ok(ours(&[
         "dump",
+        "-q",
         "--dump-volume-key",
         "--volume-key-file",
         out.to_str().expect("utf8"),
