@@ -30,6 +30,22 @@ pub fn open_device(path: &Path, write: bool, exclusive: bool) -> Result<File> {
         };
         Error::device(path, what)(e)
     })?;
+    // cryptsetup works on block devices and image files only: a directory or /dev/null is
+    // "not compatible", not an empty or unreadable volume.
+    let kind = f
+        .metadata()
+        .map_err(Error::device(path, "open device"))?
+        .file_type();
+    if !(kind.is_file() || kind.is_block_device()) {
+        return Err(Error::Device {
+            path: path.to_owned(),
+            what: "use",
+            source: io::Error::new(
+                io::ErrorKind::Unsupported,
+                "not a block device or disk image file",
+            ),
+        });
+    }
     if write {
         f.try_lock().map_err(|e| match e {
             std::fs::TryLockError::WouldBlock => Error::Device {

@@ -72,10 +72,15 @@ impl<'f> Segment<'f> {
     ///
     /// # Errors
     /// [`Error::Luks`] with `WrongPassphrase` when no keyslot opens.
-    pub fn unlock(mut self, passphrase: &Passphrase, slot: Option<u32>) -> Result<Unlocked> {
+    pub fn unlock(
+        mut self,
+        passphrase: &Passphrase,
+        slot: Option<u32>,
+        limits: &KdfLimits,
+    ) -> Result<Unlocked> {
         let (_, key) = self
             .dev
-            .unlock(passphrase, slot, &KdfLimits::default())
+            .unlock(passphrase, slot, limits)
             .map_err(Error::luks(&self.path))?;
         self.keyed(&key)
     }

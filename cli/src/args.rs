@@ -202,6 +202,25 @@ pub(crate) struct KeyOpts {
     /// Use (or, when adding, create) this keyslot only.
     #[arg(short = 'S', long = "key-slot", value_name = "NUM")]
     pub(crate) key_slot: Option<u32>,
+    /// Do not try a keyslot whose key derivation would take longer than this many seconds on
+    /// this machine, estimated from the header's costs before any work is done (a hostile
+    /// header can ask for days). 0 lifts the limit.
+    #[arg(long = "kdf-time-limit", value_name = "SECONDS", default_value_t = 120)]
+    pub(crate) kdf_time_limit: u64,
+}
+
+impl KeyOpts {
+    /// The caps for KDF costs read from a header.
+    pub(crate) fn kdf_limits(&self) -> luks2::KdfLimits {
+        let max_duration = match self.kdf_time_limit {
+            0 => std::time::Duration::MAX,
+            s => std::time::Duration::from_secs(s),
+        };
+        luks2::KdfLimits {
+            max_duration,
+            ..luks2::KdfLimits::default()
+        }
+    }
 }
 
 /// Cost of the key derivation for new keyslots.

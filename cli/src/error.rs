@@ -125,12 +125,22 @@ fn luks_code(e: &luks2::Error) -> i32 {
     match e {
         luks2::Error::WrongPassphrase | luks2::Error::WrongVolumeKey => code::PERMISSION,
         luks2::Error::Io { source, .. } => io_code(source),
+        luks2::Error::UnusableKeyslot { source, .. } => luks_code(source),
         _ => code::FAILURE,
     }
 }
 
 fn io_code(e: &io::Error) -> i32 {
+    // A symlink loop, or a path through something that is not a directory, names no device.
+    if matches!(
+        e.raw_os_error(),
+        Some(nix::libc::ELOOP | nix::libc::ENOTDIR | nix::libc::ENXIO | nix::libc::ENODEV)
+    ) {
+        return code::WRONG_DEVICE;
+    }
     match e.kind() {
+        // Not a block device or an image file: cryptsetup's "not compatible".
+        io::ErrorKind::Unsupported => code::WRONG_DEVICE,
         io::ErrorKind::PermissionDenied => code::PERMISSION,
         io::ErrorKind::OutOfMemory => code::NO_MEMORY,
         io::ErrorKind::NotFound => code::WRONG_DEVICE,

@@ -44,7 +44,7 @@ pub(crate) fn open(
     dev.header().activation().map_err(CliError::luks(device))?;
     let prompt = format!("Enter passphrase for {}: ", device.display());
     let pass = keys.existing(key, &prompt)?;
-    let (_, vk) = unlock(&mut dev, device, &pass, key.key_slot)?;
+    let (_, vk) = unlock(&mut dev, device, &pass, key.key_slot, key)?;
     let header = dev.header().clone();
     drop(dev);
     mapper.open_luks2(device, &mut file, &header, &vk, &dm_name, options)?;

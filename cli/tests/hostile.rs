@@ -258,3 +258,245 @@ fn the_volume_key_is_shown_only_when_confirmed() {
     ]));
     assert!(r.stdout.contains("MK dump"), "{}", r.stdout);
 }
+
+/// Rewrites the JSON metadata of both header copies of `img` (16 KiB metadata) with `edit`
+/// applied and the checksums re-sealed, as a hostile but well-formed header would be.
+fn edit_header(img: &str, edit: impl Fn(&mut serde_json::Value)) {
+    let mut bytes = contents(img);
+    for off in [0usize, 16384] {
+        let area = &mut bytes[off..off + 16384];
+        let end = area[4096..].iter().position(|&c| c == 0).expect("nul") + 4096;
+        let mut v: serde_json::Value = serde_json::from_slice(&area[4096..end]).expect("json");
+        edit(&mut v);
+        let text = serde_json::to_vec(&v).expect("json");
+        area[4096..].fill(0);
+        area[4096..4096 + text.len()].copy_from_slice(&text);
+        area[448..512].fill(0);
+        let sum = luks2::HashAlg::Sha256.digest(&[&area[..]]);
+        area[448..480].copy_from_slice(&sum);
+    }
+    std::fs::write(img, bytes).expect("write");
+}
+
+/// Two keyslots made by cryptsetup: "a" in 0, "b" in 1.
+fn cryptsetup_two_slots(d: &Dir, name: &str) -> (String, String, String) {
+    let a = d.key("a", b"a");
+    let b = d.key("b", b"b");
+    let img = d.image(name, 24);
+    ok(cryptsetup(
+        &[
+            &["luksFormat", "-q", "--type", "luks2", "--key-file", &a][..],
+            FAST,
+            &[&img],
+        ]
+        .concat(),
+    ));
+    ok(cryptsetup(
+        &[
+            &["luksAddKey", "-q", "--key-file", &a][..],
+            FAST,
+            &[&img, &b],
+        ]
+        .concat(),
+    ));
+    (img, a, b)
+}
+
+fn test_passphrase(img: &str, key: &str, extra: &[&str]) -> (Run, Run) {
+    let args = [&["--test-passphrase", "--key-file", key][..], extra, &[img]].concat();
+    let cs = cryptsetup(&[&["open"][..], &args].concat());
+    let ours = ours(&[&["open"][..], &args].concat());
+    (cs, ours)
+}
+
+#[test]
+fn damaged_or_unusable_keyslots_answer_as_cryptsetup() {
+    let d = Dir::new();
+    // Keyslot 1's key does not fit its area: keyslot 0 still opens, "b" is no key (2) in
+    // both tools; asked for by number, we name the damage.
+    let (img, a, b) = cryptsetup_two_slots(&d, "big-key.img");
+    edit_header(&img, |v| v["keyslots"]["1"]["key_size"] = 128.into());
+    for (key, code) in [(&a, 0), (&b, 2)] {
+        let (cs, ours) = test_passphrase(&img, key, &[]);
+        assert_eq!(
+            (cs.code, ours.code),
+            (code, code),
+            "{}\n{}",
+            cs.stderr,
+            ours.stderr
+        );
+    }
+    fails_cleanly(
+        &ours(&[
+            "open",
+            "--test-passphrase",
+            "--key-file",
+            &b,
+            "-S",
+            "1",
+            &img,
+        ]),
+        1,
+        "keyslot 1 cannot be used: invalid LUKS2 metadata at keyslots.1.area.size",
+    );
+    assert!(ok(ours(&["dump", &img])).stdout.contains("\tUnusable:   "));
+
+    // Keyslot 1's area offset inside a sector: both read from the sector's start.
+    let (img, _, b) = cryptsetup_two_slots(&d, "unaligned.img");
+    edit_header(&img, |v| {
+        let area = &mut v["keyslots"]["1"]["area"];
+        let off: u64 = area["offset"].as_str().expect("str").parse().expect("num");
+        area["offset"] = (off + 100).to_string().into();
+        area["size"] = "257948".into();
+    });
+    let (cs, ours_run) = test_passphrase(&img, &b, &[]);
+    assert_eq!((cs.code, ours_run.code), (0, 0), "{}", ours_run.stderr);
+
+    // Keyslot 0 with a cipher neither tool can use: "cannot use", exit 1, not "no key".
+    let (img, a, _) = cryptsetup_two_slots(&d, "serpent.img");
+    edit_header(&img, |v| {
+        v["keyslots"]["0"]["area"]["encryption"] = "serpent-xts-plain64".into();
+    });
+    let (cs, ours_run) = test_passphrase(&img, &a, &[]);
+    assert_eq!((cs.code, ours_run.code), (1, 1), "{}", cs.stderr);
+    fails_cleanly(
+        &ours_run,
+        1,
+        "keyslot 0 cannot be used: unsupported cipher 'serpent-xts-plain64'",
+    );
+}
+
+#[test]
+fn hostile_kdf_work_is_refused_with_the_keyslot_and_an_estimate() {
+    let d = Dir::new();
+    let (img, a, b) = cryptsetup_two_slots(&d, "slow.img");
+    let before = contents(&img);
+    edit_header(&img, |v| {
+        let kdf = &mut v["keyslots"]["1"]["kdf"];
+        *kdf = serde_json::json!({"type":"argon2id","time":65536,"memory":4194304,"cpus":4,"salt":kdf["salt"].clone()});
+    });
+    let started = std::time::Instant::now();
+    fails_cleanly(
+        &ours(&["open", "--test-passphrase", "--key-file", &b, &img]),
+        1,
+        "keyslot 1 cannot be used: keyslots.1.kdf: deriving the key would take about",
+    );
+    // The other keyslot still opens; the refusal cost no work.
+    ok(ours(&["open", "--test-passphrase", "--key-file", &a, &img]));
+    assert!(started.elapsed().as_secs() < 30);
+
+    // PBKDF2 at 2^32-1 iterations: minutes even with SHA-NI, over the default limit.
+    std::fs::write(&img, &before).expect("restore");
+    edit_header(&img, |v| {
+        v["keyslots"]["1"]["kdf"]["iterations"] = u32::MAX.into()
+    });
+    fails_cleanly(
+        &ours(&["open", "--test-passphrase", "--key-file", &b, &img]),
+        1,
+        "over the limit of 120 s",
+    );
+    // The limit is the user's: 20 million iterations (a few seconds) pass by default and are
+    // refused under --kdf-time-limit 1.
+    std::fs::write(&img, &before).expect("restore");
+    edit_header(&img, |v| {
+        v["keyslots"]["1"]["kdf"]["iterations"] = 20_000_000.into()
+    });
+    let limited = ["--kdf-time-limit", "1"];
+    fails_cleanly(
+        &ours(
+            &[
+                &["open", "--test-passphrase", "--key-file", &b][..],
+                &limited,
+                &[&img],
+            ]
+            .concat(),
+        ),
+        1,
+        "over the limit of 1 s",
+    );
+    let r = ours(&["open", "--test-passphrase", "--key-file", &b, &img]);
+    assert_eq!(
+        r.code, 2,
+        "tried (the edit broke the keyslot's key): {}",
+        r.stderr
+    );
+}
+
+#[test]
+fn devices_that_are_not_devices_exit_as_in_cryptsetup() {
+    let d = Dir::new();
+    let key = d.key("k", b"pw");
+    let dir = d.p("a-directory");
+    std::fs::create_dir(&dir).expect("dir");
+    let loop_a = d.p("loop-a");
+    std::os::unix::fs::symlink(d.p("loop-b"), &loop_a).expect("link");
+    std::os::unix::fs::symlink(&loop_a, d.p("loop-b")).expect("link");
+    for dev in [dir.as_str(), "/dev/null", loop_a.as_str()] {
+        let cs = cryptsetup(&["isLuks", dev]);
+        assert_eq!(cs.code, 4, "{dev}: {}", cs.stderr);
+        for args in [
+            vec!["is-luks", dev],
+            vec!["dump", dev],
+            vec!["open", "--test-passphrase", "--key-file", &key, dev],
+        ] {
+            let r = ours(&args);
+            assert_eq!(r.code, 4, "{args:?}: {}", r.stderr);
+            assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+        }
+    }
+    // A volume directory that does not exist is an error, not "0 volumes".
+    let r = crypt(&d.path("nonexistent"), &["config", "check"]);
+    fails_cleanly(&r, 1, "cannot use the configuration directory");
+}
+
+#[test]
+fn names_with_control_characters_are_escaped_in_errors() {
+    let d = Dir::new();
+    let key = d.key("k", b"pw");
+    let evil = d.p("a\nb\x1b[31m.img");
+    let r = ours(&["open", "--test-passphrase", "--key-file", &key, &evil]);
+    fails_cleanly(&r, 4, "a\\nb\\u{1b}[31m.img");
+}
+
+/// cryptsetup cuts a 48-byte label to 47 bytes, here in the middle of "ä": dump prints the
+/// byte as it is (as cryptsetup does), and a rewrite keeps it.
+#[test]
+fn a_label_that_is_not_utf8_is_kept_and_printed_raw() {
+    let d = Dir::new();
+    let key = d.key("k", b"pw");
+    let img = d.image("label.img", 24);
+    let label = format!("{}ä", "x".repeat(46));
+    ok(cryptsetup(
+        &[
+            &["luksFormat", "-q", "--type", "luks2", "--key-file", &key][..],
+            &["--label", &label],
+            FAST,
+            &[&img],
+        ]
+        .concat(),
+    ));
+    let raw = |r: &std::process::Output| r.stdout.clone();
+    let dump = |bin: &str, verb: &[&str]| {
+        Command::new(bin)
+            .args(verb)
+            .arg(&img)
+            .output()
+            .expect("run")
+    };
+    let cs = raw(&dump(&tool_path("cryptsetup"), &["luksDump"]));
+    let ours_dump = raw(&dump(env!("CARGO_BIN_EXE_cryptpilot"), &["luks", "dump"]));
+    assert_eq!(ours_dump, cs);
+    assert!(
+        cs.windows(48)
+            .any(|w| w[..46] == *"x".repeat(46).as_bytes() && w[46..] == [0xc3, b'\n']),
+        "the cut byte is printed raw"
+    );
+    ok(ours(&["config", "-q", &img, "--subsystem", "s"]));
+    let after = raw(&dump(&tool_path("cryptsetup"), &["luksDump"]));
+    assert!(
+        after
+            .windows(48)
+            .any(|w| w[..46] == *"x".repeat(46).as_bytes() && w[46..] == [0xc3, b'\n']),
+        "a rewrite keeps the label's bytes"
+    );
+}

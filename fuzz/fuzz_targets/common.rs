@@ -9,13 +9,12 @@ pub const HDR: usize = 16384;
 /// Where the keyslots area starts for a 16 KiB header.
 pub const AREA: usize = 2 * HDR;
 
-/// Costs small enough that a fuzzed keyslot unlocks in milliseconds.
+/// Costs small enough that a fuzzed keyslot unlocks in about a millisecond.
 pub fn tight_limits() -> KdfLimits {
     KdfLimits {
         max_memory_kib: 256,
-        max_time: 4,
         max_cpus: 1,
-        max_iterations: 2000,
+        max_duration: std::time::Duration::from_millis(1),
     }
 }
 

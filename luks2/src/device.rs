@@ -22,9 +22,6 @@ use crate::util::{align_up, random_bytes};
 use crate::Passphrase;
 use crate::{Error, HashAlg, Result};
 
-/// AF settings for new keyslots.
-pub const DEFAULT_STRIPES: u32 = 4000;
-
 /// An open LUKS2 device.
 #[derive(Debug)]
 pub struct Luks2<D: BlockIo> {
@@ -42,9 +39,7 @@ pub struct KeyslotOptions {
     pub pbkdf: PbkdfParams,
     /// Area cipher; `None` takes the data segment's cipher when usable, else `aes-xts-plain64`.
     pub cipher: Option<(String, usize)>,
-    /// AF stripes.
-    pub stripes: u32,
-    /// AF hash.
+    /// AF hash (the stripes are always [`AF_STRIPES`](crate::keyslot::af::AF_STRIPES)).
     pub af_hash: HashAlg,
     /// Priority (`None` leaves the field out: normal).
     pub priority: Option<u32>,
@@ -55,7 +50,6 @@ impl Default for KeyslotOptions {
         Self {
             pbkdf: PbkdfParams::default(),
             cipher: None,
-            stripes: DEFAULT_STRIPES,
             af_hash: HashAlg::Sha256,
             priority: None,
         }
@@ -113,8 +107,9 @@ impl<D: BlockIo> Luks2<D> {
     ///
     /// # Errors
     /// [`Error::WrongPassphrase`] if no keyslot opens; [`Error::KeyslotNotFound`] for a named
-    /// slot that does not exist; [`Error::Limit`]/[`Error::Unsupported`] when the only
-    /// candidate slots could not be tried.
+    /// slot that does not exist; [`Error::UnusableKeyslot`] when nothing opens and a keyslot
+    /// could not be tried (an unsupported algorithm, a cost over `limits`, a read error), or
+    /// when the slot asked for is damaged.
     pub fn unlock(
         &mut self,
         passphrase: &Passphrase,
@@ -142,19 +137,32 @@ impl<D: BlockIo> Luks2<D> {
                 v.into_iter().map(|(_, k)| k).collect()
             }
         };
-        let mut first_error = None;
-        let mut tried = false;
+        // A keyslot that cannot be tried (an algorithm we lack, a cost over the caps, an
+        // unreadable area) may be the one the passphrase is for: its error is the answer
+        // when nothing opens, as cryptsetup's "cannot use cipher". A damaged keyslot (sizes
+        // that do not fit) is only unusable: the answer stays "no key", as in cryptsetup,
+        // unless it was the keyslot asked for.
+        let mut blocked = None;
+        let mut damaged = None;
         for id in candidates {
             match self.try_slot(id, passphrase, limits) {
                 Ok(Some(key)) => return Ok((id, key)),
-                Ok(None) => tried = true,
+                Ok(None) => {}
+                Err(e @ Error::Metadata { .. }) => {
+                    damaged.get_or_insert((id, e));
+                }
                 Err(e) => {
-                    first_error.get_or_insert(e);
+                    blocked.get_or_insert((id, e));
                 }
             }
         }
-        match first_error {
-            Some(e) if !tried => Err(e),
+        let unusable = |(id, e): (u32, Error)| Error::UnusableKeyslot {
+            id,
+            source: Box::new(e),
+        };
+        match (blocked, damaged) {
+            (Some(b), _) => Err(unusable(b)),
+            (None, Some(d)) if slot.is_some() => Err(unusable(d)),
             _ => Err(Error::WrongPassphrase),
         }
     }
@@ -171,13 +179,12 @@ impl<D: BlockIo> Luks2<D> {
             .digest_of_keyslot(id)
             .ok_or_else(|| Error::metadata(format!("keyslots.{id}"), "has no digest"))?;
         let digest = crate::header::validate::digest_params(&self.header.meta, digest_id)?;
-        if digest.iterations > limits.max_iterations {
-            return Err(Error::limit(
-                format!("digests.{digest_id}.iterations"),
-                digest.iterations.into(),
-                limits.max_iterations.into(),
-            ));
-        }
+        crate::kdf::check_pbkdf2_work(
+            &format!("digests.{digest_id}"),
+            digest.hash,
+            digest.iterations,
+            limits,
+        )?;
         let field = format!("keyslots.{id}.kdf");
         let key = keyslot::recover_key(&mut self.io, &field, &params, passphrase, limits)?;
         Ok(digest.verify(&key).then(|| VolumeKey::from_slice(&key)))
@@ -315,11 +322,11 @@ impl<D: BlockIo> Luks2<D> {
         let mut bin = self.header.bin.clone();
         if let Some(l) = label {
             binary::check_field("label", l, binary::LABEL_MAX + 1)?;
-            bin.label = l.to_owned();
+            bin.label = l.as_bytes().to_vec();
         }
         if let Some(s) = subsystem {
             binary::check_field("subsystem", s, binary::LABEL_MAX + 1)?;
-            bin.subsystem = s.to_owned();
+            bin.subsystem = s.as_bytes().to_vec();
         }
         self.commit(bin, self.header.meta.clone())
     }
@@ -535,13 +542,8 @@ impl<D: BlockIo> Luks2<D> {
                 format!("{cipher_key} bytes for {cipher}"),
             ));
         }
-        if opts.stripes == 0 || opts.stripes > crate::keyslot::af::MAX_STRIPES {
-            return Err(Error::invalid(
-                "stripes",
-                format!("{} is out of range", opts.stripes),
-            ));
-        }
-        let size = align_up(af_sectors_bytes(key_size as u32, opts.stripes), 4096);
+        let stripes = crate::keyslot::af::AF_STRIPES;
+        let size = align_up(af_sectors_bytes(key_size as u32, stripes), 4096);
         let offset =
             free_area(&self.header, size, avoid).or_else(|_| free_area(&self.header, size, &[]))?;
         let kdf = opts.pbkdf.resolve()?;
@@ -550,7 +552,7 @@ impl<D: BlockIo> Luks2<D> {
             key_size: key_size as u32,
             af: Some(AfJson {
                 kind: "luks1".into(),
-                stripes: Some(opts.stripes),
+                stripes: Some(stripes),
                 hash: Some(opts.af_hash.name().into()),
                 extra: Map::new(),
             }),
@@ -572,7 +574,7 @@ impl<D: BlockIo> Luks2<D> {
             cipher_key_size: cipher_key,
             offset,
             size,
-            stripes: opts.stripes,
+            stripes,
             af_hash: opts.af_hash,
             kdf,
         };

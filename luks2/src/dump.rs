@@ -1,5 +1,6 @@
 //! `luksDump`-style text for a header, in cryptsetup's layout.
 
+use std::fmt;
 use std::fmt::Write as _;
 
 use zeroize::Zeroizing;
@@ -7,7 +8,37 @@ use zeroize::Zeroizing;
 use crate::header::json::{KeyslotJson, ObjId, SegmentJson, SegmentSize};
 use crate::{Header, VolumeKey};
 
-fn hex_block(out: &mut String, label: &str, bytes: &[u8]) {
+/// luksDump text being built: text, and the label and subsystem as the bytes they are
+/// (cryptsetup prints them raw, UTF-8 or not).
+struct Out(Vec<u8>);
+
+impl fmt::Write for Out {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+impl Out {
+    fn push_str(&mut self, s: &str) {
+        self.0.extend_from_slice(s.as_bytes());
+    }
+
+    fn push(&mut self, c: char) {
+        self.push_str(c.encode_utf8(&mut [0; 4]));
+    }
+
+    /// `bytes` as they are, or `none` when empty.
+    fn raw_or(&mut self, bytes: &[u8], none: &str) {
+        if bytes.is_empty() {
+            self.push_str(none);
+        } else {
+            self.0.extend_from_slice(bytes);
+        }
+    }
+}
+
+fn hex_block(out: &mut Out, label: &str, bytes: &[u8]) {
     let _ = write!(out, "\t{label:<12}");
     for (i, line) in bytes.chunks(16).enumerate() {
         if i > 0 {
@@ -23,18 +54,17 @@ fn hex_block(out: &mut String, label: &str, bytes: &[u8]) {
     }
 }
 
-fn or_none<'a>(s: &'a str, none: &'a str) -> &'a str {
-    if s.is_empty() {
-        none
-    } else {
-        s
-    }
+/// The header described as `cryptsetup luksDump` prints it (no key material), with a label
+/// or subsystem that is not UTF-8 shown as U+FFFD; [`dump_bytes`] keeps their bytes.
+pub fn dump_text(h: &Header) -> String {
+    String::from_utf8_lossy(&dump_bytes(h)).into_owned()
 }
 
-/// The header described as `cryptsetup luksDump` prints it (no key material).
-pub fn dump_text(h: &Header) -> String {
+/// The header described as `cryptsetup luksDump` prints it (no key material), byte for byte:
+/// the label and subsystem as stored.
+pub fn dump_bytes(h: &Header) -> Vec<u8> {
     let m = h.metadata();
-    let mut o = String::new();
+    let mut o = Out(Vec::new());
     general(&mut o, h);
     o.push_str("\nData segments:\n");
     for (id, s) in &m.segments {
@@ -45,6 +75,10 @@ pub fn dump_text(h: &Header) -> String {
         keyslot(&mut o, *id, k);
         if let Some(d) = m.digests.iter().find(|(_, d)| d.keyslots.contains(id)) {
             let _ = writeln!(o, "\tDigest ID:  {}", d.0);
+        }
+        // Not in cryptsetup's text, which shows a damaged keyslot as if it were fine.
+        if let Err(e) = crate::header::validate::keyslot_params(*id, k) {
+            let _ = writeln!(o, "\tUnusable:   {e}");
         }
     }
     o.push_str("Tokens:\n");
@@ -69,11 +103,11 @@ pub fn dump_text(h: &Header) -> String {
         hex_block(&mut o, "Salt:", &d.salt.0);
         hex_block(&mut o, "Digest:", &d.digest.0);
     }
-    o
+    o.0
 }
 
 /// The binary header's fields, the flags and the requirements.
-fn general(o: &mut String, h: &Header) {
+fn general(o: &mut Out, h: &Header) {
     let m = h.metadata();
     let flags = m
         .config
@@ -85,14 +119,19 @@ fn general(o: &mut String, h: &Header) {
         o,
         "LUKS header information\nVersion:       \t2\nEpoch:         \t{}\n\
          Metadata area: \t{} [bytes]\nKeyslots area: \t{} [bytes]\nUUID:          \t{}\n\
-         Label:         \t{}\nSubsystem:     \t{}\nFlags:       \t{}\n",
+         Label:         \t",
         h.seqid(),
         h.metadata_size(),
         h.keyslots_size(),
         h.uuid(),
-        or_none(h.label(), "(no label)"),
-        or_none(h.subsystem(), "(no subsystem)"),
-        flags.as_deref().unwrap_or("(no flags)"),
+    );
+    o.raw_or(h.label_bytes(), "(no label)");
+    o.push_str("\nSubsystem:     \t");
+    o.raw_or(h.subsystem_bytes(), "(no subsystem)");
+    let _ = writeln!(
+        o,
+        "\nFlags:       \t{}",
+        flags.as_deref().unwrap_or("(no flags)")
     );
     let req = m.requirements();
     if !req.is_empty() {
@@ -100,7 +139,7 @@ fn general(o: &mut String, h: &Header) {
     }
 }
 
-fn segment(o: &mut String, id: ObjId, s: &SegmentJson) {
+fn segment(o: &mut Out, id: ObjId, s: &SegmentJson) {
     let _ = writeln!(o, "  {id}: {}", s.kind);
     let _ = writeln!(o, "\toffset: {} [bytes]", s.offset.0);
     match s.size {
@@ -128,7 +167,7 @@ fn segment(o: &mut String, id: ObjId, s: &SegmentJson) {
     }
 }
 
-fn keyslot(o: &mut String, id: ObjId, k: &KeyslotJson) {
+fn keyslot(o: &mut Out, id: ObjId, k: &KeyslotJson) {
     let _ = writeln!(o, "  {id}: {}", k.kind);
     let _ = writeln!(o, "\tKey:        {} bits", k.key_size * 8);
     let prio = match k.priority {

@@ -71,8 +71,24 @@ pub enum Error {
         /// The cap.
         max: u64,
     },
+    /// A key derivation would take longer than the cap at this machine's measured speed.
+    KdfTooSlow {
+        /// The keyslot's or digest's KDF (`keyslots.1.kdf`, `digests.0`).
+        field: String,
+        /// The estimate.
+        estimate: std::time::Duration,
+        /// The cap.
+        max: std::time::Duration,
+    },
     /// No keyslot accepted the passphrase.
     WrongPassphrase,
+    /// A keyslot could not be tried; the source says why.
+    UnusableKeyslot {
+        /// The keyslot.
+        id: u32,
+        /// Why it cannot be used.
+        source: Box<Error>,
+    },
     /// The keyslot does not exist.
     KeyslotNotFound(u32),
     /// The keyslot number is already in use.
@@ -171,7 +187,18 @@ impl fmt::Display for Error {
             Error::Limit { field, value, max } => {
                 write!(f, "{field} = {value} exceeds the limit of {max}")
             }
+            Error::KdfTooSlow {
+                field,
+                estimate,
+                max,
+            } => write!(
+                f,
+                "{field}: deriving the key would take {} on this machine, over the limit of {} s",
+                crate::kdf::human_duration(*estimate),
+                max.as_secs()
+            ),
             Error::WrongPassphrase => f.write_str("no key available with this passphrase"),
+            Error::UnusableKeyslot { id, .. } => write!(f, "keyslot {id} cannot be used"),
             Error::KeyslotNotFound(n) => write!(f, "keyslot {n} is not active"),
             Error::KeyslotInUse(n) => write!(f, "keyslot {n} is already in use"),
             Error::NoFreeKeyslot => f.write_str("all keyslots are in use"),
@@ -207,6 +234,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
+            Error::UnusableKeyslot { source, .. } => Some(source.as_ref()),
             _ => None,
         }
     }

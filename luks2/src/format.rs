@@ -323,11 +323,11 @@ pub fn format<D: BlockIo>(
     let bin = BinaryHeader {
         hdr_size: lay.metadata_size,
         seqid: old.seqid,
-        label: opts.label.clone(),
+        label: opts.label.clone().into_bytes(),
         csum_alg: HashAlg::Sha256,
         salt: [0; SALT_LEN],
         uuid,
-        subsystem: opts.subsystem.clone(),
+        subsystem: opts.subsystem.clone().into_bytes(),
         hdr_offset: 0,
     };
     // Both copies start out invalid, so the first commit gives each a fresh salt.

@@ -51,9 +51,9 @@ mod util;
 mod xts_simd;
 
 pub use backup::{check_backup, restore_backup};
-pub use device::{KeyslotOptions, Luks2, DEFAULT_STRIPES};
+pub use device::{KeyslotOptions, Luks2};
 pub use digest::KeyDigest;
-pub use dump::{dump_text, dump_volume_key_text};
+pub use dump::{dump_bytes, dump_text, dump_volume_key_text};
 pub use error::{Copy, Error, Result};
 pub use format::{format, FormatOptions, DEFAULT_DATA_OFFSET};
 pub use hash::HashAlg;

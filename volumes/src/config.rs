@@ -176,6 +176,20 @@ pub fn load_all(dir: &Path) -> (Vec<Volume>, Vec<ConfigError>) {
     let vdir = dir.join("volumes");
     let mut volumes: Vec<Volume> = Vec::new();
     let mut errors = Vec::new();
+    if let Err(e) = std::fs::metadata(dir).and_then(|m| {
+        if m.is_dir() {
+            Ok(())
+        } else {
+            Err(std::io::Error::other("not a directory"))
+        }
+    }) {
+        errors.push(ConfigError {
+            file: dir.to_owned(),
+            line: None,
+            message: format!("cannot use the configuration directory: {e}"),
+        });
+        return (volumes, errors);
+    }
     let entries = match std::fs::read_dir(&vdir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (volumes, errors),
@@ -190,11 +204,26 @@ pub fn load_all(dir: &Path) -> (Vec<Volume>, Vec<ConfigError>) {
     };
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .collect();
     files.sort();
     let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
     for file in files {
+        // A FIFO, a device or a dangling link named *.toml is a mistake to report, not a file
+        // to skip (or to block on).
+        let kind = std::fs::metadata(&file).map(|m| m.file_type());
+        if !kind.as_ref().is_ok_and(std::fs::FileType::is_file) {
+            let message = match kind {
+                Ok(_) => "not a regular file".to_owned(),
+                Err(e) => format!("cannot read: {e}"),
+            };
+            errors.push(ConfigError {
+                file,
+                line: None,
+                message,
+            });
+            continue;
+        }
         let text = match read_secret_text(&file) {
             Ok(t) => t,
             Err(message) => {
@@ -312,6 +341,46 @@ mod tests {
             "{errs:?}"
         );
         assert!(errs[1].ends_with("bin.toml: not UTF-8 text"), "{errs:?}");
+    }
+
+    /// A FIFO, a link to a device and a dangling link named *.toml are reported, not skipped
+    /// (nor blocked on); a configuration directory that does not exist is an error.
+    #[test]
+    fn files_that_are_not_files_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = dir.path().join("volumes");
+        std::fs::create_dir(&v).unwrap();
+        let fifo = std::process::Command::new("mkfifo")
+            .arg(v.join("a-fifo.toml"))
+            .status()
+            .unwrap();
+        assert!(fifo.success());
+        std::os::unix::fs::symlink("/dev/zero", v.join("b-zero.toml")).unwrap();
+        std::os::unix::fs::symlink("nowhere", v.join("c-dangling.toml")).unwrap();
+        let (vols, errs) = load_all(dir.path());
+        assert!(vols.is_empty());
+        let errs: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(
+            errs[0].ends_with("a-fifo.toml: not a regular file"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[1].ends_with("b-zero.toml: not a regular file"),
+            "{errs:?}"
+        );
+        assert!(errs[2].contains("c-dangling.toml: cannot read"), "{errs:?}");
+
+        let (vols, errs) = load_all(&dir.path().join("missing"));
+        assert!(vols.is_empty());
+        assert_eq!(errs.len(), 1);
+        assert!(
+            errs[0]
+                .to_string()
+                .contains("missing: cannot use the configuration directory"),
+            "{}",
+            errs[0]
+        );
     }
 
     #[test]

@@ -5,7 +5,9 @@ use std::io::Write;
 
 use luks2::Luks2;
 
-use super::{confirm, open_device, open_luks, unlock, write_out, write_secret_file, writeln_out};
+use super::{
+    confirm, open_device, open_luks, unlock, write_bytes, write_out, write_secret_file, writeln_out,
+};
 use crate::args::{
     ConfigArgs, DumpArgs, HeaderBackupArgs, HeaderRestoreArgs, IsLuksArgs, RepairArgs, TokenAction,
     TokenArgs, UuidArgs,
@@ -24,16 +26,17 @@ pub(super) fn dump(a: DumpArgs, keys: &mut Keys, out: &mut dyn Write) -> CliResu
     let mut dev = open_luks(device, false)?;
     if !a.dump_volume_key {
         let text = if a.json {
-            dev.header().metadata_json_pretty() + "\n"
+            (dev.header().metadata_json_pretty() + "\n").into_bytes()
         } else {
-            luks2::dump_text(dev.header())
+            // The label and subsystem as stored, as cryptsetup prints them.
+            luks2::dump_bytes(dev.header())
         };
-        return write_out(out, &text);
+        return write_bytes(out, &text);
     }
     confirm(&a.common, VOLUME_KEY_WARNING)?;
     let prompt = format!("Enter passphrase for {}: ", device.display());
     let pass = keys.existing(&a.key, &prompt)?;
-    let (_, vk) = unlock(&mut dev, device, &pass, a.key.key_slot)?;
+    let (_, vk) = unlock(&mut dev, device, &pass, a.key.key_slot, &a.key)?;
     if let Some(f) = a.volume_key_file {
         write_secret_file(&f, vk.as_bytes())?;
         writeln_out(out, &format!("Key stored to file {}.", f.display()))?;

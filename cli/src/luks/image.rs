@@ -39,7 +39,7 @@ fn unlock(
         return Ok(seg.unlock_with_key(&read_volume_key(f)?)?);
     }
     let pass = keys.existing(key, &format!("Enter passphrase for {}: ", path.display()))?;
-    Ok(seg.unlock(&pass, key.key_slot)?)
+    Ok(seg.unlock(&pass, key.key_slot, &key.kdf_limits())?)
 }
 
 /// Starts an output file (replacing an existing one once confirmed); it appears under its

@@ -20,7 +20,7 @@ pub(super) fn add(a: AddKeyArgs, keys: &mut Keys) -> CliResult<i32> {
         }
         None => {
             let pass = keys.existing(&a.key, "Enter any existing passphrase: ")?;
-            unlock(&mut dev, &a.device, &pass, None)?.1
+            unlock(&mut dev, &a.device, &pass, None, &a.key)?.1
         }
     };
     let new = keys.new_passphrase(
@@ -41,7 +41,7 @@ pub(super) fn remove(a: RemoveKeyArgs, keys: &mut Keys) -> CliResult<i32> {
         Some(f) => Keys::from_file(f, key.keyfile_offset, key.keyfile_size)?,
         None => keys.existing(key, "Enter passphrase to be deleted: ")?,
     };
-    let (slot, _) = unlock(&mut dev, &a.device, &pass, key.key_slot)?;
+    let (slot, _) = unlock(&mut dev, &a.device, &pass, key.key_slot, key)?;
     if dev.header().keyslot_ids().len() == 1 {
         confirm(&a.common, LAST_SLOT)?;
     }
@@ -53,7 +53,7 @@ pub(super) fn remove(a: RemoveKeyArgs, keys: &mut Keys) -> CliResult<i32> {
 pub(super) fn change(a: ChangeKeyArgs, keys: &mut Keys) -> CliResult<i32> {
     let mut dev = open_luks(&a.device, true)?;
     let old = keys.existing(&a.key, "Enter passphrase to be changed: ")?;
-    let (slot, vk) = unlock(&mut dev, &a.device, &old, a.key.key_slot)?;
+    let (slot, vk) = unlock(&mut dev, &a.device, &old, a.key.key_slot, &a.key)?;
     let new = keys.new_passphrase(a.new_key_file.as_deref(), "Enter new passphrase: ")?;
     let opts = keyslot_options(&a.pbkdf)?;
     dev.change_keyslot(slot, &vk, &new, &opts)
@@ -71,7 +71,7 @@ pub(super) fn kill(a: KillSlotArgs, keys: &mut Keys) -> CliResult<i32> {
     }
     if !a.common.batch || a.key.key_file.is_some() {
         let pass = keys.existing(&a.key, "Enter any remaining passphrase: ")?;
-        unlock(&mut dev, &a.device, &pass, None)?;
+        unlock(&mut dev, &a.device, &pass, None, &a.key)?;
     }
     if dev.header().keyslot_ids().len() == 1 {
         confirm(&a.common, LAST_SLOT)?;

@@ -11,9 +11,7 @@ use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use luks2::{
-    FormatOptions, KdfLimits, KeyslotOptions, Luks2, Passphrase, PbkdfParams, SecretBuf, VolumeKey,
-};
+use luks2::{FormatOptions, KeyslotOptions, Luks2, Passphrase, PbkdfParams, SecretBuf, VolumeKey};
 
 use crate::args::{Common, KeyOpts, LuksCommand as Luks, NewVolumeOpts, OpenArgs, PbkdfOpts};
 use crate::error::{CliError, CliResult};
@@ -152,8 +150,9 @@ pub(crate) fn unlock<D: luks2::BlockIo>(
     device: &Path,
     pass: &Passphrase,
     slot: Option<u32>,
+    key: &KeyOpts,
 ) -> CliResult<(u32, VolumeKey)> {
-    dev.unlock(pass, slot, &KdfLimits::default())
+    dev.unlock(pass, slot, &key.kdf_limits())
         .map_err(CliError::luks(device))
 }
 
@@ -192,7 +191,7 @@ fn open(a: OpenArgs, keys: &mut Keys) -> CliResult<i32> {
         let mut dev = open_luks(&a.device, false)?;
         let prompt = format!("Enter passphrase for {}: ", a.device.display());
         let pass = keys.existing(&a.key, &prompt)?;
-        unlock(&mut dev, &a.device, &pass, a.key.key_slot)?;
+        unlock(&mut dev, &a.device, &pass, a.key.key_slot, &a.key)?;
         return Ok(0);
     }
     let Some(name) = &a.name else {
@@ -206,7 +205,12 @@ fn open(a: OpenArgs, keys: &mut Keys) -> CliResult<i32> {
 
 /// Writes to standard output; a closed pipe is not an error.
 pub(crate) fn write_out(out: &mut dyn Write, s: &str) -> CliResult<i32> {
-    match out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
+    write_bytes(out, s.as_bytes())
+}
+
+/// Writes to standard output; a closed pipe is not an error.
+pub(crate) fn write_bytes(out: &mut dyn Write, bytes: &[u8]) -> CliResult<i32> {
+    match out.write_all(bytes).and_then(|()| out.flush()) {
         Ok(()) => Ok(0),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(0),
         Err(e) => Err(CliError::File {

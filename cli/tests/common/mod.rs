@@ -91,14 +91,18 @@ pub fn ours_verity(args: &[&str]) -> Run {
     run(c, None)
 }
 
-fn tool(name: &str, args: &[&str]) -> Run {
-    let bin = [format!("/usr/sbin/{name}"), format!("/sbin/{name}")]
+/// Where Debian installs the real tool `name`; its absence fails the test.
+pub fn tool_path(name: &str) -> String {
+    [format!("/usr/sbin/{name}"), format!("/sbin/{name}")]
         .into_iter()
         .find(|p| Path::new(p).exists())
         .unwrap_or_else(|| {
             panic!("{name} not found: install Debian's cryptsetup-bin (.ci/run does)")
-        });
-    let mut c = Command::new(bin);
+        })
+}
+
+fn tool(name: &str, args: &[&str]) -> Run {
+    let mut c = Command::new(tool_path(name));
     c.args(args);
     run(c, None)
 }

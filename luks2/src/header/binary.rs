@@ -27,11 +27,12 @@ const CSUM_LEN: usize = 64;
 pub(crate) struct BinaryHeader {
     pub(crate) hdr_size: u64,
     pub(crate) seqid: u64,
-    pub(crate) label: String,
+    /// Raw bytes: a label need not be UTF-8, and a rewrite keeps it byte for byte.
+    pub(crate) label: Vec<u8>,
     pub(crate) csum_alg: HashAlg,
     pub(crate) salt: [u8; SALT_LEN],
     pub(crate) uuid: String,
-    pub(crate) subsystem: String,
+    pub(crate) subsystem: Vec<u8>,
     pub(crate) hdr_offset: u64,
 }
 
@@ -42,16 +43,21 @@ fn be64(b: &[u8], at: usize) -> u64 {
 }
 
 /// A NUL-terminated string field; the terminator must lie inside the field.
-fn c_string(b: &[u8], name: &str) -> std::result::Result<String, String> {
+/// The bytes of a NUL-terminated field.
+fn c_bytes<'a>(b: &'a [u8], name: &str) -> std::result::Result<&'a [u8], String> {
     let end = b
         .iter()
         .position(|&c| c == 0)
         .ok_or_else(|| format!("{name} is not NUL-terminated"))?;
-    Ok(String::from_utf8_lossy(&b[..end]).into_owned())
+    Ok(&b[..end])
 }
 
-fn put_c_string(dst: &mut [u8], s: &str) {
-    dst[..s.len()].copy_from_slice(s.as_bytes());
+fn c_string(b: &[u8], name: &str) -> std::result::Result<String, String> {
+    Ok(String::from_utf8_lossy(c_bytes(b, name)?).into_owned())
+}
+
+fn put_c_string(dst: &mut [u8], s: &[u8]) {
+    dst[..s.len()].copy_from_slice(s);
 }
 
 /// Checks that `s` fits a C string field of `len` bytes (room for the terminator).
@@ -110,11 +116,15 @@ impl BinaryHeader {
         Ok(Self {
             hdr_size,
             seqid: be64(buf, 16),
-            label: c_string(&buf[24..24 + LABEL_LEN], "label").map_err(bad)?,
+            label: c_bytes(&buf[24..24 + LABEL_LEN], "label")
+                .map_err(bad)?
+                .to_vec(),
             csum_alg,
             salt,
             uuid: c_string(&buf[168..168 + UUID_LEN], "uuid").map_err(bad)?,
-            subsystem: c_string(&buf[208..208 + LABEL_LEN], "subsystem").map_err(bad)?,
+            subsystem: c_bytes(&buf[208..208 + LABEL_LEN], "subsystem")
+                .map_err(bad)?
+                .to_vec(),
             hdr_offset,
         })
     }
@@ -130,9 +140,12 @@ impl BinaryHeader {
         b[8..16].copy_from_slice(&self.hdr_size.to_be_bytes());
         b[16..24].copy_from_slice(&self.seqid.to_be_bytes());
         put_c_string(&mut b[24..24 + LABEL_LEN], &self.label);
-        put_c_string(&mut b[72..72 + CSUM_ALG_LEN], self.csum_alg.name());
+        put_c_string(
+            &mut b[72..72 + CSUM_ALG_LEN],
+            self.csum_alg.name().as_bytes(),
+        );
         b[104..104 + SALT_LEN].copy_from_slice(&self.salt);
-        put_c_string(&mut b[168..168 + UUID_LEN], &self.uuid);
+        put_c_string(&mut b[168..168 + UUID_LEN], self.uuid.as_bytes());
         put_c_string(&mut b[208..208 + LABEL_LEN], &self.subsystem);
         b[256..264].copy_from_slice(&self.hdr_offset.to_be_bytes());
         b

@@ -34,13 +34,23 @@ impl Header {
         &self.bin.uuid
     }
 
-    /// The label (empty if none).
-    pub fn label(&self) -> &str {
+    /// The label (empty if none); bytes that are not UTF-8 show as U+FFFD.
+    pub fn label(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.bin.label)
+    }
+
+    /// The subsystem label (empty if none); bytes that are not UTF-8 show as U+FFFD.
+    pub fn subsystem(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.bin.subsystem)
+    }
+
+    /// The label's bytes as stored.
+    pub fn label_bytes(&self) -> &[u8] {
         &self.bin.label
     }
 
-    /// The subsystem label (empty if none).
-    pub fn subsystem(&self) -> &str {
+    /// The subsystem's bytes as stored.
+    pub fn subsystem_bytes(&self) -> &[u8] {
         &self.bin.subsystem
     }
 

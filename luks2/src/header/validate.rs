@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use super::json::{KdfJson, KeyslotJson, Metadata, ObjId, SegmentSize};
 use crate::hash::HashAlg;
 use crate::kdf::{Argon2Variant, Kdf};
-use crate::keyslot::af::MAX_STRIPES;
+use crate::keyslot::af::AF_STRIPES;
 use crate::sector::CipherSpec;
 use crate::util::align_up;
 use crate::{Error, Result};
@@ -110,15 +110,11 @@ fn validate_keyslots(m: &Metadata, area_start: u64, area_end: u64) -> Result<()>
     Ok(())
 }
 
-/// What a `luks2` keyslot needs: a key size in range, AF and KDF objects, a raw encrypted
-/// area large enough for the striped key, and a stripe count under the cap.
+/// What the header needs of a `luks2` keyslot, as cryptsetup's keyslot validation: the AF,
+/// KDF and raw area objects with their fields. Whether the sizes fit (key size, area size)
+/// and the algorithms are usable is the keyslot's own business ([`keyslot_params`]): a
+/// keyslot that fails there is unusable, and the others still open, as in cryptsetup.
 fn validate_luks2_keyslot(ks: &KeyslotJson, f: &dyn Fn(&str) -> String) -> Result<()> {
-    if ks.key_size == 0 || ks.key_size > MAX_KEY_SIZE {
-        return Err(Error::metadata(
-            f("key_size"),
-            format!("{} is out of range", ks.key_size),
-        ));
-    }
     let (Some(af), Some(_kdf)) = (&ks.af, &ks.kdf) else {
         return Err(Error::metadata(
             f("af"),
@@ -137,29 +133,11 @@ fn validate_luks2_keyslot(ks: &KeyslotJson, f: &dyn Fn(&str) -> String) -> Resul
             format!("'{}' is not luks1", af.kind),
         ));
     }
-    let stripes = af
-        .stripes
-        .ok_or_else(|| Error::metadata(f("af.stripes"), "missing"))?;
-    if stripes == 0 {
-        return Err(Error::metadata(f("af.stripes"), "must be positive"));
-    }
-    if stripes > MAX_STRIPES {
-        return Err(Error::limit(
-            f("af.stripes"),
-            stripes.into(),
-            MAX_STRIPES.into(),
-        ));
+    if af.stripes.is_none() {
+        return Err(Error::metadata(f("af.stripes"), "missing"));
     }
     if af.hash.is_none() {
         return Err(Error::metadata(f("af.hash"), "missing"));
-    }
-    let need = af_sectors_bytes(ks.key_size, stripes);
-    let size = ks.area.size.0;
-    if size < need {
-        return Err(Error::metadata(
-            f("area.size"),
-            format!("{size} bytes cannot hold {need} bytes of key material"),
-        ));
     }
     Ok(())
 }
@@ -355,6 +333,12 @@ pub(crate) fn keyslot_params(id: ObjId, ks: &KeyslotJson) -> Result<KeyslotParam
         .kdf
         .as_ref()
         .ok_or_else(|| Error::metadata(f("kdf"), "missing"))?;
+    if ks.key_size == 0 || ks.key_size > MAX_KEY_SIZE {
+        return Err(Error::metadata(
+            f("key_size"),
+            format!("{} is out of range", ks.key_size),
+        ));
+    }
     let cipher = CipherSpec::parse(ks.area.encryption.as_deref().unwrap_or(""))?;
     let cipher_key_size = ks.area.key_size.unwrap_or(0) as usize;
     if !cipher.key_len_ok(cipher_key_size) {
@@ -363,13 +347,23 @@ pub(crate) fn keyslot_params(id: ObjId, ks: &KeyslotJson) -> Result<KeyslotParam
             format!("{cipher_key_size} does not fit cipher {}", cipher.as_str()),
         ));
     }
+    // The spec allows only 4000 stripes, and cryptsetup reads every keyslot with 4000
+    // whatever the field says; so do we.
+    let need = af_sectors_bytes(ks.key_size, AF_STRIPES);
+    let size = ks.area.size.0;
+    if size < need {
+        return Err(Error::metadata(
+            f("area.size"),
+            format!("{size} bytes cannot hold {need} bytes of key material"),
+        ));
+    }
     Ok(KeyslotParams {
         key_size: ks.key_size as usize,
         cipher,
         cipher_key_size,
         offset: ks.area.offset.0,
-        size: ks.area.size.0,
-        stripes: af.stripes.unwrap_or(0),
+        size,
+        stripes: AF_STRIPES,
         af_hash: HashAlg::parse(af.hash.as_deref().unwrap_or(""))?,
         kdf: kdf_from_json(&f("kdf"), kdf)?,
     })

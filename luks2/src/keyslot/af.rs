@@ -10,8 +10,9 @@ use crate::hash::HashAlg;
 use crate::util::fill_random;
 use crate::Result;
 
-/// The largest stripes value accepted (cryptsetup only ever writes 4000).
-pub const MAX_STRIPES: u32 = 1 << 16;
+/// The only stripes value the LUKS2 spec allows; cryptsetup writes it and reads every keyslot
+/// with it, whatever the keyslot's `stripes` field says.
+pub const AF_STRIPES: u32 = 4000;
 
 /// LUKS1 diffusion: each hash-sized block `i` of `d` becomes `H(be32(i) || block)`, and a short
 /// last block keeps the leading bytes of its hash.

@@ -26,7 +26,9 @@ pub(crate) fn recover_key<D: BlockIo>(
     p.kdf.check(field, limits)?;
     let len = af_sectors_bytes(p.key_size as u32, p.stripes);
     let mut material = Zeroizing::new(vec![0u8; len as usize]);
-    io.read_exact_at(&mut material, p.offset)
+    // cryptsetup reads keyslot areas in whole 512-byte sectors from the sector the offset
+    // falls in; an offset that is not sector-aligned reads the same bytes here.
+    io.read_exact_at(&mut material, p.offset - p.offset % AREA_SECTOR)
         .map_err(|e| Error::io("reading the keyslot area", e))?;
     let derived = p.kdf.derive(passphrase, p.cipher_key_size)?;
     SectorCipher::new(&p.cipher, &derived)?.decrypt(0, AREA_SECTOR as usize, &mut material)?;
