@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Fuzzes every target for SECONDS each (default 20), after seeding the corpora from headers
-# that cryptsetup and cryptpilot write. A crash fails the run and leaves its input in
-# fuzz/artifacts/<target>/; make it a regression test before fixing.
+# Replays every fuzz target over its seed corpus (built from headers cryptsetup and
+# cryptpilot write) and every saved crash input in fuzz/regressions/<target>/, then, given
+# SECONDS, fuzzes each target that long. A crash fails the run and leaves its input in
+# fuzz/artifacts/<target>/: save it under fuzz/regressions/<target>/ with a regression test
+# in the same commit as the fix.
 #
-#   bash fuzz/run.sh            # the short bounded run the test command does
-#   bash fuzz/run.sh 600        # ten minutes per target
+#   bash fuzz/run.sh replay     # what the test command does: deterministic, no new inputs
+#   bash fuzz/run.sh 600        # replay, then ten minutes of fuzzing per target
 set -euo pipefail
-secs=${1:-20}
+mode=${1:-replay}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 . scripts/lib.sh
@@ -32,9 +34,21 @@ done
 python3 fuzz/seed.py fuzz/corpus "$seeds"/*.img
 cd fuzz
 log=$(mktemp)
-for t in header metadata unlock dm_table token superblocks volume_toml http_response; do
-    echo "fuzzing $t for ${secs}s" >&2
-    if ! cargo +nightly fuzz run "$t" --release -- -max_total_time="$secs" -max_len=200000 \
+targets=(header metadata unlock dm_table token superblocks volume_toml http_response)
+for t in "${targets[@]}"; do
+    dirs=("corpus/$t")
+    [ -d "regressions/$t" ] && dirs+=("regressions/$t")
+    # -runs=0: run every input of the corpus and the saved crashes once, fuzz nothing.
+    if ! cargo +nightly fuzz run "$t" --release "${dirs[@]}" -- -runs=0 -max_len=200000 \
+        -rss_limit_mb=2048 -print_final_stats=1 > "$log" 2>&1; then
+        tail -n 40 "$log" >&2
+        echo "fuzz target $t failed on a saved input" >&2
+        exit 1
+    fi
+    echo "$t: replayed $(grep -m1 -oE 'INITED.*corp: [0-9]+' "$log" | grep -oE '[0-9]+$' || echo 0) inputs"
+    [ "$mode" = replay ] && continue
+    echo "fuzzing $t for ${mode}s" >&2
+    if ! cargo +nightly fuzz run "$t" --release "corpus/$t" -- -max_total_time="$mode" -max_len=200000 \
         -rss_limit_mb=2048 -print_final_stats=1 > "$log" 2>&1; then
         tail -n 40 "$log" >&2
         echo "fuzz target $t failed (a crash leaves its input in fuzz/artifacts/$t)" >&2

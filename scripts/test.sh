@@ -1,27 +1,42 @@
 #!/usr/bin/env bash
 # Every check the project keeps green: formatting, lints, the whole test suite including
 # interop tests against the real cryptsetup (installed here from Debian), the XTS cross-check
-# against OpenSSL, the VM suite that
-# activates volumes on a real kernel, and a short run of every fuzz target. Ends with one
-# line: "all: N passed, N failed".
-set -euo pipefail
+# against OpenSSL, the VM suite that activates volumes on a real kernel, and a replay of every
+# fuzz target's seed corpus and saved crash inputs. Every stage runs even when an earlier one
+# fails; ends with one line, "all: N passed, N failed", counted from the stages' own reports,
+# and exits non-zero when anything failed.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 need_cargo
 need_packages cryptsetup-bin libssl-dev pkg-config systemd openssl
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo fmt --all --check
-cargo clippy --locked --all-targets -- -D warnings
-cargo test --locked 2>&1 | tee -a "$log"
+broken=0
+stage() {
+    echo "== $*" >&2
+    if ! "$@" 2>&1 | tee -a "$log"; then
+        echo "STAGE FAILED: $*" | tee -a "$log"
+        broken=$((broken + 1))
+    fi
+}
+stage cargo fmt --all --check
+stage cargo clippy --locked --all-targets -- -D warnings
+stage cargo test --locked --no-fail-fast
 # Our XTS against OpenSSL's (the benches workspace carries the openssl crate).
-cargo test --release --locked --manifest-path benches/Cargo.toml 2>&1 | tee -a "$log"
+stage cargo test --release --locked --manifest-path benches/Cargo.toml
 # Device-mapper needs a real kernel: the VM suite boots one under qemu (tests/vm/run.sh).
-bash tests/vm/run.sh 2>&1 | tee -a "$log"
-# A short, bounded run of every fuzz target (libFuzzer on the nightly toolchain).
-bash fuzz/run.sh 20 2>&1 | tee -a "$log"
-unit=$(awk '/^test result: ok\./ { n += $4 } END { print n + 0 }' "$log")
-vm=$(grep -c '^PASS  ' "$log" || true)
-fuzz=$(grep -c 'stat::number_of_executed_units' "$log" || true)
-echo "cargo tests: $unit, VM scenarios: $vm, fuzz targets: $fuzz"
-echo "all: $((unit + vm + fuzz)) passed, 0 failed"
+stage bash tests/vm/run.sh
+# Every fuzz target over its seeds and saved crashes (exploratory fuzzing: fuzz/run.sh SECONDS).
+stage bash fuzz/run.sh replay
+count() { awk -v re="$1" -v f="$2" '$0 ~ re { n += $f } END { print n + 0 }' "$log"; }
+unit_ok=$(count '^test result: ' 4)
+unit_failed=$(count '^test result: ' 6)
+vm_ok=$(grep -c '^PASS  ' "$log" || true)
+vm_failed=$(grep -c '^FAIL  ' "$log" || true)
+fuzz_ok=$(grep -cE '^[a-z_]+: replayed [0-9]+ inputs' "$log" || true)
+passed=$((unit_ok + vm_ok + fuzz_ok))
+failed=$((unit_failed + vm_failed + broken))
+echo "cargo tests: $unit_ok passed, $unit_failed failed; VM scenarios: $vm_ok passed, $vm_failed failed; fuzz targets replayed: $fuzz_ok; failed stages: $broken"
+echo "all: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

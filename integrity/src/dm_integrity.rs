@@ -263,12 +263,16 @@ impl Superblock {
         matches!(sector, Some(s) if s >= start && s < device_sectors)
     }
 
-    /// Sectors the device must have, from `start`, to hold this layout.
-    pub fn required_sectors(&self) -> u64 {
+    /// Sectors the device must have, from `start`, to hold this layout; `None` when that is
+    /// more than a `u64` counts (a hostile superblock).
+    pub fn required_sectors(&self) -> Option<u64> {
         let areas = self
             .provided_data_sectors
             .div_ceil(self.interleave_sectors());
-        self.initial_sectors() + areas * self.metadata_run() + self.provided_data_sectors
+        areas
+            .checked_mul(self.metadata_run())?
+            .checked_add(self.initial_sectors())?
+            .checked_add(self.provided_data_sectors)
     }
 
     fn bitmap_bit_shift(&self) -> u8 {
@@ -377,6 +381,12 @@ impl Superblock {
                 sb.journal_sections
             ));
         }
+        if sb.required_sectors().is_none() {
+            return bad(format!(
+                "provided_data_sectors {} needs more sectors than a device can have",
+                sb.provided_data_sectors
+            ));
+        }
         Ok(sb)
     }
 
@@ -451,6 +461,19 @@ mod tests {
     use super::*;
     use luks2::MemoryDevice;
 
+    /// Found by the `superblocks` fuzz target (input kept in `fuzz/regressions/superblocks/`):
+    /// `provided_data_sectors` near `u64::MAX` overflowed the layout's size.
+    #[test]
+    fn regression_required_sectors_overflow() {
+        let input = include_bytes!("../../fuzz/regressions/superblocks/required-sectors-overflow");
+        let err = Superblock::parse(input).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("more sectors than a device can have"),
+            "{err}"
+        );
+    }
+
     /// Superblocks cryptsetup 2.6.1 made on Linux 6.1 for a 256 MiB disk with a 16 MiB LUKS2
     /// header (`luksFormat --integrity ...`), first 32 bytes.
     #[test]
@@ -522,7 +545,7 @@ mod tests {
     fn provided_sectors_are_the_largest_that_fit() {
         for size in [4096u64, 40_000, 100_000, 1 << 20, 3 << 21] {
             let sb = Superblock::new(&IntegrityParams::new(32), size, 0).unwrap();
-            assert!(sb.required_sectors() <= size, "size {size}");
+            assert!(sb.required_sectors().expect("fits") <= size, "size {size}");
             assert!(
                 !sb.fits(sb.provided_data_sectors + 8, size, 0),
                 "size {size}"

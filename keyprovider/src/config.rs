@@ -169,6 +169,8 @@ pub struct ServiceUrl {
     tls: bool,
     host: String,
     port: u16,
+    /// Where the service is mounted: `""` or `/api` (no trailing slash).
+    base_path: String,
 }
 
 /// A string that is not what its type requires; the message names the expected form.
@@ -198,13 +200,19 @@ impl ServiceUrl {
     pub fn port(&self) -> u16 {
         self.port
     }
+
+    /// The path the service is mounted under (`/api` for `http://kbs:8081/api`), empty for
+    /// none; the protocol's paths follow it.
+    pub fn base_path(&self) -> &str {
+        &self.base_path
+    }
 }
 
 impl FromStr for ServiceUrl {
     type Err = InvalidValue;
 
     fn from_str(url: &str) -> Result<Self, InvalidValue> {
-        let bad = || InvalidValue(format!("'{url}' is not http(s)://host[:port]"));
+        let bad = || InvalidValue(format!("'{url}' is not http(s)://host[:port][/path]"));
         let (rest, tls, default_port) = if let Some(r) = url.strip_prefix("https://") {
             (r, true, 443)
         } else if let Some(r) = url.strip_prefix("http://") {
@@ -213,6 +221,22 @@ impl FromStr for ServiceUrl {
             return Err(bad());
         };
         let rest = rest.trim_end_matches('/');
+        let (rest, base_path) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        // A base path of plain segments: no query, fragment, escapes or `..`.
+        let plain_segment = |seg: &str| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b"-._~".contains(&c))
+        };
+        if !base_path.is_empty() && !base_path[1..].split('/').all(plain_segment) {
+            return Err(bad());
+        }
         if rest.is_empty()
             || rest.contains(['/', '?', '#', '@'])
             || rest.contains(char::is_whitespace)
@@ -230,6 +254,7 @@ impl FromStr for ServiceUrl {
             tls,
             host: host.to_owned(),
             port,
+            base_path: base_path.to_owned(),
         })
     }
 }
@@ -237,7 +262,11 @@ impl FromStr for ServiceUrl {
 impl fmt::Display for ServiceUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let scheme = if self.tls { "https" } else { "http" };
-        write!(f, "{scheme}://{}:{}", self.host, self.port)
+        write!(
+            f,
+            "{scheme}://{}:{}{}",
+            self.host, self.port, self.base_path
+        )
     }
 }
 
@@ -310,10 +339,24 @@ mod tests {
         let u: ServiceUrl = "https://10.0.0.1".parse().expect("url");
         assert_eq!((u.host(), u.port(), u.is_tls()), ("10.0.0.1", 443, true));
         assert_eq!(u.to_string(), "https://10.0.0.1:443");
+        // The documented Trustee deployment answers under a path.
+        let u: ServiceUrl = "http://10.0.0.2:8081/api".parse().expect("url");
+        assert_eq!(
+            (u.host(), u.port(), u.base_path()),
+            ("10.0.0.2", 8081, "/api")
+        );
+        assert_eq!(u.to_string(), "http://10.0.0.2:8081/api");
+        let u: ServiceUrl = "https://kbs/a/b-c_d.e~/".parse().expect("url");
+        assert_eq!(u.base_path(), "/a/b-c_d.e~");
         for bad in [
             "ftp://x",
             "http://",
-            "http://x/path",
+            "http://x/p?q",
+            "http://x/p#f",
+            "http://x/a//b",
+            "http://x/a/../b",
+            "http://x/%2e",
+            "http://x/a b",
             "http://x:port",
             "http://u@x",
             "http://a b",

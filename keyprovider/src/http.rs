@@ -142,6 +142,8 @@ pub(crate) fn tls_config_or_system(pem: Option<&str>) -> Result<Arc<ClientConfig
 pub(crate) struct Endpoint {
     pub(crate) host: String,
     pub(crate) connect: String,
+    /// Prefixed to every request path (`/api`), or empty.
+    pub(crate) base_path: String,
     pub(crate) tls: Option<Arc<ClientConfig>>,
 }
 
@@ -166,6 +168,7 @@ impl Endpoint {
         Ok(Endpoint {
             host: url.host().to_owned(),
             connect: format!("{}:{}", url.host(), url.port()),
+            base_path: url.base_path().to_owned(),
             tls,
         })
     }
@@ -187,7 +190,10 @@ impl Endpoint {
         })?;
         tcp.set_read_timeout(Some(TIMEOUT)).ok();
         tcp.set_write_timeout(Some(TIMEOUT)).ok();
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.host);
+        let mut head = format!(
+            "{method} {}{path} HTTP/1.1\r\nHost: {}\r\n",
+            self.base_path, self.host
+        );
         for (k, v) in headers {
             head += &format!("{k}: {v}\r\n");
         }

@@ -107,6 +107,7 @@ impl<'a> Kms<'a> {
                 .clone()
                 .unwrap_or_else(|| format!("{host}:443")),
             host,
+            base_path: String::new(),
             tls: Some(tls),
         })
     }

@@ -77,7 +77,7 @@ impl FromStr for Verity {
         let mut options = Vec::new();
         if f.len() > 10 {
             let n: usize = f[10].parse().map_err(|_| bad("option count"))?;
-            if f.len() != 11 + n {
+            if n.checked_add(11) != Some(f.len()) {
                 return Err(bad("options"));
             }
             options = f[11..].iter().map(|s| (*s).to_owned()).collect();
@@ -101,6 +101,14 @@ impl FromStr for Verity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `dm_table` fuzz target (input kept in `fuzz/regressions/dm_table/`): an
+    /// option count near `usize::MAX` made `11 + n` overflow.
+    #[test]
+    fn regression_option_count_overflow() {
+        let input = include_str!("../../../fuzz/regressions/dm_table/verity-option-count-overflow");
+        assert!(input.parse::<Verity>().is_err());
+    }
 
     #[test]
     fn round_trips() {

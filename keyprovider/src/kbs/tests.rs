@@ -41,12 +41,15 @@ struct Speaks {
     version: &'static str,
     /// The hash algorithm a 0.4.0 broker selects, if it names one.
     hash: Option<&'static str>,
+    /// The path the broker is mounted under (`/api` behind Trustee's gateway), or empty.
+    prefix: &'static str,
 }
 
 const TODAY: Speaks = Speaks {
     tls: false,
     version: "0.4.0",
     hash: None,
+    prefix: "",
 };
 
 /// The report data a 0.4.0 broker expects: the digest of the runtime data in RFC 8785 form,
@@ -103,7 +106,10 @@ fn broker(speaks: Speaks) -> (String, Arc<Mutex<State>>) {
         let mut st = st.lock().expect("lock");
         st.requests.push(format!("{} {}", req.method, req.path));
         let session_ok = req.header("cookie") == "kbs-session-id=s1";
-        match (req.method.as_str(), req.path.as_str()) {
+        let Some(path) = req.path.strip_prefix(speaks.prefix) else {
+            return json_reply(404, "", "{}");
+        };
+        match (req.method.as_str(), path) {
             ("POST", "/kbs/v0/auth") => {
                 let body: Value = serde_json::from_slice(&req.body).expect("json");
                 if body["version"] != speaks.version {
@@ -154,7 +160,10 @@ fn broker(speaks: Speaks) -> (String, Arc<Mutex<State>>) {
         }
     });
     let scheme = if speaks.tls { "https" } else { "http" };
-    (format!("{scheme}://localhost:{}", addr.port()), state)
+    (
+        format!("{scheme}://localhost:{}{}", addr.port(), speaks.prefix),
+        state,
+    )
 }
 
 /// [`SECRET`] as a JWE to the JWK `pk`.
@@ -240,6 +249,31 @@ fn fetches_the_secret_through_attestation() {
             "GET /kbs/v0/resource/default/key/data"
         ]
     );
+}
+
+/// A broker behind a gateway that mounts it under `/api` (the documented Trustee deployment:
+/// `kbs_url = "http://<trustee-ip>:8081/api"`): every request goes under the prefix.
+#[test]
+fn a_broker_under_a_path_prefix() {
+    let (url, state) = broker(Speaks {
+        prefix: "/api",
+        ..TODAY
+    });
+    assert!(url.ends_with("/api"), "{url}");
+    let pass = fetch(&config(&url, "kbs:///default/key/data")).expect("passphrase");
+    assert_eq!(pass.as_bytes(), SECRET);
+    let log = state.lock().expect("lock").requests.clone();
+    assert_eq!(
+        log,
+        [
+            "POST /api/kbs/v0/auth",
+            "POST /api/kbs/v0/attest",
+            "GET /api/kbs/v0/resource/default/key/data"
+        ]
+    );
+    // Without the prefix the gateway has nothing there.
+    let bare = url.trim_end_matches("/api");
+    assert!(fetch(&config(bare, "kbs:///default/key/data")).is_err());
 }
 
 #[test]
