@@ -82,7 +82,10 @@ impl Mapper {
             device: String::new(),
             sector_size: 512,
             offset_sectors: 0,
-            size_sectors: table.iter().map(|t| t.length).sum(),
+            size_sectors: table
+                .iter()
+                .try_fold(0u64, |n, t| n.checked_add(t.length))
+                .unwrap_or(u64::MAX),
             read_only: info.read_only,
             open_count: info.open_count,
             integrity: None,
@@ -93,7 +96,7 @@ impl Mapper {
             s.cipher = c.cipher.clone();
             s.key_bits = match &c.key {
                 CryptKey::Hex(k) => k.len() * 8,
-                CryptKey::Keyring { size, .. } => size * 8,
+                CryptKey::Keyring { size, .. } => size.saturating_mul(8),
             };
             s.device = c
                 .device

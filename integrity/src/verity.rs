@@ -108,6 +108,51 @@ impl VerityParams {
                 "not a multiple of the hash block size",
             ));
         }
+        // Every size below is then a plain sum or product that cannot overflow.
+        let data_end = self
+            .data_blocks
+            .checked_mul(u64::from(self.data_block_size));
+        let tree_end = self
+            .hash_offset
+            .checked_add(u64::from(self.hash_block_size))
+            .zip(
+                Layout::new(self)
+                    .total_blocks()
+                    .checked_mul(u64::from(self.hash_block_size)),
+            )
+            .and_then(|(start, tree)| start.checked_add(tree));
+        if data_end.is_none() || tree_end.is_none() {
+            return Err(Error::invalid(
+                "data blocks",
+                format!(
+                    "{} blocks need more than 2^64 bytes of data or hash tree",
+                    self.data_blocks
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks that `data` holds the data blocks and `hash` the whole tree, before anything
+    /// the size of the tree is allocated.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the device that is too small; [`Error::Io`].
+    fn check_devices<D: BlockIo, H: BlockIo>(&self, data: &mut D, hash: &mut H) -> Result<()> {
+        let data_end = self.data_blocks * u64::from(self.data_block_size);
+        let tree_end = self.hash_offset + self.hash_area_size();
+        for (what, dev_size, need) in [
+            ("data device", data.size(), data_end),
+            ("hash device", hash.size(), tree_end),
+        ] {
+            let size = dev_size.map_err(|e| Error::io(format!("cannot size the {what}"), e))?;
+            if size < need {
+                return Err(Error::invalid(
+                    what,
+                    format!("{size} bytes is smaller than the {need} bytes the parameters need"),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -295,6 +340,7 @@ pub fn verify<D: BlockIo, H: BlockIo>(
     root: &[u8],
 ) -> Result<()> {
     p.check()?;
+    p.check_devices(data, hash)?;
     let l = Layout::new(p);
     let hbs = p.hash_block_size as usize;
     let stored: Vec<Vec<u8>> = (0..l.counts.len())
@@ -538,5 +584,21 @@ mod tests {
         let mut b = good;
         b[32..64].fill(0);
         assert!(Superblock::parse(&b).is_err());
+    }
+
+    /// Found by review: a superblock's data block count near 2^64 overflowed the hash area's
+    /// size, and a large one sized buffers for a tree the devices do not hold.
+    #[test]
+    fn hostile_block_counts_are_refused_before_any_allocation() {
+        let mut p = VerityParams::new(u64::MAX, HashAlg::Sha256, vec![1; 4]);
+        let err = Superblock::from_params(&p).params(0).unwrap_err();
+        assert!(err.to_string().contains("more than 2^64 bytes"), "{err}");
+        // 2^40 blocks fit the arithmetic but not these 1 MiB devices: refused before a
+        // 32 TiB level is allocated.
+        p.data_blocks = 1 << 40;
+        let mut data = luks2::MemoryDevice::new(1 << 20);
+        let mut hash = luks2::MemoryDevice::new(1 << 20);
+        let err = verify(&mut data, &mut hash, &p, &[0; 32]).unwrap_err();
+        assert!(err.to_string().contains("invalid data device"), "{err}");
     }
 }

@@ -608,18 +608,24 @@ fn free_area(h: &Header, size: u64, avoid: &[(u64, u64)]) -> Result<u64> {
         .meta
         .keyslots
         .values()
-        .map(|k| (k.area.offset.0, k.area.offset.0 + k.area.size.0))
+        .map(|k| {
+            (
+                k.area.offset.0,
+                k.area.offset.0.saturating_add(k.area.size.0),
+            )
+        })
         .chain(avoid.iter().copied())
         .collect();
     used.sort();
+    let fits_before = |pos: u64, limit: u64| pos.checked_add(size).is_some_and(|e| e <= limit);
     let mut pos = start;
     for (a, b) in used {
-        if pos + size <= a {
+        if fits_before(pos, a) {
             return Ok(pos);
         }
-        pos = pos.max(align_up(b, 4096));
+        pos = pos.max(b.checked_next_multiple_of(4096).unwrap_or(u64::MAX));
     }
-    if pos + size <= end {
+    if fits_before(pos, end) {
         Ok(pos)
     } else {
         Err(Error::NoKeyslotSpace { needed: size })

@@ -169,7 +169,7 @@ fn segment(o: &mut Out, id: ObjId, s: &SegmentJson) {
 
 fn keyslot(o: &mut Out, id: ObjId, k: &KeyslotJson) {
     let _ = writeln!(o, "  {id}: {}", k.kind);
-    let _ = writeln!(o, "\tKey:        {} bits", k.key_size * 8);
+    let _ = writeln!(o, "\tKey:        {} bits", u64::from(k.key_size) * 8);
     let prio = match k.priority {
         Some(0) => "ignored",
         Some(2) => "preferred",
@@ -180,7 +180,7 @@ fn keyslot(o: &mut Out, id: ObjId, k: &KeyslotJson) {
         let _ = writeln!(o, "\tCipher:     {c}");
     }
     if let Some(n) = k.area.key_size {
-        let _ = writeln!(o, "\tCipher key: {} bits", n * 8);
+        let _ = writeln!(o, "\tCipher key: {} bits", u64::from(n) * 8);
     }
     if let Some(kdf) = &k.kdf {
         let _ = writeln!(o, "\tPBKDF:      {}", kdf.kind);

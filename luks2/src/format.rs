@@ -17,7 +17,7 @@ use crate::{Error, HashAlg, Result, SegmentIntegrity};
 /// cryptsetup's default data offset for LUKS2: 16 MiB.
 pub const DEFAULT_DATA_OFFSET: u64 = 16 << 20;
 /// cryptsetup's largest default keyslots area: 128 MiB.
-pub(crate) const MAX_DEFAULT_KEYSLOTS_SIZE: u64 = 128 << 20;
+pub(crate) const MAX_DEFAULT_KEYSLOTS_SIZE: u64 = crate::header::validate::MAX_KEYSLOTS_SIZE;
 /// Alignment of a computed data offset: 1 MiB.
 pub(crate) const DATA_ALIGNMENT: u64 = 1 << 20;
 

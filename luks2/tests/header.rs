@@ -300,6 +300,18 @@ fn total_kdf_work_is_capped_before_work() {
     assert!(started.elapsed().as_secs() < 60, "refused before the work");
 }
 
+/// Found by review: a keyslot key size near 2^32 overflowed the dump's bit count.
+#[test]
+fn huge_key_sizes_dump_without_overflow() {
+    let (mut dev, _) = formatted(b"pw");
+    with_edited_json(&mut dev, |v| {
+        v["keyslots"]["0"]["key_size"] = u32::MAX.into();
+        v["keyslots"]["0"]["area"]["key_size"] = u32::MAX.into();
+    });
+    let text = luks2::dump_text(Luks2::open(dev).expect("open").header());
+    assert!(text.contains("Key:        34359738360 bits"), "{text}");
+}
+
 /// A keyslot whose sizes do not fit its area is unusable, not the header invalid: the other
 /// keyslots open, and asking for the damaged one names it. The stripes field is not used (the
 /// spec allows only 4000, and cryptsetup reads every keyslot with 4000), and an area offset
@@ -383,6 +395,12 @@ fn malformed_metadata_names_the_field() {
         (
             Box::new(|v| v["config"]["json_size"] = "4096".into()),
             "config.json_size",
+        ),
+        (
+            // cryptsetup's limit (128 MiB); found by review, where a keyslots area ending near
+            // 2^64 overflowed free-space arithmetic and header backups.
+            Box::new(|v| v["config"]["keyslots_size"] = ((128u64 << 20) + 4096).to_string().into()),
+            "config.keyslots_size",
         ),
         (
             Box::new(|v| v["digests"]["0"]["keyslots"] = serde_json::json!(["5"])),

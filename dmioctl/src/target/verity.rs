@@ -65,6 +65,7 @@ impl FromStr for Verity {
             return Err(bad("fields (10 needed)"));
         }
         let num = |i: usize, what: &str| f[i].parse::<u64>().map_err(|_| bad(what));
+        let num32 = |i: usize, what: &str| f[i].parse::<u32>().map_err(|_| bad(what));
         let hex = |i: usize, what: &str| {
             if f[i] == "-"
                 || (f[i].len().is_multiple_of(2) && f[i].bytes().all(|c| c.is_ascii_hexdigit()))
@@ -83,11 +84,11 @@ impl FromStr for Verity {
             options = f[11..].iter().map(|s| (*s).to_owned()).collect();
         }
         Ok(Self {
-            version: num(0, "version")? as u32,
+            version: num32(0, "version")?,
             data_device: f[1].to_owned(),
             hash_device: f[2].to_owned(),
-            data_block_size: num(3, "data block size")? as u32,
-            hash_block_size: num(4, "hash block size")? as u32,
+            data_block_size: num32(3, "data block size")?,
+            hash_block_size: num32(4, "hash block size")?,
             data_blocks: num(5, "data blocks")?,
             hash_start: num(6, "hash start")?,
             algorithm: f[7].to_owned(),
@@ -104,6 +105,14 @@ mod tests {
 
     /// Found by the `dm_table` fuzz target (input kept in `fuzz/regressions/dm_table/`): an
     /// option count near `usize::MAX` made `11 + n` overflow.
+    #[test]
+    fn numbers_that_do_not_fit_are_refused_not_truncated() {
+        let t = "1 /dev/a /dev/b 4294971392 4096 1 1 sha256 00 -";
+        assert!(t.parse::<Verity>().is_err(), "block size 2^32 + 4096");
+        let t = "4294967297 /dev/a /dev/b 4096 4096 1 1 sha256 00 -";
+        assert!(t.parse::<Verity>().is_err(), "version 2^32 + 1");
+    }
+
     #[test]
     fn regression_option_count_overflow() {
         let input = include_str!("../../../fuzz/regressions/dm_table/verity-option-count-overflow");

@@ -12,6 +12,8 @@ use crate::{Error, Result};
 
 /// The most keyslots, tokens, segments or digests a header may hold (cryptsetup's limit).
 pub const MAX_OBJECTS: u32 = 32;
+/// Largest keyslots area, in bytes (cryptsetup's limit).
+pub(crate) const MAX_KEYSLOTS_SIZE: u64 = 128 << 20;
 /// Largest key stored in a keyslot, in bytes.
 pub(crate) const MAX_KEY_SIZE: u32 = 512;
 /// Sector size of keyslot-area encryption.
@@ -41,10 +43,17 @@ pub(crate) fn validate(m: &Metadata, hdr_size: u64) -> Result<()> {
             "not a multiple of 4096",
         ));
     }
+    // cryptsetup's LUKS2_MAX_KEYSLOTS_SIZE: a larger area is refused (checked against
+    // cryptsetup 2.6.1 luksDump: 128 MiB reads, 128 MiB + 4 KiB is "not a valid LUKS device").
+    if ks_size > MAX_KEYSLOTS_SIZE {
+        return Err(Error::limit(
+            "config.keyslots_size",
+            ks_size,
+            MAX_KEYSLOTS_SIZE,
+        ));
+    }
     let area_start = 2 * hdr_size;
-    let area_end = area_start
-        .checked_add(ks_size)
-        .ok_or_else(|| Error::metadata("config.keyslots_size", "too large"))?;
+    let area_end = area_start + ks_size;
     for (name, n) in [
         ("keyslots", m.keyslots.len()),
         ("tokens", m.tokens.len()),
