@@ -540,6 +540,11 @@ pub(crate) struct HeaderRestoreArgs {
 pub(crate) struct RepairArgs {
     /// LUKS2 device.
     pub(crate) device: PathBuf,
+    /// Repair even when the primary header area now holds another signature (an LVM2
+    /// physical volume, a file system, swap, a partition table): the stale LUKS2 copy is then
+    /// written over it, destroying whatever lives there now. Asks for confirmation.
+    #[arg(long = "overwrite-signature")]
+    pub(crate) overwrite_signature: bool,
     #[command(flatten)]
     pub(crate) common: Common,
 }

@@ -500,3 +500,94 @@ fn a_label_that_is_not_utf8_is_kept_and_printed_raw() {
         "a rewrite keeps the label's bytes"
     );
 }
+
+/// A LUKS2 volume whose primary header area now holds something else, with the stale
+/// secondary copy left behind (as `mkswap`, `mkfs.ext4` or `pvcreate` over the start of a
+/// LUKS2 device leave it).
+fn overwritten(d: &Dir, name: &str, key: &str, overwrite: &dyn Fn(&str)) -> String {
+    let img = d.image(name, 24);
+    ok(cryptsetup(
+        &[
+            &["luksFormat", "-q", "--type", "luks2", "--key-file", key][..],
+            FAST,
+            &[&img],
+        ]
+        .concat(),
+    ));
+    let secondary = contents(&img)[16384..32768].to_vec();
+    overwrite(&img);
+    let mut bytes = contents(&img);
+    bytes[16384..32768].copy_from_slice(&secondary);
+    std::fs::write(&img, bytes).expect("write");
+    img
+}
+
+#[test]
+fn a_luks_header_overwritten_by_something_else_is_not_luks() {
+    let d = Dir::new();
+    let key = d.key("k", b"pw");
+    let mkfs = |tool: &'static str, args: &'static [&'static str]| {
+        move |img: &str| {
+            let st = Command::new(tool)
+                .args(args)
+                .arg(img)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("mkfs");
+            assert!(st.success(), "{tool}");
+        }
+    };
+    let lvm = |img: &str| {
+        // An LVM2 physical volume label in sector 1, as pvcreate writes it.
+        let mut b = contents(img);
+        b[..4096].fill(0);
+        b[512..520].copy_from_slice(b"LABELONE");
+        b[536..544].copy_from_slice(b"LVM2 001");
+        std::fs::write(img, b).expect("write");
+    };
+    let swap = mkfs("/usr/sbin/mkswap", &["-f"]);
+    let ext4 = mkfs("/usr/sbin/mkfs.ext4", &["-q", "-F"]);
+    type Overwrite<'a> = &'a dyn Fn(&str);
+    let cases: [(&str, Overwrite<'_>, &str); 3] = [
+        ("swap", &swap, "swap"),
+        ("ext4", &ext4, "ext4"),
+        ("lvm", &lvm, "LVM2_member"),
+    ];
+    for (name, how, sig) in cases {
+        let img = overwritten(&d, &format!("{name}.img"), &key, how);
+        let before = contents(&img);
+        if name != "lvm" {
+            // cryptsetup (through blkid) agrees: not LUKS.
+            assert_eq!(cryptsetup(&["isLuks", &img]).code, 1, "{name}");
+        }
+        assert_eq!(ours(&["is-luks", &img]).code, 1, "{name}");
+        let needle = format!("now holds a {sig} signature");
+        fails_cleanly(&ours(&["dump", &img]), 1, &needle);
+        fails_cleanly(
+            &ours(&["open", "--test-passphrase", "--key-file", &key, &img]),
+            1,
+            &needle,
+        );
+        fails_cleanly(&ours(&["repair", "-q", &img]), 1, &needle);
+        // Without a terminal the insistence still needs -q.
+        fails_cleanly(
+            &ours(&["repair", "--overwrite-signature", &img]),
+            1,
+            "destroys what is there now",
+        );
+        assert_eq!(contents(&img), before, "{name}: nothing changed");
+        ok(ours(&["repair", "--overwrite-signature", "-q", &img]));
+        ok(cryptsetup(&["isLuks", &img]));
+        if name != "ext4" {
+            // mkswap and pvcreate wrote only the first 4 KiB: the keyslots survived.
+            ok(cryptsetup(&[
+                "open",
+                "--test-passphrase",
+                "--key-file",
+                &key,
+                &img,
+            ]));
+        }
+    }
+}

@@ -66,6 +66,16 @@ impl<D: BlockIo> Luks2<D> {
         Ok(Self::from_loaded(io, loaded))
     }
 
+    /// [`Luks2::open`] for a repair the user insisted on: a stale secondary copy is taken
+    /// even when the primary area now holds another signature, which a repair overwrites.
+    ///
+    /// # Errors
+    /// See [`header::read_over_foreign`].
+    pub fn open_over_foreign(mut io: D) -> Result<Self> {
+        let loaded = header::read_over_foreign(&mut io)?;
+        Ok(Self::from_loaded(io, loaded))
+    }
+
     pub(crate) fn from_loaded(io: D, l: Loaded) -> Self {
         Self {
             io,

@@ -34,6 +34,12 @@ pub enum Error {
     },
     /// Neither header copy carries the LUKS2 magic: this is not a LUKS2 device.
     NotLuks2,
+    /// The primary header area holds another signature: the device is no longer LUKS2,
+    /// though a stale secondary header copy remains.
+    Overwritten {
+        /// What the primary area holds (`LVM2_member`, `ext4`, `swap`, ...).
+        signature: &'static str,
+    },
     /// One binary header copy is damaged (bad magic, version, size, offset or checksum).
     BadBinaryHeader {
         /// Which copy.
@@ -173,6 +179,11 @@ impl fmt::Display for Error {
         match self {
             Error::Io { context, .. } => f.write_str(context),
             Error::NotLuks2 => f.write_str("not a LUKS2 device (no LUKS2 header magic found)"),
+            Error::Overwritten { signature } => write!(
+                f,
+                "not a LUKS2 device: the primary header area now holds a {signature} signature \
+                 (a stale LUKS2 header copy remains; repair would overwrite what is there)"
+            ),
             Error::BadBinaryHeader { copy, reason } => {
                 write!(f, "{copy} LUKS2 header is invalid: {reason}")
             }

@@ -77,7 +77,23 @@ pub(super) fn restore(a: HeaderRestoreArgs) -> CliResult<i32> {
 
 /// Rewrites a damaged or stale header copy from the good one.
 pub(super) fn repair(a: RepairArgs, out: &mut dyn Write) -> CliResult<i32> {
-    let mut dev = open_luks(&a.device, true)?;
+    let mut dev = if a.overwrite_signature {
+        let mut f = open_device(&a.device, true, true)?;
+        if let Some(sig) =
+            luks2::probe::foreign(&mut f).map_err(CliError::device(&a.device, "read"))?
+        {
+            confirm(
+                &a.common,
+                &format!(
+                    "{} holds a {sig} signature where the primary LUKS2 header was. Repairing writes the old LUKS2 header over it and destroys what is there now.",
+                    a.device.display()
+                ),
+            )?;
+        }
+        Luks2::open_over_foreign(f).map_err(CliError::luks(&a.device))?
+    } else {
+        open_luks(&a.device, true)?
+    };
     let msg = match dev.repair().map_err(CliError::luks(&a.device))? {
         Some(copy) => format!("Repaired the {copy} header copy.\n"),
         None => "Both header copies are valid; nothing to repair.\n".to_owned(),

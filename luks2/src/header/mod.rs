@@ -227,9 +227,24 @@ fn has_magic<D: BlockIo>(io: &mut D, offset: u64, magic: &[u8; 6]) -> bool {
 /// Reads and validates both header copies.
 ///
 /// # Errors
-/// [`Error::NotLuks2`] if no LUKS2 magic is present at all, [`Error::NoValidHeader`] if
-/// both copies are damaged (with both reasons).
+/// [`Error::NotLuks2`] if no LUKS2 magic is present at all, [`Error::Overwritten`] if the
+/// primary copy is gone and its area holds another signature (what lives there now is not
+/// LUKS, whatever stale secondary copy remains), [`Error::NoValidHeader`] if both copies are
+/// damaged (with both reasons).
 pub fn read<D: BlockIo>(io: &mut D) -> Result<Loaded> {
+    read_as(io, false)
+}
+
+/// [`read`], taking a stale secondary copy even over another signature in the primary area:
+/// only for a repair the user insisted on.
+///
+/// # Errors
+/// As [`read`], without [`Error::Overwritten`].
+pub fn read_over_foreign<D: BlockIo>(io: &mut D) -> Result<Loaded> {
+    read_as(io, true)
+}
+
+fn read_as<D: BlockIo>(io: &mut D, over_foreign: bool) -> Result<Loaded> {
     let primary = read_copy(io, Copy::Primary, 0);
     let secondary = match &primary {
         Ok(p) => read_copy(io, Copy::Secondary, p.bin.hdr_size),
@@ -255,6 +270,11 @@ pub fn read<D: BlockIo>(io: &mut D) -> Result<Loaded> {
             (p, st, CopyStatus::Invalid(e), salts)
         }
         (Err(e), Ok(s)) => {
+            if !over_foreign && !has_magic(io, 0, &binary::MAGIC_1ST) {
+                if let Ok(Some(signature)) = crate::probe::foreign(io) {
+                    return Err(Error::Overwritten { signature });
+                }
+            }
             let st = CopyStatus::Valid(s.bin.seqid);
             let salts = [[0; SALT_LEN], s.bin.salt];
             (s, CopyStatus::Invalid(e), st, salts)
