@@ -144,6 +144,16 @@ impl<'de> Deserialize<'de> for SegmentSize {
     }
 }
 
+/// An optional member that, when present, must hold a value: cryptsetup's type checks refuse
+/// `"flags": null` where serde would take it as absent.
+fn present<'de, D, T>(de: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(de).map(Some)
+}
+
 /// Fields an object carries that this implementation does not interpret.
 pub(crate) type Extra = Map<String, Value>;
 
@@ -174,15 +184,27 @@ pub(crate) struct KeyslotJson {
     /// Size of the stored key in bytes.
     pub(crate) key_size: u32,
     /// Anti-forensic splitter.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub(crate) af: Option<AfJson>,
     /// Binary area.
     pub(crate) area: AreaJson,
     /// Key derivation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub(crate) kdf: Option<KdfJson>,
     /// 0 ignore, 1 normal (the default), 2 high.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub(crate) priority: Option<u32>,
     /// Unknown members.
     #[serde(flatten)]
@@ -196,10 +218,18 @@ pub(crate) struct AfJson {
     #[serde(rename = "type")]
     pub(crate) kind: String,
     /// Number of stripes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub(crate) stripes: Option<u32>,
     /// Diffusion hash.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub(crate) hash: Option<String>,
     /// Unknown members.
     #[serde(flatten)]
@@ -217,10 +247,18 @@ pub(crate) struct AreaJson {
     /// Size in bytes.
     pub(crate) size: U64Str,
     /// Encryption of the area (`raw` only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub(crate) encryption: Option<String>,
     /// Key size of the area encryption (`raw` only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub(crate) key_size: Option<u32>,
     /// Unknown members.
     #[serde(flatten)]
@@ -234,19 +272,39 @@ pub(crate) struct KdfJson {
     #[serde(rename = "type")]
     pub(crate) kind: String,
     /// PBKDF2 hash.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub(crate) hash: Option<String>,
     /// PBKDF2 iterations.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub(crate) iterations: Option<u32>,
     /// Argon2 time cost.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub(crate) time: Option<u32>,
     /// Argon2 memory cost in KiB.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub(crate) memory: Option<u32>,
     /// Argon2 lanes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub(crate) cpus: Option<u32>,
     /// Salt.
     pub(crate) salt: Bytes,
@@ -266,19 +324,39 @@ pub(crate) struct SegmentJson {
     /// Size of the data.
     pub(crate) size: SegmentSize,
     /// IV offset in sectors.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub(crate) iv_tweak: Option<U64Str>,
     /// Cipher in dm-crypt notation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub(crate) encryption: Option<String>,
     /// Encryption sector size.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub(crate) sector_size: Option<u32>,
     /// Integrity protection (dm-integrity), kept as raw JSON.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub(crate) integrity: Option<Map<String, Value>>,
     /// Segment flags.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub(crate) flags: Option<Vec<String>>,
     /// Unknown members.
     #[serde(flatten)]
@@ -296,10 +374,18 @@ pub(crate) struct DigestJson {
     /// Segments encrypted with that key.
     pub(crate) segments: Vec<ObjId>,
     /// PBKDF2 hash.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub(crate) hash: Option<String>,
     /// PBKDF2 iterations.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub(crate) iterations: Option<u32>,
     /// Salt.
     pub(crate) salt: Bytes,
@@ -318,10 +404,18 @@ pub(crate) struct ConfigJson {
     /// Keyslots area size.
     pub(crate) keyslots_size: U64Str,
     /// Persistent activation flags.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub(crate) flags: Option<Vec<String>>,
     /// Requirements (`{"mandatory": [...]}` as cryptsetup writes them).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub(crate) requirements: Option<RequirementsJson>,
     /// Unknown members.
     #[serde(flatten)]
@@ -346,13 +440,16 @@ impl Metadata {
     /// [`crate::Error::Metadata`] naming the path of the first malformed field.
     pub(crate) fn from_json(text: &[u8]) -> crate::Result<Self> {
         let de = &mut serde_json::Deserializer::from_slice(text);
-        let m: Metadata = serde_path_to_error::deserialize(de).map_err(|e| {
+        let m: Metadata = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
             let path = e.path().to_string();
             crate::Error::metadata(
                 if path == "." { "json".to_owned() } else { path },
                 e.into_inner().to_string(),
             )
         })?;
+        // Only whitespace may follow the object.
+        de.end()
+            .map_err(|e| crate::Error::metadata("json", e.to_string()))?;
         Ok(m)
     }
 

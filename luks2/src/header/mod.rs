@@ -214,6 +214,25 @@ fn read_copy<D: BlockIo>(io: &mut D, copy: Copy, offset: u64) -> Result<CopyRead
         .iter()
         .position(|&c| c == 0)
         .ok_or_else(|| bad("JSON area is not NUL-terminated".into()))?;
+    // cryptsetup's JSON area rules: the text starts with `{` (the parser allows whitespace
+    // after the object, as json-c does, and nothing else), and every byte after its
+    // terminating NUL up to the end of the area is NUL.
+    if json.first() != Some(&b'{') {
+        return Err(Error::metadata(
+            "json",
+            "the JSON area does not start with '{'",
+        ));
+    }
+    if let Some(i) = json[end..].iter().position(|&c| c != 0) {
+        return Err(Error::metadata(
+            "json",
+            format!(
+                "byte {:#x} at offset {} of the JSON area, after its terminating NUL",
+                json[end + i],
+                end + i
+            ),
+        ));
+    }
     let meta = Metadata::from_json(&json[..end])?;
     validate::validate(&meta, bin.hdr_size)?;
     Ok(CopyRead { bin, meta })
@@ -281,6 +300,14 @@ fn read_as<D: BlockIo>(io: &mut D, over_foreign: bool) -> Result<Loaded> {
         }
         (Ok(p), Ok(s)) => both_valid(p, s),
     };
+    // cryptsetup refuses a device that cannot hold the header and keyslots areas it names.
+    let needed = 2 * header.bin.hdr_size + header.meta.config.keyslots_size.0;
+    let size = io
+        .size()
+        .map_err(|e| Error::io("reading the device size", e))?;
+    if size < needed {
+        return Err(Error::DeviceTooSmall { needed, size });
+    }
     let mut bin = header.bin;
     bin.hdr_offset = 0;
     Ok(Loaded {

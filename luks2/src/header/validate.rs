@@ -1,4 +1,32 @@
 //! cryptsetup's rules for LUKS2 metadata, checked before anything is unlocked or written.
+//!
+//! The rules, as cryptsetup 2.6's loader applies them (`luks2_json_metadata.c`,
+//! `luks2_disk_metadata.c`, the luks2 keyslot and pbkdf2 digest handlers). Each one that
+//! refuses a header is tested against the real cryptsetup on the same bytes
+//! (`cli/tests/strictness.rs`: both tools refuse, or both accept), or in `luks2/tests`.
+//!
+//! | area | rule | where |
+//! |---|---|---|
+//! | binary | magic, version 2, offsets, allowed header size, checksum | `binary.rs`, `read_copy` |
+//! | binary | the device holds both header copies and the keyslots area | `read_as` |
+//! | JSON area | starts with `{`; only whitespace after the object; NUL to the area's end | `read_copy`, `Metadata::from_json` |
+//! | JSON | optional members present are not `null`; numbers in strings are decimal u64 | `json.rs` |
+//! | config | `json_size` matches the area; `keyslots_size` a multiple of 4096, at most 128 MiB | [`validate`] |
+//! | keyslots | non-empty type; area inside the keyslots area, size > 0, no overlaps | `validate_keyslots` |
+//! | keyslots | luks2: af (luks1, stripes, hash), raw area (encryption, key_size), kdf fields by type, salt | `validate_luks2_keyslot` |
+//! | keyslots | reencrypt: key_size 1, known mode and direction | `validate_reencrypt_keyslot` |
+//! | keyslots | each luks2 keyslot in exactly one digest | `validate_digests` |
+//! | keyslot use | key size, area size for 4000 stripes, cipher, 32-byte salt (else the keyslot alone is unusable) | [`keyslot_params`], [`kdf_from_json`] |
+//! | segments | at least one; numbered 0.. without gaps; backups last, never segment 0 | `validate_segments` |
+//! | segments | non-empty type; offset 512-aligned, after the keyslots area; size dynamic (last regular only) or a positive multiple of 512; regular segments do not overlap | `validate_segments`, `validate_segment` |
+//! | segments | crypt: non-empty encryption, iv_tweak, sector size, size a multiple of it, complete integrity object, named by a digest | `validate_segment` |
+//! | digests | non-empty type; keyslots and segments exist; pbkdf2: hash, iterations (use: 32-byte salt, digest of 20 bytes or the hash's size) | `validate_digests`, [`digest_params`] |
+//! | tokens | non-empty type; keyslots exist | [`validate_token`] |
+//! | requirements | at most one online-reencrypt, with exactly one reencrypt keyslot | `validate_reencryption` |
+//!
+//! Stricter than cryptsetup (cryptsetup loads these, nothing here does): object numbers
+//! above 31, keyslot priorities above 2, crypt sector sizes other than 512-4096, duplicate
+//! known members, numbers with leading spaces in `config`.
 
 use std::collections::BTreeSet;
 
@@ -77,6 +105,7 @@ pub(crate) fn validate(m: &Metadata, hdr_size: u64) -> Result<()> {
     validate_segments(m, area_end)?;
     validate_digests(m)?;
     validate_tokens(m)?;
+    validate_reencryption(m)?;
     Ok(())
 }
 
@@ -84,7 +113,12 @@ fn validate_keyslots(m: &Metadata, area_start: u64, area_end: u64) -> Result<()>
     let mut areas: Vec<(u64, u64, ObjId)> = Vec::new();
     for (id, ks) in &m.keyslots {
         let f = |s: &str| format!("keyslots.{id}.{s}");
+        non_empty(&f("type"), Some(&ks.kind))?;
+        non_empty(&f("area.type"), Some(&ks.area.kind))?;
         let (off, size) = (ks.area.offset.0, ks.area.size.0);
+        if size == 0 {
+            return Err(Error::metadata(f("area.size"), "must be positive"));
+        }
         let end = off
             .checked_add(size)
             .ok_or_else(|| Error::metadata(f("area.size"), "offset + size overflows"))?;
@@ -102,8 +136,10 @@ fn validate_keyslots(m: &Metadata, area_start: u64, area_end: u64) -> Result<()>
                 ));
             }
         }
-        if ks.kind == "luks2" {
-            validate_luks2_keyslot(ks, &f)?;
+        match ks.kind.as_str() {
+            "luks2" => validate_luks2_keyslot(ks, &f)?,
+            "reencrypt" => validate_reencrypt_keyslot(ks, &f)?,
+            _ => {}
         }
         areas.push((off, end, *id));
     }
@@ -145,72 +181,247 @@ fn validate_luks2_keyslot(ks: &KeyslotJson, f: &dyn Fn(&str) -> String) -> Resul
     if af.stripes.is_none() {
         return Err(Error::metadata(f("af.stripes"), "missing"));
     }
-    if af.hash.is_none() {
-        return Err(Error::metadata(f("af.hash"), "missing"));
+    non_empty(&f("af.hash"), af.hash.as_ref())?;
+    non_empty(&f("area.encryption"), ks.area.encryption.as_ref())?;
+    // The KDF's own fields, by type (an unknown type loads and fails only when used).
+    let kdf = ks
+        .kdf
+        .as_ref()
+        .ok_or_else(|| Error::metadata(f("kdf"), "missing"))?;
+    non_empty(&f("kdf.type"), Some(&kdf.kind))?;
+    if kdf.salt.0.is_empty() {
+        return Err(Error::metadata(f("kdf.salt"), "missing or empty"));
+    }
+    let needs: &[(&str, bool)] = match kdf.kind.as_str() {
+        "pbkdf2" => &[
+            ("hash", kdf.hash.as_ref().is_some_and(|h| !h.is_empty())),
+            ("iterations", kdf.iterations.is_some()),
+        ],
+        "argon2i" | "argon2id" => &[
+            ("time", kdf.time.is_some()),
+            ("memory", kdf.memory.is_some()),
+            ("cpus", kdf.cpus.is_some()),
+        ],
+        _ => &[],
+    };
+    if let Some((name, _)) = needs.iter().find(|(_, ok)| !ok) {
+        return Err(Error::metadata(f(&format!("kdf.{name}")), "missing"));
+    }
+    Ok(())
+}
+
+/// A reencryption keyslot (cryptsetup's online reencryption state): a key size of 1 and a
+/// known mode and direction. This crate never resumes a reencryption; it only reads such
+/// headers as cryptsetup does.
+fn validate_reencrypt_keyslot(ks: &KeyslotJson, f: &dyn Fn(&str) -> String) -> Result<()> {
+    if ks.key_size != 1 {
+        return Err(Error::metadata(
+            f("key_size"),
+            "must be 1 for a reencrypt keyslot",
+        ));
+    }
+    let member = |name: &str, allowed: &[&str]| {
+        let v = ks.extra.get(name).and_then(|v| v.as_str());
+        if v.is_some_and(|v| allowed.contains(&v)) {
+            Ok(())
+        } else {
+            Err(Error::metadata(
+                f(name),
+                format!("missing or not one of {}", allowed.join(", ")),
+            ))
+        }
+    };
+    member("mode", &["reencrypt", "encrypt", "decrypt"])?;
+    member("direction", &["forward", "backward"])
+}
+
+/// The `online-reencrypt` requirement and reencrypt keyslots go together: at most one of
+/// each, and one only with the other.
+fn validate_reencryption(m: &Metadata) -> Result<()> {
+    let flags = m
+        .requirements()
+        .iter()
+        .filter(|r| {
+            r.strip_prefix("online-reencrypt").is_some_and(|v| {
+                v.is_empty()
+                    || v.strip_prefix("-v")
+                        .is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
+            })
+        })
+        .count();
+    let keyslots = m
+        .keyslots
+        .values()
+        .filter(|k| k.kind == "reencrypt")
+        .count();
+    if flags > 1 {
+        return Err(Error::metadata(
+            "config.requirements.mandatory",
+            "more than one online-reencrypt requirement",
+        ));
+    }
+    if keyslots > 1 {
+        return Err(Error::metadata(
+            "keyslots",
+            "more than one reencrypt keyslot",
+        ));
+    }
+    if flags != keyslots {
+        return Err(Error::metadata(
+            "config.requirements.mandatory",
+            "an online-reencrypt requirement needs exactly one reencrypt keyslot, and back",
+        ));
     }
     Ok(())
 }
 
 fn validate_segments(m: &Metadata, area_end: u64) -> Result<()> {
-    let count = m.segments.len();
-    let mut expected_next: Option<u64> = None;
+    if m.segments.is_empty() {
+        return Err(Error::metadata("segments", "there must be at least one"));
+    }
+    // Numbered 0, 1, ... without gaps, backup segments after the regular ones.
+    let mut seen_backup = false;
     for (i, (id, s)) in m.segments.iter().enumerate() {
-        let f = |x: &str| format!("segments.{id}.{x}");
-        let off = s.offset.0;
-        if off % 512 != 0 {
-            return Err(Error::metadata(f("offset"), "not aligned to 512 bytes"));
-        }
-        if off != 0 && off < area_end {
+        if id.0 as usize != i {
             return Err(Error::metadata(
-                f("offset"),
-                format!("{off} overlaps the header and keyslots area ending at {area_end}"),
+                format!("segments.{id}"),
+                format!("segment {i} is missing (segments are numbered without gaps)"),
             ));
         }
-        if let Some(next) = expected_next {
-            if off != next && !is_backup(s) {
-                return Err(Error::metadata(
-                    f("offset"),
-                    "segments leave a gap or overlap",
-                ));
+        if is_backup(s) {
+            if i == 0 {
+                return Err(Error::metadata("segments.0.flags", "segment 0 is a backup"));
             }
+            seen_backup = true;
+        } else if seen_backup {
+            return Err(Error::metadata(
+                format!("segments.{id}"),
+                "a regular segment after a backup segment",
+            ));
         }
-        match s.size {
-            SegmentSize::Dynamic if i + 1 != count && !is_backup(s) => {
+    }
+    let regular: Vec<_> = m.segments.iter().filter(|(_, s)| !is_backup(s)).collect();
+    // The data starts after the header and keyslots areas (an offset of 0 is a detached
+    // header's data device, cryptsetup's exception).
+    if regular.iter().all(|(_, s)| s.offset.0 != 0) {
+        if let Some((id, s)) = regular.iter().min_by_key(|(_, s)| s.offset.0) {
+            if s.offset.0 < area_end {
                 return Err(Error::metadata(
-                    f("size"),
-                    "only the last segment may be dynamic",
+                    format!("segments.{id}.offset"),
+                    format!(
+                        "{} overlaps the header and keyslots area ending at {area_end}",
+                        s.offset.0
+                    ),
                 ));
-            }
-            SegmentSize::Bytes(n) => expected_next = off.checked_add(n),
-            SegmentSize::Dynamic => expected_next = None,
-        }
-        if s.kind == "crypt" {
-            let sector = s
-                .sector_size
-                .ok_or_else(|| Error::metadata(f("sector_size"), "missing"))?;
-            if !matches!(sector, 512 | 1024 | 2048 | 4096) {
-                return Err(Error::metadata(
-                    f("sector_size"),
-                    format!("{sector} is not 512, 1024, 2048 or 4096"),
-                ));
-            }
-            if s.encryption.is_none() {
-                return Err(Error::metadata(f("encryption"), "missing"));
-            }
-            if s.iv_tweak.is_none() {
-                return Err(Error::metadata(f("iv_tweak"), "missing"));
-            }
-            if let SegmentSize::Bytes(n) = s.size {
-                if n % u64::from(sector) != 0 {
-                    return Err(Error::metadata(
-                        f("size"),
-                        "not a multiple of the sector size",
-                    ));
-                }
             }
         }
     }
+    for (id, s) in &m.segments {
+        validate_segment(m, *id, s)?;
+    }
+    // Only the last regular segment may be dynamic; regular segments do not overlap.
+    let mut intervals: Vec<(u64, Option<u64>, ObjId)> = Vec::new();
+    for (i, (id, s)) in regular.iter().enumerate() {
+        let end = match s.size {
+            SegmentSize::Dynamic if i + 1 != regular.len() => {
+                return Err(Error::metadata(
+                    format!("segments.{id}.size"),
+                    "only the last segment may be dynamic",
+                ))
+            }
+            SegmentSize::Dynamic => None,
+            SegmentSize::Bytes(n) => Some(s.offset.0.checked_add(n).ok_or_else(|| {
+                Error::metadata(format!("segments.{id}.size"), "offset + size overflows")
+            })?),
+        };
+        intervals.push((s.offset.0, end, **id));
+    }
+    intervals.sort();
+    for w in intervals.windows(2) {
+        if w[0].1.is_none_or(|end| end > w[1].0) {
+            return Err(Error::metadata(
+                format!("segments.{}.offset", w[1].2),
+                format!("overlaps segment {}", w[0].2),
+            ));
+        }
+    }
     Ok(())
+}
+
+/// One segment's own fields: cryptsetup's common checks, and for `crypt` its cipher, IV
+/// tweak, sector size, integrity object and digest.
+fn validate_segment(m: &Metadata, id: ObjId, s: &super::json::SegmentJson) -> Result<()> {
+    let f = |x: &str| format!("segments.{id}.{x}");
+    non_empty(&f("type"), Some(&s.kind))?;
+    let off = s.offset.0;
+    if !off.is_multiple_of(512) {
+        return Err(Error::metadata(f("offset"), "not aligned to 512 bytes"));
+    }
+    if let SegmentSize::Bytes(n) = s.size {
+        if n == 0 || !n.is_multiple_of(512) {
+            return Err(Error::metadata(
+                f("size"),
+                format!("{n} is not a positive multiple of 512"),
+            ));
+        }
+    }
+    if s.kind != "crypt" {
+        return Ok(());
+    }
+    let sector = s
+        .sector_size
+        .ok_or_else(|| Error::metadata(f("sector_size"), "missing"))?;
+    if !matches!(sector, 512 | 1024 | 2048 | 4096) {
+        return Err(Error::metadata(
+            f("sector_size"),
+            format!("{sector} is not 512, 1024, 2048 or 4096"),
+        ));
+    }
+    if s.encryption.is_none() {
+        return Err(Error::metadata(f("encryption"), "missing"));
+    }
+    non_empty(&f("encryption"), s.encryption.as_ref())?;
+    if s.iv_tweak.is_none() {
+        return Err(Error::metadata(f("iv_tweak"), "missing"));
+    }
+    if let SegmentSize::Bytes(n) = s.size {
+        if !n.is_multiple_of(u64::from(sector)) {
+            return Err(Error::metadata(
+                f("size"),
+                "not a multiple of the sector size",
+            ));
+        }
+    }
+    if let Some(integrity) = &s.integrity {
+        for field in ["type", "journal_encryption", "journal_integrity"] {
+            if integrity
+                .get(field)
+                .and_then(|v| v.as_str())
+                .is_none_or(str::is_empty)
+            {
+                return Err(Error::metadata(
+                    f(&format!("integrity.{field}")),
+                    "missing or not a non-empty string",
+                ));
+            }
+        }
+    }
+    if !m.digests.values().any(|d| d.segments.contains(&id)) {
+        return Err(Error::metadata(
+            format!("segments.{id}"),
+            "no digest names this crypt segment",
+        ));
+    }
+    Ok(())
+}
+
+/// A string member that must be present and non-empty (cryptsetup's `json_contains_string`).
+fn non_empty(field: &str, v: Option<&String>) -> Result<()> {
+    match v {
+        Some(s) if !s.is_empty() => Ok(()),
+        Some(_) => Err(Error::metadata(field.to_owned(), "empty")),
+        None => Err(Error::metadata(field.to_owned(), "missing")),
+    }
 }
 
 fn is_backup(s: &super::json::SegmentJson) -> bool {
@@ -223,6 +434,7 @@ fn validate_digests(m: &Metadata) -> Result<()> {
     let mut bound: BTreeSet<ObjId> = BTreeSet::new();
     for (id, d) in &m.digests {
         let f = |x: &str| format!("digests.{id}.{x}");
+        non_empty(&f("type"), Some(&d.kind))?;
         for k in &d.keyslots {
             if !m.keyslots.contains_key(k) {
                 return Err(Error::metadata(
@@ -282,8 +494,14 @@ pub(crate) fn validate_token(
     t: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<()> {
     let f = |x: &str| format!("tokens.{id}.{x}");
-    if !t.get("type").is_some_and(|v| v.is_string()) {
-        return Err(Error::metadata(f("type"), "missing or not a string"));
+    if t.get("type")
+        .and_then(|v| v.as_str())
+        .is_none_or(str::is_empty)
+    {
+        return Err(Error::metadata(
+            f("type"),
+            "missing or not a non-empty string",
+        ));
     }
     let Some(serde_json::Value::Array(slots)) = t.get("keyslots") else {
         return Err(Error::metadata(f("keyslots"), "missing or not an array"));
@@ -384,6 +602,13 @@ pub(crate) fn kdf_from_json(field: &str, k: &KdfJson) -> Result<Kdf> {
         v.ok_or_else(|| Error::metadata(format!("{field}.{name}"), "missing"))
     };
     let salt = k.salt.0.clone();
+    // cryptsetup reads keyslot KDF salts of exactly 32 bytes.
+    if salt.len() != 32 {
+        return Err(Error::metadata(
+            format!("{field}.salt"),
+            format!("{} bytes, not 32", salt.len()),
+        ));
+    }
     Ok(match k.kind.as_str() {
         "pbkdf2" => Kdf::Pbkdf2 {
             hash: HashAlg::parse(k.hash.as_deref().unwrap_or(""))?,
@@ -457,8 +682,24 @@ pub(crate) fn digest_params(m: &Metadata, id: ObjId) -> Result<crate::digest::Ke
             "must be positive",
         ));
     }
+    let hash = HashAlg::parse(d.hash.as_deref().unwrap_or(""))?;
+    // cryptsetup's digest verification: a 32-byte salt and a digest of 20 bytes or the
+    // hash's length.
+    if d.salt.0.len() != 32 {
+        return Err(Error::metadata(
+            format!("digests.{id}.salt"),
+            format!("{} bytes, not 32", d.salt.0.len()),
+        ));
+    }
+    let n = d.digest.0.len();
+    if n != 20 && n != hash.output_len() {
+        return Err(Error::metadata(
+            format!("digests.{id}.digest"),
+            format!("{n} bytes, not 20 or the hash's {}", hash.output_len()),
+        ));
+    }
     Ok(crate::digest::KeyDigest {
-        hash: HashAlg::parse(d.hash.as_deref().unwrap_or(""))?,
+        hash,
         iterations,
         salt: d.salt.0.clone(),
         digest: d.digest.0.clone(),
