@@ -37,6 +37,7 @@ mod error;
 pub mod image;
 mod mapper;
 mod plan;
+mod resize;
 mod status;
 mod wipe;
 

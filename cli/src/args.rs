@@ -316,6 +316,9 @@ pub(crate) enum LuksCommand {
     Open(OpenArgs),
     /// Remove the mapping NAME (retries briefly while it is busy).
     Close(CloseArgs),
+    /// Give the open mapping NAME a new size: --size sectors, or all of its device (after the
+    /// data offset) after the device grew. No passphrase is needed.
+    Resize(ResizeArgs),
     /// Show whether NAME is mapped and how (exit 4 when it is not).
     Status(StatusArgs),
     /// Print the header (cryptsetup's luksDump layout).
@@ -417,6 +420,18 @@ pub(crate) struct OpenArgs {
 pub(crate) struct CloseArgs {
     /// Mapping name.
     pub(crate) name: String,
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+/// `luks resize`.
+#[derive(Debug, Args)]
+pub(crate) struct ResizeArgs {
+    /// Mapping name.
+    pub(crate) name: String,
+    /// New size in 512-byte sectors (default: the whole device after the data offset).
+    #[arg(short = 'b', long = "size", value_name = "SECTORS")]
+    pub(crate) size: Option<u64>,
     #[command(flatten)]
     pub(crate) common: Common,
 }

@@ -58,6 +58,13 @@ pub(crate) fn close(name: &str) -> CliResult<i32> {
     Ok(0)
 }
 
+/// Resizes the open mapping `name` (exit 4 when it is not mapped).
+pub(crate) fn resize(name: &str, size: Option<u64>) -> CliResult<i32> {
+    let dm_name = dm_name(name)?;
+    Mapper::open()?.resize(&dm_name, size.map(luks2::Sectors))?;
+    Ok(0)
+}
+
 /// Prints cryptsetup's status report; exit 4 when `name` is not mapped.
 pub(crate) fn status(name: &str, json: bool, out: &mut dyn Write) -> CliResult<i32> {
     let dm_name = dm_name(name)?;

@@ -11,7 +11,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 . scripts/lib.sh
 need_cargo
-need_packages qemu-system-x86 busybox-static cpio kmod cryptsetup-bin dmsetup e2fsprogs socat
+need_packages qemu-system-x86 busybox-static cpio kmod cryptsetup-bin dmsetup e2fsprogs socat mount util-linux
 
 work=$root/target/vm
 mkdir -p "$work/cache"
@@ -71,7 +71,7 @@ copy_with_libs() {
         cp -nL "$lib" "$rd$lib"
     done
 }
-for t in cryptsetup integritysetup veritysetup dmsetup mkfs.ext4 e2fsck; do
+for t in cryptsetup integritysetup veritysetup dmsetup mkfs.ext4 e2fsck losetup blockdev; do
     copy_with_libs "$(command -v $t)"
 done
 # glibc loads libgcc_s when a thread exits (cryptsetup's Argon2 threads): ldd does not list it.

@@ -165,6 +165,7 @@ pub(crate) fn run(cmd: Luks, out: &mut dyn Write) -> CliResult<i32> {
         Luks::Format(a) => format::run(a, keys),
         Luks::Open(a) => open(a, keys),
         Luks::Close(a) => crate::mapping::close(&a.name),
+        Luks::Resize(a) => crate::mapping::resize(&a.name, a.size),
         Luks::Status(a) => crate::mapping::status(&a.name, a.json, out),
         Luks::Dump(a) => header::dump(a, keys, out),
         Luks::AddKey(a) => keyslots::add(a, keys),
