@@ -9,8 +9,9 @@ use std::path::Path;
 
 use crate::{Error, Result};
 
-/// Opens a device or image. Writers take an exclusive lock, and block devices are opened
-/// with `O_EXCL` when `exclusive`, so a mounted or mapped device is refused as busy.
+/// Opens a device or image under cryptsetup's lock (see [`lock_device`](crate::lock_device)):
+/// shared for readers, exclusive for writers; block devices are opened with `O_EXCL` when
+/// `exclusive`, so a mounted or mapped device is refused as busy.
 ///
 /// # Errors
 /// [`Error::Device`]: `ResourceBusy` when another process holds the lock or the kernel holds
@@ -46,16 +47,8 @@ pub fn open_device(path: &Path, write: bool, exclusive: bool) -> Result<File> {
             ),
         });
     }
-    if write {
-        f.try_lock().map_err(|e| match e {
-            std::fs::TryLockError::WouldBlock => Error::Device {
-                path: path.to_owned(),
-                what: "lock",
-                source: io::Error::new(io::ErrorKind::ResourceBusy, "in use by another process"),
-            },
-            std::fs::TryLockError::Error(e) => Error::device(path, "lock")(e),
-        })?;
-    }
+    // cryptsetup's lock: shared to read, exclusive to write, so the two tools serialize.
+    crate::lock::lock_device(path, write)?;
     Ok(f)
 }
 

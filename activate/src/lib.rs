@@ -35,6 +35,7 @@
 mod device;
 mod error;
 pub mod image;
+mod lock;
 mod mapper;
 mod plan;
 mod resize;
@@ -45,6 +46,7 @@ pub use device::{open_device, DataDevice};
 pub use dmioctl::node::mapper_path;
 pub use dmioctl::{DmName, Error as DmError};
 pub use error::{Error, Result};
+pub use lock::{lock_device, release_locks};
 pub use mapper::Mapper;
 pub use plan::{Layer, Luks2Volume, OnCorruption, Options, Plan, Table, VerityOptions};
 pub use status::{IntegrityStatus, Status};
