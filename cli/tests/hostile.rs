@@ -259,25 +259,6 @@ fn the_volume_key_is_shown_only_when_confirmed() {
     assert!(r.stdout.contains("MK dump"), "{}", r.stdout);
 }
 
-/// Rewrites the JSON metadata of both header copies of `img` (16 KiB metadata) with `edit`
-/// applied and the checksums re-sealed, as a hostile but well-formed header would be.
-fn edit_header(img: &str, edit: impl Fn(&mut serde_json::Value)) {
-    let mut bytes = contents(img);
-    for off in [0usize, 16384] {
-        let area = &mut bytes[off..off + 16384];
-        let end = area[4096..].iter().position(|&c| c == 0).expect("nul") + 4096;
-        let mut v: serde_json::Value = serde_json::from_slice(&area[4096..end]).expect("json");
-        edit(&mut v);
-        let text = serde_json::to_vec(&v).expect("json");
-        area[4096..].fill(0);
-        area[4096..4096 + text.len()].copy_from_slice(&text);
-        area[448..512].fill(0);
-        let sum = luks2::HashAlg::Sha256.digest(&[&area[..]]);
-        area[448..480].copy_from_slice(&sum);
-    }
-    std::fs::write(img, bytes).expect("write");
-}
-
 /// Two keyslots made by cryptsetup: "a" in 0, "b" in 1.
 fn cryptsetup_two_slots(d: &Dir, name: &str) -> (String, String, String) {
     let a = d.key("a", b"a");
@@ -315,7 +296,7 @@ fn damaged_or_unusable_keyslots_answer_as_cryptsetup() {
     // Keyslot 1's key does not fit its area: keyslot 0 still opens, "b" is no key (2) in
     // both tools; asked for by number, we name the damage.
     let (img, a, b) = cryptsetup_two_slots(&d, "big-key.img");
-    edit_header(&img, |v| v["keyslots"]["1"]["key_size"] = 128.into());
+    edit_json(&img, &|v| v["keyslots"]["1"]["key_size"] = 128.into());
     for (key, code) in [(&a, 0), (&b, 2)] {
         let (cs, ours) = test_passphrase(&img, key, &[]);
         assert_eq!(
@@ -343,7 +324,7 @@ fn damaged_or_unusable_keyslots_answer_as_cryptsetup() {
 
     // Keyslot 1's area offset inside a sector: both read from the sector's start.
     let (img, _, b) = cryptsetup_two_slots(&d, "unaligned.img");
-    edit_header(&img, |v| {
+    edit_json(&img, &|v| {
         let area = &mut v["keyslots"]["1"]["area"];
         let off: u64 = area["offset"].as_str().expect("str").parse().expect("num");
         area["offset"] = (off + 100).to_string().into();
@@ -354,7 +335,7 @@ fn damaged_or_unusable_keyslots_answer_as_cryptsetup() {
 
     // Keyslot 0 with a cipher neither tool can use: "cannot use", exit 1, not "no key".
     let (img, a, _) = cryptsetup_two_slots(&d, "serpent.img");
-    edit_header(&img, |v| {
+    edit_json(&img, &|v| {
         v["keyslots"]["0"]["area"]["encryption"] = "serpent-xts-plain64".into();
     });
     let (cs, ours_run) = test_passphrase(&img, &a, &[]);
@@ -371,7 +352,7 @@ fn hostile_kdf_work_is_refused_with_the_keyslot_and_an_estimate() {
     let d = Dir::new();
     let (img, a, b) = cryptsetup_two_slots(&d, "slow.img");
     let before = contents(&img);
-    edit_header(&img, |v| {
+    edit_json(&img, &|v| {
         let kdf = &mut v["keyslots"]["1"]["kdf"];
         *kdf = serde_json::json!({"type":"argon2id","time":65536,"memory":4194304,"cpus":4,"salt":kdf["salt"].clone()});
     });
@@ -387,7 +368,7 @@ fn hostile_kdf_work_is_refused_with_the_keyslot_and_an_estimate() {
 
     // PBKDF2 at 2^32-1 iterations: minutes even with SHA-NI, over the default limit.
     std::fs::write(&img, &before).expect("restore");
-    edit_header(&img, |v| {
+    edit_json(&img, &|v| {
         v["keyslots"]["1"]["kdf"]["iterations"] = u32::MAX.into()
     });
     fails_cleanly(
@@ -398,7 +379,7 @@ fn hostile_kdf_work_is_refused_with_the_keyslot_and_an_estimate() {
     // The limit is the user's: 20 million iterations (a few seconds) pass by default and are
     // refused under --kdf-time-limit 1.
     std::fs::write(&img, &before).expect("restore");
-    edit_header(&img, |v| {
+    edit_json(&img, &|v| {
         v["keyslots"]["1"]["kdf"]["iterations"] = 20_000_000.into()
     });
     let limited = ["--kdf-time-limit", "1"];

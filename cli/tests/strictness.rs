@@ -8,33 +8,6 @@ mod common;
 use common::*;
 
 const FAST: &[&str] = &["--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"];
-const HDR: usize = 16384;
-
-/// Applies `edit` to the JSON area (after the 4096-byte binary header) of both copies of a
-/// 16 KiB-metadata header, then re-seals each copy's SHA-256 checksum.
-fn edit_area(img: &str, edit: &dyn Fn(&mut [u8])) {
-    let mut bytes = contents(img);
-    for off in [0, HDR] {
-        let copy = &mut bytes[off..off + HDR];
-        edit(&mut copy[4096..]);
-        copy[448..512].fill(0);
-        let sum = luks2::HashAlg::Sha256.digest(&[&copy[..]]);
-        copy[448..480].copy_from_slice(&sum);
-    }
-    std::fs::write(img, bytes).expect("write");
-}
-
-/// Rewrites the JSON document of both copies with `edit` applied.
-fn edit_json(img: &str, edit: &dyn Fn(&mut serde_json::Value)) {
-    edit_area(img, &|area| {
-        let end = area.iter().position(|&c| c == 0).expect("nul");
-        let mut v: serde_json::Value = serde_json::from_slice(&area[..end]).expect("json");
-        edit(&mut v);
-        let text = serde_json::to_vec(&v).expect("json");
-        area.fill(0);
-        area[..text.len()].copy_from_slice(&text);
-    });
-}
 
 type Case = (&'static str, Box<dyn Fn(&str)>);
 

@@ -209,3 +209,29 @@ fn rand_suffix() -> u64 {
 pub fn contents(path: &str) -> Vec<u8> {
     std::fs::read(path).expect("read file")
 }
+
+/// Applies `edit` to the JSON area (after the 4096-byte binary header) of both copies of a
+/// 16 KiB-metadata header, then re-seals each copy's SHA-256 checksum.
+pub fn edit_area(img: &str, edit: &dyn Fn(&mut [u8])) {
+    let mut bytes = contents(img);
+    for off in [0, 16384] {
+        let copy = &mut bytes[off..off + 16384];
+        edit(&mut copy[4096..]);
+        copy[448..512].fill(0);
+        let sum = luks2::HashAlg::Sha256.digest(&[&copy[..]]);
+        copy[448..480].copy_from_slice(&sum);
+    }
+    std::fs::write(img, bytes).expect("write");
+}
+
+/// Rewrites the JSON document of both copies with `edit` applied.
+pub fn edit_json(img: &str, edit: &dyn Fn(&mut serde_json::Value)) {
+    edit_area(img, &|area| {
+        let end = area.iter().position(|&c| c == 0).expect("nul");
+        let mut v: serde_json::Value = serde_json::from_slice(&area[..end]).expect("json");
+        edit(&mut v);
+        let text = serde_json::to_vec(&v).expect("json");
+        area.fill(0);
+        area[..text.len()].copy_from_slice(&text);
+    });
+}
