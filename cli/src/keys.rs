@@ -51,8 +51,8 @@ impl Keys {
                 .map_err(read_err())?;
         } else {
             let mut f = std::fs::File::open(path).map_err(CliError::file(path, "open key file"))?;
-            let len = f.metadata().map_err(read_err())?.len();
-            if offset > len && f.metadata().is_ok_and(|m| m.is_file()) {
+            let meta = f.metadata().map_err(read_err())?;
+            if meta.is_file() && offset > meta.len() {
                 return Err(past_end());
             }
             f.seek(SeekFrom::Start(offset)).map_err(read_err())?;

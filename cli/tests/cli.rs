@@ -4,16 +4,6 @@ mod common;
 
 use common::*;
 
-const FAST: &[&str] = &["--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"];
-
-fn formatted(d: &Dir, name: &str, key: &str) -> String {
-    let img = d.image(name, 24);
-    ok(ours(
-        &[&["format", "-q", "--key-file", key][..], FAST, &[&img]].concat(),
-    ));
-    img
-}
-
 #[test]
 fn table_of_bad_inputs() {
     let d = Dir::new();

@@ -8,16 +8,6 @@ use std::process::{Command, Stdio};
 
 use common::*;
 
-const FAST: &[&str] = &["--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"];
-
-fn formatted(d: &Dir, name: &str, key: &str) -> String {
-    let img = d.image(name, 24);
-    ok(ours(
-        &[&["format", "-q", "--key-file", key][..], FAST, &[&img]].concat(),
-    ));
-    img
-}
-
 /// `cryptpilot luks ARGS` under bash with `setup` run first (resource limits, standard input
 /// from a file), through `exec` so the limits and ignored signals apply to our binary.
 fn ours_under(setup: &str, args: &[&str]) -> Run {
@@ -152,43 +142,27 @@ fn outputs_appear_only_when_complete() {
     let out = d.p("out.img");
     let before = files(&d);
     // Writes beyond 1 MiB fail (EFBIG, the signal ignored) as on a full disk.
-    let full = "trap '' XFSZ; ulimit -f 1024";
-    let r = ours_under(
-        full,
+    let encrypt = [
         &[
-            &[
-                "encrypt-image",
-                "--in",
-                &plain,
-                "--out",
-                &out,
-                "--key-file",
-                &key,
-            ][..],
-            FAST,
-        ]
-        .concat(),
-    );
+            "encrypt-image",
+            "--in",
+            &plain,
+            "--out",
+            &out,
+            "--key-file",
+            &key,
+        ][..],
+        FAST,
+    ]
+    .concat();
+    let full = "trap '' XFSZ; ulimit -f 1024";
+    let r = ours_under(full, &encrypt);
     assert_ne!(r.code, 0, "{}", r.stderr);
     assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
     assert_eq!(files(&d), before, "no partial output");
 
     // A complete image, then a decrypt and a header backup that run out of space.
-    ok(ours(
-        &[
-            &[
-                "encrypt-image",
-                "--in",
-                &plain,
-                "--out",
-                &out,
-                "--key-file",
-                &key,
-            ][..],
-            FAST,
-        ]
-        .concat(),
-    ));
+    ok(ours(&encrypt));
     let before = files(&d);
     let dec = d.p("dec.img");
     let r = ours_under(
@@ -263,15 +237,7 @@ fn the_volume_key_is_shown_only_when_confirmed() {
 fn cryptsetup_two_slots(d: &Dir, name: &str) -> (String, String, String) {
     let a = d.key("a", b"a");
     let b = d.key("b", b"b");
-    let img = d.image(name, 24);
-    ok(cryptsetup(
-        &[
-            &["luksFormat", "-q", "--type", "luks2", "--key-file", &a][..],
-            FAST,
-            &[&img],
-        ]
-        .concat(),
-    ));
+    let img = cs_formatted(d, name, 24, &a);
     ok(cryptsetup(
         &[
             &["luksAddKey", "-q", "--key-file", &a][..],
@@ -486,15 +452,7 @@ fn a_label_that_is_not_utf8_is_kept_and_printed_raw() {
 /// secondary copy left behind (as `mkswap`, `mkfs.ext4` or `pvcreate` over the start of a
 /// LUKS2 device leave it).
 fn overwritten(d: &Dir, name: &str, key: &str, overwrite: &dyn Fn(&str)) -> String {
-    let img = d.image(name, 24);
-    ok(cryptsetup(
-        &[
-            &["luksFormat", "-q", "--type", "luks2", "--key-file", key][..],
-            FAST,
-            &[&img],
-        ]
-        .concat(),
-    ));
+    let img = cs_formatted(d, name, 24, key);
     let secondary = contents(&img)[16384..32768].to_vec();
     overwrite(&img);
     let mut bytes = contents(&img);

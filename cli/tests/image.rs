@@ -8,8 +8,6 @@ use std::os::unix::fs::MetadataExt;
 
 use common::*;
 
-const FAST: &[&str] = &["--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"];
-
 fn plain(d: &Dir, mib: usize) -> String {
     let p = d.p("plain.img");
     let mut bytes = vec![0u8; mib << 20];

@@ -7,8 +7,6 @@ mod common;
 
 use common::*;
 
-const FAST: &[&str] = &["--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"];
-
 type Case = (&'static str, Box<dyn Fn(&str)>);
 
 fn json(edit: impl Fn(&mut serde_json::Value) + 'static) -> Box<dyn Fn(&str)> {
@@ -180,18 +178,7 @@ fn accepted_cases() -> Vec<Case> {
 fn cryptsetups_validation_rules_hold_here() {
     let d = Dir::new();
     let key = d.key("k", b"pw");
-    let fresh = |name: &str| {
-        let img = d.image(name, 20);
-        ok(cryptsetup(
-            &[
-                &["luksFormat", "-q", "--type", "luks2", "--key-file", &key][..],
-                FAST,
-                &[&img],
-            ]
-            .concat(),
-        ));
-        img
-    };
+    let fresh = |name: &str| cs_formatted(&d, name, 20, &key);
     for (i, (rule, edit)) in refused_cases().into_iter().enumerate() {
         let img = fresh(&format!("refused-{i}.img"));
         edit(&img);

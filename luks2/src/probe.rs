@@ -12,9 +12,7 @@ const PROBE_LEN: u64 = 0x10000 + 0x48;
 /// # Errors
 /// I/O errors other than the device being too small to hold a signature.
 pub fn signature<D: BlockIo>(io: &mut D) -> std::io::Result<Option<&'static str>> {
-    let size = io.size()?;
-    let mut head = vec![0u8; PROBE_LEN.min(size) as usize];
-    io.read_exact_at(&mut head, 0)?;
+    let head = read_head(io)?;
     if let Some(luks) = luks_signature(&head) {
         return Ok(Some(luks));
     }
@@ -34,10 +32,15 @@ fn luks_signature(head: &[u8]) -> Option<&'static str> {
 /// # Errors
 /// I/O errors other than the device being too small to hold a signature.
 pub fn foreign<D: BlockIo>(io: &mut D) -> std::io::Result<Option<&'static str>> {
+    Ok(foreign_signature(&read_head(io)?))
+}
+
+/// The first [`PROBE_LEN`] bytes of the device (all of a smaller one).
+fn read_head<D: BlockIo>(io: &mut D) -> std::io::Result<Vec<u8>> {
     let size = io.size()?;
     let mut head = vec![0u8; PROBE_LEN.min(size) as usize];
     io.read_exact_at(&mut head, 0)?;
-    Ok(foreign_signature(&head))
+    Ok(head)
 }
 
 fn foreign_signature(head: &[u8]) -> Option<&'static str> {

@@ -235,3 +235,29 @@ pub fn edit_json(img: &str, edit: &dyn Fn(&mut serde_json::Value)) {
         area[..text.len()].copy_from_slice(&text);
     });
 }
+
+/// Cheap KDF costs for test volumes (never for real keys).
+pub const FAST: &[&str] = &["--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"];
+
+/// A 24 MiB image formatted by us with `key`.
+pub fn formatted(d: &Dir, name: &str, key: &str) -> String {
+    let img = d.image(name, 24);
+    ok(ours(
+        &[&["format", "-q", "--key-file", key][..], FAST, &[&img]].concat(),
+    ));
+    img
+}
+
+/// An image of `mib` MiB that the real cryptsetup formatted as LUKS2 with `key`.
+pub fn cs_formatted(d: &Dir, name: &str, mib: u64, key: &str) -> String {
+    let img = d.image(name, mib);
+    ok(cryptsetup(
+        &[
+            &["luksFormat", "-q", "--type", "luks2", "--key-file", key][..],
+            FAST,
+            &[&img],
+        ]
+        .concat(),
+    ));
+    img
+}
