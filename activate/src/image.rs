@@ -42,6 +42,8 @@ pub struct Segment<'f> {
     path: PathBuf,
     dev: Luks2<&'f mut File>,
     activation: Activation,
+    /// The data device's size when the header is detached from it.
+    data_size: Option<u64>,
 }
 
 /// A data segment keyed for userspace crypto, and its length in bytes.
@@ -65,7 +67,15 @@ impl<'f> Segment<'f> {
             path: path.to_owned(),
             dev,
             activation,
+            data_size: None,
         })
+    }
+
+    /// For a detached header (`file` held only the header): the data lies on another device
+    /// of `size` bytes, which the segment's offset and length refer to.
+    pub fn detached(mut self, size: u64) -> Self {
+        self.data_size = Some(size);
+        self
     }
 
     /// Unlocks with a passphrase (any keyslot, or `slot`).
@@ -99,10 +109,14 @@ impl<'f> Segment<'f> {
     fn keyed(self, key: &VolumeKey) -> Result<Unlocked> {
         let a = &self.activation;
         let cipher = SegmentCipher::new(a, key).map_err(Error::luks(&self.path))?;
-        let file = self.dev.into_inner();
-        let size = file
-            .size()
-            .map_err(Error::device(&self.path, "read the size of"))?;
+        let size = match self.data_size {
+            Some(size) => size,
+            None => self
+                .dev
+                .into_inner()
+                .size()
+                .map_err(Error::device(&self.path, "read the size of"))?,
+        };
         let avail = size.saturating_sub(a.offset);
         let sector = u64::from(a.sector_size);
         let size = a.size.unwrap_or(avail).min(avail) / sector * sector;

@@ -1,6 +1,6 @@
 //! Command-line arguments, with cryptsetup's flag names for the `luks` verbs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 use luks2::{HashAlg, PbkdfKind, SegmentIntegrity};
@@ -266,6 +266,23 @@ pub(crate) struct PerfOpts {
     pub(crate) no_write_workqueue: bool,
 }
 
+/// Where the LUKS2 header is: cryptsetup's `--header`.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct HeaderOpt {
+    /// The header is in this file (or device), detached from the data device: the verb reads
+    /// and writes the header there, and the data device holds only data (from sector 0
+    /// unless --offset said otherwise at format time). `format` creates the file.
+    #[arg(long = "header", value_name = "FILE")]
+    pub(crate) header: Option<PathBuf>,
+}
+
+impl HeaderOpt {
+    /// Where the header of `device` is read and written.
+    pub(crate) fn of<'a>(&'a self, device: &'a Path) -> &'a Path {
+        self.header.as_deref().unwrap_or(device)
+    }
+}
+
 /// Options every `luks` verb takes.
 #[derive(Debug, Args, Clone, Default)]
 pub(crate) struct Common {
@@ -388,6 +405,8 @@ pub(crate) struct FormatArgs {
     pub(crate) integrity_legacy_padding: bool,
     #[command(flatten)]
     pub(crate) common: Common,
+    #[command(flatten)]
+    pub(crate) hdr: HeaderOpt,
 }
 
 /// `luks open`.
@@ -413,6 +432,8 @@ pub(crate) struct OpenArgs {
     pub(crate) key: KeyOpts,
     #[command(flatten)]
     pub(crate) common: Common,
+    #[command(flatten)]
+    pub(crate) hdr: HeaderOpt,
 }
 
 /// `luks close`.
@@ -464,6 +485,8 @@ pub(crate) struct DumpArgs {
     pub(crate) key: KeyOpts,
     #[command(flatten)]
     pub(crate) common: Common,
+    #[command(flatten)]
+    pub(crate) hdr: HeaderOpt,
 }
 
 /// `luks add-key`.
@@ -482,6 +505,8 @@ pub(crate) struct AddKeyArgs {
     pub(crate) volume_key_file: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) common: Common,
+    #[command(flatten)]
+    pub(crate) hdr: HeaderOpt,
 }
 
 /// `luks remove-key`.
@@ -496,6 +521,8 @@ pub(crate) struct RemoveKeyArgs {
     pub(crate) key: KeyOpts,
     #[command(flatten)]
     pub(crate) common: Common,
+    #[command(flatten)]
+    pub(crate) hdr: HeaderOpt,
 }
 
 /// `luks change-key`.
@@ -511,6 +538,8 @@ pub(crate) struct ChangeKeyArgs {
     pub(crate) pbkdf: PbkdfOpts,
     #[command(flatten)]
     pub(crate) common: Common,
+    #[command(flatten)]
+    pub(crate) hdr: HeaderOpt,
 }
 
 /// `luks kill-slot`.
@@ -524,6 +553,8 @@ pub(crate) struct KillSlotArgs {
     pub(crate) key: KeyOpts,
     #[command(flatten)]
     pub(crate) common: Common,
+    #[command(flatten)]
+    pub(crate) hdr: HeaderOpt,
 }
 
 /// `luks header-backup`.
@@ -536,6 +567,8 @@ pub(crate) struct HeaderBackupArgs {
     pub(crate) file: PathBuf,
     #[command(flatten)]
     pub(crate) common: Common,
+    #[command(flatten)]
+    pub(crate) hdr: HeaderOpt,
 }
 
 /// `luks header-restore`.
@@ -548,6 +581,8 @@ pub(crate) struct HeaderRestoreArgs {
     pub(crate) file: PathBuf,
     #[command(flatten)]
     pub(crate) common: Common,
+    #[command(flatten)]
+    pub(crate) hdr: HeaderOpt,
 }
 
 /// `luks repair`.
@@ -562,6 +597,8 @@ pub(crate) struct RepairArgs {
     pub(crate) overwrite_signature: bool,
     #[command(flatten)]
     pub(crate) common: Common,
+    #[command(flatten)]
+    pub(crate) hdr: HeaderOpt,
 }
 
 /// `luks uuid`.
@@ -574,6 +611,8 @@ pub(crate) struct UuidArgs {
     pub(crate) uuid: Option<String>,
     #[command(flatten)]
     pub(crate) common: Common,
+    #[command(flatten)]
+    pub(crate) hdr: HeaderOpt,
 }
 
 /// `luks is-luks`.
@@ -584,6 +623,8 @@ pub(crate) struct IsLuksArgs {
     /// Say why when it is not.
     #[arg(short, long)]
     pub(crate) verbose: bool,
+    #[command(flatten)]
+    pub(crate) hdr: HeaderOpt,
 }
 
 /// `luks config`.
@@ -599,6 +640,8 @@ pub(crate) struct ConfigArgs {
     pub(crate) subsystem: Option<String>,
     #[command(flatten)]
     pub(crate) common: Common,
+    #[command(flatten)]
+    pub(crate) hdr: HeaderOpt,
 }
 
 /// `luks encrypt-image`.
@@ -653,6 +696,8 @@ pub(crate) struct DecryptImageArgs {
     pub(crate) threads: Option<usize>,
     #[command(flatten)]
     pub(crate) common: Common,
+    #[command(flatten)]
+    pub(crate) hdr: HeaderOpt,
 }
 
 /// `luks read`.
@@ -676,6 +721,8 @@ pub(crate) struct ReadArgs {
     pub(crate) volume_key_file: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) common: Common,
+    #[command(flatten)]
+    pub(crate) hdr: HeaderOpt,
 }
 
 /// `luks write`.
@@ -696,6 +743,8 @@ pub(crate) struct WriteArgs {
     pub(crate) volume_key_file: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) common: Common,
+    #[command(flatten)]
+    pub(crate) hdr: HeaderOpt,
 }
 
 /// `luks token`.
@@ -716,6 +765,8 @@ pub(crate) struct TokenArgs {
     pub(crate) replace: bool,
     #[command(flatten)]
     pub(crate) common: Common,
+    #[command(flatten)]
+    pub(crate) hdr: HeaderOpt,
 }
 
 /// Shape of a hash tree: what `verity format` writes into the superblock, and what the other

@@ -55,7 +55,16 @@ impl Keys {
             if meta.is_file() && offset > meta.len() {
                 return Err(past_end());
             }
-            f.seek(SeekFrom::Start(offset)).map_err(read_err())?;
+            if meta.is_file() {
+                f.seek(SeekFrom::Start(offset)).map_err(read_err())?;
+            } else {
+                // A pipe or FIFO (`<(...)`) cannot seek: skip by reading, as for stdin.
+                let skipped =
+                    io::copy(&mut (&mut f).take(offset), &mut io::sink()).map_err(read_err())?;
+                if skipped < offset {
+                    return Err(past_end());
+                }
+            }
             buf.read_to_end(&mut f.take(limit + 1))
                 .map_err(read_err())?;
         }

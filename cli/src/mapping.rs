@@ -28,9 +28,15 @@ pub(crate) fn dm_name(name: &str) -> CliResult<DmName> {
     Ok(DmName::new(name).map_err(activate::Error::dm(name))?)
 }
 
-/// Unlocks `device` and maps it as `name`.
+/// A volume to open: its data device, and its header when that is detached (`--header`).
+pub(crate) struct Volume<'a> {
+    pub(crate) data: &'a Path,
+    pub(crate) header: Option<&'a Path>,
+}
+
+/// Unlocks `volume` and maps it as `name`.
 pub(crate) fn open(
-    device: &Path,
+    volume: &Volume<'_>,
     name: &str,
     key: &KeyOpts,
     keys: &mut Keys,
@@ -39,14 +45,24 @@ pub(crate) fn open(
     let dm_name = dm_name(name)?;
     let mapper = Mapper::open()?;
     mapper.ensure_free(&dm_name)?;
+    let device = volume.data;
     let mut file = open_device(device, !options.read_only, false)?;
-    let mut dev = Luks2::open(&mut file).map_err(CliError::luks(device))?;
-    dev.header().activation().map_err(CliError::luks(device))?;
-    let prompt = format!("Enter passphrase for {}: ", device.display());
-    let pass = keys.existing(key, &prompt)?;
-    let (_, vk) = unlock(&mut dev, device, &pass, key.key_slot, key)?;
-    let header = dev.header().clone();
-    drop(dev);
+    let (header, vk) = {
+        let mut detached = match volume.header {
+            Some(h) => Some((h, open_device(h, false, false)?)),
+            None => None,
+        };
+        let (path, f) = match &mut detached {
+            Some((h, f)) => (*h, f),
+            None => (device, &mut file),
+        };
+        let mut dev = Luks2::open(f).map_err(CliError::luks(path))?;
+        dev.header().activation().map_err(CliError::luks(path))?;
+        let prompt = format!("Enter passphrase for {}: ", device.display());
+        let pass = keys.existing(key, &prompt)?;
+        let (_, vk) = unlock(&mut dev, path, &pass, key.key_slot, key)?;
+        (dev.header().clone(), vk)
+    };
     mapper.open_luks2(device, &mut file, &header, &vk, &dm_name, options)?;
     Ok(0)
 }

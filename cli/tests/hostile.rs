@@ -530,3 +530,31 @@ fn a_luks_header_overwritten_by_something_else_is_not_luks() {
         }
     }
 }
+
+#[test]
+fn key_files_that_are_pipes_are_read_and_skipped_into_without_seeking() {
+    // `--key-file <(...)` is a pipe: cryptsetup reads it, and so must we (it used to fail
+    // with "Illegal seek"), honouring --keyfile-offset by reading past the bytes.
+    let d = Dir::new();
+    let key = d.key("key", b"piped");
+    let img = formatted(&d, "p.img", &key);
+    let piped = |opts: &str| {
+        let mut c = Command::new("bash");
+        c.arg("-c")
+            .arg(format!(
+                "exec \"$0\" luks open --test-passphrase {opts} \"$1\""
+            ))
+            .arg(env!("CARGO_BIN_EXE_cryptpilot"))
+            .arg(&img)
+            .stdin(Stdio::null());
+        run_cmd(c)
+    };
+    let r = piped("--key-file <(printf piped)");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = piped("--keyfile-offset 3 --key-file <(printf xxxpiped)");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = piped("--key-file <(printf wrong)");
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = piped("--keyfile-offset 30 --key-file <(printf short)");
+    fails_cleanly(&r, 1, "keyfile offset");
+}

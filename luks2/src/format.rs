@@ -56,6 +56,12 @@ pub struct FormatOptions {
     /// Authenticated encryption; `key_size` then includes the MAC key after the cipher key.
     /// The dm-integrity superblock at the data offset is the `integrity` crate's to write.
     pub integrity: Option<SegmentIntegrity>,
+    /// A detached header (cryptsetup's `--header`): the size of the separate data device.
+    /// The device given to [`format`] then holds only the header and keyslots areas
+    /// ([`FormatOptions::planned_header_size`] bytes), and the data starts at `data_offset`
+    /// on the data device, 0 by default; a non-zero offset also sizes the areas as it would
+    /// on one device, as cryptsetup does.
+    pub detached_data_size: Option<u64>,
 }
 
 impl FormatOptions {
@@ -66,6 +72,15 @@ impl FormatOptions {
     /// [`Error::InvalidArgument`] for an impossible metadata, keyslots or offset size.
     pub fn planned_data_offset(&self) -> Result<u64> {
         layout(self).map(|l| l.data_offset)
+    }
+
+    /// The bytes the header device needs: both header copies and the keyslots area (with a
+    /// detached header, what its file is sized to; otherwise the data offset).
+    ///
+    /// # Errors
+    /// As [`FormatOptions::planned_data_offset`].
+    pub fn planned_header_size(&self) -> Result<u64> {
+        layout(self).map(|l| l.header_size)
     }
 }
 
@@ -87,6 +102,7 @@ impl Default for FormatOptions {
             digest_iterations: None,
             flags: Vec::new(),
             integrity: None,
+            detached_data_size: None,
         }
     }
 }
@@ -127,7 +143,10 @@ fn check_cipher(opts: &FormatOptions) -> Result<()> {
 struct Layout {
     metadata_size: u64,
     keyslots_size: u64,
+    /// Where the data starts (on the data device when the header is detached).
     data_offset: u64,
+    /// Where the header and keyslots areas end on the header device.
+    header_size: u64,
 }
 
 fn layout(o: &FormatOptions) -> Result<Layout> {
@@ -146,7 +165,10 @@ fn layout(o: &FormatOptions) -> Result<Layout> {
             ));
         }
     }
-    let data_offset = match (o.data_offset, o.keyslots_size) {
+    let detached = o.detached_data_size.is_some();
+    // A detached header with data from sector 0 lays its areas out as for the default offset.
+    let areas_offset = o.data_offset.filter(|&off| !(detached && off == 0));
+    let data_offset = match (areas_offset, o.keyslots_size) {
         (Some(off), _) => off,
         (None, Some(k)) => DEFAULT_DATA_OFFSET.max(align_up(2 * md + k, DATA_ALIGNMENT)),
         (None, None) => DEFAULT_DATA_OFFSET,
@@ -173,7 +195,12 @@ fn layout(o: &FormatOptions) -> Result<Layout> {
     Ok(Layout {
         metadata_size: md,
         keyslots_size,
-        data_offset,
+        data_offset: if detached {
+            o.data_offset.unwrap_or(0)
+        } else {
+            data_offset
+        },
+        header_size: data_offset,
     })
 }
 
@@ -295,7 +322,13 @@ pub fn format<D: BlockIo>(
     let dev_size = io
         .size()
         .map_err(|e| Error::io("reading the device size", e))?;
-    let sector_size = sector_size(opts, &lay, dev_size)?;
+    if opts.detached_data_size.is_some() && dev_size < lay.header_size {
+        return Err(Error::DeviceTooSmall {
+            needed: lay.header_size,
+            size: dev_size,
+        });
+    }
+    let sector_size = sector_size(opts, &lay, opts.detached_data_size.unwrap_or(dev_size))?;
     let hdr = crate::header::binary::LABEL_MAX + 1;
     crate::header::binary::check_field("label", &opts.label, hdr)?;
     crate::header::binary::check_field("subsystem", &opts.subsystem, hdr)?;

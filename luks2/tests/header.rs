@@ -932,3 +932,43 @@ fn long_numbers_in_tokens_read_back_unchanged() {
         serde_json::Value::Object(token.clone()).to_string()
     );
 }
+
+#[test]
+fn detached_header_lays_out_as_cryptsetup() {
+    // cryptsetup 2.6.1 `luksFormat --header H DATA`: a 16 MiB header file whose keyslots area
+    // fills it, data from sector 0 of DATA; with `--offset 4096` the header file is 2 MiB.
+    for (offset, header_size, keyslots, data_offset) in [
+        (None, 16 << 20, 16_744_448, 0),
+        (Some(0), 16 << 20, 16_744_448, 0),
+        (Some(2 << 20), 2 << 20, 2_064_384, 2 << 20),
+    ] {
+        let mut o = fast_opts();
+        o.data_offset = offset;
+        o.detached_data_size = Some(20 << 20);
+        assert_eq!(o.planned_header_size().expect("size"), header_size);
+        let (dev, key) = format(
+            MemoryDevice::new(header_size as usize),
+            &o,
+            &luks2::Passphrase::from_slice(b"pw"),
+        )
+        .expect("format");
+        let h = dev.header();
+        let a = h.activation().expect("activation");
+        assert_eq!(
+            (h.keyslots_size(), a.offset, a.sector_size),
+            (keyslots, data_offset, 4096)
+        );
+        let (r, _) = unlock(dev.into_inner(), b"pw");
+        assert_eq!(r.expect("unlock").1.as_bytes(), key.as_bytes());
+    }
+    // A header device smaller than its areas is refused before anything is written.
+    let mut o = fast_opts();
+    o.detached_data_size = Some(20 << 20);
+    let e = format(
+        MemoryDevice::new(1 << 20),
+        &o,
+        &luks2::Passphrase::from_slice(b"pw"),
+    )
+    .expect_err("too small");
+    assert!(matches!(e, Error::DeviceTooSmall { .. }), "{e}");
+}

@@ -1,5 +1,8 @@
 //! `luks format`.
 
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
 use luks2::SegmentIntegrity;
 
 use super::{confirm, format_options, open_device, read_volume_key};
@@ -11,6 +14,20 @@ use crate::progress::Progress;
 /// Formats the device as LUKS2 (with a dm-integrity layer and its tag wipe for
 /// `--integrity`), after confirming when it carries a signature.
 pub(super) fn run(a: FormatArgs, keys: &mut Keys) -> CliResult<i32> {
+    let mut created = None;
+    let result = format(&a, keys, &mut created);
+    if let (Err(_), Some(path)) = (&result, created) {
+        // A header file this run created holds nothing of the user's: take it away again.
+        let _ = std::fs::remove_file(path);
+    }
+    result
+}
+
+fn format<'a>(
+    a: &'a FormatArgs,
+    keys: &mut Keys,
+    created: &mut Option<&'a Path>,
+) -> CliResult<i32> {
     if a.passphrase_file.is_some() && a.key.key_file.is_some() {
         return Err(CliError::Usage(
             "give the key file either as an argument or with --key-file, not both".into(),
@@ -31,7 +48,24 @@ pub(super) fn run(a: FormatArgs, keys: &mut Keys) -> CliResult<i32> {
     } else {
         None
     };
-    let device = &a.device;
+    let mut header_size = None;
+    if let Some(header) = &a.hdr.header {
+        if a.integrity.is_some() {
+            return Err(CliError::Usage(
+                "--integrity with a detached --header is not supported".into(),
+            ));
+        }
+        // The data device must exist; only its size is read (its data is not touched).
+        let mut data = open_device(&a.device, false, false)?;
+        let size = luks2::BlockIo::size(&mut data).map_err(CliError::device(&a.device, "read"))?;
+        opts.detached_data_size = Some(size);
+        let size = opts.planned_header_size().map_err(CliError::luks(header))?;
+        if create_header_file(header, size)? {
+            *created = Some(header);
+        }
+        header_size = Some(size);
+    }
+    let device = a.hdr.of(&a.device);
     let mut f = open_device(device, true, true)?;
     let sig = luks2::probe::signature(&mut f).map_err(CliError::device(device, "read"))?;
     if let Some(sig) = sig {
@@ -45,9 +79,17 @@ pub(super) fn run(a: FormatArgs, keys: &mut Keys) -> CliResult<i32> {
         Some(kf) => Keys::new_from_file(kf, a.key.keyfile_offset, a.key.keyfile_size)?,
         None => keys.new_passphrase(
             None,
-            &format!("Enter passphrase for {}: ", device.display()),
+            &format!("Enter passphrase for {}: ", a.device.display()),
         )?,
     };
+    if let Some(size) = header_size {
+        // An existing header file shorter than the areas grows (only after confirming).
+        let meta = f.metadata().map_err(CliError::file(device, "read"))?;
+        if meta.is_file() && meta.len() < size {
+            f.set_len(size)
+                .map_err(CliError::file(device, "size header file"))?;
+        }
+    }
     if opts.integrity.is_none() {
         luks2::format(&mut f, &opts, &pass).map_err(CliError::luks(device))?;
         return Ok(0);
@@ -61,6 +103,25 @@ pub(super) fn run(a: FormatArgs, keys: &mut Keys) -> CliResult<i32> {
     activate::format_with_integrity(device, f, &opts, &pass, fix_padding, wipe)?;
     progress.finish();
     Ok(0)
+}
+
+/// Creates a missing detached header file of `size` bytes (mode 0600), as cryptsetup does
+/// for `--header`. True when it created it; an existing file or device is left as it is.
+fn create_header_file(path: &Path, size: u64) -> CliResult<bool> {
+    let new = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match new {
+        Ok(f) => {
+            f.set_len(size)
+                .map_err(CliError::file(path, "size header file"))?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(CliError::file(path, "create header file")(e)),
+    }
 }
 
 /// Adds `kind` to the format options: checked against the cipher, its MAC key added to the

@@ -22,7 +22,7 @@ const VOLUME_KEY_WARNING: &str = "The header dump with volume key is sensitive i
 /// cryptsetup's luksDump text, the JSON metadata, or (after confirming and unlocking) the
 /// volume key.
 pub(super) fn dump(a: DumpArgs, keys: &mut Keys, out: &mut dyn Write) -> CliResult<i32> {
-    let device = &a.device;
+    let device = a.hdr.of(&a.device);
     let mut dev = open_luks(device, false)?;
     if !a.dump_volume_key {
         let text = if a.json {
@@ -48,17 +48,19 @@ pub(super) fn dump(a: DumpArgs, keys: &mut Keys, out: &mut dyn Write) -> CliResu
 
 /// Saves the header and keyslots area to a new file (mode 0400).
 pub(super) fn backup(a: HeaderBackupArgs) -> CliResult<i32> {
-    let mut dev = open_luks(&a.device, false)?;
-    let bytes = dev.backup().map_err(CliError::luks(&a.device))?;
+    let device = a.hdr.of(&a.device);
+    let mut dev = open_luks(device, false)?;
+    let bytes = dev.backup().map_err(CliError::luks(device))?;
     write_secret_file(&a.file, &bytes)?;
     Ok(0)
 }
 
 /// Writes a checked header backup back, after confirming what it replaces.
 pub(super) fn restore(a: HeaderRestoreArgs) -> CliResult<i32> {
+    let device = a.hdr.of(&a.device);
     let bytes = read_bounded(Some(&a.file), HEADER_BACKUP_MAX, "a header backup")?;
     let backup = luks2::check_backup(&bytes).map_err(CliError::luks(&a.file))?;
-    let mut f = open_device(&a.device, true, true)?;
+    let mut f = open_device(device, true, true)?;
     let warning = match Luks2::open(&mut f) {
         Ok(cur) if cur.header().uuid() == backup.uuid() => {
             "Device already contains a LUKS2 header. Replacing it will destroy existing keyslots.".to_owned()
@@ -71,30 +73,31 @@ pub(super) fn restore(a: HeaderRestoreArgs) -> CliResult<i32> {
         Err(_) => "Device does not contain a valid LUKS2 header. Replacing the header can destroy data on it.".to_owned(),
     };
     confirm(&a.common, &warning)?;
-    luks2::restore_backup(&mut f, &bytes).map_err(CliError::luks(&a.device))?;
+    luks2::restore_backup(&mut f, &bytes).map_err(CliError::luks(device))?;
     Ok(0)
 }
 
 /// Rewrites a damaged or stale header copy from the good one.
 pub(super) fn repair(a: RepairArgs, out: &mut dyn Write) -> CliResult<i32> {
+    let device = a.hdr.of(&a.device);
     let mut dev = if a.overwrite_signature {
-        let mut f = open_device(&a.device, true, true)?;
+        let mut f = open_device(device, true, true)?;
         if let Some(sig) =
-            luks2::probe::foreign(&mut f).map_err(CliError::device(&a.device, "read"))?
+            luks2::probe::foreign(&mut f).map_err(CliError::device(device, "read"))?
         {
             confirm(
                 &a.common,
                 &format!(
                     "{} holds a {sig} signature where the primary LUKS2 header was. Repairing writes the old LUKS2 header over it and destroys what is there now.",
-                    a.device.display()
+                    device.display()
                 ),
             )?;
         }
-        Luks2::open_over_foreign(f).map_err(CliError::luks(&a.device))?
+        Luks2::open_over_foreign(f).map_err(CliError::luks(device))?
     } else {
-        open_luks(&a.device, true)?
+        open_luks(device, true)?
     };
-    let msg = match dev.repair().map_err(CliError::luks(&a.device))? {
+    let msg = match dev.repair().map_err(CliError::luks(device))? {
         Some(copy) => format!("Repaired the {copy} header copy.\n"),
         None => "Both header copies are valid; nothing to repair.\n".to_owned(),
     };
@@ -103,28 +106,30 @@ pub(super) fn repair(a: RepairArgs, out: &mut dyn Write) -> CliResult<i32> {
 
 /// Prints the UUID, or sets it (confirmed).
 pub(super) fn uuid(a: UuidArgs, out: &mut dyn Write) -> CliResult<i32> {
+    let device = a.hdr.of(&a.device);
     let Some(u) = a.uuid else {
-        let dev = open_luks(&a.device, false)?;
+        let dev = open_luks(device, false)?;
         return write_out(out, &format!("{}\n", dev.header().uuid()));
     };
-    let mut dev = open_luks(&a.device, true)?;
+    let mut dev = open_luks(device, true)?;
     let warning = format!(
         "Do you really want to change the UUID of {}?",
-        a.device.display()
+        device.display()
     );
     confirm(&a.common, &warning)?;
-    dev.set_uuid(&u).map_err(CliError::luks(&a.device))?;
+    dev.set_uuid(&u).map_err(CliError::luks(device))?;
     Ok(0)
 }
 
 /// Exit 0 for a valid LUKS2 header, 1 otherwise (saying why with `--verbose`).
 pub(super) fn is_luks(a: IsLuksArgs) -> CliResult<i32> {
-    let f = open_device(&a.device, false, false)?;
+    let device = a.hdr.of(&a.device);
+    let f = open_device(device, false, false)?;
     match Luks2::open(f) {
         Ok(_) => Ok(0),
         Err(e) => {
             if a.verbose {
-                eprintln!("{}: {e}", a.device.display());
+                eprintln!("{}: {e}", device.display());
             }
             Ok(code::FAILURE)
         }
@@ -133,20 +138,21 @@ pub(super) fn is_luks(a: IsLuksArgs) -> CliResult<i32> {
 
 /// Sets the label and/or subsystem.
 pub(super) fn config(a: ConfigArgs) -> CliResult<i32> {
+    let device = a.hdr.of(&a.device);
     if a.label.is_none() && a.subsystem.is_none() {
         return Err(CliError::Usage(
             "config needs --label and/or --subsystem".into(),
         ));
     }
-    let mut dev = open_luks(&a.device, true)?;
+    let mut dev = open_luks(device, true)?;
     dev.set_labels(a.label.as_deref(), a.subsystem.as_deref())
-        .map_err(CliError::luks(&a.device))?;
+        .map_err(CliError::luks(device))?;
     Ok(0)
 }
 
 /// Token JSON: import from standard input or a file, export, remove.
 pub(super) fn token(a: TokenArgs, out: &mut dyn Write) -> CliResult<i32> {
-    let device = &a.device;
+    let device = a.hdr.of(&a.device);
     let need_id = || {
         a.token_id
             .ok_or_else(|| CliError::Usage("this token action needs --token-id".into()))

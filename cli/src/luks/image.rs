@@ -26,15 +26,25 @@ fn stream(threads: Option<usize>, sparse: bool) -> Stream {
     s
 }
 
-/// Reads the image's header, then unlocks it with --volume-key-file or a passphrase.
+/// Reads the image's header (from `header` when it is detached), then unlocks it with
+/// --volume-key-file or a passphrase.
 fn unlock(
     path: &Path,
     file: &mut File,
+    header: Option<&Path>,
     key: &KeyOpts,
     vk_file: Option<&Path>,
     keys: &mut Keys,
 ) -> CliResult<Unlocked> {
-    let seg = Segment::open(path, file)?;
+    let mut header_file;
+    let seg = match header {
+        Some(h) => {
+            let size = luks2::BlockIo::size(file).map_err(CliError::file(path, "read"))?;
+            header_file = open_device(h, false, false)?;
+            Segment::open(h, &mut header_file)?.detached(size)
+        }
+        None => Segment::open(path, file)?,
+    };
     if let Some(f) = vk_file {
         return Ok(seg.unlock_with_key(&read_volume_key(f)?)?);
     }
@@ -92,7 +102,14 @@ pub(super) fn encrypt(a: EncryptImageArgs, keys: &mut Keys) -> CliResult<i32> {
 pub(super) fn decrypt(a: DecryptImageArgs, keys: &mut Keys) -> CliResult<i32> {
     let input = &a.input;
     let mut inp = open_device(input, false, false)?;
-    let seg = unlock(input, &mut inp, &a.key, a.volume_key_file.as_deref(), keys)?;
+    let seg = unlock(
+        input,
+        &mut inp,
+        a.hdr.header.as_deref(),
+        &a.key,
+        a.volume_key_file.as_deref(),
+        keys,
+    )?;
     let mut out = create_output(&a.output, &a.common)?;
     let mut progress = Progress::new("Decrypting");
     image::decrypt_image(
@@ -114,7 +131,14 @@ pub(super) fn decrypt(a: DecryptImageArgs, keys: &mut Keys) -> CliResult<i32> {
 pub(super) fn read(a: ReadArgs, keys: &mut Keys, out: &mut dyn Write) -> CliResult<i32> {
     let device = &a.device;
     let mut f = open_device(device, false, false)?;
-    let seg = unlock(device, &mut f, &a.key, a.volume_key_file.as_deref(), keys)?;
+    let seg = unlock(
+        device,
+        &mut f,
+        a.hdr.header.as_deref(),
+        &a.key,
+        a.volume_key_file.as_deref(),
+        keys,
+    )?;
     let len = a.length.unwrap_or(seg.size.saturating_sub(a.offset));
     let source = Source {
         path: device,
@@ -152,7 +176,14 @@ pub(super) fn write(a: WriteArgs, keys: &mut Keys, out: &mut dyn Write) -> CliRe
         n => n,
     };
     let mut data = read_bounded(a.input.as_deref(), room, "the data to write")?;
-    let seg = unlock(device, &mut f, &a.key, a.volume_key_file.as_deref(), keys)?;
+    let seg = unlock(
+        device,
+        &mut f,
+        a.hdr.header.as_deref(),
+        &a.key,
+        a.volume_key_file.as_deref(),
+        keys,
+    )?;
     image::write_range(device, &f, &seg, a.offset, &mut data)?;
     write_out(out, "")
 }

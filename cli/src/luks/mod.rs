@@ -189,10 +189,11 @@ pub(crate) fn run(cmd: Luks, out: &mut dyn Write) -> CliResult<i32> {
 /// `open`: checks the passphrase only (`--test-passphrase`), or unlocks and maps.
 fn open(a: OpenArgs, keys: &mut Keys) -> CliResult<i32> {
     if a.test_passphrase {
-        let mut dev = open_luks(&a.device, false)?;
+        let header = a.hdr.of(&a.device);
+        let mut dev = open_luks(header, false)?;
         let prompt = format!("Enter passphrase for {}: ", a.device.display());
         let pass = keys.existing(&a.key, &prompt)?;
-        unlock(&mut dev, &a.device, &pass, a.key.key_slot, &a.key)?;
+        unlock(&mut dev, header, &pass, a.key.key_slot, &a.key)?;
         return Ok(0);
     }
     let Some(name) = &a.name else {
@@ -201,7 +202,11 @@ fn open(a: OpenArgs, keys: &mut Keys) -> CliResult<i32> {
         ));
     };
     let options = crate::mapping::options(&a.perf, a.readonly, a.integrity_no_journal);
-    crate::mapping::open(&a.device, name, &a.key, keys, &options)
+    let device = crate::mapping::Volume {
+        data: &a.device,
+        header: a.hdr.header.as_deref(),
+    };
+    crate::mapping::open(&device, name, &a.key, keys, &options)
 }
 
 /// Writes to standard output; a closed pipe is not an error.
