@@ -31,10 +31,17 @@ for extra in "--pbkdf pbkdf2 --pbkdf-force-iterations 1000" \
     target/release/cryptpilot luks format -q "${common[@]}" $extra --key-file "$seeds/key" "$seeds/ours$i.img"
     i=$((i + 1))
 done
+for l1 in "--hash sha1 --cipher aes-xts-plain64" "--hash sha256 --cipher aes-cbc-essiv:sha256"; do
+    truncate -s 4M "$seeds/l1-$i.img"
+    # shellcheck disable=SC2086
+    cryptsetup luksFormat -q --type luks1 --key-size 256 --pbkdf-force-iterations 1000 $l1 \
+        --key-file "$seeds/key" "$seeds/l1-$i.img"
+    i=$((i + 1))
+done
 python3 fuzz/seed.py fuzz/corpus "$seeds"/*.img
 cd fuzz
 log=$(mktemp)
-targets=(header metadata unlock dm_table token superblocks volume_toml http_response)
+targets=(header metadata unlock dm_table token superblocks volume_toml http_response luks1)
 for t in "${targets[@]}"; do
     dirs=("corpus/$t")
     [ -d "regressions/$t" ] && dirs+=("regressions/$t")

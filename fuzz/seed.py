@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Builds the fuzz seed corpora from LUKS2 images written by cryptsetup and by cryptpilot.
+"""Builds the fuzz seed corpora from LUKS2 (and LUKS1) images written by cryptsetup and by
+cryptpilot.
 
 usage: seed.py CORPUS_DIR IMAGE...
 """
@@ -12,10 +13,14 @@ HDR = 16384
 
 def main():
     out, images = sys.argv[1], sys.argv[2:]
-    for t in ("header", "metadata", "unlock", "dm_table", "token", "superblocks", "volume_toml", "http_response"):
+    for t in ("header", "metadata", "unlock", "dm_table", "token", "superblocks", "volume_toml", "http_response", "luks1"):
         os.makedirs(os.path.join(out, t), exist_ok=True)
     for i, path in enumerate(images):
         data = open(path, "rb").read()
+        if data[6:8] == b"\0\1":
+            # LUKS1: the header and the first keyslots' material (the target pads with zeros).
+            write(out, "luks1", i, data[:200000])
+            continue
         hdr = int.from_bytes(data[8:16], "big")
         json = data[4096:hdr].split(b"\0", 1)[0]
         area = data[2 * hdr : 2 * hdr + 131072]

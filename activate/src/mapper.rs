@@ -37,6 +37,18 @@ impl Mapper {
         self.dm.dev_status(name).is_ok()
     }
 
+    /// The first mapping whose device-mapper UUID starts with `prefix` (cryptsetup's test
+    /// for a volume in use: `CRYPT-LUKS1-<uuid>-`).
+    pub fn mapped_with_uuid_prefix(&self, prefix: &str) -> Option<String> {
+        let devices = self.dm.list_devices().ok()?;
+        devices.into_iter().map(|(n, _, _)| n).find(|n| {
+            DmName::new(n)
+                .ok()
+                .and_then(|d| self.dm.dev_status(&d).ok())
+                .is_some_and(|i| i.uuid.starts_with(prefix))
+        })
+    }
+
     /// Fails with `Exists` (busy) when `name` is already mapped.
     ///
     /// # Errors
@@ -56,6 +68,15 @@ impl Mapper {
     /// # Errors
     /// [`Error::Dm`] naming the layer that failed.
     pub fn activate(&self, plan: &Plan) -> Result<PathBuf> {
+        // dm-crypt copies a keyring key when its table is loaded; the key leaves the keyring
+        // again (revoked) when this guard drops, whatever happens.
+        let _key = match &plan.keyring_key {
+            Some(k) => Some(
+                dmioctl::keyring::LogonKey::add(&k.description, k.key.as_bytes())
+                    .map_err(Error::dm(plan.top().as_str()))?,
+            ),
+            None => None,
+        };
         let mut made: Vec<(DmName, DeviceInfo)> = Vec::new();
         for (i, layer) in plan.layers.iter().enumerate() {
             let below = layer
@@ -132,8 +153,57 @@ impl Mapper {
             data: &data,
             integrity: sb.as_ref(),
         };
-        let plan = Plan::luks2(&volume, name, Some(header.dm_uuid(name.as_str())), options)?;
+        let mut plan = Plan::luks2(&volume, name, Some(header.dm_uuid(name.as_str())), options)?;
+        if let Some(description) = header.key_description() {
+            if !options.disable_keyring && self.keyring_usable(&activation.cipher) {
+                plan.key_in_keyring(&description);
+            }
+        }
         self.activate(&plan)
+    }
+
+    /// Maps an unlocked LUKS1 volume as `name` with cryptsetup's table and UUID (an image
+    /// file through a loop device). Returns the `/dev/mapper` path.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the device has no room for data, [`Error::Dm`] when mapping
+    /// fails.
+    pub fn open_luks1(
+        &self,
+        device: &Path,
+        file: &mut File,
+        header: &luks2::Luks1Header,
+        key: &VolumeKey,
+        name: &DmName,
+        options: &Options,
+    ) -> Result<PathBuf> {
+        let data = DataDevice::new(device, file, options.read_only)?;
+        let plan = Plan::luks1(
+            &header.activation(),
+            key,
+            &data,
+            name,
+            header.dm_uuid(name.as_str()),
+            options,
+        )?;
+        self.activate(&plan)
+    }
+
+    /// Whether crypt tables can name a keyring key, as cryptsetup 2.6 decides: the kernel has
+    /// key management, dm-crypt is at least 1.18.1, and the cipher is not `cipher_null`.
+    pub fn keyring_usable(&self, cipher: &str) -> bool {
+        let crypt = self
+            .dm
+            .target_versions()
+            .ok()
+            .and_then(|v| v.into_iter().find(|(n, _)| n == "crypt"));
+        // dm-crypt not loaded yet (the table load loads it): cryptsetup then trusts kernels
+        // from 4.15 on, whose dm-crypt takes keyring keys.
+        let crypt_ok = match crypt {
+            Some((_, v)) => v >= [1, 18, 1],
+            None => kernel_at_least(4, 15),
+        };
+        crypt_ok && !cipher.contains("cipher_null") && dmioctl::keyring::supported()
     }
 
     /// Maps `data` read-only as `name`, checked by the kernel against the tree on `hash`
@@ -193,4 +263,16 @@ impl Mapper {
     pub(crate) fn control(&self) -> &DmControl {
         &self.dm
     }
+}
+
+/// Whether the running kernel's release is at least `major.minor`.
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
+        return false;
+    };
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let have = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    have >= (major, minor)
 }

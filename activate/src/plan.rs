@@ -31,6 +31,9 @@ pub struct Options {
     pub no_write_workqueue: bool,
     /// dm-integrity without its journal (`--integrity-no-journal`).
     pub integrity_no_journal: bool,
+    /// Put the volume key into the crypt table as hex instead of the kernel keyring
+    /// (`--disable-keyring`).
+    pub disable_keyring: bool,
 }
 
 /// One target's parameters.
@@ -94,9 +97,46 @@ pub struct Plan {
     pub layers: Vec<Layer>,
     /// Whether every layer is read-only.
     pub read_only: bool,
+    /// The key the crypt tables name in the kernel keyring (see [`Plan::key_in_keyring`]),
+    /// added for the table loads and revoked after them.
+    pub keyring_key: Option<KeyringKey>,
+}
+
+/// A volume key that a crypt table names as `:SIZE:logon:DESCRIPTION`.
+#[derive(Debug, Clone)]
+pub struct KeyringKey {
+    /// Its description (`cryptsetup:<uuid>-d<digest>` for LUKS2).
+    pub description: String,
+    /// The key.
+    pub key: VolumeKey,
 }
 
 impl Plan {
+    /// Takes the volume key out of the crypt tables: they name it as a `logon` key called
+    /// `description` in the kernel keyring instead (cryptsetup's default for LUKS2), so that
+    /// no table read back from the kernel, even with `--showkeys`, holds key material. The
+    /// key is loaded into the keyring only while [`crate::Mapper::activate`] loads the tables.
+    /// A plan with no hex-keyed crypt table is left as it is.
+    pub fn key_in_keyring(&mut self, description: &str) {
+        for layer in &mut self.layers {
+            let Table::Crypt(crypt) = &mut layer.table else {
+                continue;
+            };
+            let CryptKey::Hex(key) = &crypt.key else {
+                continue;
+            };
+            self.keyring_key = Some(KeyringKey {
+                description: description.to_owned(),
+                key: VolumeKey::from_slice(key),
+            });
+            crypt.key = CryptKey::Keyring {
+                size: key.len(),
+                key_type: "logon".into(),
+                description: description.to_owned(),
+            };
+        }
+    }
+
     /// The mapping users see (the last layer).
     pub fn top(&self) -> &DmName {
         &self.layers[self.layers.len() - 1].name
@@ -159,6 +199,7 @@ impl Plan {
                     on: None,
                 }],
                 read_only: o.read_only,
+                keyring_key: None,
             });
         };
         let dif_name = format!("{name}_dif");
@@ -193,6 +234,43 @@ impl Plan {
                 },
             ],
             read_only: o.read_only,
+            keyring_key: None,
+        })
+    }
+}
+
+impl Plan {
+    /// cryptsetup's mapping of an unlocked LUKS1 volume as `name`: one crypt target with the
+    /// hex key (cryptsetup keeps LUKS1 keys out of the keyring), 512-byte sectors, UUID
+    /// `CRYPT-LUKS1-<uuid>-<name>`.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the device has no room for data.
+    pub fn luks1(
+        a: &Activation,
+        key: &VolumeKey,
+        data: &DataDevice,
+        name: &DmName,
+        uuid: String,
+        o: &Options,
+    ) -> Result<Plan> {
+        let lower = Lower {
+            device: data.dev_string(),
+            offset: Bytes(a.offset).sectors(),
+            available: Bytes(data.size().saturating_sub(a.offset)),
+            tag_size: None,
+        };
+        let (crypt, sectors) = crypt_table(a, key, &lower, o)?;
+        Ok(Plan {
+            layers: vec![Layer {
+                name: name.clone(),
+                uuid: Some(uuid),
+                sectors,
+                table: Table::Crypt(crypt),
+                on: None,
+            }],
+            read_only: o.read_only,
+            keyring_key: None,
         })
     }
 }
@@ -280,6 +358,7 @@ impl Plan {
                 on: None,
             }],
             read_only: true,
+            keyring_key: None,
         }
     }
 }
@@ -506,6 +585,45 @@ mod tests {
         );
         assert_eq!(t.params(), want);
         assert_eq!(t.length, sb.provided_data_sectors / 8 * 8);
+    }
+
+    #[test]
+    fn keyring_plans_name_the_key_as_cryptsetup_does_and_carry_no_key_in_any_table() {
+        let mut opts = options(0x44, 96);
+        opts.integrity = Some(SegmentIntegrity::Hmac(HashAlg::Sha256));
+        let (dev, key, sb) = integrity::luks::format_luks2(
+            MemoryDevice::new(48 << 20),
+            &opts,
+            &luks2::Passphrase::from_slice(b"pw"),
+            true,
+        )
+        .expect("format");
+        let header = dev.header().clone();
+        let a = header.activation().expect("activation");
+        let data = DataDevice::fake(8, 16, 48 << 20);
+        let v = Luks2Volume {
+            header: &header,
+            activation: &a,
+            key: &key,
+            data: &data,
+            integrity: Some(&sb),
+        };
+        let mut plan = Plan::luks2(&v, &name("k"), None, &Options::default()).expect("plan");
+        let description = header.key_description().expect("description");
+        assert_eq!(description, format!("cryptsetup:{}-d0", header.uuid()));
+        plan.key_in_keyring(&description);
+        let t = plan.table_on(1, Some("253:9".into()));
+        let want = format!(
+            "capi:authenc(hmac(sha256),xts(aes))-plain64 :96:logon:{description} 0 253:9 0 2 integrity:32:aead sector_size:4096"
+        );
+        assert_eq!(t.params(), want);
+        let held = plan.keyring_key.as_ref().expect("key to load");
+        assert_eq!(held.key.as_bytes(), key.as_bytes());
+        assert_eq!(held.description, description);
+        for i in 0..plan.layers.len() {
+            assert!(!plan.table_on(i, None).params().contains("4444"));
+        }
+        assert!(!format!("{plan:?}").contains("4444"), "Debug shows the key");
     }
 
     #[test]

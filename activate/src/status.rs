@@ -18,6 +18,9 @@ pub struct Status {
     pub cipher: String,
     /// Key size in bits.
     pub key_bits: usize,
+    /// Whether the crypt table names a kernel keyring key (cryptsetup's "key location:
+    /// keyring") rather than holding the key.
+    pub key_in_keyring: bool,
     /// The device under the crypt target (`/dev/...` when known).
     pub device: String,
     /// Encryption sector size.
@@ -79,6 +82,7 @@ impl Mapper {
             uuid: info.uuid.clone(),
             cipher: String::new(),
             key_bits: 0,
+            key_in_keyring: false,
             device: String::new(),
             sector_size: 512,
             offset_sectors: 0,
@@ -98,6 +102,7 @@ impl Mapper {
                 CryptKey::Hex(k) => k.len() * 8,
                 CryptKey::Keyring { size, .. } => size.saturating_mul(8),
             };
+            s.key_in_keyring = matches!(c.key, CryptKey::Keyring { .. });
             s.device = c
                 .device
                 .split_once(':')

@@ -334,7 +334,9 @@ pub(crate) enum LuksCommand {
     /// Remove the mapping NAME (retries briefly while it is busy).
     Close(CloseArgs),
     /// Give the open mapping NAME a new size: --size sectors, or all of its device (after the
-    /// data offset) after the device grew. No passphrase is needed.
+    /// data offset) after the device grew. A mapping whose key is in the kernel keyring (the
+    /// default) asks for a passphrase, as cryptsetup does; one opened with --disable-keyring
+    /// needs none.
     Resize(ResizeArgs),
     /// Show whether NAME is mapped and how (exit 4 when it is not).
     Status(StatusArgs),
@@ -372,6 +374,24 @@ pub(crate) enum LuksCommand {
     Write(WriteArgs),
     /// Token JSON: import (from standard input), export (to standard output), remove.
     Token(TokenArgs),
+    /// Convert a LUKS1 volume to LUKS2 in place (`--type luks2`), as cryptsetup convert: the
+    /// keyslots move 28 KiB up for the LUKS2 header copies, keys and data stay. Back up the
+    /// header first (an interruption midway can leave neither format openable).
+    Convert(ConvertArgs),
+}
+
+/// `luks convert`.
+#[derive(Debug, Args)]
+pub(crate) struct ConvertArgs {
+    /// LUKS1 device.
+    pub(crate) device: PathBuf,
+    /// The format to convert to: luks2.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub(crate) kind: String,
+    #[command(flatten)]
+    pub(crate) hdr: HeaderOpt,
+    #[command(flatten)]
+    pub(crate) common: Common,
 }
 
 /// `luks format`.
@@ -426,6 +446,11 @@ pub(crate) struct OpenArgs {
     /// journal (faster; a crash can leave sectors whose tags do not match).
     #[arg(long = "integrity-no-journal")]
     pub(crate) integrity_no_journal: bool,
+    /// Put the volume key into the dm-crypt table itself instead of the kernel keyring (where
+    /// it goes by default, as with cryptsetup, so that reading the table back never shows
+    /// it). Only for kernels whose keyring cannot be used.
+    #[arg(long = "disable-keyring")]
+    pub(crate) disable_keyring: bool,
     #[command(flatten)]
     pub(crate) perf: PerfOpts,
     #[command(flatten)]
@@ -453,6 +478,10 @@ pub(crate) struct ResizeArgs {
     /// New size in 512-byte sectors (default: the whole device after the data offset).
     #[arg(short = 'b', long = "size", value_name = "SECTORS")]
     pub(crate) size: Option<u64>,
+    #[command(flatten)]
+    pub(crate) key: KeyOpts,
+    #[command(flatten)]
+    pub(crate) hdr: HeaderOpt,
     #[command(flatten)]
     pub(crate) common: Common,
 }

@@ -3,16 +3,22 @@
 use std::io::Write;
 use std::path::Path;
 
-use activate::{DmName, Mapper, Options, Status};
-use luks2::Luks2;
+use activate::{DmName, KeyringKey, Mapper, Options, Status};
+use luks2::{Luks1, Luks2};
 
-use crate::args::{KeyOpts, PerfOpts};
+use crate::args::{KeyOpts, PerfOpts, ResizeArgs};
 use crate::error::{code, CliError, CliResult};
 use crate::keys::Keys;
+use crate::luks::any::starts_luks1;
 use crate::luks::{open_device, unlock, write_out};
 
 /// The mapping options of `open`'s flags.
-pub(crate) fn options(perf: &PerfOpts, read_only: bool, integrity_no_journal: bool) -> Options {
+pub(crate) fn options(
+    perf: &PerfOpts,
+    read_only: bool,
+    integrity_no_journal: bool,
+    disable_keyring: bool,
+) -> Options {
     Options {
         read_only,
         allow_discards: perf.allow_discards,
@@ -21,6 +27,7 @@ pub(crate) fn options(perf: &PerfOpts, read_only: bool, integrity_no_journal: bo
         no_read_workqueue: perf.no_read_workqueue,
         no_write_workqueue: perf.no_write_workqueue,
         integrity_no_journal,
+        disable_keyring,
     }
 }
 
@@ -47,22 +54,33 @@ pub(crate) fn open(
     mapper.ensure_free(&dm_name)?;
     let device = volume.data;
     let mut file = open_device(device, !options.read_only, false)?;
-    let (header, vk) = {
-        let mut detached = match volume.header {
-            Some(h) => Some((h, open_device(h, false, false)?)),
-            None => None,
-        };
-        let (path, f) = match &mut detached {
-            Some((h, f)) => (*h, f),
-            None => (device, &mut file),
-        };
-        let mut dev = Luks2::open(f).map_err(CliError::luks(path))?;
-        dev.header().activation().map_err(CliError::luks(path))?;
-        let prompt = format!("Enter passphrase for {}: ", device.display());
-        let pass = keys.existing(key, &prompt)?;
-        let (_, vk) = unlock(&mut dev, path, &pass, key.key_slot, key)?;
-        (dev.header().clone(), vk)
+    let mut detached = match volume.header {
+        Some(h) => Some((h, open_device(h, false, false)?)),
+        None => None,
     };
+    let (path, f) = match &mut detached {
+        Some((h, f)) => (*h, f),
+        None => (device, &mut file),
+    };
+    let prompt = format!("Enter passphrase for {}: ", device.display());
+    if starts_luks1(f) {
+        let mut dev = Luks1::open(f).map_err(CliError::luks(path))?;
+        let pass = keys.existing(key, &prompt)?;
+        let (_, vk) = dev
+            .unlock(&pass, key.key_slot, &key.kdf_limits())
+            .map_err(CliError::luks(path))?;
+        let header = dev.header().clone();
+        drop(detached);
+        mapper.open_luks1(device, &mut file, &header, &vk, &dm_name, options)?;
+        return Ok(0);
+    }
+    let mut dev = Luks2::open(f).map_err(CliError::luks(path))?;
+    dev.header().activation().map_err(CliError::luks(path))?;
+    let pass = keys.existing(key, &prompt)?;
+    let (_, vk) = unlock(&mut dev, path, &pass, key.key_slot, key)?;
+    let header = dev.header().clone();
+    drop(dev);
+    drop(detached);
     mapper.open_luks2(device, &mut file, &header, &vk, &dm_name, options)?;
     Ok(0)
 }
@@ -74,11 +92,36 @@ pub(crate) fn close(name: &str) -> CliResult<i32> {
     Ok(0)
 }
 
-/// Resizes the open mapping `name` (exit 4 when it is not mapped).
-pub(crate) fn resize(name: &str, size: Option<u64>) -> CliResult<i32> {
-    let dm_name = dm_name(name)?;
-    Mapper::open()?.resize(&dm_name, size.map(luks2::Sectors))?;
+/// Resizes the open mapping `name` (exit 4 when it is not mapped). A mapping whose key is in
+/// the kernel keyring needs it again: the passphrase unlocks the header on the mapping's
+/// device (or `--header`).
+pub(crate) fn resize(a: &ResizeArgs, keys: &mut Keys) -> CliResult<i32> {
+    let dm_name = dm_name(&a.name)?;
+    let mapper = Mapper::open()?;
+    let key = match mapper.status(&dm_name)? {
+        Some(s) if s.key_in_keyring => Some(keyring_key(&s, a, keys)?),
+        _ => None,
+    };
+    mapper.resize(&dm_name, a.size.map(luks2::Sectors), key.as_ref())?;
     Ok(0)
+}
+
+/// The volume key of the mapping `s`, unlocked from its header with a passphrase.
+fn keyring_key(s: &Status, a: &ResizeArgs, keys: &mut Keys) -> CliResult<KeyringKey> {
+    let data = Path::new(&s.device);
+    let device = a.hdr.of(data);
+    let mut dev =
+        Luks2::open(open_device(device, false, false)?).map_err(CliError::luks(device))?;
+    let description = dev.header().key_description().ok_or_else(|| {
+        CliError::Usage(format!(
+            "{}: no digest covers the data segment",
+            device.display()
+        ))
+    })?;
+    let prompt = format!("Enter passphrase for {}: ", data.display());
+    let pass = keys.existing(&a.key, &prompt)?;
+    let (_, key) = unlock(&mut dev, device, &pass, a.key.key_slot, &a.key)?;
+    Ok(KeyringKey { description, key })
 }
 
 /// Prints cryptsetup's status report; exit 4 when `name` is not mapped.
@@ -117,11 +160,19 @@ fn status_json(name: &str, s: &Status) -> serde_json::Value {
         .map(|i| serde_json::json!({"type": i.kind, "tag_size": i.tag_size, "mode": i.mode}));
     serde_json::json!({
         "name": name, "active": true, "type": s.kind, "uuid": s.uuid,
-        "cipher": s.cipher, "key_bits": s.key_bits, "device": s.device,
+        "cipher": s.cipher, "key_bits": s.key_bits, "key_location": key_location(s), "device": s.device,
         "sector_size": s.sector_size, "offset_sectors": s.offset_sectors,
         "size_sectors": s.size_sectors, "mode": mode(s), "open_count": s.open_count,
         "integrity": integrity, "major": s.major, "minor": s.minor,
     })
+}
+
+fn key_location(s: &Status) -> &'static str {
+    if s.key_in_keyring {
+        "keyring"
+    } else {
+        "dm-crypt"
+    }
 }
 
 fn status_text(path: &Path, s: &Status) -> String {
@@ -136,12 +187,13 @@ fn status_text(path: &Path, s: &Status) -> String {
         None => String::new(),
     };
     format!(
-        "{} is active{}.\n  type:    {}\n  cipher:  {}\n  keysize: {} bits\n  key location: dm-crypt\n{integrity}  device:  {}\n  sector size:  {}\n  offset:  {} sectors\n  size:    {} sectors\n  mode:    {}\n",
+        "{} is active{}.\n  type:    {}\n  cipher:  {}\n  keysize: {} bits\n  key location: {}\n{integrity}  device:  {}\n  sector size:  {}\n  offset:  {} sectors\n  size:    {} sectors\n  mode:    {}\n",
         path.display(),
         if s.open_count > 0 { " and is in use" } else { "" },
         s.kind,
         s.cipher,
         s.key_bits,
+        key_location(s),
         s.device,
         s.sector_size,
         s.offset_sectors,

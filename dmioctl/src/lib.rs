@@ -11,12 +11,13 @@
 //! are loaded with `DM_SECURE_DATA` so the kernel wipes its copy, and `Debug` prints no
 //! parameters.
 //!
-//! All `unsafe` code is in the private `sys` module, one small block per ioctl.
+//! All `unsafe` code is in the private `sys` module, one small block per ioctl or system call.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
 mod control;
 mod error;
+pub mod keyring;
 pub mod loopdev;
 mod name;
 pub mod node;

@@ -1,7 +1,11 @@
-//! The kernel ABI of `<linux/dm-ioctl.h>` and `<linux/loop.h>`, and the only `unsafe` code in
-//! this crate: each ioctl is wrapped once, here, in a safe function.
+//! The kernel ABI of `<linux/dm-ioctl.h>`, `<linux/loop.h>` and the key-management system
+//! calls (`add_key`, `request_key`, `keyctl`) that dm-crypt's keyring keys need, and the only
+//! `unsafe` code in this crate: each call is wrapped once, here, in a safe function.
 
+use std::ffi::CStr;
 use std::os::fd::{AsRawFd, BorrowedFd};
+
+use nix::libc;
 
 /// `DM_NAME_LEN`.
 pub(crate) const DM_NAME_LEN: usize = 128;
@@ -177,6 +181,64 @@ pub(crate) fn loop_clr_fd(dev: BorrowedFd<'_>) -> nix::Result<()> {
 pub(crate) fn loop_set_status64(dev: BorrowedFd<'_>, info: &LoopInfo64) -> nix::Result<()> {
     // SAFETY: `info` is a valid, initialised `loop_info64` that the kernel only reads.
     unsafe { raw::loop_set_status64(dev.as_raw_fd(), info) }.map(|_| ())
+}
+
+/// `KEY_SPEC_THREAD_KEYRING`: the calling thread's keyring, where cryptsetup puts volume keys.
+pub(crate) const KEY_SPEC_THREAD_KEYRING: i32 = -1;
+/// `KEYCTL_REVOKE`.
+const KEYCTL_REVOKE: libc::c_long = 3;
+/// `KEYCTL_UNLINK`.
+const KEYCTL_UNLINK: libc::c_long = 9;
+
+/// `add_key(type, description, payload, keyring)`: the new key's serial number.
+pub(crate) fn add_key(
+    key_type: &CStr,
+    description: &CStr,
+    payload: &[u8],
+    keyring: i32,
+) -> nix::Result<i32> {
+    // SAFETY: both strings are NUL-terminated (`CStr`), the payload pointer and length come
+    // from one live slice that the kernel only reads (it copies the payload), and every
+    // argument has the width the system call takes.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_add_key,
+            key_type.as_ptr(),
+            description.as_ptr(),
+            payload.as_ptr(),
+            payload.len(),
+            keyring,
+        )
+    };
+    nix::errno::Errno::result(r).map(|serial| serial as i32)
+}
+
+/// `request_key(type, description, NULL, 0)`: the serial of a key the calling thread can
+/// find (used to probe whether the kernel has key management at all).
+pub(crate) fn request_key(key_type: &CStr, description: &CStr) -> nix::Result<i32> {
+    // SAFETY: both strings are NUL-terminated; the callout is a null pointer, which the kernel
+    // takes as "no callout"; nothing is written to our memory.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_request_key,
+            key_type.as_ptr(),
+            description.as_ptr(),
+            std::ptr::null::<libc::c_char>(),
+            0,
+        )
+    };
+    nix::errno::Errno::result(r).map(|serial| serial as i32)
+}
+
+/// `keyctl(KEYCTL_REVOKE, key)` then `keyctl(KEYCTL_UNLINK, key, keyring)`: the key can no
+/// longer be read and leaves the keyring.
+pub(crate) fn revoke_and_unlink(key: i32, keyring: i32) -> nix::Result<()> {
+    // SAFETY: both calls take integers only and touch no memory of ours.
+    let revoked = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_REVOKE, key) };
+    // SAFETY: as above.
+    let unlinked = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_UNLINK, key, keyring) };
+    nix::errno::Errno::result(revoked)?;
+    nix::errno::Errno::result(unlinked).map(|_| ())
 }
 
 #[cfg(test)]

@@ -504,6 +504,11 @@ impl<D: BlockIo> Luks2<D> {
         Ok(())
     }
 
+    /// Writes a whole new header (both copies invalid before): a conversion's.
+    pub(crate) fn commit_new(&mut self, bin: BinaryHeader, meta: Metadata) -> Result<()> {
+        self.commit(bin, meta)
+    }
+
     /// The digest of a data segment that `key` matches.
     fn digest_for_key(&self, key: &VolumeKey) -> Result<ObjId> {
         for (id, d) in &self.header.meta.digests {
@@ -556,7 +561,7 @@ impl<D: BlockIo> Luks2<D> {
         let size = align_up(af_sectors_bytes(key_size as u32, stripes), 4096);
         let offset =
             free_area(&self.header, size, avoid).or_else(|_| free_area(&self.header, size, &[]))?;
-        let kdf = opts.pbkdf.resolve()?;
+        let kdf = opts.pbkdf.resolve_for_key(cipher_key)?;
         let json = KeyslotJson {
             kind: "luks2".into(),
             key_size: key_size as u32,

@@ -219,10 +219,21 @@ pub fn dump_volume_key_text(header: &Header, device: &str, key: &VolumeKey) -> Z
     let seg = header.data_segment().map(|(_, s)| s);
     let cipher = seg.and_then(|s| s.encryption.clone()).unwrap_or_default();
     let (name, mode) = cipher.split_once('-').unwrap_or((&cipher, ""));
+    let offset = seg.map_or(0, |s| crate::Bytes(s.offset.0).sectors().0);
+    volume_key_text(device, (name, mode), offset, header.uuid(), key)
+}
+
+/// cryptsetup's volume key dump, the same for LUKS1 and LUKS2: cipher, payload offset in
+/// sectors, UUID, then the key in lines of 16 bytes.
+pub(crate) fn volume_key_text(
+    device: &str,
+    (name, mode): (&str, &str),
+    offset_sectors: u64,
+    uuid: &str,
+    key: &VolumeKey,
+) -> Zeroizing<String> {
     let head = format!(
-        "LUKS header information for {device}\nCipher name:   \t{name}\nCipher mode:   \t{mode}\nPayload offset:\t{}\nUUID:          \t{}\nMK bits:       \t{}\nMK dump:\t",
-        seg.map_or(0, |s| crate::Bytes(s.offset.0).sectors().0),
-        header.uuid(),
+        "LUKS header information for {device}\nCipher name:   \t{name}\nCipher mode:   \t{mode}\nPayload offset:\t{offset_sectors}\nUUID:          \t{uuid}\nMK bits:       \t{}\nMK dump:\t",
         key.len() * 8
     );
     let lines = key.len().div_ceil(16).max(1);

@@ -34,6 +34,8 @@ pub enum Error {
     },
     /// Neither header copy carries the LUKS2 magic: this is not a LUKS2 device.
     NotLuks2,
+    /// The device holds a LUKS1 header, where LUKS2 is needed.
+    IsLuks1,
     /// The primary header area holds another signature: the device is no longer LUKS2,
     /// though a stale secondary header copy remains.
     Overwritten {
@@ -179,6 +181,9 @@ impl fmt::Display for Error {
         match self {
             Error::Io { context, .. } => f.write_str(context),
             Error::NotLuks2 => f.write_str("not a LUKS2 device (no LUKS2 header magic found)"),
+            Error::IsLuks1 => f.write_str(
+                "a LUKS1 device: this needs LUKS2 (`luks convert --type luks2` converts it in place)",
+            ),
             Error::Overwritten { signature } => write!(
                 f,
                 "not a LUKS2 device: the primary header area now holds a {signature} signature \

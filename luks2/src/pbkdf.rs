@@ -139,6 +139,17 @@ impl PbkdfParams {
     /// # Errors
     /// [`Error::InvalidArgument`] for impossible costs, [`Error::Random`] for the salt.
     pub fn resolve(&self) -> Result<Kdf> {
+        self.resolve_for_key(32)
+    }
+
+    /// [`PbkdfParams::resolve`] for a derived key of `key_len` bytes: PBKDF2 computes one
+    /// chain of iterations per hash-sized block of output, so a calibrated count is divided
+    /// by the blocks (a 64-byte key with SHA-256 takes two), as cryptsetup benchmarks with
+    /// the real key length.
+    ///
+    /// # Errors
+    /// As [`PbkdfParams::resolve`].
+    pub fn resolve_for_key(&self, key_len: usize) -> Result<Kdf> {
         let salt = random_bytes(32)?;
         let target = self.iter_time.as_secs_f64().max(0.001);
         Ok(match self.kind {
@@ -151,7 +162,11 @@ impl PbkdfParams {
                         ))
                     }
                     Some(n) => n,
-                    None => ((pbkdf2_rate(self.hash) * target) as u32).max(MIN_PBKDF2_ITERATIONS),
+                    None => {
+                        let blocks = key_len.div_ceil(self.hash.output_len()).max(1) as f64;
+                        ((pbkdf2_rate(self.hash) * target / blocks) as u32)
+                            .max(MIN_PBKDF2_ITERATIONS)
+                    }
                 };
                 Kdf::Pbkdf2 {
                     hash: self.hash,

@@ -5,12 +5,13 @@ use std::io::Write;
 
 use luks2::Luks2;
 
+use super::any::{open_any, starts_luks1, AnyLuks};
 use super::{
     confirm, open_device, open_luks, unlock, write_bytes, write_out, write_secret_file, writeln_out,
 };
 use crate::args::{
-    ConfigArgs, DumpArgs, HeaderBackupArgs, HeaderRestoreArgs, IsLuksArgs, RepairArgs, TokenAction,
-    TokenArgs, UuidArgs,
+    ConfigArgs, ConvertArgs, DumpArgs, HeaderBackupArgs, HeaderRestoreArgs, IsLuksArgs, RepairArgs,
+    TokenAction, TokenArgs, UuidArgs,
 };
 use crate::error::{code, CliError, CliResult};
 use crate::input::{read_bounded, HEADER_BACKUP_MAX, TOKEN_JSON_MAX};
@@ -23,7 +24,10 @@ const VOLUME_KEY_WARNING: &str = "The header dump with volume key is sensitive i
 /// volume key.
 pub(super) fn dump(a: DumpArgs, keys: &mut Keys, out: &mut dyn Write) -> CliResult<i32> {
     let device = a.hdr.of(&a.device);
-    let mut dev = open_luks(device, false)?;
+    let mut dev = match open_any(device, false)? {
+        AnyLuks::V2(dev) => dev,
+        AnyLuks::V1(mut dev) => return dump_luks1(&a, &mut dev, device, keys, out),
+    };
     if !a.dump_volume_key {
         let text = if a.json {
             (dev.header().metadata_json_pretty() + "\n").into_bytes()
@@ -44,6 +48,37 @@ pub(super) fn dump(a: DumpArgs, keys: &mut Keys, out: &mut dyn Write) -> CliResu
     }
     let text = luks2::dump_volume_key_text(dev.header(), &device.display().to_string(), &vk);
     write_out(out, &text)
+}
+
+/// cryptsetup's LUKS1 luksDump (its JSON dump does not exist: refused as cryptsetup does).
+fn dump_luks1(
+    a: &DumpArgs,
+    dev: &mut luks2::Luks1<std::fs::File>,
+    device: &std::path::Path,
+    keys: &mut Keys,
+    out: &mut dyn Write,
+) -> CliResult<i32> {
+    let name = device.display().to_string();
+    if a.json {
+        return Err(CliError::Usage(
+            "dump operation is not supported for this device type (LUKS1 has no JSON metadata)"
+                .into(),
+        ));
+    }
+    if !a.dump_volume_key {
+        return write_out(out, &dev.header().dump_text(&name));
+    }
+    confirm(&a.common, VOLUME_KEY_WARNING)?;
+    let pass = keys.existing(&a.key, &format!("Enter passphrase for {name}: "))?;
+    let (_, vk) = dev
+        .unlock(&pass, a.key.key_slot, &a.key.kdf_limits())
+        .map_err(CliError::luks(device))?;
+    if let Some(f) = &a.volume_key_file {
+        write_secret_file(f, vk.as_bytes())?;
+        writeln_out(out, &format!("Key stored to file {}.", f.display()))?;
+        return Ok(0);
+    }
+    write_out(out, &dev.header().dump_volume_key_text(&name, &vk))
 }
 
 /// Saves the header and keyslots area to a new file (mode 0400).
@@ -108,25 +143,30 @@ pub(super) fn repair(a: RepairArgs, out: &mut dyn Write) -> CliResult<i32> {
 pub(super) fn uuid(a: UuidArgs, out: &mut dyn Write) -> CliResult<i32> {
     let device = a.hdr.of(&a.device);
     let Some(u) = a.uuid else {
-        let dev = open_luks(device, false)?;
-        return write_out(out, &format!("{}\n", dev.header().uuid()));
+        let dev = open_any(device, false)?;
+        return write_out(out, &format!("{}\n", dev.uuid()));
     };
-    let mut dev = open_luks(device, true)?;
+    let mut dev = open_any(device, true)?;
     let warning = format!(
         "Do you really want to change the UUID of {}?",
         device.display()
     );
     confirm(&a.common, &warning)?;
-    dev.set_uuid(&u).map_err(CliError::luks(device))?;
+    dev.set_uuid(device, &u)?;
     Ok(0)
 }
 
 /// Exit 0 for a valid LUKS2 header, 1 otherwise (saying why with `--verbose`).
 pub(super) fn is_luks(a: IsLuksArgs) -> CliResult<i32> {
     let device = a.hdr.of(&a.device);
-    let f = open_device(device, false, false)?;
-    match Luks2::open(f) {
-        Ok(_) => Ok(0),
+    let mut f = open_device(device, false, false)?;
+    let checked = if starts_luks1(&mut f) {
+        luks2::Luks1::open(f).map(|_| ())
+    } else {
+        Luks2::open(f).map(|_| ())
+    };
+    match checked {
+        Ok(()) => Ok(0),
         Err(e) => {
             if a.verbose {
                 eprintln!("{}: {e}", device.display());
@@ -186,4 +226,42 @@ pub(super) fn token(a: TokenArgs, out: &mut dyn Write) -> CliResult<i32> {
             Ok(0)
         }
     }
+}
+
+/// Converts a LUKS1 volume to LUKS2 in place, after confirming; refused while it is mapped.
+pub(super) fn convert(a: ConvertArgs) -> CliResult<i32> {
+    let device = a.hdr.of(&a.device);
+    if a.kind != "luks2" {
+        return Err(CliError::Usage(format!(
+            "converting to '{}' is not supported (only --type luks2, from LUKS1)",
+            a.kind
+        )));
+    }
+    let mut f = open_device(device, true, true)?;
+    if !starts_luks1(&mut f) {
+        return Err(match Luks2::open(&mut f) {
+            Ok(_) => CliError::Usage(format!("{} is already LUKS2", device.display())),
+            Err(e) => CliError::luks(device)(e),
+        });
+    }
+    let dev = luks2::Luks1::open(f).map_err(CliError::luks(device))?;
+    let prefix = format!("CRYPT-LUKS1-{}-", dev.header().uuid().replace('-', ""));
+    if let Some(name) = activate::Mapper::open()
+        .ok()
+        .and_then(|m| m.mapped_with_uuid_prefix(&prefix))
+    {
+        return Err(CliError::Refused(format!(
+            "cannot convert {}: it is in use (mapped as {name})",
+            device.display()
+        )));
+    }
+    confirm(
+        &a.common,
+        &format!(
+            "This operation will convert {} to LUKS2 format.",
+            device.display()
+        ),
+    )?;
+    dev.convert_to_luks2().map_err(CliError::luks(device))?;
+    Ok(0)
 }

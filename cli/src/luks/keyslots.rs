@@ -1,6 +1,7 @@
-//! `luks add-key`, `remove-key`, `change-key` and `kill-slot`.
+//! `luks add-key`, `remove-key`, `change-key` and `kill-slot`, on LUKS2 and LUKS1.
 
-use super::{confirm, keyslot_options, open_luks, read_volume_key, unlock};
+use super::any::open_any;
+use super::{confirm, read_volume_key};
 use crate::args::{AddKeyArgs, ChangeKeyArgs, KillSlotArgs, RemoveKeyArgs};
 use crate::error::{CliError, CliResult};
 use crate::keys::Keys;
@@ -11,74 +12,73 @@ const LAST_SLOT: &str =
 /// Adds a keyslot; an existing passphrase or the volume key proves access.
 pub(super) fn add(a: AddKeyArgs, keys: &mut Keys) -> CliResult<i32> {
     let device = a.hdr.of(&a.device);
-    let mut dev = open_luks(device, true)?;
+    let mut dev = open_any(device, true)?;
+    dev.check_pbkdf(&a.pbkdf)?;
     let vk = match &a.volume_key_file {
         Some(f) => {
             let vk = read_volume_key(f)?;
-            dev.verify_volume_key(&vk).map_err(CliError::luks(device))?;
+            dev.verify_volume_key(device, &vk)?;
             vk
         }
         None => {
             let pass = keys.existing(&a.key, "Enter any existing passphrase: ")?;
-            unlock(&mut dev, device, &pass, None, &a.key)?.1
+            dev.unlock(device, &pass, None, &a.key)?.1
         }
     };
     let new = keys.new_passphrase(
         a.new_key_file.as_deref(),
         "Enter new passphrase for key slot: ",
     )?;
-    let opts = keyslot_options(&a.pbkdf)?;
-    dev.add_keyslot(&vk, &new, a.key.key_slot, &opts)
-        .map_err(CliError::luks(device))?;
+    dev.add_keyslot(device, &vk, &new, a.key.key_slot, &a.pbkdf)?;
     Ok(0)
 }
 
 /// Removes the keyslot the given passphrase opens (confirmed when it is the last).
 pub(super) fn remove(a: RemoveKeyArgs, keys: &mut Keys) -> CliResult<i32> {
     let device = a.hdr.of(&a.device);
-    let mut dev = open_luks(device, true)?;
+    let mut dev = open_any(device, true)?;
     let key = &a.key;
     let pass = match a.passphrase_file.as_ref() {
         Some(f) => Keys::from_file(f, key.keyfile_offset, key.keyfile_size)?,
         None => keys.existing(key, "Enter passphrase to be deleted: ")?,
     };
-    let (slot, _) = unlock(&mut dev, device, &pass, key.key_slot, key)?;
-    if dev.header().keyslot_ids().len() == 1 {
+    let (slot, _) = dev.unlock(device, &pass, key.key_slot, key)?;
+    if dev.keyslot_ids().len() == 1 {
         confirm(&a.common, LAST_SLOT)?;
     }
-    dev.kill_keyslot(slot).map_err(CliError::luks(device))?;
+    dev.kill_keyslot(device, slot)?;
     Ok(0)
 }
 
-/// Changes a keyslot's passphrase (the slot keeps its number).
+/// Changes a keyslot's passphrase (a LUKS2 keyslot keeps its number; a LUKS1 one moves to
+/// the first free keyslot when there is one, as cryptsetup does).
 pub(super) fn change(a: ChangeKeyArgs, keys: &mut Keys) -> CliResult<i32> {
     let device = a.hdr.of(&a.device);
-    let mut dev = open_luks(device, true)?;
+    let mut dev = open_any(device, true)?;
+    dev.check_pbkdf(&a.pbkdf)?;
     let old = keys.existing(&a.key, "Enter passphrase to be changed: ")?;
-    let (slot, vk) = unlock(&mut dev, device, &old, a.key.key_slot, &a.key)?;
+    let (slot, vk) = dev.unlock(device, &old, a.key.key_slot, &a.key)?;
     let new = keys.new_passphrase(a.new_key_file.as_deref(), "Enter new passphrase: ")?;
-    let opts = keyslot_options(&a.pbkdf)?;
-    dev.change_keyslot(slot, &vk, &new, &opts)
-        .map_err(CliError::luks(device))?;
+    dev.change_keyslot(device, slot, &vk, &new, &a.pbkdf)?;
     Ok(0)
 }
 
 /// Wipes keyslot `slot`; a remaining passphrase is asked unless `--batch-mode`.
 pub(super) fn kill(a: KillSlotArgs, keys: &mut Keys) -> CliResult<i32> {
     let device = a.hdr.of(&a.device);
-    let mut dev = open_luks(device, true)?;
-    if !dev.header().keyslot_ids().contains(&a.slot) {
+    let mut dev = open_any(device, true)?;
+    if !dev.keyslot_ids().contains(&a.slot) {
         return Err(CliError::luks(device)(luks2::Error::KeyslotNotFound(
             a.slot,
         )));
     }
     if !a.common.batch || a.key.key_file.is_some() {
         let pass = keys.existing(&a.key, "Enter any remaining passphrase: ")?;
-        unlock(&mut dev, device, &pass, None, &a.key)?;
+        dev.unlock(device, &pass, None, &a.key)?;
     }
-    if dev.header().keyslot_ids().len() == 1 {
+    if dev.keyslot_ids().len() == 1 {
         confirm(&a.common, LAST_SLOT)?;
     }
-    dev.kill_keyslot(a.slot).map_err(CliError::luks(device))?;
+    dev.kill_keyslot(device, a.slot)?;
     Ok(0)
 }

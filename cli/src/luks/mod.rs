@@ -1,6 +1,7 @@
 //! The `cryptpilot luks` verbs: argument handling around the `luks2` library. One file per
 //! group of verbs; this one dispatches and holds what they share.
 
+pub(crate) mod any;
 mod format;
 mod header;
 mod image;
@@ -52,7 +53,7 @@ pub(crate) fn confirm(common: &Common, warning: &str) -> CliResult {
     }
 }
 
-fn pbkdf_params(o: &PbkdfOpts) -> CliResult<PbkdfParams> {
+pub(crate) fn pbkdf_params(o: &PbkdfOpts) -> CliResult<PbkdfParams> {
     let mut p = PbkdfParams::default();
     if let Some(k) = o.pbkdf {
         p.kind = k;
@@ -165,7 +166,7 @@ pub(crate) fn run(cmd: Luks, out: &mut dyn Write) -> CliResult<i32> {
         Luks::Format(a) => format::run(a, keys),
         Luks::Open(a) => open(a, keys),
         Luks::Close(a) => crate::mapping::close(&a.name),
-        Luks::Resize(a) => crate::mapping::resize(&a.name, a.size),
+        Luks::Resize(a) => crate::mapping::resize(&a, keys),
         Luks::Status(a) => crate::mapping::status(&a.name, a.json, out),
         Luks::Dump(a) => header::dump(a, keys, out),
         Luks::AddKey(a) => keyslots::add(a, keys),
@@ -179,6 +180,7 @@ pub(crate) fn run(cmd: Luks, out: &mut dyn Write) -> CliResult<i32> {
         Luks::IsLuks(a) => header::is_luks(a),
         Luks::Config(a) => header::config(a),
         Luks::Token(a) => header::token(a, out),
+        Luks::Convert(a) => header::convert(a),
         Luks::EncryptImage(a) => image::encrypt(a, keys),
         Luks::DecryptImage(a) => image::decrypt(a, keys),
         Luks::Read(a) => image::read(a, keys, out),
@@ -190,10 +192,10 @@ pub(crate) fn run(cmd: Luks, out: &mut dyn Write) -> CliResult<i32> {
 fn open(a: OpenArgs, keys: &mut Keys) -> CliResult<i32> {
     if a.test_passphrase {
         let header = a.hdr.of(&a.device);
-        let mut dev = open_luks(header, false)?;
+        let mut dev = any::open_any(header, false)?;
         let prompt = format!("Enter passphrase for {}: ", a.device.display());
         let pass = keys.existing(&a.key, &prompt)?;
-        unlock(&mut dev, header, &pass, a.key.key_slot, &a.key)?;
+        dev.unlock(header, &pass, a.key.key_slot, &a.key)?;
         return Ok(0);
     }
     let Some(name) = &a.name else {
@@ -201,7 +203,12 @@ fn open(a: OpenArgs, keys: &mut Keys) -> CliResult<i32> {
             "open needs a mapping NAME (or --test-passphrase)".into(),
         ));
     };
-    let options = crate::mapping::options(&a.perf, a.readonly, a.integrity_no_journal);
+    let options = crate::mapping::options(
+        &a.perf,
+        a.readonly,
+        a.integrity_no_journal,
+        a.disable_keyring,
+    );
     let device = crate::mapping::Volume {
         data: &a.device,
         header: a.hdr.header.as_deref(),

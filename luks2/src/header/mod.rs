@@ -264,6 +264,10 @@ pub fn read_over_foreign<D: BlockIo>(io: &mut D) -> Result<Loaded> {
 }
 
 fn read_as<D: BlockIo>(io: &mut D, over_foreign: bool) -> Result<Loaded> {
+    let mut head = [0u8; 8];
+    if io.read_exact_at(&mut head, 0).is_ok() && crate::luks1::is_luks1(&head) {
+        return Err(Error::IsLuks1);
+    }
     let primary = read_copy(io, Copy::Primary, 0);
     let secondary = match &primary {
         Ok(p) => read_copy(io, Copy::Secondary, p.bin.hdr_size),
@@ -499,6 +503,19 @@ impl Header {
             flags: self.meta.config.flags.clone().unwrap_or_default(),
             integrity,
         })
+    }
+
+    /// The kernel keyring description cryptsetup 2.6 gives the data segment's volume key
+    /// (`cryptsetup:<uuid>-d<digest>`, a `logon` key named in the crypt table), or `None`
+    /// when no digest covers the segment.
+    pub fn key_description(&self) -> Option<String> {
+        let (id, _) = self.data_segment()?;
+        let (digest, _) = self
+            .meta
+            .digests
+            .iter()
+            .find(|(_, d)| d.segments.contains(&id))?;
+        Some(format!("cryptsetup:{}-d{}", self.uuid(), digest.0))
     }
 
     /// The device-mapper UUID cryptsetup gives a mapping of this volume:

@@ -11,13 +11,13 @@ dd if=/tmp/p3 of=/dev/mapper/rs bs=1M conv=fsync 2>/dev/null
 full=$(/sbin/blockdev --getsz /dev/mapper/rs)
 [ "$full" = $(( (48 - 16) * 2048 )) ] || fail "initial size $full"
 
-cryptpilot luks resize rs --size 16384 || fail "shrink"
+cryptpilot luks resize --key-file /tmp/k1 rs --size 16384 || fail "shrink"
 [ "$(/sbin/blockdev --getsz /dev/mapper/rs)" = 16384 ] || fail "shrunk to $(/sbin/blockdev --getsz /dev/mapper/rs)"
 cryptsetup status rs | grep -q "size:    16384 sectors" || fail "cryptsetup: $(cryptsetup status rs)"
 
-expect_code 1 cryptpilot luks resize rs --size 1000001
+expect_code 1 cryptpilot luks resize --key-file /tmp/k1 rs --size 1000001
 grep -q "not a size for rs" /tmp/out || fail "message: $(cat /tmp/out)"
-expect_code 1 cryptpilot luks resize rs --size 16385
+expect_code 1 cryptpilot luks resize --key-file /tmp/k1 rs --size 16385
 grep -q "4096-byte encryption sectors" /tmp/out || fail "message: $(cat /tmp/out)"
 [ "$(/sbin/blockdev --getsz /dev/mapper/rs)" = 16384 ] || fail "a refused resize changed the size"
 expect_code 4 cryptpilot luks resize nosuchname
@@ -25,7 +25,7 @@ expect_code 4 cryptpilot luks resize nosuchname
 # The disk grows: the mapping takes all of it.
 truncate -s 80M /tmp/grow.img
 /sbin/losetup -c $loop
-cryptpilot luks resize rs || fail "grow"
+cryptpilot luks resize --key-file /tmp/k1 rs || fail "grow"
 [ "$(/sbin/blockdev --getsz /dev/mapper/rs)" = $(( (80 - 16) * 2048 )) ] || fail "grew to $(/sbin/blockdev --getsz /dev/mapper/rs)"
 dd if=/dev/mapper/rs bs=1M count=4 2>/dev/null | cmp - /tmp/p3 || fail "data changed"
 cryptpilot luks close rs
