@@ -665,6 +665,15 @@ impl<D: BlockIo> Luks1<D> {
             })?
             .to_owned();
         let src_end = align_up(h.areas_end_of_keyslots(), 4096);
+        // The luksmeta package (clevis) keeps its own metadata right after the keyslots,
+        // where the moved keyslots would land: cryptsetup refuses, so do we.
+        let mut magic = [0u8; 8];
+        if self.io.read_exact_at(&mut magic, src_end).is_ok() && &magic == b"LUKSMETA" {
+            return Err(Error::unsupported(
+                "LUKS1 layout for conversion",
+                "LUKSMETA metadata after the keyslots (clevis bindings); it would be overwritten",
+            ));
+        }
         let data_offset = u64::from(h.payload_offset) * AREA_SECTOR;
         let limit = if data_offset == 0 {
             self.io
@@ -972,6 +981,20 @@ mod tests {
         if let Ok(d) = Luks1::open(MemoryDevice::from_vec(dev)) {
             let _ = d.convert_to_luks2();
         }
+    }
+
+    #[test]
+    fn luksmeta_after_the_keyslots_is_not_converted_over() {
+        let mut dev = device();
+        // The keyslots end at sector 1800 + 250 = 2050: luksmeta starts at the next 4 KiB.
+        dev[1_052_672..1_052_680].copy_from_slice(b"LUKSMETA");
+        let mut mem = MemoryDevice::from_vec(dev.clone());
+        let e = Luks1::open(&mut mem)
+            .expect("open")
+            .convert_to_luks2()
+            .expect_err("luksmeta");
+        assert!(e.to_string().contains("LUKSMETA"), "{e}");
+        assert_eq!(mem.as_slice(), &dev[..]);
     }
 
     #[test]
