@@ -1,0 +1,126 @@
+//! LVM2 on-disk metadata without lvm2: enough to bring up the full-disk layout's volume group
+//! from a boot stage (read the PV label and the committed metadata, map linear LVs as
+//! device-mapper `linear` tables with lvm2's names and UUIDs) and to change it the way the boot
+//! does (create an LV from free extents, extend it, record a grown PV), writing metadata that
+//! `vgck`, `vgs` and `lvs` accept.
+//!
+//! A physical volume is a label in one of its first four sectors (`LABELONE`, a PV header
+//! listing data and metadata areas) and metadata areas, each a 512-byte header and a ring
+//! buffer of text copies ([`disk`]); the text ([`text`]) describes the volume group
+//! ([`VolumeGroup`]). A write puts the new text after the current copy in every metadata area,
+//! then points the area's header at it: an interruption leaves the old or the new metadata.
+//!
+//! ```no_run
+//! let f = std::fs::OpenOptions::new().read(true).write(true).open("/dev/vda4")?;
+//! let mut pv = lvm::PhysicalVolume::open(f)?;
+//! let mut vg = pv.read_vg()?;
+//! if vg.lv("delta").is_none() {
+//!     vg.create_lv("delta", None, 0)?;
+//!     pv.write_vg(&mut vg, 0)?;
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod disk;
+mod error;
+pub mod text;
+mod vg;
+
+pub use error::{Error, Result};
+pub use vg::{Lv, Pv, Segment, VolumeGroup};
+
+use luks2::BlockIo;
+
+use disk::{MdaHeader, PvLabel};
+
+/// An open physical volume: its label and metadata areas.
+#[derive(Debug)]
+pub struct PhysicalVolume<D: BlockIo> {
+    io: D,
+    label: PvLabel,
+    mdas: Vec<MdaHeader>,
+}
+
+impl<D: BlockIo> PhysicalVolume<D> {
+    /// Reads the label and the metadata area headers.
+    ///
+    /// # Errors
+    /// [`Error::NotPv`], [`Error::BadLabel`], [`Error::BadMetadataArea`], I/O errors.
+    pub fn open(mut io: D) -> Result<Self> {
+        let label = disk::read_label(&mut io)?;
+        let mdas = label
+            .metadata_areas
+            .iter()
+            .map(|&a| disk::read_mda_header(&mut io, a))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { io, label, mdas })
+    }
+
+    /// The label.
+    pub fn label(&self) -> &PvLabel {
+        &self.label
+    }
+
+    /// The device.
+    pub fn io_mut(&mut self) -> &mut D {
+        &mut self.io
+    }
+
+    /// Gives back the device.
+    pub fn into_inner(self) -> D {
+        self.io
+    }
+
+    /// The volume group from the newest committed metadata of the PV's areas, which must name
+    /// this PV.
+    ///
+    /// # Errors
+    /// [`Error::Metadata`] when no area holds metadata or it does not name this PV; parse and
+    /// check errors of [`text::parse`] and [`VolumeGroup::from_tree`].
+    pub fn read_vg(&mut self) -> Result<VolumeGroup> {
+        let mut best: Option<VolumeGroup> = None;
+        for h in &self.mdas {
+            let text = disk::read_text(&mut self.io, h)?;
+            if text.is_empty() {
+                continue;
+            }
+            let vg = VolumeGroup::from_tree(text::parse(&text)?)?;
+            if best.as_ref().is_none_or(|b| vg.seqno > b.seqno) {
+                best = Some(vg);
+            }
+        }
+        let vg = best.ok_or_else(|| Error::metadata("", "the PV belongs to no volume group"))?;
+        if !vg.pvs.iter().any(|p| p.uuid == self.label.pv_uuid) {
+            return Err(Error::metadata(
+                format!("{}.physical_volumes", vg.name),
+                format!("does not list this PV ({})", self.label.pv_uuid),
+            ));
+        }
+        Ok(vg)
+    }
+
+    /// Writes `vg` as the next metadata version (sequence number + 1, stamped with `now`, Unix
+    /// seconds) to every metadata area of this PV.
+    ///
+    /// # Errors
+    /// [`Error::MetadataTooLarge`]; I/O errors.
+    pub fn write_vg(&mut self, vg: &mut VolumeGroup, now: u64) -> Result<()> {
+        vg.next_seqno(now)?;
+        let mut bytes = text::print(vg.tree()).into_bytes();
+        bytes.push(0);
+        for h in &mut self.mdas {
+            *h = disk::write_text(&mut self.io, h, &bytes)?;
+        }
+        Ok(())
+    }
+
+    /// The PV's key in `vg` (`pv0`).
+    pub fn key_in<'v>(&self, vg: &'v VolumeGroup) -> Option<&'v str> {
+        vg.pvs
+            .iter()
+            .find(|p| p.uuid == self.label.pv_uuid)
+            .map(|p| p.key.as_str())
+    }
+}
