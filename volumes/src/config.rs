@@ -92,6 +92,27 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+impl ConfigError {
+    /// A TOML parser's error on `text` from `file`, with its line when the parser knows it.
+    pub fn from_toml(file: &Path, text: &str, e: &toml::de::Error) -> Self {
+        ConfigError {
+            file: file.to_owned(),
+            line: e.span().map(|s| line_of(text, s.start)),
+            // The parser's message, without its own rendering of the source excerpt.
+            message: e.message().split_whitespace().collect::<Vec<_>>().join(" "),
+        }
+    }
+
+    /// `message` about `file`, at the first line of `text` that starts with `needle`.
+    pub fn at(file: &Path, text: &str, needle: &str, message: String) -> Self {
+        ConfigError {
+            file: file.to_owned(),
+            line: line_starting(text, needle),
+            message,
+        }
+    }
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
@@ -110,12 +131,8 @@ pub fn parse_volume(file: &Path, text: &str) -> Result<Volume, ConfigError> {
         line,
         message,
     };
-    let raw: RawVolume = toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| line_of(text, s.start));
-        // The parser's message, without its own rendering of the source excerpt.
-        let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
-        err(line, message)
-    })?;
+    let raw: RawVolume =
+        toml::from_str(text).map_err(|e| ConfigError::from_toml(file, text, &e))?;
     let name_line = line_starting(text, "volume");
     let name = match DmName::new(&raw.volume) {
         Ok(n) if !raw.volume.contains(char::is_whitespace) => n,

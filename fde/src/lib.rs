@@ -1,0 +1,15 @@
+//! cryptpilot's full-disk protection (FDE): a read-only root file system checked by dm-verity
+//! against a root hash carried in the measured initrd, every write going to an encrypted
+//! "delta" volume whose key a key provider releases after attestation.
+//!
+//! This crate holds the parts the boot stages are built from; [`config`] reads the three files
+//! the initrd carries under `/etc/cryptpilot` (`fde.toml`, `global.toml`, `metadata.toml`).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod config;
+
+pub use config::{
+    load, BootConfig, DeltaBackend, DeltaConfig, DeltaLocation, FdeConfig, GlobalConfig, Loaded,
+    Metadata, RootfsConfig,
+};
