@@ -84,7 +84,12 @@ impl Mapper {
                 .and_then(|j| made.get(j))
                 .map(|(_, info)| format!("{}:{}", info.major, info.minor));
             let target = plan.table_on(i, below);
-            match self.create(&layer.name, layer.uuid.as_deref(), target, plan.read_only) {
+            match self.create(
+                &layer.name,
+                layer.uuid.as_deref(),
+                &[target],
+                plan.read_only,
+            ) {
                 Ok(info) => made.push((layer.name.clone(), info)),
                 Err(e) => {
                     for (name, _) in made.iter().rev() {
@@ -98,19 +103,59 @@ impl Mapper {
         Ok(dmioctl::node::mapper_path(plan.top().as_str()))
     }
 
+    /// Maps `name` (with `uuid`) as consecutive `linear` targets, as an LVM2 logical volume
+    /// is mapped: each `(length, device, offset)` in sectors, the device as `MAJOR:MINOR`.
+    /// Returns the `/dev/mapper` path.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for no segments or a table longer than 2^64 sectors; [`Error::Dm`]
+    /// when mapping fails (nothing is left mapped then).
+    pub fn map_linear(
+        &self,
+        name: &DmName,
+        uuid: Option<&str>,
+        segments: &[(u64, String, u64)],
+        read_only: bool,
+    ) -> Result<PathBuf> {
+        let mut targets = Vec::with_capacity(segments.len());
+        let mut start = 0u64;
+        for (length, device, offset) in segments {
+            let params = dmioctl::target::linear::Linear {
+                device: device.clone(),
+                offset: *offset,
+            };
+            targets.push(dmioctl::Target::new(
+                start,
+                *length,
+                "linear",
+                zeroize::Zeroizing::new(params.to_string()),
+            ));
+            start = start.checked_add(*length).ok_or_else(|| Error::Invalid {
+                reason: format!("{name}'s segments add up past 2^64 sectors"),
+            })?;
+        }
+        if targets.is_empty() {
+            return Err(Error::Invalid {
+                reason: format!("{name} has no segments"),
+            });
+        }
+        self.create(name, uuid, &targets, read_only)?;
+        Ok(dmioctl::node::mapper_path(name.as_str()))
+    }
+
     /// Creates, loads and resumes one mapping; on failure removes it again.
     fn create(
         &self,
         name: &DmName,
         uuid: Option<&str>,
-        target: dmioctl::Target,
+        targets: &[dmioctl::Target],
         read_only: bool,
     ) -> Result<DeviceInfo> {
         let dm = &self.dm;
         dm.dev_create(name, uuid, read_only)
             .map_err(Error::dm(name.as_str()))?;
         let result = (|| {
-            dm.table_load(name, &[target], read_only, true)?;
+            dm.table_load(name, targets, read_only, true)?;
             let info = dm.dev_resume(name)?;
             dmioctl::node::ensure_node(name.as_str(), info.major, info.minor)?;
             Ok(info)

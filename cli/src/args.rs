@@ -31,6 +31,10 @@ pub(crate) enum Command {
     /// volumes get theirs from `luks format --integrity`.
     #[command(subcommand)]
     Integrity(IntegrityCommand),
+    /// Full-disk protection: the `cryptpilot` volume group on the disk, brought up without
+    /// lvm2.
+    #[command(subcommand)]
+    Fde(FdeCommand),
     /// Data volumes described by configuration files (DIR/volumes/*.toml), opened with keys
     /// from their key providers; the same verbs as cryptpilot-crypt (which runs this).
     Crypt(CryptArgs),
@@ -321,6 +325,32 @@ pub(crate) struct NewVolumeOpts {
     /// Use this UUID instead of a random one.
     #[arg(long)]
     pub(crate) uuid: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum FdeCommand {
+    /// The LVM2 volume group on a physical volume, read and mapped natively (as `vgs`/`lvs`,
+    /// `vgchange -ay` and `vgchange -an` for a group on one PV).
+    Vg {
+        /// show, activate or deactivate.
+        action: VgAction,
+        /// The physical volume (the disk's last partition).
+        device: PathBuf,
+        /// With show: print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// What `fde vg` does.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum VgAction {
+    /// Print the group and its logical volumes.
+    Show,
+    /// Map every logical volume (`/dev/mapper/<vg>-<lv>`, `/dev/<vg>/<lv>`).
+    Activate,
+    /// Unmap them.
+    Deactivate,
 }
 
 #[derive(Debug, Subcommand)]

@@ -33,6 +33,8 @@ pub(crate) enum CliError {
     Provider(keyprovider::Error),
     /// A configured volume's lifecycle refused or failed.
     Volume(volumes::Error),
+    /// A full-disk step (configuration, volume group) failed.
+    Fde(fde::Error),
     /// The user's arguments do not make sense together.
     Usage(String),
     /// The operation was refused or not confirmed; nothing was changed.
@@ -79,6 +81,8 @@ impl CliError {
             CliError::Volume(volumes::Error::Provider(e)) => provider_code(e),
             CliError::Volume(volumes::Error::Activate(e)) => activation_code(e),
             CliError::Volume(_) => code::FAILURE,
+            CliError::Fde(fde::Error::Activate(e)) => activation_code(e),
+            CliError::Fde(_) => code::FAILURE,
             CliError::Usage(_) | CliError::Refused(_) => code::FAILURE,
         }
     }
@@ -156,6 +160,7 @@ impl fmt::Display for CliError {
             CliError::File { path, what, .. } => write!(f, "cannot {what} {}", path.display()),
             CliError::Provider(e) => write!(f, "{e}"),
             CliError::Volume(e) => write!(f, "{e}"),
+            CliError::Fde(e) => write!(f, "{e}"),
             CliError::Usage(m) | CliError::Refused(m) => f.write_str(m),
         }
     }
@@ -166,6 +171,7 @@ impl std::error::Error for CliError {
         match self {
             CliError::Activate(e) => std::error::Error::source(e),
             CliError::Volume(e) => std::error::Error::source(e),
+            CliError::Fde(e) => std::error::Error::source(e),
             CliError::File { source, .. } => Some(source),
             CliError::Provider(_) | CliError::Usage(_) | CliError::Refused(_) => None,
         }

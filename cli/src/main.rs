@@ -11,6 +11,7 @@ mod args;
 mod benchmark;
 mod crypt;
 mod error;
+mod fde_cmd;
 mod input;
 mod integrity_cmd;
 mod keys;
@@ -76,6 +77,7 @@ fn main() {
         args::Command::Verity(cmd) => verity::run(cmd, &mut out),
         args::Command::Integrity(cmd) => integrity_cmd::run(cmd, &mut out),
         args::Command::Crypt(cmd) => crypt::run(cmd, &mut out),
+        args::Command::Fde(cmd) => fde_cmd::run(cmd, &mut out),
         args::Command::Benchmark {
             json,
             pbkdf_memory,

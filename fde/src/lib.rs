@@ -2,14 +2,18 @@
 //! against a root hash carried in the measured initrd, every write going to an encrypted
 //! "delta" volume whose key a key provider releases after attestation.
 //!
-//! This crate holds the parts the boot stages are built from; [`config`] reads the three files
-//! the initrd carries under `/etc/cryptpilot` (`fde.toml`, `global.toml`, `metadata.toml`).
+//! This crate holds the parts the boot stages are built from: [`config`] reads the three files
+//! the initrd carries under `/etc/cryptpilot` (`fde.toml`, `global.toml`, `metadata.toml`);
+//! [`vg`] brings up the `cryptpilot` volume group natively (no lvm2).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod config;
+mod error;
+pub mod vg;
 
 pub use config::{
     load, BootConfig, DeltaBackend, DeltaConfig, DeltaLocation, FdeConfig, GlobalConfig, Loaded,
     Metadata, RootfsConfig,
 };
+pub use error::{Error, Result};

@@ -41,9 +41,14 @@ impl Loop {
     }
 
     /// An lvm2 command limited to this loop device, so that other volume groups on the
-    /// machine (and parallel tests) do not interfere.
+    /// machine (and parallel tests) do not interfere, and without metadata backups in /etc.
     fn lvm(&self, tool: &str, args: &[&str]) -> String {
-        let mut all = vec!["--devices", self.dev.as_str()];
+        let mut all = vec![
+            "--devices",
+            self.dev.as_str(),
+            "--config",
+            "backup { backup = 0 archive = 0 }",
+        ];
         all.extend_from_slice(args);
         run(tool, &all)
     }

@@ -11,7 +11,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 . scripts/lib.sh
 need_cargo
-need_packages qemu-system-x86 busybox-static cpio kmod cryptsetup-bin dmsetup e2fsprogs socat mount util-linux
+need_packages qemu-system-x86 busybox-static cpio kmod cryptsetup-bin dmsetup e2fsprogs socat mount util-linux lvm2
 
 work=$root/target/vm
 mkdir -p "$work/cache"
@@ -71,7 +71,7 @@ copy_with_libs() {
         cp -nL "$lib" "$rd$lib"
     done
 }
-for t in cryptsetup integritysetup veritysetup dmsetup mkfs.ext4 e2fsck losetup blockdev; do
+for t in cryptsetup integritysetup veritysetup dmsetup mkfs.ext4 e2fsck losetup blockdev lvm; do
     copy_with_libs "$(command -v $t)"
 done
 # glibc loads libgcc_s when a thread exits (cryptsetup's Argon2 threads): ldd does not list it.
@@ -90,6 +90,13 @@ done | awk '/^insmod/{print $2}' | sort -u | while read -r ko; do
 done
 cp "$kdir/lib/modules/$kver"/modules.* "$rd/lib/modules/$kver/" 2>/dev/null || true
 depmod -b "$rd" "$kver"
+# lvm2 without udev or daemons (the VG scenarios compare its mappings with ours).
+mkdir -p "$rd/etc/lvm"
+cat > "$rd/etc/lvm/lvm.conf" <<'LVMCONF'
+activation { udev_sync = 0 udev_rules = 0 monitoring = 0 }
+devices { obtain_device_list_from_udev = 0 }
+global { use_lvmpolld = 0 }
+LVMCONF
 echo "$modules" > "$rd/etc/modules"
 
 scenarios=("$@")

@@ -1,0 +1,89 @@
+//! The crate's one error type.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// What can stop a full-disk step.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configuration file is wrong.
+    Config(volumes::ConfigError),
+    /// The LVM2 metadata cannot be read or changed.
+    Lvm {
+        /// The physical volume.
+        device: PathBuf,
+        /// Why.
+        source: lvm::Error,
+    },
+    /// Mapping or unmapping failed.
+    Activate(activate::Error),
+    /// A file or device operation failed.
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// What was being done.
+        what: &'static str,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn lvm(device: &std::path::Path) -> impl FnOnce(lvm::Error) -> Self + '_ {
+        move |source| Error::Lvm {
+            device: device.to_owned(),
+            source,
+        }
+    }
+
+    pub(crate) fn io<'a>(
+        path: &'a std::path::Path,
+        what: &'static str,
+    ) -> impl FnOnce(std::io::Error) -> Self + 'a {
+        move |source| Error::Io {
+            path: path.to_owned(),
+            what,
+            source,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Config(e) => e.fmt(f),
+            Error::Lvm { device, source } => write!(f, "{}: {source}", device.display()),
+            Error::Activate(e) => e.fmt(f),
+            Error::Io { path, what, source } => {
+                write!(f, "cannot {what} {}: {source}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Config(e) => Some(e),
+            Error::Lvm { source, .. } => Some(source),
+            Error::Activate(e) => Some(e),
+            Error::Io { source, .. } => Some(source),
+        }
+    }
+}
+
+impl From<volumes::ConfigError> for Error {
+    fn from(e: volumes::ConfigError) -> Self {
+        Error::Config(e)
+    }
+}
+
+impl From<activate::Error> for Error {
+    fn from(e: activate::Error) -> Self {
+        Error::Activate(e)
+    }
+}
+
+/// This crate's results.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
