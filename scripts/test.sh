@@ -9,7 +9,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 need_cargo
-need_packages cryptsetup-bin libssl-dev pkg-config systemd openssl e2fsprogs util-linux lvm2
+need_packages cryptsetup-bin libssl-dev pkg-config systemd openssl e2fsprogs util-linux lvm2 gdisk
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 broken=0

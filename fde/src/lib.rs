@@ -10,6 +10,7 @@
 
 pub mod config;
 mod error;
+pub mod gpt;
 pub mod vg;
 
 pub use config::{
