@@ -143,6 +143,25 @@ impl Mapper {
         Ok(dmioctl::node::mapper_path(name.as_str()))
     }
 
+    /// Maps `name` as one target of `kind` with `params` over `size` sectors (a dm-snapshot,
+    /// for example). Returns the `/dev/mapper` path.
+    ///
+    /// # Errors
+    /// [`Error::Dm`] when mapping fails (nothing is left mapped then).
+    pub fn map_target(
+        &self,
+        name: &DmName,
+        uuid: Option<&str>,
+        size: u64,
+        kind: &str,
+        params: &str,
+        read_only: bool,
+    ) -> Result<PathBuf> {
+        let target = dmioctl::Target::new(0, size, kind, zeroize::Zeroizing::new(params.into()));
+        self.create(name, uuid, &[target], read_only)?;
+        Ok(dmioctl::node::mapper_path(name.as_str()))
+    }
+
     /// Creates, loads and resumes one mapping; on failure removes it again.
     fn create(
         &self,

@@ -329,6 +329,25 @@ pub(crate) struct NewVolumeOpts {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum FdeCommand {
+    /// A boot stage of the full-disk protection, run from the initrd (also as
+    /// `cryptpilot-fde-guest boot-service`).
+    BootService {
+        /// initrd-fde-before-sysroot: bring up the volume group, the verity-checked rootfs and
+        /// the encrypted delta, leaving /dev/mapper/rootfs to mount.
+        #[arg(long, value_name = "STAGE")]
+        stage: FdeStage,
+        /// The configuration directory (fde.toml, metadata.toml, global.toml).
+        #[arg(
+            short = 'c',
+            long = "config-dir",
+            value_name = "DIR",
+            default_value = "/etc/cryptpilot"
+        )]
+        config_dir: PathBuf,
+        /// The physical volume (default: the device holding volume group cryptpilot).
+        #[arg(long, value_name = "DEVICE")]
+        pv: Option<PathBuf>,
+    },
     /// The LVM2 volume group on a physical volume, read and mapped natively (as `vgs`/`lvs`,
     /// `vgchange -ay` and `vgchange -an` for a group on one PV).
     Vg {
@@ -340,6 +359,14 @@ pub(crate) enum FdeCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// The full-disk boot stages.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum FdeStage {
+    /// Before the root file system is mounted.
+    #[value(name = "initrd-fde-before-sysroot")]
+    BeforeSysroot,
 }
 
 /// What `fde vg` does.

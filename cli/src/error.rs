@@ -82,6 +82,8 @@ impl CliError {
             CliError::Volume(volumes::Error::Activate(e)) => activation_code(e),
             CliError::Volume(_) => code::FAILURE,
             CliError::Fde(fde::Error::Activate(e)) => activation_code(e),
+            CliError::Fde(fde::Error::Volume(volumes::Error::Provider(e))) => provider_code(e),
+            CliError::Fde(fde::Error::Volume(volumes::Error::Activate(e))) => activation_code(e),
             CliError::Fde(_) => code::FAILURE,
             CliError::Usage(_) | CliError::Refused(_) => code::FAILURE,
         }

@@ -2,13 +2,30 @@
 
 use std::io::Write;
 
-use crate::args::{FdeCommand, VgAction};
+use crate::args::{FdeCommand, FdeStage, VgAction};
 use crate::error::{CliError, CliResult};
 use crate::luks::write_out;
 
 /// Runs one `fde` verb.
 pub(crate) fn run(cmd: FdeCommand, out: &mut dyn Write) -> CliResult<i32> {
     match cmd {
+        FdeCommand::BootService {
+            stage: FdeStage::BeforeSysroot,
+            config_dir,
+            pv,
+        } => {
+            let config = fde::load(&config_dir).map_err(|e| CliError::Fde(e.into()))?;
+            let pv = match pv {
+                Some(p) => p,
+                None => fde::vg::find_pv(fde::boot::VG).map_err(CliError::Fde)?,
+            };
+            let stage = fde::boot::Stage {
+                config: &config,
+                pv,
+            };
+            let root = fde::boot::before_sysroot(&stage, &mut StderrLog).map_err(CliError::Fde)?;
+            write_out(out, &format!("{}\n", root.display()))
+        }
         FdeCommand::Vg {
             action,
             device,
@@ -75,4 +92,13 @@ fn show(vg: &lvm::VolumeGroup, json: bool) -> String {
         ));
     }
     s
+}
+
+/// Boot steps as lines on standard error (the journal or console in an initrd).
+struct StderrLog;
+
+impl fde::boot::Log for StderrLog {
+    fn step(&mut self, line: &str) {
+        eprintln!("cryptpilot-fde: {line}");
+    }
 }

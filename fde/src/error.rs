@@ -18,6 +18,10 @@ pub enum Error {
     },
     /// Mapping or unmapping failed.
     Activate(activate::Error),
+    /// The delta or the encrypted rootfs could not be made or opened.
+    Volume(volumes::Error),
+    /// A configuration this build cannot carry out yet.
+    Unsupported(String),
     /// A file or device operation failed.
     Io {
         /// The path.
@@ -55,6 +59,8 @@ impl fmt::Display for Error {
             Error::Config(e) => e.fmt(f),
             Error::Lvm { device, source } => write!(f, "{}: {source}", device.display()),
             Error::Activate(e) => e.fmt(f),
+            Error::Volume(e) => e.fmt(f),
+            Error::Unsupported(what) => write!(f, "not supported: {what}"),
             Error::Io { path, what, source } => {
                 write!(f, "cannot {what} {}: {source}", path.display())
             }
@@ -65,9 +71,12 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Config(e) => Some(e),
-            Error::Lvm { source, .. } => Some(source),
-            Error::Activate(e) => Some(e),
+            // These print their inner error as their own message: its source comes next.
+            Error::Config(e) => std::error::Error::source(e),
+            Error::Lvm { source, .. } => std::error::Error::source(source),
+            Error::Activate(e) => std::error::Error::source(e),
+            Error::Volume(e) => std::error::Error::source(e),
+            Error::Unsupported(_) => None,
             Error::Io { source, .. } => Some(source),
         }
     }
@@ -76,6 +85,12 @@ impl std::error::Error for Error {
 impl From<volumes::ConfigError> for Error {
     fn from(e: volumes::ConfigError) -> Self {
         Error::Config(e)
+    }
+}
+
+impl From<volumes::Error> for Error {
+    fn from(e: volumes::Error) -> Self {
+        Error::Volume(e)
     }
 }
 

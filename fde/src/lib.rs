@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod boot;
 pub mod config;
 mod error;
 pub mod gpt;

@@ -104,3 +104,31 @@ pub fn open_pv(pv: &Path, write: bool) -> Result<PhysicalVolume<File>> {
     let f = activate::open_device(pv, write, false)?;
     PhysicalVolume::open(f).map_err(Error::lvm(pv))
 }
+
+/// The block device holding the physical volume of the group `vg` (scanned in
+/// `/sys/class/block` order; device-mapper devices are skipped).
+///
+/// # Errors
+/// [`Error::Lvm`] naming the group when no device holds it.
+pub fn find_pv(vg: &str) -> Result<PathBuf> {
+    let mut names: Vec<String> = std::fs::read_dir("/sys/class/block")
+        .map_err(Error::io(Path::new("/sys/class/block"), "read"))?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| !n.starts_with("dm-") && !n.starts_with("ram"))
+        .collect();
+    names.sort();
+    for n in names {
+        let dev = Path::new("/dev").join(&n);
+        let Ok(f) = File::open(&dev) else { continue };
+        let found = PhysicalVolume::open(f)
+            .and_then(|mut p| p.read_vg())
+            .is_ok_and(|g| g.name == vg);
+        if found {
+            return Ok(dev);
+        }
+    }
+    Err(Error::Lvm {
+        device: PathBuf::from("/dev"),
+        source: lvm::Error::Unsupported(format!("no physical volume of volume group {vg} found")),
+    })
+}

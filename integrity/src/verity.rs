@@ -533,6 +533,17 @@ impl Superblock {
         })
     }
 
+    /// Reads and parses the superblock at `offset` of the hash device.
+    ///
+    /// # Errors
+    /// [`Error::Io`]; [`Error::BadSuperblock`].
+    pub fn read<H: BlockIo>(hash: &mut H, offset: u64) -> Result<Self> {
+        let mut b = [0u8; SUPERBLOCK_SIZE];
+        hash.read_exact_at(&mut b, offset)
+            .map_err(|e| Error::io("reading the verity superblock", e))?;
+        Self::parse(&b)
+    }
+
     /// Parameters for the tree this superblock describes, at `hash_offset`.
     ///
     /// # Errors

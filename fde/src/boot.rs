@@ -1,0 +1,232 @@
+//! The boot stage before the root file system is mounted (`initrd-fde-before-sysroot`): bring
+//! up the `cryptpilot` volume group, open the root file system (LUKS2 when configured) under
+//! dm-verity with the root hash the initrd carries, make or open the encrypted delta, and
+//! layer the writes over the read-only root so that `/dev/mapper/rootfs` is the device to
+//! mount. Every step logs one line; any failure stops the stage (fail closed).
+
+use std::path::{Path, PathBuf};
+
+use activate::{DmName, Mapper, OnCorruption, VerityOptions};
+use keyprovider::for_config;
+
+use crate::config::{DeltaBackend, DeltaLocation, Loaded};
+use crate::{Error, Result};
+
+/// The volume group the full-disk layout uses.
+pub const VG: &str = "cryptpilot";
+/// dm-snapshot chunk size in sectors (the existing tool's 8 KiB).
+const SNAPSHOT_CHUNK: u64 = 16;
+/// The persistent dm-snapshot header's magic, little-endian at the start of the COW device.
+const SNAPSHOT_MAGIC: [u8; 4] = 0x7041_6e53u32.to_le_bytes();
+
+/// Where the stage reports: one line per step, details when verbose.
+pub trait Log {
+    /// A step.
+    fn step(&mut self, line: &str);
+}
+
+/// What the stage is given.
+#[derive(Debug)]
+pub struct Stage<'a> {
+    /// The initrd's configuration.
+    pub config: &'a Loaded,
+    /// The physical volume holding the group (the disk's last partition).
+    pub pv: PathBuf,
+}
+
+fn lv_path(lv: &str) -> PathBuf {
+    Path::new("/dev").join(VG).join(lv)
+}
+
+fn name(n: &str) -> Result<DmName> {
+    Ok(DmName::new(n).map_err(activate::Error::dm(n))?)
+}
+
+/// Runs the stage: afterwards `/dev/mapper/rootfs` is the root file system's device.
+///
+/// # Errors
+/// The first step that fails: a configuration, metadata, key provider, unlock, root hash or
+/// mapping error.
+pub fn before_sysroot(s: &Stage<'_>, log: &mut dyn Log) -> Result<PathBuf> {
+    let cfg = &s.config.fde;
+    if cfg.rootfs.delta_backend != DeltaBackend::DmSnapshot
+        || cfg.rootfs.delta_location == DeltaLocation::Ram
+    {
+        return Err(Error::Unsupported(
+            "only the dm-snapshot backend with the delta on disk is implemented so far".into(),
+        ));
+    }
+    let mapper = Mapper::open()?;
+    ensure_delta_lv(&s.pv, log)?;
+    let lvs = crate::vg::activate(&mapper, &s.pv)?;
+    log.step(&format!(
+        "volume group {VG} active: {} logical volumes",
+        lvs.len()
+    ));
+
+    // The root file system: LUKS2 first when configured, then dm-verity over the plaintext.
+    let mut data = lv_path("rootfs");
+    if let Some(p) = &cfg.rootfs.encrypt {
+        let v = volume("rootfs_decrypted", &data, false, p.clone());
+        volumes::lifecycle::open(&v, false, &mut Quiet)?;
+        data = activate::mapper_path("rootfs_decrypted");
+        log.step("rootfs unlocked");
+    }
+    let verity_name = name("rootfs_verity")?;
+    open_verity(
+        &mapper,
+        &data,
+        &lv_path("rootfs_hash"),
+        &s.config.metadata.root_hash,
+        &verity_name,
+    )?;
+    log.step("rootfs verified by dm-verity against the initrd's root hash");
+
+    // The delta: recreated when it is wiped every boot, its key is temporary or it was never
+    // finished; opened otherwise.
+    let delta = volume(
+        "delta",
+        &lv_path("delta"),
+        cfg.delta.integrity,
+        cfg.delta.encrypt.clone(),
+    );
+    let temporary = for_config(&cfg.delta.encrypt).is_temporary();
+    let fresh = temporary
+        || cfg.rootfs.delta_location == DeltaLocation::Disk
+        || volumes::lifecycle::state(&delta) != volumes::lifecycle::State::Initialized;
+    if fresh && !temporary {
+        volumes::lifecycle::init(&delta, true, &mut Quiet)?;
+    }
+    volumes::lifecycle::open(&delta, false, &mut Quiet)?;
+    log.step(if fresh {
+        "delta created and opened"
+    } else {
+        "delta opened"
+    });
+
+    let persistent = cfg.rootfs.delta_location == DeltaLocation::DiskPersist;
+    let cow = activate::mapper_path("delta");
+    prepare_cow(&cow, persistent && !fresh)?;
+    let root = snapshot(&mapper, &verity_name, &name("delta")?, persistent)?;
+    log.step(&format!(
+        "rootfs ready: writes go to the encrypted delta ({})",
+        if persistent {
+            "kept across boots"
+        } else {
+            "wiped every boot"
+        }
+    ));
+    Ok(root)
+}
+
+/// A `volumes::Volume` for a device of the layout.
+fn volume(
+    n: &str,
+    dev: &Path,
+    integrity: bool,
+    provider: keyprovider::ProviderConfig,
+) -> volumes::Volume {
+    volumes::Volume {
+        name: DmName::new(n).unwrap_or_else(|_| unreachable!("fixed names are valid")),
+        dev: dev.to_owned(),
+        auto_open: false,
+        makefs: None,
+        integrity,
+        provider,
+        file: PathBuf::from("/etc/cryptpilot/fde.toml"),
+    }
+}
+
+/// Creates the delta LV from all free extents, or gives it the extents freed by a grown PV.
+fn ensure_delta_lv(pv: &Path, log: &mut dyn Log) -> Result<()> {
+    let mut p = crate::vg::open_pv(pv, true)?;
+    let mut vg = p.read_vg().map_err(Error::lvm(pv))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let changed = match vg.lv("delta") {
+        None => {
+            vg.create_lv("delta", None, now).map_err(Error::lvm(pv))?;
+            log.step("delta volume created from the free extents");
+            true
+        }
+        Some(_) if vg.free_extents() > 0 => {
+            vg.extend_lv("delta", None).map_err(Error::lvm(pv))?;
+            log.step("delta volume extended over the free extents");
+            true
+        }
+        Some(_) => false,
+    };
+    if changed {
+        p.write_vg(&mut vg, now).map_err(Error::lvm(pv))?;
+    }
+    Ok(())
+}
+
+/// Checks the tree's top against `root` and maps `data` under dm-verity as `name`.
+fn open_verity(
+    mapper: &Mapper,
+    data: &Path,
+    hash: &Path,
+    root: &[u8],
+    name: &DmName,
+) -> Result<()> {
+    let mut d = activate::open_device(data, false, false)?;
+    let mut h = activate::open_device(hash, false, false)?;
+    let params = integrity::verity::Superblock::read(&mut h, 0)
+        .and_then(|sb| sb.params(0))
+        .map_err(activate::Error::integrity(hash))?;
+    let o = VerityOptions {
+        on_corruption: OnCorruption::Fail,
+        ..VerityOptions::default()
+    };
+    mapper.open_verity((data, &mut d), (hash, &mut h), &params, root, name, &o)?;
+    Ok(())
+}
+
+/// A persistent COW store keeps its header when it is being reused; otherwise its first
+/// chunk is cleared so that the kernel starts an empty store (a new delta's plaintext is
+/// whatever its ciphertext decrypts to).
+fn prepare_cow(cow: &Path, reuse: bool) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(cow)
+        .map_err(Error::io(cow, "open"))?;
+    let mut head = [0u8; 4];
+    luks2::BlockIo::read_exact_at(&mut f, &mut head, 0).map_err(Error::io(cow, "read"))?;
+    if reuse && head == SNAPSHOT_MAGIC {
+        return Ok(());
+    }
+    let zeros = vec![0u8; (SNAPSHOT_CHUNK * 512) as usize];
+    luks2::BlockIo::write_all_at(&mut f, &zeros, 0).map_err(Error::io(cow, "clear"))?;
+    luks2::BlockIo::sync(&mut f).map_err(Error::io(cow, "sync"))
+}
+
+/// `rootfs` = a dm-snapshot of the verity device with the delta as its copy-on-write store.
+fn snapshot(mapper: &Mapper, origin: &DmName, cow: &DmName, persistent: bool) -> Result<PathBuf> {
+    let dev = |n: &DmName| -> Result<(String, u64)> {
+        let s = mapper.status(n)?.ok_or_else(|| {
+            activate::Error::dm(n.as_str())(activate::DmError::NotFound(n.to_string()))
+        })?;
+        Ok((format!("{}:{}", s.major, s.minor), s.size_sectors))
+    };
+    let (o, size) = dev(origin)?;
+    let (c, _) = dev(cow)?;
+    let params = format!(
+        "{o} {c} {} {SNAPSHOT_CHUNK}",
+        if persistent { "P" } else { "N" }
+    );
+    Ok(mapper.map_target(&name("rootfs")?, None, size, "snapshot", &params, false)?)
+}
+
+/// A `volumes` UI for the boot: the delta is recreated by design, nothing is asked.
+struct Quiet;
+
+impl volumes::lifecycle::Ui for Quiet {
+    fn confirm(&mut self, _warning: &str) -> bool {
+        true
+    }
+    fn notice(&mut self, _message: &str) {}
+    fn wipe_progress(&mut self, _done: u64, _total: u64) {}
+}
