@@ -489,6 +489,20 @@ mod tests {
         opts
     }
 
+    /// A LUKS2 volume with hmac-sha256 integrity whose key is 96 bytes of `key`.
+    fn hmac_volume(key: u8) -> (Header, VolumeKey, Superblock) {
+        let mut opts = options(key, 96);
+        opts.integrity = Some(SegmentIntegrity::Hmac(HashAlg::Sha256));
+        let (dev, key, sb) = integrity::luks::format_luks2(
+            MemoryDevice::new(48 << 20),
+            &opts,
+            &luks2::Passphrase::from_slice(b"pw"),
+            true,
+        )
+        .expect("format");
+        (dev.header().clone(), key, sb)
+    }
+
     fn name(n: &str) -> DmName {
         DmName::new(n).expect("name")
     }
@@ -535,16 +549,7 @@ mod tests {
 
     #[test]
     fn integrity_puts_crypt_over_name_dif() {
-        let mut opts = options(0x22, 96);
-        opts.integrity = Some(SegmentIntegrity::Hmac(HashAlg::Sha256));
-        let (dev, key, sb) = integrity::luks::format_luks2(
-            MemoryDevice::new(48 << 20),
-            &opts,
-            &luks2::Passphrase::from_slice(b"pw"),
-            true,
-        )
-        .expect("format");
-        let header = dev.header().clone();
+        let (header, key, sb) = hmac_volume(0x22);
         let a = header.activation().expect("activation");
         let data = DataDevice::fake(8, 16, 48 << 20);
         let v = Luks2Volume {
@@ -589,16 +594,7 @@ mod tests {
 
     #[test]
     fn keyring_plans_name_the_key_as_cryptsetup_does_and_carry_no_key_in_any_table() {
-        let mut opts = options(0x44, 96);
-        opts.integrity = Some(SegmentIntegrity::Hmac(HashAlg::Sha256));
-        let (dev, key, sb) = integrity::luks::format_luks2(
-            MemoryDevice::new(48 << 20),
-            &opts,
-            &luks2::Passphrase::from_slice(b"pw"),
-            true,
-        )
-        .expect("format");
-        let header = dev.header().clone();
+        let (header, key, sb) = hmac_volume(0x44);
         let a = header.activation().expect("activation");
         let data = DataDevice::fake(8, 16, 48 << 20);
         let v = Luks2Volume {

@@ -333,7 +333,8 @@ pub(crate) enum FdeCommand {
     /// `cryptpilot-fde-guest boot-service`).
     BootService {
         /// initrd-fde-before-sysroot: bring up the volume group, the verity-checked rootfs and
-        /// the encrypted delta, leaving /dev/mapper/rootfs to mount.
+        /// the encrypted delta, leaving /dev/mapper/rootfs to mount. initrd-fde-after-sysroot:
+        /// check that the sysroot is mounted from it.
         #[arg(long, value_name = "STAGE")]
         stage: FdeStage,
         /// The configuration directory (fde.toml, metadata.toml, global.toml).
@@ -347,6 +348,9 @@ pub(crate) enum FdeCommand {
         /// The physical volume (default: the device holding volume group cryptpilot).
         #[arg(long, value_name = "DEVICE")]
         pv: Option<PathBuf>,
+        /// Where the root file system is mounted (after-sysroot).
+        #[arg(long, value_name = "DIR", default_value = "/sysroot")]
+        sysroot: PathBuf,
     },
     /// The LVM2 volume group on a physical volume, read and mapped natively (as `vgs`/`lvs`,
     /// `vgchange -ay` and `vgchange -an` for a group on one PV).
@@ -367,6 +371,9 @@ pub(crate) enum FdeStage {
     /// Before the root file system is mounted.
     #[value(name = "initrd-fde-before-sysroot")]
     BeforeSysroot,
+    /// After it is mounted on the sysroot.
+    #[value(name = "initrd-fde-after-sysroot")]
+    AfterSysroot,
 }
 
 /// What `fde vg` does.

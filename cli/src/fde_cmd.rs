@@ -10,9 +10,20 @@ use crate::luks::write_out;
 pub(crate) fn run(cmd: FdeCommand, out: &mut dyn Write) -> CliResult<i32> {
     match cmd {
         FdeCommand::BootService {
+            stage: FdeStage::AfterSysroot,
+            config_dir,
+            sysroot,
+            ..
+        } => {
+            let config = fde::load(&config_dir).map_err(|e| CliError::Fde(e.into()))?;
+            fde::boot::after_sysroot(&config, &sysroot, &mut StderrLog).map_err(CliError::Fde)?;
+            Ok(0)
+        }
+        FdeCommand::BootService {
             stage: FdeStage::BeforeSysroot,
             config_dir,
             pv,
+            ..
         } => {
             let config = fde::load(&config_dir).map_err(|e| CliError::Fde(e.into()))?;
             let pv = match pv {

@@ -17,8 +17,18 @@ pub fn udev_running() -> bool {
     Path::new("/run/udev/control").exists()
 }
 
-/// Makes sure `/dev/mapper/NAME` exists for the device: with udev, waits up to two seconds
-/// for it; without udev (initrds, minimal systems), creates it.
+/// Whether `path` is the block device node `MAJOR:MINOR`.
+fn is_node_of(path: &Path, major: u32, minor: u32) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    std::fs::symlink_metadata(path).is_ok_and(|m| {
+        m.file_type().is_block_device() && m.rdev() == makedev(major.into(), minor.into())
+    })
+}
+
+/// Makes sure `/dev/mapper/NAME` is the node of the device: with udev, waits up to two
+/// seconds for it; without udev (initrds, minimal systems), creates it. A node left behind
+/// by an earlier mapping of the same name (tools that remove mappings without udev often
+/// leave their nodes) names another device: it is replaced, never trusted.
 ///
 /// # Errors
 /// [`Error::Io`] if the node cannot be created.
@@ -27,14 +37,18 @@ pub fn ensure_node(name: &str, major: u32, minor: u32) -> Result<PathBuf> {
     if udev_running() {
         let deadline = Instant::now() + Duration::from_secs(2);
         while Instant::now() < deadline {
-            if path.exists() {
+            if is_node_of(&path, major, minor) {
                 return Ok(path);
             }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-    if path.exists() {
+    if is_node_of(&path, major, minor) {
         return Ok(path);
+    }
+    if std::fs::symlink_metadata(&path).is_ok() {
+        std::fs::remove_file(&path)
+            .map_err(|e| Error::io(format!("cannot replace the stale {}", path.display()), e))?;
     }
     std::fs::create_dir_all("/dev/mapper")
         .map_err(|e| Error::io("cannot create /dev/mapper", e))?;

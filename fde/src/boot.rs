@@ -49,15 +49,16 @@ fn name(n: &str) -> Result<DmName> {
 /// mapping error.
 pub fn before_sysroot(s: &Stage<'_>, log: &mut dyn Log) -> Result<PathBuf> {
     let cfg = &s.config.fde;
-    if cfg.rootfs.delta_backend != DeltaBackend::DmSnapshot
-        || cfg.rootfs.delta_location == DeltaLocation::Ram
-    {
+    if cfg.rootfs.delta_backend != DeltaBackend::DmSnapshot {
         return Err(Error::Unsupported(
-            "only the dm-snapshot backend with the delta on disk is implemented so far".into(),
+            "only the dm-snapshot backend is implemented so far".into(),
         ));
     }
     let mapper = Mapper::open()?;
-    ensure_delta_lv(&s.pv, log)?;
+    let ram = cfg.rootfs.delta_location == DeltaLocation::Ram;
+    if !ram {
+        ensure_delta_lv(&s.pv, log)?;
+    }
     let lvs = crate::vg::activate(&mapper, &s.pv)?;
     log.step(&format!(
         "volume group {VG} active: {} logical volumes",
@@ -81,6 +82,16 @@ pub fn before_sysroot(s: &Stage<'_>, log: &mut dyn Log) -> Result<PathBuf> {
         &verity_name,
     )?;
     log.step("rootfs verified by dm-verity against the initrd's root hash");
+
+    if ram {
+        let cow = zram(mem_total()?)?;
+        let root = snapshot(&mapper, &verity_name, &cow, false)?;
+        log.step(&format!(
+            "rootfs ready: writes go to memory ({})",
+            cow.display()
+        ));
+        return Ok(root);
+    }
 
     // The delta: recreated when it is wiped every boot, its key is temporary or it was never
     // finished; opened otherwise.
@@ -107,7 +118,7 @@ pub fn before_sysroot(s: &Stage<'_>, log: &mut dyn Log) -> Result<PathBuf> {
     let persistent = cfg.rootfs.delta_location == DeltaLocation::DiskPersist;
     let cow = activate::mapper_path("delta");
     prepare_cow(&cow, persistent && !fresh)?;
-    let root = snapshot(&mapper, &verity_name, &name("delta")?, persistent)?;
+    let root = snapshot(&mapper, &verity_name, &cow, persistent)?;
     log.step(&format!(
         "rootfs ready: writes go to the encrypted delta ({})",
         if persistent {
@@ -117,6 +128,50 @@ pub fn before_sysroot(s: &Stage<'_>, log: &mut dyn Log) -> Result<PathBuf> {
         }
     ));
     Ok(root)
+}
+
+/// The stage after the root file system is mounted (`initrd-fde-after-sysroot`): with the
+/// dm-snapshot backend, it checks that `sysroot` is mounted from `/dev/mapper/rootfs` (and
+/// not from anything an attacker could have put in its place).
+///
+/// # Errors
+/// [`Error::Unsupported`] for the overlayfs backend (not built yet); [`Error::Io`] when
+/// `sysroot` is not mounted from the rootfs mapping.
+pub fn after_sysroot(config: &Loaded, sysroot: &Path, log: &mut dyn Log) -> Result<()> {
+    if config.fde.rootfs.delta_backend != DeltaBackend::DmSnapshot {
+        return Err(Error::Unsupported(
+            "only the dm-snapshot backend is implemented so far".into(),
+        ));
+    }
+    let mapper = Mapper::open()?;
+    let root = name("rootfs")?;
+    let s = mapper.status(&root)?.ok_or_else(|| {
+        activate::Error::dm("rootfs")(activate::DmError::NotFound("rootfs".into()))
+    })?;
+    let want = format!("{}:{}", s.major, s.minor);
+    let info = Path::new("/proc/self/mountinfo");
+    let text = std::fs::read_to_string(info).map_err(Error::io(info, "read"))?;
+    let mounted = mount_source(&text, sysroot);
+    if mounted.as_deref() != Some(want.as_str()) {
+        return Err(Error::io(sysroot, "trust")(std::io::Error::other(format!(
+            "it is mounted from device {}, not from /dev/mapper/rootfs ({want})",
+            mounted.as_deref().unwrap_or("none (not mounted)")
+        ))));
+    }
+    log.step(&format!(
+        "{} is the verity-protected rootfs",
+        sysroot.display()
+    ));
+    Ok(())
+}
+
+/// `MAJOR:MINOR` of the file system mounted last on `point`, from mountinfo's text.
+fn mount_source(mountinfo: &str, point: &Path) -> Option<String> {
+    let point = point.to_str()?;
+    mountinfo.lines().rev().find_map(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        (f.len() > 4 && f[4] == point).then(|| f[2].to_owned())
+    })
 }
 
 /// A `volumes::Volume` for a device of the layout.
@@ -203,21 +258,55 @@ fn prepare_cow(cow: &Path, reuse: bool) -> Result<()> {
     luks2::BlockIo::sync(&mut f).map_err(Error::io(cow, "sync"))
 }
 
-/// `rootfs` = a dm-snapshot of the verity device with the delta as its copy-on-write store.
-fn snapshot(mapper: &Mapper, origin: &DmName, cow: &DmName, persistent: bool) -> Result<PathBuf> {
-    let dev = |n: &DmName| -> Result<(String, u64)> {
-        let s = mapper.status(n)?.ok_or_else(|| {
-            activate::Error::dm(n.as_str())(activate::DmError::NotFound(n.to_string()))
-        })?;
-        Ok((format!("{}:{}", s.major, s.minor), s.size_sectors))
-    };
-    let (o, size) = dev(origin)?;
-    let (c, _) = dev(cow)?;
+/// `rootfs` = a dm-snapshot of the verity device with `cow` (the delta, or a zram device) as
+/// its copy-on-write store.
+fn snapshot(mapper: &Mapper, origin: &DmName, cow: &Path, persistent: bool) -> Result<PathBuf> {
+    let s = mapper.status(origin)?.ok_or_else(|| {
+        activate::Error::dm(origin.as_str())(activate::DmError::NotFound(origin.to_string()))
+    })?;
+    let (o, size) = (format!("{}:{}", s.major, s.minor), s.size_sectors);
+    let c = block_dev_numbers(cow)?;
     let params = format!(
         "{o} {c} {} {SNAPSHOT_CHUNK}",
         if persistent { "P" } else { "N" }
     );
     Ok(mapper.map_target(&name("rootfs")?, None, size, "snapshot", &params, false)?)
+}
+
+/// `MAJOR:MINOR` of a block device node.
+fn block_dev_numbers(dev: &Path) -> Result<String> {
+    let mut f = activate::open_device(dev, false, false)?;
+    Ok(activate::DataDevice::new(dev, &mut f, false)?.dev_string())
+}
+
+/// The machine's memory in bytes (`MemTotal`), the size of a memory delta.
+fn mem_total() -> Result<u64> {
+    let p = Path::new("/proc/meminfo");
+    let text = std::fs::read_to_string(p).map_err(Error::io(p, "read"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kib| kib * 1024)
+        .ok_or_else(|| Error::io(p, "parse")(std::io::Error::other("no MemTotal line")))
+}
+
+/// A zram device of `bytes` for the memory delta: an unused `zram0`, or a new one from
+/// `zram-control` (the zram module must be loaded).
+fn zram(bytes: u64) -> Result<PathBuf> {
+    let sys = Path::new("/sys/block/zram0");
+    let unused = std::fs::read_to_string(sys.join("disksize")).is_ok_and(|s| s.trim() == "0");
+    let n = if unused {
+        0
+    } else {
+        let ctl = Path::new("/sys/class/zram-control/hot_add");
+        let id = std::fs::read_to_string(ctl).map_err(Error::io(ctl, "read (is zram loaded?)"))?;
+        id.trim()
+            .parse::<u32>()
+            .map_err(|_| Error::io(ctl, "parse")(std::io::Error::other(id.clone())))?
+    };
+    let size = PathBuf::from(format!("/sys/block/zram{n}/disksize"));
+    std::fs::write(&size, bytes.to_string()).map_err(Error::io(&size, "write"))?;
+    Ok(PathBuf::from(format!("/dev/zram{n}")))
 }
 
 /// A `volumes` UI for the boot: the delta is recreated by design, nothing is asked.
@@ -229,4 +318,22 @@ impl volumes::lifecycle::Ui for Quiet {
     }
     fn notice(&mut self, _message: &str) {}
     fn wipe_progress(&mut self, _done: u64, _total: u64) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_mount_on_a_point_is_the_one_that_counts() {
+        let info = "22 1 0:21 / /proc rw - proc proc rw\n\
+                    30 1 253:4 / /sysroot ro - ext4 /dev/mapper/x ro\n\
+                    31 30 253:7 / /sysroot rw - ext4 /dev/mapper/rootfs rw\n\
+                    32 1 253:9 / /sysroot/boot rw - ext4 /dev/vda1 rw\n";
+        assert_eq!(
+            mount_source(info, Path::new("/sysroot")).as_deref(),
+            Some("253:7")
+        );
+        assert_eq!(mount_source(info, Path::new("/mnt")), None);
+    }
 }

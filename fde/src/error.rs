@@ -61,9 +61,8 @@ impl fmt::Display for Error {
             Error::Activate(e) => e.fmt(f),
             Error::Volume(e) => e.fmt(f),
             Error::Unsupported(what) => write!(f, "not supported: {what}"),
-            Error::Io { path, what, source } => {
-                write!(f, "cannot {what} {}: {source}", path.display())
-            }
+            // The operating system's error follows as the source.
+            Error::Io { path, what, .. } => write!(f, "cannot {what} {}", path.display()),
         }
     }
 }

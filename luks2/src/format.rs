@@ -239,25 +239,34 @@ fn sector_size(opts: &FormatOptions, lay: &Layout, dev_size: u64) -> Result<u32>
     Ok(sector_size)
 }
 
-/// The JSON metadata of a new volume: one crypt segment over the data area, its digest, no
-/// keyslots yet.
-fn new_metadata(
-    opts: &FormatOptions,
-    lay: &Layout,
-    sector_size: u32,
+/// A new volume's one crypt segment: the rest of the device from `offset`.
+pub(crate) struct CryptSegment<'a> {
+    pub(crate) offset: u64,
+    pub(crate) cipher: &'a str,
+    pub(crate) sector_size: u32,
+    pub(crate) integrity: Option<SegmentIntegrity>,
+}
+
+/// The JSON metadata of a volume with one crypt segment and the digest of its key; keyslots
+/// are the caller's to add (and to list in the digest).
+pub(crate) fn crypt_metadata(
+    seg: &CryptSegment<'_>,
     digest: &KeyDigest,
+    metadata_size: u64,
+    keyslots_size: u64,
+    flags: Option<Vec<String>>,
 ) -> Metadata {
     let mut segments = std::collections::BTreeMap::new();
     segments.insert(
         ObjId(0),
         SegmentJson {
             kind: "crypt".into(),
-            offset: U64Str(lay.data_offset),
+            offset: U64Str(seg.offset),
             size: SegmentSize::Dynamic,
             iv_tweak: Some(U64Str(0)),
-            encryption: Some(opts.cipher.clone()),
-            sector_size: Some(sector_size),
-            integrity: opts.integrity.map(|i| {
+            encryption: Some(seg.cipher.to_owned()),
+            sector_size: Some(seg.sector_size),
+            integrity: seg.integrity.map(|i| {
                 let mut m = Map::new();
                 m.insert("type".into(), i.json_type().into());
                 m.insert("journal_encryption".into(), "none".into());
@@ -288,9 +297,9 @@ fn new_metadata(
         segments,
         digests,
         config: ConfigJson {
-            json_size: U64Str(lay.metadata_size - 4096),
-            keyslots_size: U64Str(lay.keyslots_size),
-            flags: (!opts.flags.is_empty()).then(|| opts.flags.clone()),
+            json_size: U64Str(metadata_size - 4096),
+            keyslots_size: U64Str(keyslots_size),
+            flags,
             requirements: None,
             extra: Map::new(),
         },
@@ -351,7 +360,18 @@ pub fn format<D: BlockIo>(
         .digest_iterations
         .unwrap_or_else(|| crate::pbkdf::digest_iterations(HashAlg::Sha256));
     let digest = KeyDigest::compute(key.as_bytes(), HashAlg::Sha256, iterations)?;
-    let meta = new_metadata(opts, &lay, sector_size, &digest);
+    let meta = crypt_metadata(
+        &CryptSegment {
+            offset: lay.data_offset,
+            cipher: &opts.cipher,
+            sector_size,
+            integrity: opts.integrity,
+        },
+        &digest,
+        lay.metadata_size,
+        lay.keyslots_size,
+        (!opts.flags.is_empty()).then(|| opts.flags.clone()),
+    );
     let old = OldVolume::read(&mut io);
     let bin = BinaryHeader {
         hdr_size: lay.metadata_size,

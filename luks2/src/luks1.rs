@@ -18,11 +18,9 @@ use serde_json::Map;
 
 use crate::device::Luks2;
 use crate::digest::KeyDigest;
+use crate::format::{crypt_metadata, CryptSegment};
 use crate::header::binary::{BinaryHeader, SALT_LEN as LUKS2_SALT_LEN};
-use crate::header::json::{
-    AfJson, AreaJson, Bytes, ConfigJson, DigestJson, KeyslotJson, Metadata, ObjId, SegmentJson,
-    SegmentSize, U64Str,
-};
+use crate::header::json::{AfJson, AreaJson, KeyslotJson, Metadata, ObjId, U64Str};
 use crate::header::validate::{af_sectors_bytes, kdf_to_json, KeyslotParams, AREA_SECTOR};
 use crate::header::{CopyStatus, Header, Loaded};
 use crate::io::BlockIo;
@@ -764,49 +762,24 @@ impl<D: BlockIo> Luks1<D> {
                 },
             );
         }
-        let mut segments = std::collections::BTreeMap::new();
-        segments.insert(
-            ObjId(0),
-            SegmentJson {
-                kind: "crypt".into(),
-                offset: U64Str(data_offset),
-                size: SegmentSize::Dynamic,
-                iv_tweak: Some(U64Str(0)),
-                encryption: Some(cipher),
-                sector_size: Some(AREA_SECTOR as u32),
-                integrity: None,
-                flags: None,
-                extra: Map::new(),
-            },
-        );
-        let mut digests = std::collections::BTreeMap::new();
-        digests.insert(
-            ObjId(0),
-            DigestJson {
-                kind: "pbkdf2".into(),
-                keyslots: h.keyslot_ids().into_iter().map(ObjId).collect(),
-                segments: vec![ObjId(0)],
-                hash: Some(hash.name().into()),
-                iterations: Some(h.mk_digest_iterations),
-                salt: Bytes(h.mk_digest_salt.to_vec()),
-                digest: Bytes(h.mk_digest.to_vec()),
-                extra: Map::new(),
-            },
-        );
-        Ok(Metadata {
-            keyslots,
-            tokens: Default::default(),
-            segments,
-            digests,
-            config: ConfigJson {
-                json_size: U64Str(16384 - 4096),
-                keyslots_size: U64Str(keyslots_size),
-                flags: None,
-                requirements: None,
-                extra: Map::new(),
-            },
-            extra: Map::new(),
-        })
+        let digest = KeyDigest {
+            hash,
+            iterations: h.mk_digest_iterations,
+            salt: h.mk_digest_salt.to_vec(),
+            digest: h.mk_digest.to_vec(),
+        };
+        let seg = CryptSegment {
+            offset: data_offset,
+            cipher: &cipher,
+            sector_size: AREA_SECTOR as u32,
+            integrity: None,
+        };
+        let mut meta = crypt_metadata(&seg, &digest, 16384, keyslots_size, None);
+        meta.keyslots = keyslots;
+        if let Some(d) = meta.digests.get_mut(&ObjId(0)) {
+            d.keyslots = h.keyslot_ids().into_iter().map(ObjId).collect();
+        }
+        Ok(meta)
     }
 }
 

@@ -79,7 +79,7 @@ gcc_s=$(gcc -print-file-name=libgcc_s.so.1 2>/dev/null || true)
 [ -f "$gcc_s" ] || gcc_s=/lib/x86_64-linux-gnu/libgcc_s.so.1
 mkdir -p "$rd/lib/x86_64-linux-gnu"
 cp -L "$gcc_s" "$rd/lib/x86_64-linux-gnu/libgcc_s.so.1"
-modules="virtio_pci virtio_blk virtio_net dm-mod dm-crypt dm-integrity dm-verity dm-snapshot aesni-intel xts cbc essiv sha256_generic gcm authenc algif_skcipher algif_aead algif_hash loop ext4"
+modules="virtio_pci virtio_blk virtio_net dm-mod dm-crypt dm-integrity dm-verity dm-snapshot zram lzo lzo-rle aesni-intel xts cbc essiv sha256_generic gcm authenc algif_skcipher algif_aead algif_hash loop ext4"
 mkdir -p "$rd/lib/modules/$kver"
 for m in $modules; do
     modprobe -d "$kdir" -S "$kver" --show-depends "$m" || echo "warning: module $m not found" >&2

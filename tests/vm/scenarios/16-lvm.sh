@@ -2,6 +2,9 @@
 # through ours (`cryptpilot fde vg activate`, no lvm2) with lvm2's exact tables, dm names and
 # UUIDs, and the data lvm2's mapping wrote; deactivate unmaps it; lvm2's vgck still passes.
 export LVM_SUPPRESS_FD_WARNINGS=1
+# A clean disk: an earlier scenario may have left a volume group on it.
+dd if=/dev/zero of=$D2 bs=1M count=4 conv=fsync 2>/dev/null
+rm -rf /dev/cryptpilot
 lvm pvcreate -q $D2
 lvm vgcreate -q cryptpilot $D2
 lvm lvcreate -q -an -Zn -n rootfs -L 8M cryptpilot

@@ -5,6 +5,9 @@
 # across a "reboot", disk does not; the rootfs LV never changes; the delta holds no plaintext;
 # a wrong root hash stops the stage with one line; a flipped rootfs byte fails the read.
 export LVM_SUPPRESS_FD_WARNINGS=1
+# A clean disk: an earlier scenario may have left a volume group on it.
+dd if=/dev/zero of=$D2 bs=1M count=4 conv=fsync 2>/dev/null
+rm -rf /dev/cryptpilot
 lvm pvcreate -q $D2
 lvm vgcreate -q cryptpilot $D2
 lvm lvcreate -q -Zn -n rootfs -L 16M cryptpilot
@@ -53,6 +56,16 @@ down
 boot
 mount /dev/mapper/rootfs /mnt
 [ "$(cat /mnt/written 2>/dev/null)" = secret-delta-plaintext-1234567890 ] || fail "disk-persist lost the write"
+umount /mnt
+# after-sysroot: the sysroot must be mounted from /dev/mapper/rootfs.
+mkdir -p /sysroot
+mount -t tmpfs tmpfs /sysroot
+expect_code 1 cryptpilot fde boot-service --stage initrd-fde-after-sysroot -c /tmp/fde
+grep -q "not from /dev/mapper/rootfs" /tmp/out || fail "after-sysroot over tmpfs: $(cat /tmp/out)"
+umount /sysroot
+mount /dev/mapper/rootfs /sysroot
+cryptpilot fde boot-service --stage initrd-fde-after-sysroot -c /tmp/fde 2>/tmp/steps || fail "after-sysroot: $(cat /tmp/steps)"
+umount /sysroot
 down
 
 # disk: wiped every boot.
@@ -64,7 +77,10 @@ mount /dev/mapper/rootfs /mnt
 down
 
 # A wrong root hash stops the stage: one line, no rootfs.
-printf 'type = 1\nroot_hash = "%s"\n' "$(echo "$root" | sed 's/^./0/;s/^00/11/')" > /tmp/fde/metadata.toml
+rest=${root#?}
+case $root in f*) bad=0$rest ;; *) bad=f$rest ;; esac
+[ "$bad" != "$root" ] || fail "the wrong root hash is the right one (test broken)"
+printf 'type = 1\nroot_hash = "%s"\n' "$bad" > /tmp/fde/metadata.toml
 expect_code 1 cryptpilot fde boot-service --stage initrd-fde-before-sysroot -c /tmp/fde --pv $D2
 tail -n 1 /tmp/out | grep -q "root hash" || fail "wrong root hash: $(cat /tmp/out)"
 dmsetup info rootfs >/dev/null 2>&1 && fail "a rootfs was mapped with a wrong root hash"
