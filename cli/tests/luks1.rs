@@ -280,3 +280,70 @@ fn conversion_to_luks2_equals_cryptsetups() {
         "not supported",
     );
 }
+
+#[test]
+fn luks1_header_backups_are_cryptsetups_and_restore_both_ways() {
+    let d = Dir::new();
+    let v = luks1(&d, "b.img", "sha256", "aes-xts-plain64", "256", 2);
+    let (ours_bk, cs_bk) = (d.p("ours.bk"), d.p("cs.bk"));
+    ok(ours(&[
+        "header-backup",
+        &v.img,
+        "--header-backup-file",
+        &ours_bk,
+    ]));
+    ok(cryptsetup(&[
+        "luksHeaderBackup",
+        &v.img,
+        "--header-backup-file",
+        &cs_bk,
+    ]));
+    assert_eq!(contents(&ours_bk), contents(&cs_bk), "backup bytes");
+    // A destroyed header comes back from either tool's backup through the other tool.
+    let a = copy(&d, &v, "a.img");
+    let mut bytes = contents(&a);
+    bytes[..4096].fill(0);
+    std::fs::write(&a, &bytes).expect("damage");
+    assert_eq!(
+        opens(false, &a, &v.keys[0]),
+        1,
+        "a damaged volume still opens"
+    );
+    ok(ours(&[
+        "header-restore",
+        "-q",
+        &a,
+        "--header-backup-file",
+        &cs_bk,
+    ]));
+    assert_eq!(opens(false, &a, &v.keys[1]), 0);
+    std::fs::write(&a, &bytes).expect("damage");
+    ok(cryptsetup(&[
+        "luksHeaderRestore",
+        "-q",
+        &a,
+        "--header-backup-file",
+        &ours_bk,
+    ]));
+    assert_eq!(opens(true, &a, &v.keys[0]), 0);
+    // change-key with a named slot rewrites that slot in place, as cryptsetup does.
+    let new = d.key("new", b"changed in place");
+    ok(ours(
+        &[
+            &["change-key", "-S", "1", "--key-file", &v.keys[1]][..],
+            FAST,
+            &[&a, &new],
+        ]
+        .concat(),
+    ));
+    let r = cryptsetup(&[
+        "open",
+        "--test-passphrase",
+        "-S",
+        "1",
+        "--key-file",
+        &new,
+        &a,
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}

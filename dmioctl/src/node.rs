@@ -17,24 +17,26 @@ pub fn udev_running() -> bool {
     Path::new("/run/udev/control").exists()
 }
 
-/// Whether `path` is the block device node `MAJOR:MINOR`.
+/// Whether `path` is (or, as udev makes it, links to) the block device `MAJOR:MINOR`.
 fn is_node_of(path: &Path, major: u32, minor: u32) -> bool {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    std::fs::symlink_metadata(path).is_ok_and(|m| {
+    std::fs::metadata(path).is_ok_and(|m| {
         m.file_type().is_block_device() && m.rdev() == makedev(major.into(), minor.into())
     })
 }
 
 /// Makes sure `/dev/mapper/NAME` is the node of the device: with udev, waits up to two
-/// seconds for it; without udev (initrds, minimal systems), creates it. A node left behind
-/// by an earlier mapping of the same name (tools that remove mappings without udev often
-/// leave their nodes) names another device: it is replaced, never trusted.
+/// seconds for it (udev's link); without udev (initrds, minimal systems), creates it. There,
+/// a node left behind by an earlier mapping of the same name (tools that remove mappings
+/// without udev often leave their nodes) names another device: it is replaced, never
+/// trusted. With udev, a path udev has not made right in time is left to udev.
 ///
 /// # Errors
 /// [`Error::Io`] if the node cannot be created.
 pub fn ensure_node(name: &str, major: u32, minor: u32) -> Result<PathBuf> {
     let path = mapper_path(name);
-    if udev_running() {
+    let udev = udev_running();
+    if udev {
         let deadline = Instant::now() + Duration::from_secs(2);
         while Instant::now() < deadline {
             if is_node_of(&path, major, minor) {
@@ -46,7 +48,11 @@ pub fn ensure_node(name: &str, major: u32, minor: u32) -> Result<PathBuf> {
     if is_node_of(&path, major, minor) {
         return Ok(path);
     }
-    if std::fs::symlink_metadata(&path).is_ok() {
+    let exists = std::fs::symlink_metadata(&path).is_ok();
+    if exists && udev {
+        return Ok(path);
+    }
+    if exists {
         std::fs::remove_file(&path)
             .map_err(|e| Error::io(format!("cannot replace the stale {}", path.display()), e))?;
     }

@@ -155,11 +155,23 @@ pub fn grow_last_partition<D: BlockIo>(io: &mut D, lba: u64) -> Result<Grown> {
         )));
     }
     let entries_len = primary.entries_bytes();
+    let entry_sectors = entries_len.div_ceil(lba);
+    // Every location read or written must lie on the disk (the header's numbers are only as
+    // good as its checksum, which anyone can recompute).
+    let on_disk = |at: u64, sectors: u64| {
+        at >= 1 && at.checked_add(sectors).is_some_and(|e| e <= disk_last + 1)
+    };
+    if !on_disk(primary.entries_lba, entry_sectors) {
+        return Err(bad("the partition entries lie outside the disk"));
+    }
     let entries = read(io, primary.entries_lba, entries_len)?;
     if crc32fast::hash(&entries) != le32(&primary.raw, 88) {
         return Err(bad("partition entries checksum mismatch"));
     }
     let backup = Header::parse(&read(io, primary.alt_lba, lba)?, primary.alt_lba)?;
+    if !on_disk(backup.entries_lba, entry_sectors) {
+        return Err(bad("the backup partition entries lie outside the disk"));
+    }
     if read(io, backup.entries_lba, entries_len)? != entries {
         return Err(bad(
             "the backup partition entries differ from the primary ones",
@@ -179,8 +191,10 @@ pub fn grow_last_partition<D: BlockIo>(io: &mut D, lba: u64) -> Result<Grown> {
             primary.last_usable
         )));
     }
-    let entry_sectors = entries_len.div_ceil(lba);
-    let new_backup_entries = disk_last - entry_sectors;
+    let new_backup_entries = disk_last
+        .checked_sub(entry_sectors)
+        .filter(|&e| e > old_last)
+        .ok_or_else(|| bad("no room for the backup table after the last partition"))?;
     let new_last_usable = new_backup_entries - 1;
     if old_last > new_last_usable {
         return Err(bad(format!(
@@ -213,6 +227,7 @@ pub fn grow_last_partition<D: BlockIo>(io: &mut D, lba: u64) -> Result<Grown> {
     let p = primary.encode(1, disk_last, new_last_usable, primary.entries_lba, crc);
     write(io, 1, &pad(p))?;
     fit_protective_mbr(io, disk_last)?;
+    io.sync().map_err(GptError::Io)?;
     if primary.alt_lba != disk_last {
         // The old backup table now lies inside the grown partition: clear it, so that no
         // tool finds a stale table there (no partition ever held data in those sectors).

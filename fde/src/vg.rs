@@ -105,11 +105,12 @@ pub fn open_pv(pv: &Path, write: bool) -> Result<PhysicalVolume<File>> {
     PhysicalVolume::open(f).map_err(Error::lvm(pv))
 }
 
-/// The block device holding the physical volume of the group `vg` (scanned in
-/// `/sys/class/block` order; device-mapper devices are skipped).
+/// The block device holding the physical volume of the group `vg` (device-mapper devices
+/// are skipped). Two devices carrying a group of that name (a cloned disk, a stick with
+/// another image) are refused, as lvm2 refuses duplicates: the boot must not pick one.
 ///
 /// # Errors
-/// [`Error::Lvm`] naming the group when no device holds it.
+/// [`Error::Lvm`] naming the group when no device holds it, or several do.
 pub fn find_pv(vg: &str) -> Result<PathBuf> {
     let mut names: Vec<String> = std::fs::read_dir("/sys/class/block")
         .map_err(Error::io(Path::new("/sys/class/block"), "read"))?
@@ -117,18 +118,30 @@ pub fn find_pv(vg: &str) -> Result<PathBuf> {
         .filter(|n| !n.starts_with("dm-") && !n.starts_with("ram"))
         .collect();
     names.sort();
+    let mut found = Vec::new();
     for n in names {
         let dev = Path::new("/dev").join(&n);
         let Ok(f) = File::open(&dev) else { continue };
-        let found = PhysicalVolume::open(f)
+        if PhysicalVolume::open(f)
             .and_then(|mut p| p.read_vg())
-            .is_ok_and(|g| g.name == vg);
-        if found {
-            return Ok(dev);
+            .is_ok_and(|g| g.name == vg)
+        {
+            found.push(dev);
         }
     }
-    Err(Error::Lvm {
-        device: PathBuf::from("/dev"),
-        source: lvm::Error::Unsupported(format!("no physical volume of volume group {vg} found")),
-    })
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        n => Err(Error::Lvm {
+            device: PathBuf::from("/dev"),
+            source: lvm::Error::Unsupported(if n == 0 {
+                format!("no physical volume of volume group {vg} found")
+            } else {
+                let list: Vec<String> = found.iter().map(|d| d.display().to_string()).collect();
+                format!(
+                    "volume group {vg} is on several devices ({}); refusing to choose",
+                    list.join(", ")
+                )
+            }),
+        }),
+    }
 }

@@ -468,16 +468,25 @@ impl<D: BlockIo> Luks2<D> {
 
     /// Writes `metadata` and `bin` (with the next sequence id) to both copies: the stale or
     /// secondary copy first, so that one valid copy survives an interruption at any point.
-    fn commit(&mut self, mut bin: BinaryHeader, meta: Metadata) -> Result<()> {
+    fn commit(&mut self, bin: BinaryHeader, meta: Metadata) -> Result<()> {
+        self.commit_ordered(bin, meta, None)
+    }
+
+    fn commit_ordered(
+        &mut self,
+        mut bin: BinaryHeader,
+        meta: Metadata,
+        first: Option<Copy>,
+    ) -> Result<()> {
         self.header.ensure_writable()?;
         let json = header::encode_json(&meta, bin.hdr_size)?;
         bin.seqid = self.header.bin.seqid.saturating_add(1);
         // A new header (both copies invalid) goes to the secondary first too: while the
         // primary area still holds an older volume's header, that one stays readable.
-        let first = match (&self.primary, &self.secondary) {
+        let first = first.unwrap_or(match (&self.primary, &self.secondary) {
             (CopyStatus::Invalid(_), CopyStatus::Invalid(_)) => Copy::Secondary,
             _ => self.stale_copy().unwrap_or(Copy::Secondary),
-        };
+        });
         let second = match first {
             Copy::Primary => Copy::Secondary,
             Copy::Secondary => Copy::Primary,
@@ -504,9 +513,10 @@ impl<D: BlockIo> Luks2<D> {
         Ok(())
     }
 
-    /// Writes a whole new header (both copies invalid before): a conversion's.
-    pub(crate) fn commit_new(&mut self, bin: BinaryHeader, meta: Metadata) -> Result<()> {
-        self.commit(bin, meta)
+    /// Writes a conversion's new header, the primary copy first: until it is written, offset
+    /// 0 still holds the old format's header, which readers would take for the volume.
+    pub(crate) fn commit_converted(&mut self, bin: BinaryHeader, meta: Metadata) -> Result<()> {
+        self.commit_ordered(bin, meta, Some(Copy::Primary))
     }
 
     /// The digest of a data segment that `key` matches.

@@ -262,12 +262,6 @@ impl Luks1Header {
         af_sectors_bytes(self.key_bytes, AF_STRIPES)
     }
 
-    /// Where the header and keyslots end: the device must be at least this long.
-    pub fn areas_end(&self) -> u64 {
-        self.areas_end_of_keyslots()
-            .max(u64::from(self.payload_offset) * AREA_SECTOR)
-    }
-
     /// The numbers of the enabled keyslots.
     pub fn keyslot_ids(&self) -> Vec<u32> {
         (0..NUM_KEYSLOTS)
@@ -400,7 +394,7 @@ impl<D: BlockIo> Luks1<D> {
         let size = io
             .size()
             .map_err(|e| Error::io("reading the device size", e))?;
-        let needed = header.areas_end();
+        let needed = header.keyslots_end();
         if size < needed {
             return Err(Error::DeviceTooSmall { needed, size });
         }
@@ -549,8 +543,8 @@ impl<D: BlockIo> Luks1<D> {
     }
 
     /// Gives keyslot `slot` a new passphrase: in the first disabled keyslot when there is one
-    /// (then `slot` is wiped; the key moves, as with cryptsetup), else in place. Returns the
-    /// keyslot that now holds it.
+    /// and `in_place` is false (then `slot` is wiped; the key moves, as with cryptsetup when no
+    /// slot was named), else in place. Returns the keyslot that now holds it.
     ///
     /// # Errors
     /// As [`Luks1::add_keyslot`] and [`Luks1::kill_keyslot`].
@@ -560,12 +554,14 @@ impl<D: BlockIo> Luks1<D> {
         key: &VolumeKey,
         passphrase: &Passphrase,
         pbkdf: &PbkdfParams,
+        in_place: bool,
     ) -> Result<u32> {
         if slot >= NUM_KEYSLOTS || !self.header.keyslots[slot as usize].is_enabled() {
             return Err(Error::KeyslotNotFound(slot));
         }
         self.verify_volume_key(key)?;
-        match (0..NUM_KEYSLOTS).find(|&i| !self.header.keyslots[i as usize].is_enabled()) {
+        let free = (0..NUM_KEYSLOTS).find(|&i| !self.header.keyslots[i as usize].is_enabled());
+        match free.filter(|_| !in_place) {
             Some(free) => {
                 self.store(free, key, passphrase, pbkdf)?;
                 self.kill_keyslot(slot)?;
@@ -611,6 +607,21 @@ impl<D: BlockIo> Luks1<D> {
         self.write_header(h)
     }
 
+    /// cryptsetup's LUKS1 header backup: the header and every keyslot area (the bytes between
+    /// them zeroed), padded to 4 KiB.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn backup(&mut self) -> Result<Vec<u8>> {
+        let len = self.header.keyslots_end();
+        let mut b = vec![0u8; align_up(len, 4096) as usize];
+        self.io
+            .read_exact_at(&mut b[..len as usize], 0)
+            .map_err(|e| Error::io("reading the LUKS1 header and keyslots", e))?;
+        b[HEADER_SIZE..4096].fill(0);
+        Ok(b)
+    }
+
     fn write_header(&mut self, h: Luks1Header) -> Result<()> {
         self.io
             .write_all_at(&h.to_bytes(), 0)
@@ -628,8 +639,9 @@ impl<D: BlockIo> Luks1<D> {
     /// material, the volume key digest is kept, and the data does not move. Everything is
     /// checked before the first byte is written.
     ///
-    /// An interruption while the areas move or the new header is written can leave neither
-    /// format openable: take a header backup first (cryptsetup has the same window).
+    /// The new header's primary copy is written first, so the window in which neither format
+    /// opens is the move of the areas and that one write; take a header backup first
+    /// (`luks header-backup` works on LUKS1; cryptsetup has the same window).
     ///
     /// # Errors
     /// [`Error::Unsupported`] for a layout or algorithm LUKS2 cannot take here (the first
@@ -662,7 +674,7 @@ impl<D: BlockIo> Luks1<D> {
                 )
             })?
             .to_owned();
-        let src_end = align_up(h.areas_end_of_keyslots(), 4096);
+        let src_end = align_up(h.keyslots_end(), 4096);
         // The luksmeta package (clevis) keeps its own metadata right after the keyslots,
         // where the moved keyslots would land: cryptsetup refuses, so do we.
         let mut magic = [0u8; 8];
@@ -716,7 +728,7 @@ impl<D: BlockIo> Luks1<D> {
                 salts: [[0; LUKS2_SALT_LEN]; 2],
             },
         );
-        dev.commit_new(bin, meta)?;
+        dev.commit_converted(bin, meta)?;
         Luks2::open(dev.into_inner())
     }
 
@@ -783,9 +795,49 @@ impl<D: BlockIo> Luks1<D> {
     }
 }
 
+/// Checks a LUKS1 header backup ([`Luks1::backup`], or cryptsetup's) and returns its
+/// header.
+///
+/// # Errors
+/// [`Error::NotLuks2`] without a LUKS1 header; [`Error::Metadata`]; [`Error::DeviceTooSmall`]
+/// when the backup does not hold every keyslot area.
+pub fn check_backup(bytes: &[u8]) -> Result<Luks1Header> {
+    let h = Luks1Header::parse(bytes)?;
+    let needed = h.keyslots_end();
+    if (bytes.len() as u64) < needed {
+        return Err(Error::DeviceTooSmall {
+            needed,
+            size: bytes.len() as u64,
+        });
+    }
+    Ok(h)
+}
+
+/// Writes a checked LUKS1 backup's header and keyslot areas back to `io` (the data after
+/// them is not touched), synced.
+///
+/// # Errors
+/// As [`check_backup`]; [`Error::DeviceTooSmall`]; I/O errors.
+pub fn restore_backup<D: BlockIo>(io: &mut D, bytes: &[u8]) -> Result<Luks1Header> {
+    let h = check_backup(bytes)?;
+    let len = h.keyslots_end();
+    let size = io
+        .size()
+        .map_err(|e| Error::io("reading the device size", e))?;
+    if size < len {
+        return Err(Error::DeviceTooSmall { needed: len, size });
+    }
+    io.write_all_at(&bytes[..len as usize], 0)
+        .map_err(|e| Error::io("writing the LUKS1 header and keyslots", e))?;
+    io.sync()
+        .map_err(|e| Error::io("syncing the restored header", e))?;
+    Ok(h)
+}
+
 impl Luks1Header {
-    /// Where the last keyslot area ends.
-    fn areas_end_of_keyslots(&self) -> u64 {
+    /// Where the last keyslot area ends: the header device must be at least this long (the
+    /// data may lie on another device, or start later).
+    pub fn keyslots_end(&self) -> u64 {
         self.keyslots
             .iter()
             .map(|k| u64::from(k.offset) * AREA_SECTOR + self.keyslot_bytes())
@@ -894,7 +946,7 @@ mod tests {
         ));
         // change-key moves to the first free slot and wipes the old one.
         assert_eq!(
-            d.change_keyslot(0, &key, &pass(b"three"), &fast())
+            d.change_keyslot(0, &key, &pass(b"three"), &fast(), false)
                 .expect("change"),
             2
         );

@@ -19,6 +19,11 @@ const MDA_MAGIC: &[u8; 16] = b" LVM2 x[5A%r0N*>";
 const MDA_HEADER_SIZE: u64 = 512;
 /// Entries read from one disk location list at most (a sector holds fewer).
 const MAX_LOCNS: usize = 16;
+/// The largest metadata text read: far above what any volume group writes (a few KiB per
+/// LV), so that a hostile label cannot make a reader allocate gigabytes.
+const MAX_TEXT: u64 = 64 << 20;
+/// `RAW_LOCN_IGNORED`: the area is kept but not used (`pvchange --metadataignore y`).
+const RAW_LOCN_IGNORED: u32 = 1;
 
 /// lvm2's CRC-32 (reflected, polynomial 0xEDB88320, seeded, no final inversion).
 pub(crate) fn crc(mut crc: u32, data: &[u8]) -> u32 {
@@ -165,7 +170,14 @@ pub struct MdaHeader {
 impl MdaHeader {
     /// The largest text the area takes (two copies must always fit, as lvm2 requires).
     pub fn max_text(&self) -> u64 {
-        ((self.size - MDA_HEADER_SIZE) / 2).saturating_sub(MDA_HEADER_SIZE)
+        ((self.size - MDA_HEADER_SIZE) / 2)
+            .saturating_sub(MDA_HEADER_SIZE)
+            .min(MAX_TEXT)
+    }
+
+    /// Whether lvm2 was told to ignore the area (it is neither read nor written then).
+    pub fn is_ignored(&self) -> bool {
+        self.committed.flags & RAW_LOCN_IGNORED != 0
     }
 }
 
@@ -283,7 +295,7 @@ pub fn write_text<D: BlockIo>(io: &mut D, h: &MdaHeader, text: &[u8]) -> Result<
             offset: at,
             size: len,
             checksum: crc(INITIAL_CRC, text),
-            flags: 0,
+            flags: old.flags,
         },
         ..h.clone()
     };
@@ -295,6 +307,7 @@ pub fn write_text<D: BlockIo>(io: &mut D, h: &MdaHeader, text: &[u8]) -> Result<
     b[40..48].copy_from_slice(&new.committed.offset.to_le_bytes());
     b[48..56].copy_from_slice(&new.committed.size.to_le_bytes());
     b[56..60].copy_from_slice(&new.committed.checksum.to_le_bytes());
+    b[60..64].copy_from_slice(&new.committed.flags.to_le_bytes());
     let sum = crc(INITIAL_CRC, &b[4..]);
     b[..4].copy_from_slice(&sum.to_le_bytes());
     io.write_all_at(&b, new.start)

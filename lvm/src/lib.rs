@@ -50,11 +50,27 @@ impl<D: BlockIo> PhysicalVolume<D> {
     /// [`Error::NotPv`], [`Error::BadLabel`], [`Error::BadMetadataArea`], I/O errors.
     pub fn open(mut io: D) -> Result<Self> {
         let label = disk::read_label(&mut io)?;
-        let mdas = label
-            .metadata_areas
-            .iter()
-            .map(|&a| disk::read_mda_header(&mut io, a))
-            .collect::<Result<Vec<_>>>()?;
+        let size = io.size().map_err(Error::io("reading the device size"))?;
+        let mut mdas = Vec::new();
+        let mut first_err = None;
+        for &a in &label.metadata_areas {
+            if a.offset.checked_add(a.size).is_none_or(|end| end > size) {
+                return Err(Error::BadLabel(format!(
+                    "metadata area {}+{} runs past the device's {size} bytes",
+                    a.offset, a.size
+                )));
+            }
+            // A damaged area is passed over while another one is good, as lvm2 does.
+            match disk::read_mda_header(&mut io, a) {
+                Ok(h) => mdas.push(h),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        if let (true, Some(e)) = (mdas.is_empty(), first_err) {
+            return Err(e);
+        }
         Ok(Self { io, label, mdas })
     }
 
@@ -81,17 +97,32 @@ impl<D: BlockIo> PhysicalVolume<D> {
     /// check errors of [`text::parse`] and [`VolumeGroup::from_tree`].
     pub fn read_vg(&mut self) -> Result<VolumeGroup> {
         let mut best: Option<VolumeGroup> = None;
-        for h in &self.mdas {
-            let text = disk::read_text(&mut self.io, h)?;
-            if text.is_empty() {
-                continue;
-            }
-            let vg = VolumeGroup::from_tree(text::parse(&text)?)?;
-            if best.as_ref().is_none_or(|b| vg.seqno > b.seqno) {
-                best = Some(vg);
+        let mut first_err = None;
+        for h in self.mdas.iter().filter(|h| !h.is_ignored()) {
+            let read = disk::read_text(&mut self.io, h).and_then(|text| {
+                if text.is_empty() {
+                    return Ok(None);
+                }
+                VolumeGroup::from_tree(text::parse(&text)?).map(Some)
+            });
+            match read {
+                Ok(Some(vg)) if best.as_ref().is_none_or(|b| vg.seqno > b.seqno) => {
+                    best = Some(vg);
+                }
+                Ok(_) => {}
+                // A damaged copy is passed over while another one is good, as lvm2 does.
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
             }
         }
-        let vg = best.ok_or_else(|| Error::metadata("", "the PV belongs to no volume group"))?;
+        let vg = match (best, first_err) {
+            (Some(vg), _) => vg,
+            (None, Some(e)) => return Err(e),
+            (None, None) => {
+                return Err(Error::metadata("", "the PV belongs to no volume group"));
+            }
+        };
         if !vg.pvs.iter().any(|p| p.uuid == self.label.pv_uuid) {
             return Err(Error::metadata(
                 format!("{}.physical_volumes", vg.name),
@@ -110,10 +141,36 @@ impl<D: BlockIo> PhysicalVolume<D> {
         vg.next_seqno(now)?;
         let mut bytes = text::print(vg.tree()).into_bytes();
         bytes.push(0);
-        for h in &mut self.mdas {
+        for h in self.mdas.iter_mut().filter(|h| !h.is_ignored()) {
             *h = disk::write_text(&mut self.io, h, &bytes)?;
         }
         Ok(())
+    }
+
+    /// Records that this PV's device now has `dev_size` sectors (as `pvresize`): its extent
+    /// count in `vg` follows. Returns the new extent count.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] for a PV with a metadata area after its data area (a second copy
+    /// at the device's end, `pvcreate --pvmetadatacopies 2`: growing needs that area moved,
+    /// which is not done here); [`Error::Metadata`] as [`VolumeGroup::resize_pv`].
+    pub fn resize(&self, vg: &mut VolumeGroup, dev_size: u64) -> Result<u64> {
+        let data_start = self.label.data_areas.first().map_or(0, |d| d.offset);
+        if self
+            .label
+            .metadata_areas
+            .iter()
+            .any(|m| m.offset > data_start)
+        {
+            return Err(Error::Unsupported(
+                "a metadata area at the end of the PV (pvcreate --pvmetadatacopies 2); growing it would need that area moved".into(),
+            ));
+        }
+        let key = self
+            .key_in(vg)
+            .ok_or_else(|| Error::metadata(&vg.name, "does not list this PV"))?
+            .to_owned();
+        vg.resize_pv(&key, dev_size)
     }
 
     /// The PV's key in `vg` (`pv0`).

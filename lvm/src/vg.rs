@@ -476,11 +476,12 @@ impl VolumeGroup {
     }
 
     /// Records that the PV `key` now has `dev_size` sectors: its extent count follows (as
-    /// `pvresize`). Shrinking below the extents in use is refused.
+    /// `pvresize`). Shrinking below the extents in use is refused. Callers go through
+    /// [`crate::PhysicalVolume::resize`], which knows where the PV's metadata areas are.
     ///
     /// # Errors
     /// [`Error::Metadata`] for an unknown PV or a size below what is in use.
-    pub fn resize_pv(&mut self, key: &str, dev_size: u64) -> Result<u64> {
+    pub(crate) fn resize_pv(&mut self, key: &str, dev_size: u64) -> Result<u64> {
         let vg_name = self.name.clone();
         let pv = self.pv(key).cloned().ok_or_else(|| {
             Error::metadata(format!("{vg_name}.physical_volumes.{key}"), "missing")

@@ -230,8 +230,7 @@ fn lvm2s_volume_group_reads_and_our_changes_pass_vgck() {
 
     // The disk grows: record the PV's new size and give delta everything free.
     l.grow(128);
-    let key = pv.key_in(&vg).expect("our PV").to_owned();
-    let pe_count = vg.resize_pv(&key, 128 << 11).expect("resize pv");
+    let pe_count = pv.resize(&mut vg, 128 << 11).expect("resize pv");
     assert_eq!(pe_count, (128 * 2048 - 2048) / 8192);
     vg.lv("delta").expect("delta");
     vg.extend_lv("delta", None).expect("extend");
@@ -285,12 +284,24 @@ fn both_metadata_areas_get_our_write() {
         })
         .collect();
     assert_eq!(texts[0], texts[1]);
-    // A flipped byte in one copy's text is caught by its checksum.
-    let h = lvm::disk::read_mda_header(pv.io_mut(), areas[0]).expect("header");
-    let at = h.start + h.committed.offset + 10;
-    let mut b = [0u8; 1];
-    luks2::BlockIo::read_exact_at(pv.io_mut(), &mut b, at).expect("read");
-    b[0] ^= 1;
-    luks2::BlockIo::write_all_at(pv.io_mut(), &b, at).expect("write");
+    // Growing a PV with a second metadata area at its end is refused (lvm2 moves that area).
+    let mut vg2 = vg.clone();
+    assert!(matches!(
+        pv.resize(&mut vg2, 64 << 11),
+        Err(lvm::Error::Unsupported(_))
+    ));
+    // A flipped byte in one copy's text is caught by its checksum; the other copy serves, as
+    // with lvm2; with both copies damaged, reading fails.
+    let flip = |pv: &mut PhysicalVolume<File>, area| {
+        let h = lvm::disk::read_mda_header(pv.io_mut(), area).expect("header");
+        let at = h.start + h.committed.offset + 10;
+        let mut b = [0u8; 1];
+        luks2::BlockIo::read_exact_at(pv.io_mut(), &mut b, at).expect("read");
+        b[0] ^= 1;
+        luks2::BlockIo::write_all_at(pv.io_mut(), &b, at).expect("write");
+    };
+    flip(&mut pv, areas[0]);
+    assert_eq!(pv.read_vg().expect("the other copy").seqno, vg.seqno);
+    flip(&mut pv, areas[1]);
     assert!(matches!(pv.read_vg(), Err(lvm::Error::BadMetadataArea(_))));
 }

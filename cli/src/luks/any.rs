@@ -107,7 +107,8 @@ impl AnyLuks {
         .map_err(CliError::luks(device))
     }
 
-    /// Gives keyslot `slot` a new passphrase; returns the keyslot that holds it now.
+    /// Gives keyslot `slot` a new passphrase; returns the keyslot that holds it now (a LUKS1
+    /// key moves to a free slot unless the user named the slot, as with cryptsetup).
     pub(crate) fn change_keyslot(
         &mut self,
         device: &Path,
@@ -115,9 +116,10 @@ impl AnyLuks {
         vk: &VolumeKey,
         pass: &Passphrase,
         pbkdf: &PbkdfOpts,
+        named: bool,
     ) -> CliResult<u32> {
         match self {
-            AnyLuks::V1(d) => d.change_keyslot(slot, vk, pass, &luks1_pbkdf(pbkdf)?),
+            AnyLuks::V1(d) => d.change_keyslot(slot, vk, pass, &luks1_pbkdf(pbkdf)?, named),
             AnyLuks::V2(d) => d
                 .change_keyslot(slot, vk, pass, &keyslot_options(pbkdf)?)
                 .map(|()| slot),

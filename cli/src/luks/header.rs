@@ -84,8 +84,11 @@ fn dump_luks1(
 /// Saves the header and keyslots area to a new file (mode 0400).
 pub(super) fn backup(a: HeaderBackupArgs) -> CliResult<i32> {
     let device = a.hdr.of(&a.device);
-    let mut dev = open_luks(device, false)?;
-    let bytes = dev.backup().map_err(CliError::luks(device))?;
+    let bytes = match open_any(device, false)? {
+        AnyLuks::V1(mut dev) => dev.backup(),
+        AnyLuks::V2(mut dev) => dev.backup(),
+    }
+    .map_err(CliError::luks(device))?;
     write_secret_file(&a.file, &bytes)?;
     Ok(0)
 }
@@ -94,6 +97,9 @@ pub(super) fn backup(a: HeaderBackupArgs) -> CliResult<i32> {
 pub(super) fn restore(a: HeaderRestoreArgs) -> CliResult<i32> {
     let device = a.hdr.of(&a.device);
     let bytes = read_bounded(Some(&a.file), HEADER_BACKUP_MAX, "a header backup")?;
+    if luks2::luks1::is_luks1(&bytes) {
+        return restore_luks1(&a, device, &bytes);
+    }
     let backup = luks2::check_backup(&bytes).map_err(CliError::luks(&a.file))?;
     let mut f = open_device(device, true, true)?;
     let warning = match Luks2::open(&mut f) {
@@ -109,6 +115,30 @@ pub(super) fn restore(a: HeaderRestoreArgs) -> CliResult<i32> {
     };
     confirm(&a.common, &warning)?;
     luks2::restore_backup(&mut f, &bytes).map_err(CliError::luks(device))?;
+    Ok(0)
+}
+
+/// Writes a LUKS1 backup back (cryptsetup's luksHeaderRestore for LUKS1), after confirming.
+fn restore_luks1(a: &HeaderRestoreArgs, device: &std::path::Path, bytes: &[u8]) -> CliResult<i32> {
+    let backup = luks2::luks1::check_backup(bytes).map_err(CliError::luks(&a.file))?;
+    let mut f = open_device(device, true, true)?;
+    let current = if starts_luks1(&mut f) {
+        luks2::Luks1::open(&mut f)
+            .ok()
+            .map(|d| d.header().uuid().into_owned())
+    } else {
+        None
+    };
+    let warning = match current {
+        Some(u) if u == backup.uuid() => "Device already contains a LUKS1 header. Replacing it will destroy existing keyslots.".to_owned(),
+        Some(u) => format!(
+            "Device contains a LUKS1 header with UUID {u}, the backup has UUID {}. Replacing it will destroy existing keyslots.",
+            backup.uuid()
+        ),
+        None => "Device does not contain a valid LUKS1 header. Replacing the header can destroy data on it.".to_owned(),
+    };
+    confirm(&a.common, &warning)?;
+    luks2::luks1::restore_backup(&mut f, bytes).map_err(CliError::luks(device))?;
     Ok(0)
 }
 

@@ -59,7 +59,7 @@ pub(super) fn change(a: ChangeKeyArgs, keys: &mut Keys) -> CliResult<i32> {
     let old = keys.existing(&a.key, "Enter passphrase to be changed: ")?;
     let (slot, vk) = dev.unlock(device, &old, a.key.key_slot, &a.key)?;
     let new = keys.new_passphrase(a.new_key_file.as_deref(), "Enter new passphrase: ")?;
-    dev.change_keyslot(device, slot, &vk, &new, &a.pbkdf)?;
+    dev.change_keyslot(device, slot, &vk, &new, &a.pbkdf, a.key.key_slot.is_some())?;
     Ok(0)
 }
 
