@@ -34,7 +34,7 @@ unit_ok=$(count '^test result: ' 4)
 unit_failed=$(count '^test result: ' 6)
 vm_ok=$(grep -c '^PASS  ' "$log" || true)
 vm_failed=$(grep -c '^FAIL  ' "$log" || true)
-fuzz_ok=$(grep -cE '^[a-z_]+: replayed [0-9]+ inputs' "$log" || true)
+fuzz_ok=$(grep -cE '^[a-z0-9_]+: replayed [0-9]+ inputs' "$log" || true)
 passed=$((unit_ok + vm_ok + fuzz_ok))
 failed=$((unit_failed + vm_failed + broken))
 echo "cargo tests: $unit_ok passed, $unit_failed failed; VM scenarios: $vm_ok passed, $vm_failed failed; fuzz targets replayed: $fuzz_ok; failed stages: $broken"
