@@ -9,7 +9,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 need_cargo
-need_packages cryptsetup-bin libssl-dev pkg-config systemd openssl e2fsprogs util-linux lvm2 gdisk
+need_packages cryptsetup-bin libssl-dev pkg-config systemd openssl e2fsprogs util-linux lvm2 gdisk cpio
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 broken=0
@@ -27,6 +27,8 @@ stage cargo test --locked --no-fail-fast
 stage cargo test --release --locked --manifest-path benches/Cargo.toml
 # Device-mapper needs a real kernel: the VM suite boots one under qemu (tests/vm/run.sh).
 stage bash tests/vm/run.sh
+# The whole system: our initrd boots a verity-protected root with an encrypted delta.
+stage bash tests/vm/fde/boot.sh
 # Every fuzz target over its seeds and saved crashes (exploratory fuzzing: fuzz/run.sh SECONDS).
 stage bash fuzz/run.sh replay
 count() { awk -v re="$1" -v f="$2" '$0 ~ re { n += $f } END { print n + 0 }' "$log"; }

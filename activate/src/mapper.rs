@@ -117,30 +117,22 @@ impl Mapper {
         segments: &[(u64, String, u64)],
         read_only: bool,
     ) -> Result<PathBuf> {
-        let mut targets = Vec::with_capacity(segments.len());
-        let mut start = 0u64;
-        for (length, device, offset) in segments {
-            let params = dmioctl::target::linear::Linear {
-                device: device.clone(),
-                offset: *offset,
-            };
-            targets.push(dmioctl::Target::new(
-                start,
-                *length,
-                "linear",
-                zeroize::Zeroizing::new(params.to_string()),
-            ));
-            start = start.checked_add(*length).ok_or_else(|| Error::Invalid {
-                reason: format!("{name}'s segments add up past 2^64 sectors"),
-            })?;
-        }
-        if targets.is_empty() {
-            return Err(Error::Invalid {
-                reason: format!("{name} has no segments"),
-            });
-        }
-        self.create(name, uuid, &targets, read_only)?;
-        Ok(dmioctl::node::mapper_path(name.as_str()))
+        let params: Vec<String> = segments
+            .iter()
+            .map(|(_, device, offset)| {
+                dmioctl::target::linear::Linear {
+                    device: device.clone(),
+                    offset: *offset,
+                }
+                .to_string()
+            })
+            .collect();
+        let targets: Vec<(u64, &str, &str)> = segments
+            .iter()
+            .zip(&params)
+            .map(|((length, _, _), p)| (*length, "linear", p.as_str()))
+            .collect();
+        self.map_targets(name, uuid, &targets, read_only)
     }
 
     /// Maps `name` as one target of `kind` with `params` over `size` sectors (a dm-snapshot,
@@ -157,8 +149,41 @@ impl Mapper {
         params: &str,
         read_only: bool,
     ) -> Result<PathBuf> {
-        let target = dmioctl::Target::new(0, size, kind, zeroize::Zeroizing::new(params.into()));
-        self.create(name, uuid, &[target], read_only)?;
+        self.map_targets(name, uuid, &[(size, kind, params)], read_only)
+    }
+
+    /// Maps `name` as consecutive targets, each `(length in sectors, kind, params)` (a
+    /// `linear` device followed by `zero`, for example). Returns the `/dev/mapper` path.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for no targets or more than 2^64 sectors; [`Error::Dm`] when
+    /// mapping fails (nothing is left mapped then).
+    pub fn map_targets(
+        &self,
+        name: &DmName,
+        uuid: Option<&str>,
+        targets: &[(u64, &str, &str)],
+        read_only: bool,
+    ) -> Result<PathBuf> {
+        let mut table = Vec::with_capacity(targets.len());
+        let mut start = 0u64;
+        for (length, kind, params) in targets {
+            table.push(dmioctl::Target::new(
+                start,
+                *length,
+                kind,
+                zeroize::Zeroizing::new((*params).into()),
+            ));
+            start = start.checked_add(*length).ok_or_else(|| Error::Invalid {
+                reason: format!("{name}'s targets add up past 2^64 sectors"),
+            })?;
+        }
+        if table.is_empty() {
+            return Err(Error::Invalid {
+                reason: format!("{name} has no targets"),
+            });
+        }
+        self.create(name, uuid, &table, read_only)?;
         Ok(dmioctl::node::mapper_path(name.as_str()))
     }
 

@@ -352,6 +352,36 @@ pub(crate) enum FdeCommand {
         #[arg(long, value_name = "DIR", default_value = "/sysroot")]
         sysroot: PathBuf,
     },
+    /// Write a minimal initrd (gzip-compressed newc cpio) whose /init is this static binary:
+    /// it loads the listed kernel modules, runs both boot stages, mounts /dev/mapper/rootfs
+    /// and switches to it. No shell, udev or systemd is needed inside. Kernel command line:
+    /// init=PATH, cryptpilot.pv=DEVICE, rootdelay=SECONDS, rootfstype=TYPE, ro.
+    Initrd {
+        /// The configuration directory (fde.toml, metadata.toml, optional global.toml); it is
+        /// checked here and carried as /etc/cryptpilot.
+        #[arg(short = 'c', long = "config-dir", value_name = "DIR")]
+        config_dir: PathBuf,
+        /// The kernel's module tree (lib/modules/VERSION, with modules.dep); the modules the
+        /// boot needs are carried with their dependencies.
+        #[arg(long = "kernel-modules", value_name = "DIR")]
+        kernel_modules: Option<PathBuf>,
+        /// Another module to carry (repeatable), besides the default set.
+        #[arg(long = "module", value_name = "NAME")]
+        module: Vec<String>,
+        /// An extra file, SRC or SRC:DST (DST absolute; default the same path), such as an
+        /// exec key provider's program. Repeatable.
+        #[arg(long, value_name = "SRC[:DST]")]
+        include: Vec<String>,
+        /// The binary to run as /init (default: this one; it must be statically linked).
+        #[arg(long, value_name = "FILE")]
+        init: Option<PathBuf>,
+        /// Where to write the initrd.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// The LVM2 volume group on a physical volume, read and mapped natively (as `vgs`/`lvs`,
     /// `vgchange -ay` and `vgchange -an` for a group on one PV).
     Vg {

@@ -1,6 +1,7 @@
 //! `cryptpilot fde`: the full-disk layout's volume group, through the `fde` library.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use crate::args::{FdeCommand, FdeStage, VgAction};
 use crate::error::{CliError, CliResult};
@@ -37,6 +38,34 @@ pub(crate) fn run(cmd: FdeCommand, out: &mut dyn Write) -> CliResult<i32> {
             let root = fde::boot::before_sysroot(&stage, &mut StderrLog).map_err(CliError::Fde)?;
             write_out(out, &format!("{}\n", root.display()))
         }
+        FdeCommand::Initrd {
+            config_dir,
+            kernel_modules,
+            module,
+            include,
+            init,
+            out: file,
+            force,
+        } => initrd(
+            fde::initrd::Options {
+                init: match init {
+                    Some(p) => p,
+                    None => std::env::current_exe()
+                        .map_err(CliError::file(Path::new("/proc/self/exe"), "find"))?,
+                },
+                config_dir,
+                kernel_modules,
+                modules: fde::initrd::DEFAULT_MODULES
+                    .iter()
+                    .map(|m| (*m).to_owned())
+                    .chain(module)
+                    .collect(),
+                include: include.iter().map(|i| split_include(i)).collect(),
+            },
+            &file,
+            force,
+            out,
+        ),
         FdeCommand::Vg {
             action,
             device,
@@ -60,6 +89,75 @@ pub(crate) fn run(cmd: FdeCommand, out: &mut dyn Write) -> CliResult<i32> {
             }
         },
     }
+}
+
+/// `SRC[:DST]`, DST defaulting to SRC.
+fn split_include(spec: &str) -> (PathBuf, PathBuf) {
+    match spec.split_once(':') {
+        Some((s, d)) => (s.into(), d.into()),
+        None => (spec.into(), spec.into()),
+    }
+}
+
+/// Writes the initrd to a temporary file beside `file` and renames it into place, so a
+/// failed build leaves no partial initrd behind.
+fn initrd(
+    o: fde::initrd::Options,
+    file: &Path,
+    force: bool,
+    out: &mut dyn Write,
+) -> CliResult<i32> {
+    if !force && file.exists() {
+        return Err(CliError::Refused(format!(
+            "{} exists; pass --force to replace it",
+            file.display()
+        )));
+    }
+    let mut tmp = file.as_os_str().to_owned();
+    tmp.push(format!(".partial-{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let result = write_initrd(&o, &tmp).and_then(|b| {
+        std::fs::rename(&tmp, file)
+            .map_err(CliError::file(file, "replace"))
+            .map(|()| b)
+    });
+    let built = result.inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })?;
+    if !built.missing.is_empty() {
+        eprintln!(
+            "cryptpilot: note: not in this kernel (neither a module nor built in): {}",
+            built.missing.join(", ")
+        );
+    }
+    write_out(
+        out,
+        &format!(
+            "{}: {} files, {} kernel modules{}\n",
+            file.display(),
+            built.entries,
+            built.modules.len(),
+            built
+                .kernel_version
+                .map(|v| format!(" of {v}"))
+                .unwrap_or_default()
+        ),
+    )
+}
+
+fn write_initrd(o: &fde::initrd::Options, tmp: &Path) -> CliResult<fde::initrd::Built> {
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(tmp)
+        .map_err(CliError::file(tmp, "create"))?;
+    let mut w = std::io::BufWriter::new(f);
+    let built = fde::initrd::build(o, &mut w).map_err(CliError::Fde)?;
+    let f = w
+        .into_inner()
+        .map_err(|e| CliError::file(tmp, "write")(e.into_error()))?;
+    f.sync_all().map_err(CliError::file(tmp, "sync"))?;
+    Ok(built)
 }
 
 /// `vgs`/`lvs`-like text, or JSON; sizes in 512-byte sectors.

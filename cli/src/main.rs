@@ -48,6 +48,10 @@ fn one_line(msg: &str) -> String {
 }
 
 fn main() {
+    // As /init of our initrd (process 1), the binary boots the system.
+    if std::process::id() == 1 {
+        fde::init::run();
+    }
     // Usage errors exit 1 as in cryptsetup (clap's own code, 2, means "permission" there).
     // Run as `cryptpilot-crypt`, the binary is `cryptpilot crypt`.
     let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -55,8 +59,11 @@ fn main() {
         .first()
         .and_then(|a| std::path::Path::new(a).file_name())
         .map(|n| n.to_string_lossy().into_owned());
-    if invoked_as.as_deref() == Some("cryptpilot-crypt") {
-        argv.insert(1, "crypt".into());
+    // Run as `cryptpilot-fde-guest`, it is `cryptpilot fde` (the existing tool's boot name).
+    match invoked_as.as_deref() {
+        Some("cryptpilot-crypt") => argv.insert(1, "crypt".into()),
+        Some("cryptpilot-fde-guest") => argv.insert(1, "fde".into()),
+        _ => {}
     }
     let cli = match args::Cli::try_parse_from(argv) {
         Ok(cli) => cli,

@@ -15,6 +15,7 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod blockdev;
 mod control;
 mod error;
 pub mod keyring;

@@ -118,6 +118,52 @@ mod raw {
     nix::ioctl_write_int_bad!(loop_set_fd, 0x4C00);
     nix::ioctl_none_bad!(loop_clr_fd, 0x4C01);
     nix::ioctl_write_ptr_bad!(loop_set_status64, 0x4C04, LoopInfo64);
+    nix::ioctl_write_ptr_bad!(blkpg, 0x1269, super::BlkpgIoctlArg);
+    nix::ioctl_write_ptr!(ext4_resize_fs, b'f', 16, u64);
+}
+
+/// `struct blkpg_partition` (linux/blkpg.h): bytes, not sectors.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct BlkpgPartition {
+    pub(crate) start: i64,
+    pub(crate) length: i64,
+    pub(crate) pno: i32,
+    pub(crate) devname: [u8; 64],
+    pub(crate) volname: [u8; 64],
+}
+
+/// `struct blkpg_ioctl_arg`.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct BlkpgIoctlArg {
+    op: i32,
+    flags: i32,
+    datalen: i32,
+    data: *mut BlkpgPartition,
+}
+
+/// `BLKPG_RESIZE_PARTITION`.
+const BLKPG_RESIZE_PARTITION: i32 = 3;
+
+/// `BLKPG` with `BLKPG_RESIZE_PARTITION`: the kernel's view of partition `p.pno` of `disk`
+/// takes the new length (its start must stay).
+pub(crate) fn blkpg_resize(disk: BorrowedFd<'_>, p: &mut BlkpgPartition) -> nix::Result<()> {
+    let arg = BlkpgIoctlArg {
+        op: BLKPG_RESIZE_PARTITION,
+        flags: 0,
+        datalen: std::mem::size_of::<BlkpgPartition>() as i32,
+        data: p,
+    };
+    // SAFETY: `arg` points at a valid `blkpg_partition` of the stated length that outlives
+    // the call; the kernel only reads both.
+    unsafe { raw::blkpg(disk.as_raw_fd(), &arg) }.map(|_| ())
+}
+
+/// `EXT4_IOC_RESIZE_FS`: grows the ext4 file system mounted where `dir` is open to `blocks`.
+pub(crate) fn ext4_resize_fs(dir: BorrowedFd<'_>, blocks: u64) -> nix::Result<()> {
+    // SAFETY: the argument points at a `u64` that the kernel only reads during the call.
+    unsafe { raw::ext4_resize_fs(dir.as_raw_fd(), &blocks) }.map(|_| ())
 }
 
 /// Issues dm command `cmd` on the control node with `buf`, which starts with a `DmIoctl`

@@ -49,14 +49,11 @@ fn name(n: &str) -> Result<DmName> {
 /// mapping error.
 pub fn before_sysroot(s: &Stage<'_>, log: &mut dyn Log) -> Result<PathBuf> {
     let cfg = &s.config.fde;
-    if cfg.rootfs.delta_backend != DeltaBackend::DmSnapshot {
-        return Err(Error::Unsupported(
-            "only the dm-snapshot backend is implemented so far".into(),
-        ));
-    }
+    let overlay = cfg.rootfs.delta_backend == DeltaBackend::Overlayfs;
     let mapper = Mapper::open()?;
     let ram = cfg.rootfs.delta_location == DeltaLocation::Ram;
     if !ram {
+        grow_partition(&s.pv, log)?;
         ensure_delta_lv(&s.pv, log)?;
     }
     let lvs = crate::vg::activate(&mapper, &s.pv)?;
@@ -65,15 +62,16 @@ pub fn before_sysroot(s: &Stage<'_>, log: &mut dyn Log) -> Result<PathBuf> {
         lvs.len()
     ));
 
-    // The root file system: LUKS2 first when configured, then dm-verity over the plaintext.
+    // The root file system: LUKS2 first when configured, then dm-verity over the plaintext
+    // (itself the root with the overlayfs backend, the snapshot's origin otherwise).
     let mut data = lv_path("rootfs");
     if let Some(p) = &cfg.rootfs.encrypt {
-        let v = volume("rootfs_decrypted", &data, false, p.clone());
+        let v = volume("rootfs_decrypted", &data, false, p.clone(), None);
         volumes::lifecycle::open(&v, false, &mut Quiet)?;
         data = activate::mapper_path("rootfs_decrypted");
         log.step("rootfs unlocked");
     }
-    let verity_name = name("rootfs_verity")?;
+    let verity_name = name(if overlay { "rootfs" } else { "rootfs_verity" })?;
     open_verity(
         &mapper,
         &data,
@@ -84,8 +82,13 @@ pub fn before_sysroot(s: &Stage<'_>, log: &mut dyn Log) -> Result<PathBuf> {
     log.step("rootfs verified by dm-verity against the initrd's root hash");
 
     if ram {
+        if overlay {
+            log.step("rootfs ready (read-only): writes will go to memory (tmpfs)");
+            return Ok(activate::mapper_path("rootfs"));
+        }
         let cow = zram(mem_total()?)?;
         let root = snapshot(&mapper, &verity_name, &cow, false)?;
+        writable(&root, log)?;
         log.step(&format!(
             "rootfs ready: writes go to memory ({})",
             cow.display()
@@ -94,12 +97,13 @@ pub fn before_sysroot(s: &Stage<'_>, log: &mut dyn Log) -> Result<PathBuf> {
     }
 
     // The delta: recreated when it is wiped every boot, its key is temporary or it was never
-    // finished; opened otherwise.
+    // finished; opened otherwise. With the overlayfs backend it holds an ext4.
     let delta = volume(
         "delta",
         &lv_path("delta"),
         cfg.delta.integrity,
         cfg.delta.encrypt.clone(),
+        overlay.then_some(volumes::MakeFs::Ext4),
     );
     let temporary = for_config(&cfg.delta.encrypt).is_temporary();
     let fresh = temporary
@@ -114,35 +118,46 @@ pub fn before_sysroot(s: &Stage<'_>, log: &mut dyn Log) -> Result<PathBuf> {
     } else {
         "delta opened"
     });
-
     let persistent = cfg.rootfs.delta_location == DeltaLocation::DiskPersist;
+    let kept = if persistent {
+        "kept across boots"
+    } else {
+        "wiped every boot"
+    };
+    if overlay {
+        log.step(&format!(
+            "rootfs ready (read-only): writes will go to the encrypted delta ({kept})"
+        ));
+        return Ok(activate::mapper_path("rootfs"));
+    }
     let cow = activate::mapper_path("delta");
     prepare_cow(&cow, persistent && !fresh)?;
     let root = snapshot(&mapper, &verity_name, &cow, persistent)?;
+    writable(&root, log)?;
     log.step(&format!(
-        "rootfs ready: writes go to the encrypted delta ({})",
-        if persistent {
-            "kept across boots"
-        } else {
-            "wiped every boot"
-        }
+        "rootfs ready: writes go to the encrypted delta ({kept})"
     ));
     Ok(root)
 }
 
-/// The stage after the root file system is mounted (`initrd-fde-after-sysroot`): with the
-/// dm-snapshot backend, it checks that `sysroot` is mounted from `/dev/mapper/rootfs` (and
-/// not from anything an attacker could have put in its place).
+/// A converted rootfs carries ext4's `read-only` feature (it must not change under verity);
+/// the snapshot takes writes, so it is cleared there (the change lands in the delta).
+fn writable(root: &Path, log: &mut dyn Log) -> Result<()> {
+    if crate::ext4::clear_read_only(root)? {
+        log.step("rootfs: ext4 read-only feature cleared in the delta");
+    }
+    Ok(())
+}
+
+/// The stage after the root file system is mounted (`initrd-fde-after-sysroot`): it checks
+/// that `sysroot` is mounted from `/dev/mapper/rootfs` (and not from anything an attacker
+/// could have put in its place). With the dm-snapshot backend it then grows the file system
+/// over the space the delta adds; with the overlayfs backend it puts the writable overlay
+/// over `sysroot` ([`crate::overlay`]).
 ///
 /// # Errors
-/// [`Error::Unsupported`] for the overlayfs backend (not built yet); [`Error::Io`] when
-/// `sysroot` is not mounted from the rootfs mapping.
+/// [`Error::Io`] when `sysroot` is not mounted from the rootfs mapping, or a mount fails.
 pub fn after_sysroot(config: &Loaded, sysroot: &Path, log: &mut dyn Log) -> Result<()> {
-    if config.fde.rootfs.delta_backend != DeltaBackend::DmSnapshot {
-        return Err(Error::Unsupported(
-            "only the dm-snapshot backend is implemented so far".into(),
-        ));
-    }
     let mapper = Mapper::open()?;
     let root = name("rootfs")?;
     let s = mapper.status(&root)?.ok_or_else(|| {
@@ -162,6 +177,16 @@ pub fn after_sysroot(config: &Loaded, sysroot: &Path, log: &mut dyn Log) -> Resu
         "{} is the verity-protected rootfs",
         sysroot.display()
     ));
+    if config.fde.rootfs.delta_backend == DeltaBackend::Overlayfs {
+        let ram = config.fde.rootfs.delta_location == DeltaLocation::Ram;
+        return crate::overlay::mount_overlay(sysroot, ram, log);
+    }
+    let dev = activate::mapper_path("rootfs");
+    if let Some((from, to)) = crate::ext4::grow(sysroot, &dev)? {
+        log.step(&format!(
+            "rootfs file system grown from {from} to {to} blocks"
+        ));
+    }
     Ok(())
 }
 
@@ -180,38 +205,145 @@ fn volume(
     dev: &Path,
     integrity: bool,
     provider: keyprovider::ProviderConfig,
+    makefs: Option<volumes::MakeFs>,
 ) -> volumes::Volume {
     volumes::Volume {
         name: DmName::new(n).unwrap_or_else(|_| unreachable!("fixed names are valid")),
         dev: dev.to_owned(),
         auto_open: false,
-        makefs: None,
+        makefs,
         integrity,
         provider,
         file: PathBuf::from("/etc/cryptpilot/fde.toml"),
     }
 }
 
+/// The partition holding `pv` grows to the end of a disk that grew (as `growpart`: only the
+/// last partition of a GPT disk), and the kernel is told its new size. A disk that cannot
+/// be grown this way (another partition ends last, no GPT) is reported and left as it is:
+/// the boot does not depend on it.
+fn grow_partition(pv: &Path, log: &mut dyn Log) -> Result<()> {
+    let Some(part) = Partition::of(pv)? else {
+        return Ok(());
+    };
+    let disk = &part.disk;
+    let mut d = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(disk)
+        .map_err(Error::io(disk, "open"))?;
+    let g = match crate::gpt::grow_partition(&mut d, part.lba, part.number) {
+        Ok(g) => g,
+        Err(e) => {
+            log.step(&format!("{}: partition not grown: {e}", disk.display()));
+            return Ok(());
+        }
+    };
+    if g.new_last > g.old_last {
+        let start = part.start_sectors * 512;
+        let length = (g.new_last + 1) * part.lba - start;
+        dmioctl::blockdev::resize_partition(&d, part.number, start, length)
+            .map_err(Error::io(disk, "tell the kernel the new partition size of"))?;
+        log.step(&format!(
+            "partition {} of {} grown to the end of the disk ({} MiB more)",
+            part.number,
+            disk.display(),
+            ((g.new_last - g.old_last) * part.lba) >> 20
+        ));
+    }
+    Ok(())
+}
+
+/// A partition as sysfs describes it.
+#[derive(Debug)]
+struct Partition {
+    /// The whole disk's node.
+    disk: PathBuf,
+    /// Its number on the disk (1-based).
+    number: u32,
+    /// Its first sector, in 512-byte units.
+    start_sectors: u64,
+    /// The disk's logical sector size.
+    lba: u64,
+}
+
+impl Partition {
+    /// The partition `dev` is, or `None` for a whole disk (or a device sysfs does not know).
+    fn of(dev: &Path) -> Result<Option<Self>> {
+        let real = std::fs::canonicalize(dev).map_err(Error::io(dev, "resolve"))?;
+        let Some(name) = real.file_name() else {
+            return Ok(None);
+        };
+        let sys = Path::new("/sys/class/block").join(name);
+        let read =
+            |p: PathBuf| -> Option<u64> { std::fs::read_to_string(p).ok()?.trim().parse().ok() };
+        let (Some(number), Some(start_sectors)) =
+            (read(sys.join("partition")), read(sys.join("start")))
+        else {
+            return Ok(None);
+        };
+        let Some(disk) = std::fs::canonicalize(&sys).ok().and_then(|p| {
+            p.parent()
+                .and_then(|d| d.file_name())
+                .map(ToOwned::to_owned)
+        }) else {
+            return Ok(None);
+        };
+        let lba = read(
+            Path::new("/sys/class/block")
+                .join(&disk)
+                .join("queue/logical_block_size"),
+        )
+        .unwrap_or(512);
+        Ok(Some(Partition {
+            disk: Path::new("/dev").join(disk),
+            number: u32::try_from(number).unwrap_or(0),
+            start_sectors,
+            lba,
+        }))
+    }
+}
+
 /// Creates the delta LV from all free extents, or gives it the extents freed by a grown PV.
+/// The PV follows its device's size first (as `pvresize`): a grown partition gives it new
+/// extents. A PV that cannot grow is reported and left as it is.
 fn ensure_delta_lv(pv: &Path, log: &mut dyn Log) -> Result<()> {
     let mut p = crate::vg::open_pv(pv, true)?;
     let mut vg = p.read_vg().map_err(Error::lvm(pv))?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let changed = match vg.lv("delta") {
-        None => {
-            vg.create_lv("delta", None, now).map_err(Error::lvm(pv))?;
-            log.step("delta volume created from the free extents");
+    let before: u64 = vg.pvs.iter().map(|x| x.pe_count).sum();
+    let sectors =
+        luks2::BlockIo::size(p.io_mut()).map_err(Error::io(pv, "read the size of"))? / 512;
+    let grown = match p.resize(&mut vg, sectors) {
+        Ok(after) if after > before => {
+            log.step(&format!(
+                "physical volume grown from {before} to {after} extents"
+            ));
             true
         }
-        Some(_) if vg.free_extents() > 0 => {
-            vg.extend_lv("delta", None).map_err(Error::lvm(pv))?;
-            log.step("delta volume extended over the free extents");
-            true
+        Ok(_) => false,
+        Err(e) => {
+            log.step(&format!("physical volume not grown: {e}"));
+            vg = p.read_vg().map_err(Error::lvm(pv))?;
+            false
         }
-        Some(_) => false,
     };
+    let changed = grown
+        | match vg.lv("delta") {
+            None => {
+                vg.create_lv("delta", None, now).map_err(Error::lvm(pv))?;
+                log.step("delta volume created from the free extents");
+                true
+            }
+            Some(_) if vg.free_extents() > 0 => {
+                vg.extend_lv("delta", None).map_err(Error::lvm(pv))?;
+                log.step("delta volume extended over the free extents");
+                true
+            }
+            Some(_) => false,
+        };
     if changed {
         p.write_vg(&mut vg, now).map_err(Error::lvm(pv))?;
     }
@@ -258,25 +390,37 @@ fn prepare_cow(cow: &Path, reuse: bool) -> Result<()> {
     luks2::BlockIo::sync(&mut f).map_err(Error::io(cow, "sync"))
 }
 
-/// `rootfs` = a dm-snapshot of the verity device with `cow` (the delta, or a zram device) as
-/// its copy-on-write store.
+/// `rootfs` = a dm-snapshot with `cow` (the delta, or a zram device) as its copy-on-write
+/// store, over `rootfs_extended`: the verity device followed by as many zero sectors as the
+/// store holds, so that the file system can grow into the space the delta gives. A
+/// persistent snapshot that fills up fails writes (`PO`) rather than dropping the root.
 fn snapshot(mapper: &Mapper, origin: &DmName, cow: &Path, persistent: bool) -> Result<PathBuf> {
     let s = mapper.status(origin)?.ok_or_else(|| {
         activate::Error::dm(origin.as_str())(activate::DmError::NotFound(origin.to_string()))
     })?;
-    let (o, size) = (format!("{}:{}", s.major, s.minor), s.size_sectors);
-    let c = block_dev_numbers(cow)?;
+    let verity = (format!("{}:{}", s.major, s.minor), s.size_sectors);
+    let (c, cow_sectors) = block_dev(cow)?;
+    let linear = format!("{} 0", verity.0);
+    mapper.map_targets(
+        &name("rootfs_extended")?,
+        None,
+        &[(verity.1, "linear", &linear), (cow_sectors, "zero", "")],
+        true,
+    )?;
+    let ext = block_dev(&activate::mapper_path("rootfs_extended"))?.0;
     let params = format!(
-        "{o} {c} {} {SNAPSHOT_CHUNK}",
-        if persistent { "P" } else { "N" }
+        "{ext} {c} {} {SNAPSHOT_CHUNK}",
+        if persistent { "PO" } else { "N" }
     );
+    let size = verity.1 + cow_sectors;
     Ok(mapper.map_target(&name("rootfs")?, None, size, "snapshot", &params, false)?)
 }
 
-/// `MAJOR:MINOR` of a block device node.
-fn block_dev_numbers(dev: &Path) -> Result<String> {
+/// `MAJOR:MINOR` of a block device node, and its size in sectors.
+fn block_dev(dev: &Path) -> Result<(String, u64)> {
     let mut f = activate::open_device(dev, false, false)?;
-    Ok(activate::DataDevice::new(dev, &mut f, false)?.dev_string())
+    let d = activate::DataDevice::new(dev, &mut f, false)?;
+    Ok((d.dev_string(), d.size() / 512))
 }
 
 /// The machine's memory in bytes (`MemTotal`), the size of a memory delta.

@@ -138,6 +138,19 @@ pub struct Grown {
 /// [`GptError::Invalid`] for a missing or damaged table (both headers and entry arrays are
 /// checked), no partitions, or a disk smaller than the table says; I/O errors.
 pub fn grow_last_partition<D: BlockIo>(io: &mut D, lba: u64) -> Result<Grown> {
+    grow(io, lba, None)
+}
+
+/// As [`grow_last_partition`], for partition `number` (1-based) only: it must be the one
+/// that ends last, or nothing is written.
+///
+/// # Errors
+/// As [`grow_last_partition`]; [`GptError::Invalid`] when another partition ends last.
+pub fn grow_partition<D: BlockIo>(io: &mut D, lba: u64, number: u32) -> Result<Grown> {
+    grow(io, lba, Some(number))
+}
+
+fn grow<D: BlockIo>(io: &mut D, lba: u64, only: Option<u32>) -> Result<Grown> {
     let size = io.size().map_err(GptError::Io)?;
     let disk_last = (size / lba)
         .checked_sub(1)
@@ -184,6 +197,12 @@ pub fn grow_last_partition<D: BlockIo>(io: &mut D, lba: u64) -> Result<Grown> {
         .map(|i| (i, le64(&entries, i * es + 40)))
         .max_by_key(|&(_, last)| last)
         .ok_or_else(|| bad("no partitions"))?;
+    if let Some(n) = only.filter(|&n| n as usize != idx + 1) {
+        return Err(bad(format!(
+            "partition {n} cannot grow: partition {} ends after it",
+            idx + 1
+        )));
+    }
     if old_last > primary.last_usable {
         return Err(bad(format!(
             "partition {} ends at sector {old_last}, past the table's last usable sector {}",

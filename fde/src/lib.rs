@@ -4,14 +4,19 @@
 //!
 //! This crate holds the parts the boot stages are built from: [`config`] reads the three files
 //! the initrd carries under `/etc/cryptpilot` (`fde.toml`, `global.toml`, `metadata.toml`);
-//! [`vg`] brings up the `cryptpilot` volume group natively (no lvm2).
+//! [`vg`] brings up the `cryptpilot` volume group natively (no lvm2); [`boot`] holds the two
+//! boot stages; [`initrd`] writes a minimal initrd whose `/init` ([`init`]) runs them.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod boot;
 pub mod config;
 mod error;
+pub mod ext4;
 pub mod gpt;
+pub mod init;
+pub mod initrd;
+pub mod overlay;
 pub mod vg;
 
 pub use config::{

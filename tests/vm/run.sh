@@ -3,7 +3,7 @@
 # carries our static binary (and cryptsetup, dmsetup, mkfs.ext4 as peers), runs every
 # scenario in tests/vm/scenarios/, and fails with a readable report if any did not pass.
 #
-#   bash tests/vm/run.sh [SCENARIO...]     # default: all scenarios
+#   bash tests/vm/run.sh [SCENARIO...]     # default: all scenarios (a name, or a script's path)
 #
 # It installs what it needs from Debian's packages. Work files go to target/vm/.
 set -euo pipefail
@@ -71,7 +71,7 @@ copy_with_libs() {
         cp -nL "$lib" "$rd$lib"
     done
 }
-for t in cryptsetup integritysetup veritysetup dmsetup mkfs.ext4 e2fsck losetup blockdev lvm; do
+for t in cryptsetup integritysetup veritysetup dmsetup mkfs.ext4 e2fsck tune2fs losetup blockdev lvm; do
     copy_with_libs "$(command -v $t)"
 done
 # glibc loads libgcc_s when a thread exits (cryptsetup's Argon2 threads): ldd does not list it.
@@ -79,7 +79,7 @@ gcc_s=$(gcc -print-file-name=libgcc_s.so.1 2>/dev/null || true)
 [ -f "$gcc_s" ] || gcc_s=/lib/x86_64-linux-gnu/libgcc_s.so.1
 mkdir -p "$rd/lib/x86_64-linux-gnu"
 cp -L "$gcc_s" "$rd/lib/x86_64-linux-gnu/libgcc_s.so.1"
-modules="virtio_pci virtio_blk virtio_net dm-mod dm-crypt dm-integrity dm-verity dm-snapshot zram lzo lzo-rle aesni-intel xts cbc essiv sha256_generic gcm authenc algif_skcipher algif_aead algif_hash loop ext4"
+modules="virtio_pci virtio_blk virtio_net dm-mod dm-crypt dm-integrity dm-verity dm-snapshot dm-zero zram lzo lzo-rle aesni-intel xts cbc essiv sha256_generic gcm authenc algif_skcipher algif_aead algif_hash loop ext4"
 mkdir -p "$rd/lib/modules/$kver"
 for m in $modules; do
     modprobe -d "$kdir" -S "$kver" --show-depends "$m" || echo "warning: module $m not found" >&2
@@ -101,8 +101,13 @@ echo "$modules" > "$rd/etc/modules"
 
 scenarios=("$@")
 [ ${#scenarios[@]} -gt 0 ] || scenarios=($(cd tests/vm/scenarios && ls *.sh | sed 's/\.sh$//'))
-for s in "${scenarios[@]}"; do
-    cp "tests/vm/scenarios/$s.sh" "$rd/scenarios/"
+# A scenario is a name in tests/vm/scenarios/, or a path to a script (its base name is its name).
+for i in "${!scenarios[@]}"; do
+    s=${scenarios[$i]}
+    case $s in
+        */*) cp "$s" "$rd/scenarios/"; scenarios[$i]=$(basename "$s" .sh) ;;
+        *) cp "tests/vm/scenarios/$s.sh" "$rd/scenarios/" ;;
+    esac
 done
 cp tests/vm/lib.sh "$rd/scenarios/lib.sh"
 
@@ -121,8 +126,11 @@ chmod +x "$rd/init"
 fwd=$work/broker-fwd.sh
 printf '#!/bin/sh\nexec socat - TCP:127.0.0.1:%s\n' "$broker_port" > "$fwd"
 chmod +x "$fwd"
+# A caller may hand in its own disks (VM_DISK1/VM_DISK2: image files, used as they are).
 rm -f "$work"/disk{1,2}.img
 truncate -s 256M "$work/disk1.img" "$work/disk2.img"
+disk1=${VM_DISK1:-$work/disk1.img}
+disk2=${VM_DISK2:-$work/disk2.img}
 
 echo "booting ${#scenarios[@]} scenario(s)" >&2
 log=$work/console.log
@@ -130,8 +138,8 @@ start=$(date +%s)
 timeout 1500 qemu-system-x86_64 -m 2048 -smp 2 -nographic -no-reboot -cpu max \
     -kernel "$kdir/boot/vmlinuz-$kver" -initrd "$work/initrd.gz" \
     -append "console=ttyS0 quiet panic=-1" \
-    -drive file="$work/disk1.img",format=raw,if=virtio \
-    -drive file="$work/disk2.img",format=raw,if=virtio \
+    -drive file="$disk1",format=raw,if=virtio \
+    -drive file="$disk2",format=raw,if=virtio \
     -netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:8080-cmd:$fwd" \
     -device virtio-net-pci,netdev=n0 > "$log" 2>&1 || true
 echo "VM wall time: $(( $(date +%s) - start )) s" >&2

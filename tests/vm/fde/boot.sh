@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# The whole-system boot test of the full-disk protection: Debian's cloud kernel boots from a
+# disk laid out as the existing tool's converter does (made by the real lvm2, cryptsetup and
+# veritysetup in the VM, tests/vm/fde/layout.sh) with the initrd `cryptpilot fde initrd`
+# writes, whose /init is our static binary. For each delta location x rootfs plain/LUKS2 x
+# delta integrity it checks that the tiny root's /sbin/init runs from /dev/mapper/rootfs and
+# can write, that only disk-persist keeps the write across a reboot, and that the disk holds
+# no plaintext of it; then that a flipped byte in the rootfs or its hash tree, a wrong key and
+# an unreachable key broker each stop the boot with one line, and that lvm2's vgck accepts the
+# volume group after our boot added the delta.
+#
+#   bash tests/vm/fde/boot.sh          # work files in target/vm/fde/
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../../.." && pwd)
+cd "$root"
+. scripts/lib.sh
+need_cargo
+need_packages qemu-system-x86 busybox-static gdisk lvm2 util-linux
+
+work=$root/target/vm/fde
+rm -rf "$work"
+mkdir -p "$work"
+
+# The two layouts: GPT made here (partition 2 from sector 18432 is the PV), the rest in the VM.
+part2=18432
+for d in plain luks; do
+    truncate -s 112M "$work/$d.img"
+    sgdisk -n 1:2048:+8M -t 1:8300 -n 2:$part2:0 -t 2:8e00 "$work/$d.img" >/dev/null
+done
+echo "laying out the disks in the VM (lvm2, cryptsetup, veritysetup)" >&2
+VM_DISK1=$work/plain.img VM_DISK2=$work/luks.img bash tests/vm/run.sh tests/vm/fde/layout.sh
+# info IMAGE KEY: what the layout wrote on the first partition.
+info() { dd if="$1" bs=512 skip=2048 count=8 2>/dev/null | tr -d '\0' | sed -n "s/^$2=//p"; }
+
+kernel=$(ls "$root"/target/vm/kernel/boot/vmlinuz-* | head -n 1)
+kver=${kernel##*/vmlinuz-}
+modules=$root/target/vm/kernel/lib/modules/$kver
+bin=$root/target/x86_64-unknown-linux-gnu/release/cryptpilot
+written=delta-42-plaintext-1234
+fails=0
+report() { echo "$1"; [ "${1%% *}" = PASS ] || fails=$((fails + 1)); }
+
+# boot NAME IMAGE FDE_TOML: writes the configuration and the initrd, boots, leaves the
+# console in $work/NAME.log (each reboot of a case appends).
+boot() {
+    local name=$1 img=$2 conf=$3 cfg=$work/cfg-$1
+    mkdir -p "$cfg"
+    printf '%s' "$conf" > "$cfg/fde.toml"
+    printf 'type = 1\nroot_hash = "%s"\n' "$(info "$img" root_hash)" > "$cfg/metadata.toml"
+    "$bin" fde initrd -c "$cfg" --kernel-modules "$modules" --include /bin/busybox:/bin/busybox \
+        --out "$work/initrd-$name" --force >/dev/null
+    timeout 600 qemu-system-x86_64 -m 2048 -smp 2 -nographic -no-reboot -cpu max \
+        -kernel "$kernel" -initrd "$work/initrd-$name" \
+        -append "console=ttyS0 quiet panic=-1 rootdelay=5" \
+        -drive file="$img",format=raw,if=virtio > "$work/$name.log.1" 2>&1 || true
+    tr -d '\r' < "$work/$name.log.1" >> "$work/$name.log"
+}
+# has LOG TEXT: the log of the last boot holds TEXT as a line's start.
+has() { tr -d '\r' < "$work/$1.log.1" | grep -aq "^$2"; }
+exec_provider() { printf '[%s.encrypt.exec]\ncommand = "/bin/busybox"\nargs = ["echo", "-n", "%s"]\n' "$1" "$2"; }
+
+for location in disk disk-persist ram; do
+    for rootfs in plain luks; do
+        for integrity in false true; do
+            # A memory delta has no volume to protect.
+            [ $location = ram ] && [ $integrity = true ] && continue
+            name=$location-$rootfs-integrity-$integrity
+            img=$work/$name.img
+            cp --sparse=always "$work/$rootfs.img" "$img"
+            conf=$(printf '[rootfs]\ndelta_location = "%s"\n' $location
+                [ $rootfs = luks ] && exec_provider rootfs "rootfs passphrase"
+                printf '\n[delta]\nintegrity = %s\n' $integrity
+                exec_provider delta "delta passphrase")
+            boot "$name" "$img" "$conf"
+            why=
+            has "$name" TINY-ROOT-MARKER || why="no marker"
+            [ -z "$why" ] && { has "$name" "ROOT-DEV rootfs" || why="the root is not /dev/mapper/rootfs"; }
+            [ -z "$why" ] && { has "$name" "PERSISTED none" || why="a new delta holds a file"; }
+            kib=$(tr -d '\r' < "$work/$name.log.1" | sed -n 's/^ROOT-KIB //p')
+            [ -z "$why" ] && { [ "${kib:-0}" -gt 24576 ] || why="the file system did not grow over the delta (${kib:-?} KiB)"; }
+            [ -z "$why" ] && { has "$name" WRITE-OK || why="the write failed"; }
+            [ -z "$why" ] && grep -aq "$written" "$img" && why="plaintext of the write on the disk"
+            t=$(tr -d '\r' < "$work/$name.log.1" | sed -n 's/^cryptpilot-fde: \[ *\([0-9]*\) ms\] switching.*/\1/p')
+            if [ -z "$why" ]; then
+                boot "$name" "$img" "$conf"
+                want=none
+                [ $location = disk-persist ] && want=$written
+                has "$name" "PERSISTED $want" || why="after a reboot: $(grep -a PERSISTED "$work/$name.log.1" | tr -d '\r') (wanted $want)"
+            fi
+            if [ -n "$why" ]; then
+                report "FAIL  $name: $why (see $work/$name.log)"
+            else
+                report "PASS  $name: boot, write, $( [ $location = disk-persist ] && echo kept || echo gone ) after a reboot; root grown to $kib KiB; stages to switch_root ${t} ms"
+            fi
+        done
+    done
+done
+
+# lvm2 accepts the volume group after our stage made and extended the delta.
+img=$work/disk-persist-plain-integrity-false.img
+loop=$(losetup -f --show -o $((part2 * 512)) "$img")
+if lvm vgck --devices "$loop" --config 'backup { backup = 0 archive = 0 }' cryptpilot 2>"$work/vgck.err" \
+    && lvm lvs --devices "$loop" --noheadings -o lv_name cryptpilot 2>/dev/null | grep -q delta; then
+    report "PASS  vgck: lvm2 accepts the group with our delta"
+else
+    report "FAIL  vgck: $(tail -n 1 "$work/vgck.err")"
+fi
+losetup -d "$loop"
+
+# stops NAME WHY: the last boot of NAME stopped with one line and never ran the root's init.
+stops() {
+    local n
+    n=$(tr -d '\r' < "$work/$1.log.1" | grep -ac '^cryptpilot-fde: boot stopped: ' || true)
+    if [ "$n" = 1 ] && ! has "$1" TINY-ROOT-MARKER; then
+        report "PASS  $1: $(tr -d '\r' < "$work/$1.log.1" | grep -a '^cryptpilot-fde: boot stopped: ' | cut -c1-150)"
+    else
+        report "FAIL  $1: $2 did not stop the boot with one line (see $work/$1.log)"
+    fi
+}
+# flip IMAGE BYTE: inverts the low bit of one byte.
+flip() {
+    local b
+    b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+    printf "\\$(printf %o $((b ^ 1)))" | dd of="$1" bs=1 seek="$2" count=1 conv=notrunc 2>/dev/null
+}
+plain_conf=$(printf '[rootfs]\ndelta_location = "disk"\n\n[delta]\n'; exec_provider delta "delta passphrase")
+
+# One flipped byte in the rootfs LV (its ext4 superblock), then in the hash tree's first leaf
+# block (which covers that superblock): the kernel's verity check fails the mount.
+img=$work/tamper-rootfs.img
+cp --sparse=always "$work/plain.img" "$img"
+flip "$img" $(( (part2 + $(info "$img" rootfs_sector)) * 512 + 1024 + 100 ))
+boot tamper-rootfs "$img" "$plain_conf"
+stops tamper-rootfs "a flipped rootfs byte"
+img=$work/tamper-hash.img
+cp --sparse=always "$work/plain.img" "$img"
+flip "$img" $(( (part2 + $(info "$img" hash_sector)) * 512 + 8192 + 5 ))
+boot tamper-hash "$img" "$plain_conf"
+stops tamper-hash "a flipped hash tree byte"
+
+# A wrong rootfs passphrase from the provider.
+img=$work/wrong-key.img
+cp --sparse=always "$work/luks.img" "$img"
+boot wrong-key "$img" "$(printf '[rootfs]\n'; exec_provider rootfs "not the passphrase"
+    printf '\n[delta]\n'; exec_provider delta "delta passphrase")"
+stops wrong-key "a wrong rootfs key"
+
+# A key broker that cannot be reached (nothing listens; the initrd has no network).
+img=$work/no-kbs.img
+cp --sparse=always "$work/plain.img" "$img"
+boot no-kbs "$img" "$(printf '[rootfs]\ndelta_location = "disk-persist"\n\n[delta.encrypt.kbs]\nkbs_url = "http://10.0.2.100:8080"\nkey_uri = "kbs:///default/local-resources/vm-disk"\n')"
+stops no-kbs "an unreachable key broker"
+
+[ "$fails" -eq 0 ] || { echo "$fails whole-system boot check(s) failed" >&2; exit 1; }
