@@ -13,7 +13,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 . scripts/lib.sh
 need_cargo
-need_packages cryptsetup-bin python3
+need_packages cryptsetup-bin python3 lvm2 gdisk
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked -q
 cargo build --release --locked -q -p cryptpilot
 seeds=$(mktemp -d)
@@ -39,9 +39,25 @@ for l1 in "--hash sha1 --cipher aes-xts-plain64" "--hash sha256 --cipher aes-cbc
     i=$((i + 1))
 done
 python3 fuzz/seed.py fuzz/corpus "$seeds"/*.img
+# disk_layout: a PV lvm2 writes (on a loop device, no device-mapper needed) and GPTs sgdisk
+# writes; the first byte picks the part (0 LVM2, 1 GPT), then the device's first bytes.
+mkdir -p fuzz/corpus/disk_layout
+truncate -s 8M "$seeds/pv.img"
+lo=$(losetup -f --show "$seeds/pv.img")
+lvmc=(--devices "$lo" --config 'backup { backup = 0 archive = 0 }')
+{ LVM_SUPPRESS_FD_WARNINGS=1 lvm pvcreate -q "${lvmc[@]}" "$lo" \
+    && LVM_SUPPRESS_FD_WARNINGS=1 lvm vgcreate -q -s 1m "${lvmc[@]}" cpfuzz "$lo" \
+    && LVM_SUPPRESS_FD_WARNINGS=1 lvm lvcreate -q "${lvmc[@]}" --driverloaded n -an -Zn -n rootfs -L 2M cpfuzz \
+    && LVM_SUPPRESS_FD_WARNINGS=1 lvm lvcreate -q "${lvmc[@]}" --driverloaded n -an -Zn -n rootfs_hash -L 1M cpfuzz
+} 2>/dev/null || echo "lvm2 could not make the disk_layout seed" >&2
+losetup -d "$lo"
+{ printf '\0'; head -c 64K "$seeds/pv.img"; } > fuzz/corpus/disk_layout/lvm2
+truncate -s 128K "$seeds/gpt.img"
+sgdisk -a 1 -n 1:40:+30K -t 1:ef00 -n 2:0:0 -t 2:8e00 "$seeds/gpt.img" >/dev/null
+{ printf '\1'; cat "$seeds/gpt.img"; } > fuzz/corpus/disk_layout/gpt
 cd fuzz
 log=$(mktemp)
-targets=(header metadata unlock dm_table token superblocks volume_toml http_response luks1)
+targets=(header metadata unlock dm_table token superblocks volume_toml http_response luks1 disk_layout)
 for t in "${targets[@]}"; do
     dirs=("corpus/$t")
     [ -d "regressions/$t" ] && dirs+=("regressions/$t")

@@ -302,6 +302,13 @@ mod tests {
         assert_eq!(std::mem::offset_of!(DmIoctl, data), 305);
         assert_eq!(std::mem::offset_of!(DmTargetSpec, target_type), 24);
         assert_eq!(std::mem::offset_of!(LoopInfo64, lo_file_name), 56);
+        // linux/blkpg.h on x86_64: long long start, length; int pno; char devname[64],
+        // volname[64]; and the argument's three ints before the data pointer.
+        assert_eq!(std::mem::offset_of!(BlkpgPartition, pno), 16);
+        assert_eq!(std::mem::offset_of!(BlkpgPartition, volname), 84);
+        assert_eq!(std::mem::size_of::<BlkpgPartition>(), 152);
+        assert_eq!(std::mem::offset_of!(BlkpgIoctlArg, data), 16);
+        assert_eq!(std::mem::size_of::<BlkpgIoctlArg>(), 24);
     }
 
     /// The request numbers `_IOWR(0xfd, n, struct dm_ioctl)` the kernel expects.

@@ -34,8 +34,11 @@ pub struct Stage<'a> {
     pub pv: PathBuf,
 }
 
+/// An LV of the layout by its device-mapper name (`cryptpilot-<lv>`: the fixed names hold
+/// no `-` for lvm2 to double). Not the `/dev/cryptpilot/<lv>` link: with udev running, its
+/// LVM rules own that link and may drop it while the stage opens it.
 fn lv_path(lv: &str) -> PathBuf {
-    Path::new("/dev").join(VG).join(lv)
+    activate::mapper_path(&format!("{VG}-{lv}"))
 }
 
 fn name(n: &str) -> Result<DmName> {
@@ -110,9 +113,10 @@ pub fn before_sysroot(s: &Stage<'_>, log: &mut dyn Log) -> Result<PathBuf> {
         || cfg.rootfs.delta_location == DeltaLocation::Disk
         || volumes::lifecycle::state(&delta) != volumes::lifecycle::State::Initialized;
     if fresh && !temporary {
-        volumes::lifecycle::init(&delta, true, &mut Quiet)?;
+        volumes::lifecycle::init_open(&delta, &mut Quiet)?;
+    } else {
+        volumes::lifecycle::open(&delta, false, &mut Quiet)?;
     }
-    volumes::lifecycle::open(&delta, false, &mut Quiet)?;
     log.step(if fresh {
         "delta created and opened"
     } else {
@@ -181,12 +185,7 @@ pub fn after_sysroot(config: &Loaded, sysroot: &Path, log: &mut dyn Log) -> Resu
         let ram = config.fde.rootfs.delta_location == DeltaLocation::Ram;
         return crate::overlay::mount_overlay(sysroot, ram, log);
     }
-    let dev = activate::mapper_path("rootfs");
-    if let Some((from, to)) = crate::ext4::grow(sysroot, &dev)? {
-        log.step(&format!(
-            "rootfs file system grown from {from} to {to} blocks"
-        ));
-    }
+    crate::ext4::grow_logged(sysroot, &activate::mapper_path("rootfs"), "rootfs", log);
     Ok(())
 }
 
@@ -220,8 +219,8 @@ fn volume(
 
 /// The partition holding `pv` grows to the end of a disk that grew (as `growpart`: only the
 /// last partition of a GPT disk), and the kernel is told its new size. A disk that cannot
-/// be grown this way (another partition ends last, no GPT) is reported and left as it is:
-/// the boot does not depend on it.
+/// be grown this way (another partition ends last, no GPT, a kernel that refuses the new
+/// size) is reported and left as it is: the boot does not depend on it.
 fn grow_partition(pv: &Path, log: &mut dyn Log) -> Result<()> {
     let Some(part) = Partition::of(pv)? else {
         return Ok(());
@@ -240,16 +239,38 @@ fn grow_partition(pv: &Path, log: &mut dyn Log) -> Result<()> {
         }
     };
     if g.new_last > g.old_last {
-        let start = part.start_sectors * 512;
-        let length = (g.new_last + 1) * part.lba - start;
-        dmioctl::blockdev::resize_partition(&d, part.number, start, length)
-            .map_err(Error::io(disk, "tell the kernel the new partition size of"))?;
-        log.step(&format!(
-            "partition {} of {} grown to the end of the disk ({} MiB more)",
-            part.number,
-            disk.display(),
-            ((g.new_last - g.old_last) * part.lba) >> 20
-        ));
+        // The numbers come from the disk and sysfs: checked, never wrapped.
+        let start = part.start_sectors.checked_mul(512);
+        let end = g
+            .new_last
+            .checked_add(1)
+            .and_then(|e| e.checked_mul(part.lba));
+        let Some((start, length)) = start
+            .zip(end)
+            .and_then(|(s, e)| Some((s, e.checked_sub(s)?)))
+        else {
+            log.step(&format!(
+                "{}: partition {} does not fit its disk; not grown",
+                disk.display(),
+                part.number
+            ));
+            return Ok(());
+        };
+        let more = (g.new_last - g.old_last).saturating_mul(part.lba) >> 20;
+        match dmioctl::blockdev::resize_partition(&d, part.number, start, length) {
+            Ok(()) => log.step(&format!(
+                "partition {} of {} grown to the end of the disk ({more} MiB more)",
+                part.number,
+                disk.display(),
+            )),
+            // The table on the disk is grown; the kernel sees it at the next boot.
+            Err(e) => log.step(&format!(
+                "{}: partition {} grown on the disk, but the kernel keeps its old size \
+                 until the next boot: {e}",
+                disk.display(),
+                part.number
+            )),
+        }
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ use std::fs::File;
 use std::path::Path;
 
 use luks2::BlockIo;
+use nix::mount::{mount, MsFlags};
 
 use crate::{Error, Result};
 
@@ -101,8 +102,9 @@ pub fn clear_read_only(dev: &Path) -> Result<bool> {
     Ok(true)
 }
 
-/// Grows the ext4 mounted on `mount_point` from `dev` to fill `dev`. Returns the block
-/// counts before and after, or `None` when there was nothing to grow (or no ext4).
+/// Grows the ext4 mounted on `mount_point` from `dev` to fill `dev` (a read-only mount is
+/// remounted read-write for it, then read-only again). Returns the block counts before and
+/// after, or `None` when there was nothing to grow (or no ext4).
 ///
 /// # Errors
 /// [`Error::Io`] when the device cannot be read or the kernel refuses the resize.
@@ -116,10 +118,47 @@ pub fn grow(mount_point: &Path, dev: &Path) -> Result<Option<(u64, u64)>> {
     if want <= s.blocks {
         return Ok(None);
     }
-    let dir = File::open(mount_point).map_err(Error::io(mount_point, "open"))?;
-    dmioctl::blockdev::grow_ext4(&dir, want)
-        .map_err(Error::io(mount_point, "grow the file system on"))?;
-    Ok(Some((s.blocks, want)))
+    // A read-only mount (systemd's initrd mounts the root so) cannot be resized: it is
+    // remounted read-write for the resize and read-only again after.
+    let read_only = nix::sys::statvfs::statvfs(mount_point)
+        .map_err(|e| Error::io(mount_point, "examine")(e.into()))?
+        .flags()
+        .contains(nix::sys::statvfs::FsFlags::ST_RDONLY);
+    let remount = |flags: MsFlags| {
+        mount(
+            None::<&str>,
+            mount_point,
+            None::<&str>,
+            MsFlags::MS_REMOUNT | flags,
+            None::<&str>,
+        )
+        .map_err(|e| Error::io(mount_point, "remount")(e.into()))
+    };
+    if read_only {
+        remount(MsFlags::empty())?;
+    }
+    let grown = File::open(mount_point)
+        .map_err(Error::io(mount_point, "open"))
+        .and_then(|d| {
+            dmioctl::blockdev::grow_ext4(&d, want)
+                .map_err(Error::io(mount_point, "grow the file system on"))
+        });
+    if read_only {
+        remount(MsFlags::MS_RDONLY)?;
+    }
+    grown.map(|()| Some((s.blocks, want)))
+}
+
+/// [`grow`], reported on `log` as `what`'s file system; a failure is reported, not returned:
+/// the file system works without growing (it only has less room).
+pub fn grow_logged(mount_point: &Path, dev: &Path, what: &str, log: &mut dyn crate::boot::Log) {
+    match grow(mount_point, dev) {
+        Ok(Some((from, to))) => log.step(&format!(
+            "{what} file system grown from {from} to {to} blocks"
+        )),
+        Ok(None) => {}
+        Err(e) => log.step(&format!("{what} file system not grown: {e}")),
+    }
 }
 
 /// ext4's `s_checksum`: CRC-32C (Castagnoli) state from `!0` over the bytes before it, with

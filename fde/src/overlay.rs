@@ -64,6 +64,8 @@ pub fn mount_overlay(sysroot: &Path, ram: bool, log: &mut dyn Log) -> Result<()>
             None::<&str>,
         )
         .map_err(mount_err(d))?;
+        // A delta extended over a grown disk: its file system follows.
+        crate::ext4::grow_logged(d, &dev, "delta", log);
         d.join("overlay")
     };
     let (upper, work) = (dir.join("upper"), dir.join("work"));

@@ -78,6 +78,20 @@ fn missing(v: &Volume) -> Error {
 /// [`Error::Refused`] for an `otp` volume, an initialised one without `force_reinit`, or an
 /// erase not confirmed; [`Error::Provider`] when no key comes; mapping and tool errors.
 pub fn init(v: &Volume, force_reinit: bool, ui: &mut dyn Ui) -> Result<()> {
+    init_inner(v, force_reinit, false, ui)
+}
+
+/// As [`init`] with `force_reinit`, leaving the volume mapped as [`open`] would, with the
+/// volume key the format made: its key is derived once, not again to open it (a boot that
+/// recreates a volume every time saves a whole key derivation).
+///
+/// # Errors
+/// As [`init`].
+pub fn init_open(v: &Volume, ui: &mut dyn Ui) -> Result<()> {
+    init_inner(v, true, true, ui)
+}
+
+fn init_inner(v: &Volume, force_reinit: bool, keep_open: bool, ui: &mut dyn Ui) -> Result<()> {
     let provider = for_config(&v.provider);
     if provider.is_temporary() {
         return Err(refused(
@@ -125,21 +139,28 @@ pub fn init(v: &Volume, force_reinit: bool, ui: &mut dyn Ui) -> Result<()> {
         subsystem: INITIALIZING.into(),
         ..FormatOptions::default()
     };
-    format_and_fill(v, &mut opts, &pass, ui)?;
-    let mut f = open_device(&v.dev, true, false)?;
-    let mut dev = Luks2::open(&mut f).map_err(activate::Error::luks(&v.dev))?;
-    dev.set_labels(None, Some(DONE))
-        .map_err(activate::Error::luks(&v.dev))?;
-    Ok(())
+    format_and_fill(v, &mut opts, &pass, keep_open, ui)?;
+    let done = (|| {
+        let mut f = open_device(&v.dev, true, false)?;
+        let mut dev = Luks2::open(&mut f).map_err(activate::Error::luks(&v.dev))?;
+        dev.set_labels(None, Some(DONE))
+            .map_err(activate::Error::luks(&v.dev))?;
+        Ok(())
+    })();
+    if done.is_err() && keep_open {
+        let _ = close(v);
+    }
+    done
 }
 
 /// Formats the device (with integrity and its tag wipe when configured), maps it, creates
-/// the file system if configured and the mapping is empty, and leaves it mapped only for a
-/// temporary (`otp`) volume.
+/// the file system if configured and the mapping is empty, and leaves it mapped when
+/// `keep_open` (a temporary `otp` volume, [`init_open`]).
 fn format_and_fill(
     v: &Volume,
     opts: &mut FormatOptions,
     pass: &luks2::Passphrase,
+    keep_open: bool,
     ui: &mut dyn Ui,
 ) -> Result<()> {
     let mapper = Mapper::open()?;
@@ -162,7 +183,7 @@ fn format_and_fill(
     };
     let path = map(&mapper, v, &header, &vk)?;
     let made = makefs(v, &path, ui);
-    if made.is_err() || !for_config(&v.provider).is_temporary() {
+    if made.is_err() || !keep_open {
         mapper.close(&v.name)?;
     }
     made
@@ -194,7 +215,7 @@ pub fn open(v: &Volume, check_fs: bool, ui: &mut dyn Ui) -> Result<()> {
             ..PbkdfParams::insecure_fast()
         };
         opts.digest_iterations = Some(1000);
-        return format_and_fill(v, &mut opts, &pass, ui);
+        return format_and_fill(v, &mut opts, &pass, true, ui);
     }
     match state(v) {
         State::Initialized => {}

@@ -2,9 +2,13 @@
 # dracut module 91cryptpilot: the full-disk protection's boot stages in a systemd initrd.
 # Install this directory as /usr/lib/dracut/modules.d/91cryptpilot and build with
 #   dracut --add cryptpilot --kernel-cmdline root=/dev/mapper/rootfs ...
+# With systemd-networkd as the initrd's network, give ip=dhcp (or a static ip=) on the kernel
+# command line: its generator reads only that.
 # The static cryptpilot binary needs no lvm2, cryptsetup, veritysetup or e2fsprogs inside.
 # /etc/cryptpilot/{fde,global,metadata}.toml are carried: the initrd's measurement covers
 # the root hash. (Without systemd or dracut, `cryptpilot fde initrd` writes a minimal initrd.)
+# CRYPTPILOT_BIN and CRYPTPILOT_CONFIG_DIR in the environment name another binary and
+# configuration directory (an image being built, a test).
 
 check() {
     # Only when asked for (--add cryptpilot).
@@ -12,8 +16,9 @@ check() {
 }
 
 depends() {
-    # Key providers (kbs, kms) fetch keys over the network.
-    echo network
+    # dm: udev's device-mapper rules, so that systemd sees /dev/mapper/rootfs. Key providers
+    # (kbs, kms) fetch keys over the network.
+    echo dm network
     if require_binaries attestation-agent; then
         echo attestation-agent
     fi
@@ -26,23 +31,28 @@ installkernel() {
 }
 
 install() {
-    inst_simple /usr/bin/cryptpilot /usr/bin/cryptpilot
+    local bin=${CRYPTPILOT_BIN:-${dracutsysrootdir:-}/usr/bin/cryptpilot}
+    local conf=${CRYPTPILOT_CONFIG_DIR:-${dracutsysrootdir:-}/etc/cryptpilot}
+    inst_simple "$bin" /usr/bin/cryptpilot
     ln_r /usr/bin/cryptpilot /usr/bin/cryptpilot-fde-guest
+    [ -e "$conf/fde.toml" ] || dfatal "91cryptpilot: $conf/fde.toml is missing"
+    [ -e "$conf/metadata.toml" ] || dfatal "91cryptpilot: $conf/metadata.toml (the root hash) is missing"
     local f
     for f in fde.toml metadata.toml global.toml; do
-        [ -e "${dracutsysrootdir:-}/etc/cryptpilot/$f" ] && inst_simple "/etc/cryptpilot/$f"
+        [ -e "$conf/$f" ] && inst_simple "$conf/$f" "/etc/cryptpilot/$f"
     done
-    [ -e "${dracutsysrootdir:-}/etc/cryptpilot/fde.toml" ] \
-        || dfatal "91cryptpilot: /etc/cryptpilot/fde.toml is missing"
-    [ -e "${dracutsysrootdir:-}/etc/cryptpilot/metadata.toml" ] \
-        || dfatal "91cryptpilot: /etc/cryptpilot/metadata.toml (the root hash) is missing"
-    inst_rules "$moddir/12-cryptpilot-hide-intermediate-devices.rules"
+    inst_simple "$moddir/12-cryptpilot-hide-intermediate-devices.rules" \
+        "${udevrulesdir:-/usr/lib/udev/rules.d}/12-cryptpilot-hide-intermediate-devices.rules"
     inst_simple "$moddir/cryptpilot-fde-before-sysroot.service" \
         "$systemdsystemunitdir/cryptpilot-fde-before-sysroot.service"
     inst_simple "$moddir/cryptpilot-fde-after-sysroot.service" \
         "$systemdsystemunitdir/cryptpilot-fde-after-sysroot.service"
     $SYSTEMCTL -q --root "$initdir" enable cryptpilot-fde-before-sysroot.service
     $SYSTEMCTL -q --root "$initdir" enable cryptpilot-fde-after-sysroot.service
-    # The network for key providers, configured by the initrd's network module.
-    echo "rd.neednet=1 ip=dhcp" > "${initdir}/etc/cmdline.d/91-cryptpilot.conf"
+    # The network for key providers, configured by the initrd's network module. And no
+    # activation by dracut's lvm module: the stage brings up the cryptpilot volume group
+    # itself, and lvm2 activating it at the same time (its udev-triggered lvm_scan) races
+    # with it for the same devices and /dev nodes.
+    mkdir -p "${initdir}/etc/cmdline.d"
+    echo "rd.neednet=1 ip=dhcp rd.lvm=0" > "${initdir}/etc/cmdline.d/91-cryptpilot.conf"
 }

@@ -9,13 +9,13 @@
 # an unreachable key broker each stop the boot with one line, and that lvm2's vgck accepts the
 # volume group after our boot added the delta.
 #
-#   bash tests/vm/fde/boot.sh          # work files in target/vm/fde/
+#   bash tests/vm/fde/boot.sh [TEXT]   # only the cases whose name holds TEXT; work files in target/vm/fde/
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
 cd "$root"
 . scripts/lib.sh
 need_cargo
-need_packages qemu-system-x86 busybox-static gdisk lvm2 util-linux
+need_packages qemu-system-x86 busybox-static gdisk lvm2 util-linux dracut-core dracut-network
 
 work=$root/target/vm/fde
 rm -rf "$work"
@@ -37,8 +37,17 @@ kver=${kernel##*/vmlinuz-}
 modules=$root/target/vm/kernel/lib/modules/$kver
 bin=$root/target/x86_64-unknown-linux-gnu/release/cryptpilot
 written=delta-42-plaintext-1234
+only=${1:-}
 fails=0
+# want NAME: the case NAME is to run.
+want() { [ -z "$only" ] || [[ $1 == *"$only"* ]]; }
 report() { echo "$1"; [ "${1%% *}" = PASS ] || fails=$((fails + 1)); }
+
+# mkfs.ext4 and its libraries: the overlayfs backend makes an ext4 on a new delta.
+includes=(--include /bin/busybox:/bin/busybox --include "$(command -v mkfs.ext4):/sbin/mkfs.ext4")
+for lib in $(ldd "$(command -v mkfs.ext4)" | grep -o '/[^ ]*'); do
+    includes+=(--include "$(readlink -f "$lib"):$lib")
+done
 
 # boot NAME IMAGE FDE_TOML: writes the configuration and the initrd, boots, leaves the
 # console in $work/NAME.log (each reboot of a case appends).
@@ -47,7 +56,7 @@ boot() {
     mkdir -p "$cfg"
     printf '%s' "$conf" > "$cfg/fde.toml"
     printf 'type = 1\nroot_hash = "%s"\n' "$(info "$img" root_hash)" > "$cfg/metadata.toml"
-    "$bin" fde initrd -c "$cfg" --kernel-modules "$modules" --include /bin/busybox:/bin/busybox \
+    "$bin" fde initrd -c "$cfg" --kernel-modules "$modules" "${includes[@]}" \
         --out "$work/initrd-$name" --force >/dev/null
     timeout 600 qemu-system-x86_64 -m 2048 -smp 2 -nographic -no-reboot -cpu max \
         -kernel "$kernel" -initrd "$work/initrd-$name" \
@@ -57,55 +66,86 @@ boot() {
 }
 # has LOG TEXT: the log of the last boot holds TEXT as a line's start.
 has() { tr -d '\r' < "$work/$1.log.1" | grep -aq "^$2"; }
+# value LOG KEY: what the root's init printed after KEY in the last boot.
+value() { tr -d '\r' < "$work/$1.log.1" | sed -n "s/^$2 //p" | head -n 1; }
 exec_provider() { printf '[%s.encrypt.exec]\ncommand = "/bin/busybox"\nargs = ["echo", "-n", "%s"]\n' "$1" "$2"; }
 
+for backend in dm-snapshot overlayfs; do
 for location in disk disk-persist ram; do
     for rootfs in plain luks; do
         for integrity in false true; do
             # A memory delta has no volume to protect.
             [ $location = ram ] && [ $integrity = true ] && continue
-            name=$location-$rootfs-integrity-$integrity
+            name=$backend-$location-$rootfs-integrity-$integrity
+            want "$name" || continue
             img=$work/$name.img
             cp --sparse=always "$work/$rootfs.img" "$img"
-            conf=$(printf '[rootfs]\ndelta_location = "%s"\n' $location
+            conf=$(printf '[rootfs]\ndelta_location = "%s"\ndelta_backend = "%s"\n' $location $backend
                 [ $rootfs = luks ] && exec_provider rootfs "rootfs passphrase"
                 printf '\n[delta]\nintegrity = %s\n' $integrity
                 exec_provider delta "delta passphrase")
             boot "$name" "$img" "$conf"
             why=
             has "$name" TINY-ROOT-MARKER || why="no marker"
-            [ -z "$why" ] && { has "$name" "ROOT-DEV rootfs" || why="the root is not /dev/mapper/rootfs"; }
+            if [ $backend = overlayfs ]; then
+                [ -z "$why" ] && { [ "$(value "$name" ROOT-FS)" = overlay ] || why="the root is $(value "$name" ROOT-FS), not an overlay"; }
+                [ -z "$why" ] && { has "$name" "cryptpilot-fde: .*/sysroot is the verity-protected rootfs" || why="after-sysroot did not check the root"; }
+            else
+                [ -z "$why" ] && { has "$name" "ROOT-DEV rootfs" || why="the root is not /dev/mapper/rootfs"; }
+            fi
             [ -z "$why" ] && { has "$name" "PERSISTED none" || why="a new delta holds a file"; }
-            kib=$(tr -d '\r' < "$work/$name.log.1" | sed -n 's/^ROOT-KIB //p')
-            [ -z "$why" ] && { [ "${kib:-0}" -gt 24576 ] || why="the file system did not grow over the delta (${kib:-?} KiB)"; }
+            kib=$(value "$name" ROOT-KIB)
+            [ -z "$why" ] && { [ "${kib:-0}" -gt 24576 ] || why="the root has only ${kib:-?} KiB: it did not grow over the delta"; }
             [ -z "$why" ] && { has "$name" WRITE-OK || why="the write failed"; }
             [ -z "$why" ] && grep -aq "$written" "$img" && why="plaintext of the write on the disk"
             t=$(tr -d '\r' < "$work/$name.log.1" | sed -n 's/^cryptpilot-fde: \[ *\([0-9]*\) ms\] switching.*/\1/p')
-            if [ -z "$why" ]; then
+            note=
+            # Persistence does not depend on integrity: one reboot per location and rootfs.
+            if [ -z "$why" ] && [ $integrity = false ]; then
+                # One disk grows between the boots: partition, PV, delta and file system follow.
+                grow=no
+                [ $location = disk-persist ] && [ $rootfs = plain ] && grow=yes
+                [ $grow = yes ] && truncate -s +32M "$img"
                 boot "$name" "$img" "$conf"
                 want=none
                 [ $location = disk-persist ] && want=$written
-                has "$name" "PERSISTED $want" || why="after a reboot: $(grep -a PERSISTED "$work/$name.log.1" | tr -d '\r') (wanted $want)"
+                has "$name" "PERSISTED $want" || why="after a reboot: $(value "$name" PERSISTED) (wanted $want)"
+                note="; $( [ $location = disk-persist ] && echo kept || echo gone ) after a reboot"
+                if [ -z "$why" ] && [ $grow = yes ]; then
+                    kib2=$(value "$name" ROOT-KIB)
+                    has "$name" "cryptpilot-fde: .* partition 2 of /dev/vda grown to the end of the disk" \
+                        && has "$name" "cryptpilot-fde: .* physical volume grown" \
+                        && has "$name" "cryptpilot-fde: .* delta volume extended" \
+                        || why="the grown disk: $(grep -a 'grown\|extended' "$work/$name.log.1" | tr -d '\r' | tr '\n' ';')"
+                    [ -z "$why" ] && [ "${kib2:-0}" -le "$kib" ] \
+                        && why="the file system did not grow with the disk ($kib -> $kib2 KiB)"
+                    [ -z "$why" ] && { sgdisk -v "$img" | grep -q "No problems found" || why="sgdisk -v: $(sgdisk -v "$img" | head -n 3 | tr '\n' ' ')"; }
+                    note="$note; disk grown 32 MiB: root $kib -> ${kib2:-?} KiB"
+                fi
             fi
             if [ -n "$why" ]; then
                 report "FAIL  $name: $why (see $work/$name.log)"
             else
-                report "PASS  $name: boot, write, $( [ $location = disk-persist ] && echo kept || echo gone ) after a reboot; root grown to $kib KiB; stages to switch_root ${t} ms"
+                report "PASS  $name: boot, write$note; root $kib KiB; stages to switch_root ${t} ms"
             fi
         done
     done
 done
+done
 
-# lvm2 accepts the volume group after our stage made and extended the delta.
-img=$work/disk-persist-plain-integrity-false.img
-loop=$(losetup -f --show -o $((part2 * 512)) "$img")
-if lvm vgck --devices "$loop" --config 'backup { backup = 0 archive = 0 }' cryptpilot 2>"$work/vgck.err" \
-    && lvm lvs --devices "$loop" --noheadings -o lv_name cryptpilot 2>/dev/null | grep -q delta; then
-    report "PASS  vgck: lvm2 accepts the group with our delta"
-else
-    report "FAIL  vgck: $(tail -n 1 "$work/vgck.err")"
+# lvm2 accepts the volume group after our stage made the delta, grew the PV and extended
+# the delta.
+img=$work/dm-snapshot-disk-persist-plain-integrity-false.img
+if [ -e "$img" ]; then
+    loop=$(losetup -f --show -o $((part2 * 512)) "$img")
+    if lvm vgck --devices "$loop" --config 'backup { backup = 0 archive = 0 }' cryptpilot 2>"$work/vgck.err" \
+        && lvm lvs --devices "$loop" --noheadings -o lv_name cryptpilot 2>/dev/null | grep -q delta; then
+        report "PASS  vgck: lvm2 accepts the group with our delta"
+    else
+        report "FAIL  vgck: $(tail -n 1 "$work/vgck.err")"
+    fi
+    losetup -d "$loop"
 fi
-losetup -d "$loop"
 
 # stops NAME WHY: the last boot of NAME stopped with one line and never ran the root's init.
 stops() {
@@ -127,28 +167,77 @@ plain_conf=$(printf '[rootfs]\ndelta_location = "disk"\n\n[delta]\n'; exec_provi
 
 # One flipped byte in the rootfs LV (its ext4 superblock), then in the hash tree's first leaf
 # block (which covers that superblock): the kernel's verity check fails the mount.
-img=$work/tamper-rootfs.img
-cp --sparse=always "$work/plain.img" "$img"
-flip "$img" $(( (part2 + $(info "$img" rootfs_sector)) * 512 + 1024 + 100 ))
-boot tamper-rootfs "$img" "$plain_conf"
-stops tamper-rootfs "a flipped rootfs byte"
-img=$work/tamper-hash.img
-cp --sparse=always "$work/plain.img" "$img"
-flip "$img" $(( (part2 + $(info "$img" hash_sector)) * 512 + 8192 + 5 ))
-boot tamper-hash "$img" "$plain_conf"
-stops tamper-hash "a flipped hash tree byte"
+if want tamper-rootfs; then
+    img=$work/tamper-rootfs.img
+    cp --sparse=always "$work/plain.img" "$img"
+    flip "$img" $(( (part2 + $(info "$img" rootfs_sector)) * 512 + 1024 + 100 ))
+    boot tamper-rootfs "$img" "$plain_conf"
+    stops tamper-rootfs "a flipped rootfs byte"
+fi
+if want tamper-hash; then
+    img=$work/tamper-hash.img
+    cp --sparse=always "$work/plain.img" "$img"
+    flip "$img" $(( (part2 + $(info "$img" hash_sector)) * 512 + 8192 + 5 ))
+    boot tamper-hash "$img" "$plain_conf"
+    stops tamper-hash "a flipped hash tree byte"
+fi
 
 # A wrong rootfs passphrase from the provider.
-img=$work/wrong-key.img
-cp --sparse=always "$work/luks.img" "$img"
-boot wrong-key "$img" "$(printf '[rootfs]\n'; exec_provider rootfs "not the passphrase"
-    printf '\n[delta]\n'; exec_provider delta "delta passphrase")"
-stops wrong-key "a wrong rootfs key"
+if want wrong-key; then
+    img=$work/wrong-key.img
+    cp --sparse=always "$work/luks.img" "$img"
+    boot wrong-key "$img" "$(printf '[rootfs]\n'; exec_provider rootfs "not the passphrase"
+        printf '\n[delta]\n'; exec_provider delta "delta passphrase")"
+    stops wrong-key "a wrong rootfs key"
+fi
 
 # A key broker that cannot be reached (nothing listens; the initrd has no network).
+if want no-kbs; then
 img=$work/no-kbs.img
 cp --sparse=always "$work/plain.img" "$img"
 boot no-kbs "$img" "$(printf '[rootfs]\ndelta_location = "disk-persist"\n\n[delta.encrypt.kbs]\nkbs_url = "http://10.0.2.100:8080"\nkey_uri = "kbs:///default/local-resources/vm-disk"\n')"
 stops no-kbs "an unreachable key broker"
+fi
+
+# The dracut path: the same layout booted by dracut's systemd initrd with the module in
+# dist/dracut/91cryptpilot (its units run the stages, systemd mounts the root read-only and
+# switches to it). The network comes up by DHCP from qemu (ip=dhcp for systemd-networkd).
+if want dracut; then
+base=$work/dracut-base
+cp -a /usr/lib/dracut "$base"
+cp -a dist/dracut/91cryptpilot "$base/modules.d/"
+cfg=$work/cfg-dracut
+mkdir -p "$cfg"
+{ printf '[rootfs]\ndelta_location = "disk-persist"\n\n[delta]\n'; exec_provider delta "delta passphrase"; } > "$cfg/fde.toml"
+printf 'type = 1\nroot_hash = "%s"\n' "$(info "$work/plain.img" root_hash)" > "$cfg/metadata.toml"
+CRYPTPILOT_BIN=$bin CRYPTPILOT_CONFIG_DIR=$cfg dracutbasedir=$base dracut -q -N --force \
+    --kver "$kver" --kmoddir "$modules" --add cryptpilot --install /bin/busybox \
+    "$work/initrd-dracut" > "$work/dracut-build.log" 2>&1 || echo "dracut failed: see $work/dracut-build.log" >&2
+img=$work/dracut.img
+cp --sparse=always "$work/plain.img" "$img"
+: > "$work/dracut.log"
+why=
+for n in 1 2; do
+    timeout 600 qemu-system-x86_64 -m 2048 -smp 2 -nographic -no-reboot -cpu max \
+        -kernel "$kernel" -initrd "$work/initrd-dracut" \
+        -append "console=ttyS0 panic=-1 root=/dev/mapper/rootfs rd.shell=0 rd.emergency=poweroff ip=dhcp" \
+        -drive file="$img",format=raw,if=virtio \
+        -netdev user,id=n0 -device virtio-net-pci,netdev=n0 > "$work/dracut.log.1" 2>&1 || true
+    tr -d '\r' < "$work/dracut.log.1" >> "$work/dracut.log"
+    [ -z "$why" ] || break
+    has dracut TINY-ROOT-MARKER || why="boot $n: no marker"
+    [ -z "$why" ] && { has dracut "ROOT-DEV rootfs" || why="boot $n: the root is not /dev/mapper/rootfs"; }
+    [ -z "$why" ] && { grep -aq "cryptpilot-fde: /sysroot is the verity-protected rootfs" "$work/dracut.log.1" || why="boot $n: after-sysroot did not run"; }
+    [ -z "$why" ] && [ $n = 1 ] && { has dracut WRITE-OK || why="the write failed"; }
+    [ -z "$why" ] && [ $n = 2 ] && { has dracut "PERSISTED $written" || why="the write was lost across the reboot"; }
+done
+dkib=$(value dracut ROOT-KIB)
+[ -z "$why" ] && { [ "${dkib:-0}" -gt 24576 ] || why="the root did not grow (${dkib:-?} KiB)"; }
+if [ -n "$why" ]; then
+    report "FAIL  dracut: $why (see $work/dracut.log)"
+else
+    report "PASS  dracut: 91cryptpilot's units booted the root (${dkib} KiB), the write kept across a reboot"
+fi
+fi
 
 [ "$fails" -eq 0 ] || { echo "$fails whole-system boot check(s) failed" >&2; exit 1; }

@@ -7,14 +7,19 @@
 export LVM_SUPPRESS_FD_WARNINGS=1
 # tiny_root DIR: the root file system's content.
 tiny_root() {
-    mkdir -p "$1/bin" "$1/sbin" "$1/dev" "$1/proc" "$1/sys" "$1/run" "$1/tmp"
+    mkdir -p "$1/bin" "$1/sbin" "$1/dev" "$1/proc" "$1/sys" "$1/run" "$1/tmp" "$1/etc"
+    # systemd's initrd switches only to an operating system tree.
+    printf 'ID=tiny\nNAME="tiny test root"\n' > "$1/etc/os-release"
     cp /bin/busybox "$1/bin/busybox"
     # The written text is put together at run time, so that it is on no disk unless written.
     cat > "$1/sbin/init" <<'INIT'
 #!/bin/busybox sh
 B=/bin/busybox
 echo "TINY-ROOT-MARKER"
+# As a system's init does: the initrd may hand over the root read-only (systemd's does).
+$B mount -o remount,rw /
 dev=$($B awk '$5 == "/" { d = $3 } END { print d }' /proc/self/mountinfo)
+echo "ROOT-FS $($B awk '$5 == "/" { for (i = 6; i < NF; i++) if ($i == "-") t = $(i + 1) } END { print t }' /proc/self/mountinfo)"
 for d in /sys/block/dm-*; do
     [ "$($B cat $d/dev)" = "$dev" ] && echo "ROOT-DEV $($B cat $d/dm/name)"
 done
