@@ -17,7 +17,10 @@ pub(crate) fn run(cmd: FdeCommand, out: &mut dyn Write) -> CliResult<i32> {
             ..
         } => {
             let config = fde::load(&config_dir).map_err(|e| CliError::Fde(e.into()))?;
-            fde::boot::after_sysroot(&config, &sysroot, &mut StderrLog).map_err(CliError::Fde)?;
+            let mut log = StderrLog {
+                verbose: config.global.boot.verbose,
+            };
+            fde::boot::after_sysroot(&config, &sysroot, &mut log).map_err(CliError::Fde)?;
             Ok(0)
         }
         FdeCommand::BootService {
@@ -35,7 +38,10 @@ pub(crate) fn run(cmd: FdeCommand, out: &mut dyn Write) -> CliResult<i32> {
                 config: &config,
                 pv,
             };
-            let root = fde::boot::before_sysroot(&stage, &mut StderrLog).map_err(CliError::Fde)?;
+            let mut log = StderrLog {
+                verbose: config.global.boot.verbose,
+            };
+            let root = fde::boot::before_sysroot(&stage, &mut log).map_err(CliError::Fde)?;
             write_out(out, &format!("{}\n", root.display()))
         }
         FdeCommand::Initrd {
@@ -203,11 +209,20 @@ fn show(vg: &lvm::VolumeGroup, json: bool) -> String {
     s
 }
 
-/// Boot steps as lines on standard error (the journal or console in an initrd).
-struct StderrLog;
+/// Boot steps as lines on standard error (the journal or console in an initrd); details
+/// when `global.toml` sets `[boot] verbose`.
+struct StderrLog {
+    verbose: bool,
+}
 
 impl fde::boot::Log for StderrLog {
     fn step(&mut self, line: &str) {
         eprintln!("cryptpilot-fde: {line}");
+    }
+
+    fn detail(&mut self, line: &str) {
+        if self.verbose {
+            eprintln!("cryptpilot-fde:   {line}");
+        }
     }
 }

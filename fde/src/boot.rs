@@ -23,6 +23,8 @@ const SNAPSHOT_MAGIC: [u8; 4] = 0x7041_6e53u32.to_le_bytes();
 pub trait Log {
     /// A step.
     fn step(&mut self, line: &str);
+    /// A detail of a step, shown when `global.toml` asks for `[boot] verbose`.
+    fn detail(&mut self, _line: &str) {}
 }
 
 /// What the stage is given.
@@ -64,6 +66,9 @@ pub fn before_sysroot(s: &Stage<'_>, log: &mut dyn Log) -> Result<PathBuf> {
         "volume group {VG} active: {} logical volumes",
         lvs.len()
     ));
+    for lv in &lvs {
+        log.detail(&format!("logical volume {}", lv.display()));
+    }
 
     // The root file system: LUKS2 first when configured, then dm-verity over the plaintext
     // (itself the root with the overlayfs backend, the snapshot's origin otherwise).
@@ -81,6 +86,7 @@ pub fn before_sysroot(s: &Stage<'_>, log: &mut dyn Log) -> Result<PathBuf> {
         &lv_path("rootfs_hash"),
         &s.config.metadata.root_hash,
         &verity_name,
+        log,
     )?;
     log.step("rootfs verified by dm-verity against the initrd's root hash");
 
@@ -90,8 +96,8 @@ pub fn before_sysroot(s: &Stage<'_>, log: &mut dyn Log) -> Result<PathBuf> {
             return Ok(activate::mapper_path("rootfs"));
         }
         let cow = zram(mem_total()?)?;
-        let root = snapshot(&mapper, &verity_name, &cow, false)?;
-        writable(&root, log)?;
+        let root = snapshot(&mapper, &verity_name, &cow, false, log)?;
+        writable(&mapper, &root, log)?;
         log.step(&format!(
             "rootfs ready: writes go to memory ({})",
             cow.display()
@@ -136,8 +142,8 @@ pub fn before_sysroot(s: &Stage<'_>, log: &mut dyn Log) -> Result<PathBuf> {
     }
     let cow = activate::mapper_path("delta");
     prepare_cow(&cow, persistent && !fresh)?;
-    let root = snapshot(&mapper, &verity_name, &cow, persistent)?;
-    writable(&root, log)?;
+    let root = snapshot(&mapper, &verity_name, &cow, persistent, log)?;
+    writable(&mapper, &root, log)?;
     log.step(&format!(
         "rootfs ready: writes go to the encrypted delta ({kept})"
     ));
@@ -145,10 +151,19 @@ pub fn before_sysroot(s: &Stage<'_>, log: &mut dyn Log) -> Result<PathBuf> {
 }
 
 /// A converted rootfs carries ext4's `read-only` feature (it must not change under verity);
-/// the snapshot takes writes, so it is cleared there (the change lands in the delta).
-fn writable(root: &Path, log: &mut dyn Log) -> Result<()> {
-    if crate::ext4::clear_read_only(root)? {
-        log.step("rootfs: ext4 read-only feature cleared in the delta");
+/// the snapshot takes writes, so it is cleared there (the change lands in the delta). When
+/// the superblock cannot be read (a block that fails verity), the root is unmapped again:
+/// nothing is left for a mount to find.
+fn writable(mapper: &Mapper, root: &Path, log: &mut dyn Log) -> Result<()> {
+    match crate::ext4::clear_read_only(root) {
+        Ok(true) => log.step("rootfs: ext4 read-only feature cleared in the delta"),
+        Ok(false) => {}
+        Err(e) => {
+            for n in ["rootfs", "rootfs_extended"] {
+                let _ = mapper.close(&name(n)?);
+            }
+            return Err(e);
+        }
     }
     Ok(())
 }
@@ -378,6 +393,7 @@ fn open_verity(
     hash: &Path,
     root: &[u8],
     name: &DmName,
+    log: &mut dyn Log,
 ) -> Result<()> {
     let mut d = activate::open_device(data, false, false)?;
     let mut h = activate::open_device(hash, false, false)?;
@@ -388,6 +404,14 @@ fn open_verity(
         on_corruption: OnCorruption::Fail,
         ..VerityOptions::default()
     };
+    log.detail(&format!(
+        "verity: {} data blocks of {} bytes on {}, {:?} tree on {}",
+        params.data_blocks,
+        params.data_block_size,
+        data.display(),
+        params.hash,
+        hash.display()
+    ));
     mapper.open_verity((data, &mut d), (hash, &mut h), &params, root, name, &o)?;
     Ok(())
 }
@@ -415,7 +439,13 @@ fn prepare_cow(cow: &Path, reuse: bool) -> Result<()> {
 /// store, over `rootfs_extended`: the verity device followed by as many zero sectors as the
 /// store holds, so that the file system can grow into the space the delta gives. A
 /// persistent snapshot that fills up fails writes (`PO`) rather than dropping the root.
-fn snapshot(mapper: &Mapper, origin: &DmName, cow: &Path, persistent: bool) -> Result<PathBuf> {
+fn snapshot(
+    mapper: &Mapper,
+    origin: &DmName,
+    cow: &Path,
+    persistent: bool,
+    log: &mut dyn Log,
+) -> Result<PathBuf> {
     let s = mapper.status(origin)?.ok_or_else(|| {
         activate::Error::dm(origin.as_str())(activate::DmError::NotFound(origin.to_string()))
     })?;
@@ -434,6 +464,10 @@ fn snapshot(mapper: &Mapper, origin: &DmName, cow: &Path, persistent: bool) -> R
         if persistent { "PO" } else { "N" }
     );
     let size = verity.1 + cow_sectors;
+    log.detail(&format!(
+        "rootfs: 0 {size} snapshot {params} (origin: {} sectors of verity, {cow_sectors} of zeros)",
+        verity.1
+    ));
     Ok(mapper.map_target(&name("rootfs")?, None, size, "snapshot", &params, false)?)
 }
 

@@ -75,6 +75,7 @@ impl Cmdline {
 #[derive(Debug)]
 struct Console {
     start: Instant,
+    verbose: bool,
 }
 
 impl Log for Console {
@@ -84,6 +85,12 @@ impl Log for Console {
             self.start.elapsed().as_millis()
         );
     }
+
+    fn detail(&mut self, line: &str) {
+        if self.verbose {
+            self.step(&format!("  {line}"));
+        }
+    }
 }
 
 /// Runs as process 1 and never returns: the new root's init replaces this process, or the
@@ -91,6 +98,7 @@ impl Log for Console {
 pub fn run() -> ! {
     let mut log = Console {
         start: Instant::now(),
+        verbose: false,
     };
     let e = match boot(&mut log) {
         Ok(never) => match never {},
@@ -120,6 +128,8 @@ fn boot(log: &mut Console) -> Result<std::convert::Infallible> {
     let loaded = load_modules(log);
     log.step(&format!("{loaded} kernel modules loaded"));
     let config = crate::load(Path::new(CONFIG_DIR))?;
+    log.verbose = config.global.boot.verbose;
+    log.detail(&format!("command line: {cmdline:?}"));
     let pv = match cmdline.pv.clone() {
         Some(p) => wait_for(&cmdline, || {
             p.exists()

@@ -56,6 +56,7 @@ boot() {
     mkdir -p "$cfg"
     printf '%s' "$conf" > "$cfg/fde.toml"
     printf 'type = 1\nroot_hash = "%s"\n' "$(info "$img" root_hash)" > "$cfg/metadata.toml"
+    printf '[boot]\nverbose = true\n' > "$cfg/global.toml"
     "$bin" fde initrd -c "$cfg" --kernel-modules "$modules" "${includes[@]}" \
         --out "$work/initrd-$name" --force >/dev/null
     timeout 600 qemu-system-x86_64 -m 2048 -smp 2 -nographic -no-reboot -cpu max \
@@ -90,9 +91,11 @@ for location in disk disk-persist ram; do
             if [ $backend = overlayfs ]; then
                 [ -z "$why" ] && { [ "$(value "$name" ROOT-FS)" = overlay ] || why="the root is $(value "$name" ROOT-FS), not an overlay"; }
                 [ -z "$why" ] && { has "$name" "cryptpilot-fde: .*/sysroot is the verity-protected rootfs" || why="after-sysroot did not check the root"; }
+                [ -z "$why" ] && { [ "$(value "$name" BINDS)" = 3 ] || why="$(value "$name" BINDS) container directories bound from the delta, not 3"; }
             else
                 [ -z "$why" ] && { has "$name" "ROOT-DEV rootfs" || why="the root is not /dev/mapper/rootfs"; }
             fi
+            [ -z "$why" ] && { has "$name" "cryptpilot-fde: .*   verity: " || why="global.toml's verbose showed no details"; }
             [ -z "$why" ] && { has "$name" "PERSISTED none" || why="a new delta holds a file"; }
             kib=$(value "$name" ROOT-KIB)
             [ -z "$why" ] && { [ "${kib:-0}" -gt 24576 ] || why="the root has only ${kib:-?} KiB: it did not grow over the delta"; }

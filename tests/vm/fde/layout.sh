@@ -24,6 +24,7 @@ for d in /sys/block/dm-*; do
     [ "$($B cat $d/dev)" = "$dev" ] && echo "ROOT-DEV $($B cat $d/dm/name)"
 done
 echo "ROOT-KIB $($B df -k / | $B awk 'NR == 2 { print $2 }')"
+echo "BINDS $($B awk '$5 ~ "^/var/lib/(docker|containers|containerd/.*/snapshots)$"' /proc/self/mountinfo | $B wc -l)"
 if [ -e /persisted ]; then echo "PERSISTED $($B cat /persisted)"; else echo "PERSISTED none"; fi
 echo "delta-$((6 * 7))-plaintext-$((1000 + 234))" > /persisted && $B sync && echo "WRITE-OK"
 $B poweroff -f

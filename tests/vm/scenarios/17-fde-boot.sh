@@ -27,7 +27,7 @@ conf() {
 printf 'type = 1\nroot_hash = "%s"\n' "$root" > /tmp/fde/metadata.toml
 down() {
     umount /mnt 2>/dev/null || true
-    for n in rootfs delta rootfs_verity; do dmsetup remove $n 2>/dev/null || true; done
+    for n in rootfs rootfs_extended delta rootfs_verity; do dmsetup remove $n 2>/dev/null || true; done
     cryptpilot fde vg deactivate $D2
 }
 boot() {
@@ -87,11 +87,13 @@ dmsetup info rootfs >/dev/null 2>&1 && fail "a rootfs was mapped with a wrong ro
 down
 printf 'type = 1\nroot_hash = "%s"\n' "$root" > /tmp/fde/metadata.toml
 
-# One flipped byte of the rootfs LV (its ext4 superblock): mounting fails, never silently.
+# One flipped byte of the rootfs LV (its ext4 superblock): the stage reads that block and
+# stops with one line, leaving no rootfs mapped; never silently.
 lvm vgchange -q -ay cryptpilot
 flip_byte /dev/mapper/cryptpilot-rootfs 1100
 lvm vgchange -q -an cryptpilot
-boot
-mount /dev/mapper/rootfs /mnt 2>/dev/null && fail "a tampered rootfs mounted"
+expect_code 1 cryptpilot fde boot-service --stage initrd-fde-before-sysroot -c /tmp/fde --pv $D2
+tail -n 1 /tmp/out | grep -q "Input/output error" || fail "tampered rootfs: $(cat /tmp/out)"
+dmsetup info rootfs >/dev/null 2>&1 && fail "a rootfs was left mapped over a tampered LV"
 down
 echo "before-sysroot: verity rootfs, encrypted delta (persist, wiped), tamper and wrong hash stop it"

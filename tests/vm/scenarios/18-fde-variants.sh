@@ -30,7 +30,7 @@ conf() {
 }
 down() {
     umount /mnt 2>/dev/null || true
-    for n in rootfs delta delta_dif rootfs_verity rootfs_decrypted; do dmsetup remove $n 2>/dev/null || true; done
+    for n in rootfs rootfs_extended delta delta_dif rootfs_verity rootfs_decrypted; do dmsetup remove $n 2>/dev/null || true; done
     cryptpilot fde vg deactivate $D2
     [ -e /sys/block/zram0/reset ] && echo 1 > /sys/block/zram0/reset
     true
