@@ -49,7 +49,7 @@ lvmc=(--devices "$lo" --config 'backup { backup = 0 archive = 0 }')
     && LVM_SUPPRESS_FD_WARNINGS=1 lvm vgcreate -q -s 1m "${lvmc[@]}" cpfuzz "$lo" \
     && LVM_SUPPRESS_FD_WARNINGS=1 lvm lvcreate -q "${lvmc[@]}" --driverloaded n -an -Zn -n rootfs -L 2M cpfuzz \
     && LVM_SUPPRESS_FD_WARNINGS=1 lvm lvcreate -q "${lvmc[@]}" --driverloaded n -an -Zn -n rootfs_hash -L 1M cpfuzz
-} 2>/dev/null || echo "lvm2 could not make the disk_layout seed" >&2
+} >/dev/null 2>&1 || echo "lvm2 could not make the disk_layout seed" >&2
 losetup -d "$lo"
 { printf '\0'; head -c 64K "$seeds/pv.img"; } > fuzz/corpus/disk_layout/lvm2
 truncate -s 128K "$seeds/gpt.img"
