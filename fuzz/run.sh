@@ -13,7 +13,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 . scripts/lib.sh
 need_cargo
-need_packages cryptsetup-bin python3 lvm2 gdisk
+need_packages cryptsetup-bin python3 lvm2 gdisk systemd-boot-efi
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked -q
 cargo build --release --locked -q -p cryptpilot
 seeds=$(mktemp -d)
@@ -40,7 +40,7 @@ for l1 in "--hash sha1 --cipher aes-xts-plain64" "--hash sha256 --cipher aes-cbc
 done
 python3 fuzz/seed.py fuzz/corpus "$seeds"/*.img
 # disk_layout: a PV lvm2 writes (on a loop device, no device-mapper needed) and GPTs sgdisk
-# writes; the first byte picks the part (0 LVM2, 1 GPT), then the device's first bytes.
+# writes, and an EFI binary Debian ships; the first byte picks the part (0 LVM2, 1 GPT, 2 PE).
 mkdir -p fuzz/corpus/disk_layout
 truncate -s 8M "$seeds/pv.img"
 lo=$(losetup -f --show "$seeds/pv.img")
@@ -55,6 +55,7 @@ losetup -d "$lo"
 truncate -s 128K "$seeds/gpt.img"
 sgdisk -a 1 -n 1:40:+30K -t 1:ef00 -n 2:0:0 -t 2:8e00 "$seeds/gpt.img" >/dev/null
 { printf '\1'; cat "$seeds/gpt.img"; } > fuzz/corpus/disk_layout/gpt
+{ printf '\2'; cat /usr/lib/systemd/boot/efi/systemd-bootx64.efi; } > fuzz/corpus/disk_layout/pe
 cd fuzz
 log=$(mktemp)
 targets=(header metadata unlock dm_table token superblocks volume_toml http_response luks1 disk_layout)

@@ -5,10 +5,12 @@
 //! This crate holds the parts the boot stages are built from: [`config`] reads the three files
 //! the initrd carries under `/etc/cryptpilot` (`fde.toml`, `global.toml`, `metadata.toml`);
 //! [`vg`] brings up the `cryptpilot` volume group natively (no lvm2); [`boot`] holds the two
-//! boot stages; [`initrd`] writes a minimal initrd whose `/init` ([`init`]) runs them.
+//! boot stages; [`initrd`] writes a minimal initrd whose `/init` ([`init`]) runs them;
+//! [`authenticode`] digests the PE images a measured boot loads (reference values).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod authenticode;
 pub mod boot;
 pub mod config;
 mod error;

@@ -1,7 +1,8 @@
 //! The full-disk boot reads a disk an attacker may have written while the machine was off:
 //! the LVM2 label, metadata areas and text (read, mapped, changed and written back: what we
-//! write must read back the same) and the GPT the boot grows. The first input byte picks
-//! the part; the rest is the device's first bytes, the remainder of a 4 MiB device zeros.
+//! write must read back the same) and the GPT the boot grows; and the PE images whose
+//! Authenticode digests become reference values. The first input byte picks the part (0
+//! LVM2, 1 GPT, 2 PE); the rest is the device's first bytes (zeros up to 4 MiB), or the image.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -10,8 +11,14 @@ fuzz_target!(|data: &[u8]| {
     let Some((&which, rest)) = data.split_first() else {
         return;
     };
+    if which % 3 == 2 {
+        if let Ok(d) = fde::authenticode::digest(rest, fde::authenticode::HashAlgo::Sha256) {
+            assert_eq!(d.len(), 32);
+        }
+        return;
+    }
     let mut dev = rest.to_vec();
-    if which & 1 == 0 {
+    if which % 3 == 0 {
         dev.resize(dev.len().max(4 << 20), 0);
         lvm(luks2::MemoryDevice::from_vec(dev));
     } else {
