@@ -5,6 +5,7 @@
 //! certificate table itself are left out, as the Authenticode specification says.
 //!
 //! The image is untrusted input: every offset and size is checked against the file.
+//! [`HashAlgo::file_digest`] is the plain digest of a whole file (an initrd is measured so).
 
 use sha2::Digest;
 
@@ -18,9 +19,22 @@ pub enum HashAlgo {
     Sha256,
     /// SHA-384 (the default of reference values).
     Sha384,
+    /// SM3 (GB/T 32905), for TEEs that measure with it.
+    Sm3,
 }
 
 impl HashAlgo {
+    /// The digest of `data` as a whole.
+    #[must_use]
+    pub fn file_digest(self, data: &[u8]) -> Vec<u8> {
+        match self {
+            HashAlgo::Sha1 => sha1::Sha1::digest(data).to_vec(),
+            HashAlgo::Sha256 => sha2::Sha256::digest(data).to_vec(),
+            HashAlgo::Sha384 => sha2::Sha384::digest(data).to_vec(),
+            HashAlgo::Sm3 => sm3::Sm3::digest(data).to_vec(),
+        }
+    }
+
     /// The name reference values carry (`SHA-384`).
     #[must_use]
     pub fn label(self) -> &'static str {
@@ -28,6 +42,7 @@ impl HashAlgo {
             HashAlgo::Sha1 => "SHA-1",
             HashAlgo::Sha256 => "SHA-256",
             HashAlgo::Sha384 => "SHA-384",
+            HashAlgo::Sm3 => "SM3",
         }
     }
 }
@@ -146,6 +161,7 @@ pub fn digest(pe: &[u8], alg: HashAlgo) -> Result<Vec<u8>, PeError> {
         HashAlgo::Sha1 => run::<sha1::Sha1>(pe, &ranges),
         HashAlgo::Sha256 => run::<sha2::Sha256>(pe, &ranges),
         HashAlgo::Sha384 => run::<sha2::Sha384>(pe, &ranges),
+        HashAlgo::Sm3 => run::<sm3::Sm3>(pe, &ranges),
     })
 }
 

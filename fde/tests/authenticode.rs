@@ -32,6 +32,23 @@ fn pesign(file: &str, alg: &str) -> String {
         .to_owned()
 }
 
+/// Whole-file digests (an initrd's measurement) equal openssl dgst's, SM3 included.
+#[test]
+fn file_digests_equal_openssl() {
+    let image = IMAGES[0];
+    let data = std::fs::read(image).expect("read");
+    for (alg, name) in [
+        (HashAlgo::Sha1, "-sha1"),
+        (HashAlgo::Sha256, "-sha256"),
+        (HashAlgo::Sha384, "-sha384"),
+        (HashAlgo::Sm3, "-sm3"),
+    ] {
+        let out = run("openssl", &["dgst", name, "-r", image]);
+        let theirs = out.split_whitespace().next().expect("digest");
+        assert_eq!(hex(&alg.file_digest(&data)), theirs, "{name}");
+    }
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -91,6 +108,11 @@ fn digests_equal_pesign_and_ignore_the_signature() {
         let a = digest(&padded, HashAlgo::Sha384).expect("digest");
         assert_eq!(a.len(), 48);
         assert_eq!(digest(&with_sig, HashAlgo::Sha384).expect("digest"), a);
+        // SM3 (no independent Authenticode tool has it): a 32-byte digest the signature does
+        // not change either.
+        let sm3 = digest(&padded, HashAlgo::Sm3).expect("digest");
+        assert_eq!(sm3.len(), 32);
+        assert_eq!(digest(&with_sig, HashAlgo::Sm3).expect("digest"), sm3);
         // A changed byte inside a section changes the digest.
         let mut changed = padded.clone();
         let at = plain.len() / 2;
