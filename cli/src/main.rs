@@ -48,8 +48,9 @@ fn one_line(msg: &str) -> String {
 }
 
 fn main() {
-    // As /init of our initrd (process 1), the binary boots the system.
-    if std::process::id() == 1 {
+    // As /init of our initrd (process 1, started by the kernel as "/init"), the binary boots
+    // the system; as process 1 of a container it is an ordinary command.
+    if std::process::id() == 1 && std::env::args_os().next().as_deref() == Some("/init".as_ref()) {
         fde::init::run();
     }
     // Usage errors exit 1 as in cryptsetup (clap's own code, 2, means "permission" there).

@@ -53,15 +53,37 @@ fn name(n: &str) -> Result<DmName> {
 /// The first step that fails: a configuration, metadata, key provider, unlock, root hash or
 /// mapping error.
 pub fn before_sysroot(s: &Stage<'_>, log: &mut dyn Log) -> Result<PathBuf> {
+    let mapper = Mapper::open()?;
+    let result = stage(s, &mapper, log);
+    if result.is_err() {
+        // Fail closed: no `rootfs` is left for a mount (systemd's sysroot.mount waits for
+        // that device) when any later step failed.
+        for n in ["rootfs", "rootfs_extended"] {
+            if let Ok(n) = name(n) {
+                if mapper.is_active(&n) {
+                    let _ = mapper.close(&n);
+                }
+            }
+        }
+    }
+    result
+}
+
+fn stage(s: &Stage<'_>, mapper: &Mapper, log: &mut dyn Log) -> Result<PathBuf> {
     let cfg = &s.config.fde;
     let overlay = cfg.rootfs.delta_backend == DeltaBackend::Overlayfs;
-    let mapper = Mapper::open()?;
     let ram = cfg.rootfs.delta_location == DeltaLocation::Ram;
-    if !ram {
-        grow_partition(&s.pv, log)?;
+    // The whole disk stays locked until the group is active: udev re-reads the partition
+    // table of a disk closed after writing unless someone holds this lock, and would take
+    // the PV away while it is being opened.
+    let _disk_lock = if ram {
+        None
+    } else {
+        let lock = grow_partition(&s.pv, log)?;
         ensure_delta_lv(&s.pv, log)?;
-    }
-    let lvs = crate::vg::activate(&mapper, &s.pv)?;
+        lock
+    };
+    let lvs = crate::vg::activate(mapper, &s.pv)?;
     log.step(&format!(
         "volume group {VG} active: {} logical volumes",
         lvs.len()
@@ -81,7 +103,7 @@ pub fn before_sysroot(s: &Stage<'_>, log: &mut dyn Log) -> Result<PathBuf> {
     }
     let verity_name = name(if overlay { "rootfs" } else { "rootfs_verity" })?;
     open_verity(
-        &mapper,
+        mapper,
         &data,
         &lv_path("rootfs_hash"),
         &s.config.metadata.root_hash,
@@ -96,8 +118,8 @@ pub fn before_sysroot(s: &Stage<'_>, log: &mut dyn Log) -> Result<PathBuf> {
             return Ok(activate::mapper_path("rootfs"));
         }
         let cow = zram(mem_total()?)?;
-        let root = snapshot(&mapper, &verity_name, &cow, false, log)?;
-        writable(&mapper, &root, log)?;
+        let root = snapshot(mapper, &verity_name, &cow, false, log)?;
+        writable(&root, log)?;
         log.step(&format!(
             "rootfs ready: writes go to memory ({})",
             cow.display()
@@ -142,8 +164,8 @@ pub fn before_sysroot(s: &Stage<'_>, log: &mut dyn Log) -> Result<PathBuf> {
     }
     let cow = activate::mapper_path("delta");
     prepare_cow(&cow, persistent && !fresh)?;
-    let root = snapshot(&mapper, &verity_name, &cow, persistent, log)?;
-    writable(&mapper, &root, log)?;
+    let root = snapshot(mapper, &verity_name, &cow, persistent, log)?;
+    writable(&root, log)?;
     log.step(&format!(
         "rootfs ready: writes go to the encrypted delta ({kept})"
     ));
@@ -151,19 +173,10 @@ pub fn before_sysroot(s: &Stage<'_>, log: &mut dyn Log) -> Result<PathBuf> {
 }
 
 /// A converted rootfs carries ext4's `read-only` feature (it must not change under verity);
-/// the snapshot takes writes, so it is cleared there (the change lands in the delta). When
-/// the superblock cannot be read (a block that fails verity), the root is unmapped again:
-/// nothing is left for a mount to find.
-fn writable(mapper: &Mapper, root: &Path, log: &mut dyn Log) -> Result<()> {
-    match crate::ext4::clear_read_only(root) {
-        Ok(true) => log.step("rootfs: ext4 read-only feature cleared in the delta"),
-        Ok(false) => {}
-        Err(e) => {
-            for n in ["rootfs", "rootfs_extended"] {
-                let _ = mapper.close(&name(n)?);
-            }
-            return Err(e);
-        }
+/// the snapshot takes writes, so it is cleared there (the change lands in the delta).
+fn writable(root: &Path, log: &mut dyn Log) -> Result<()> {
+    if crate::ext4::clear_read_only(root)? {
+        log.step("rootfs: ext4 read-only feature cleared in the delta");
     }
     Ok(())
 }
@@ -236,11 +249,17 @@ fn volume(
 /// last partition of a GPT disk), and the kernel is told its new size. A disk that cannot
 /// be grown this way (another partition ends last, no GPT, a kernel that refuses the new
 /// size) is reported and left as it is: the boot does not depend on it.
-fn grow_partition(pv: &Path, log: &mut dyn Log) -> Result<()> {
+fn grow_partition(pv: &Path, log: &mut dyn Log) -> Result<Option<DiskLock>> {
     let Some(part) = Partition::of(pv)? else {
-        return Ok(());
+        return Ok(None);
     };
     let disk = &part.disk;
+    let lock = std::fs::File::open(disk)
+        .map_err(Error::io(disk, "open"))
+        .and_then(|f| {
+            nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+                .map_err(|(_, e)| Error::io(disk, "lock")(e.into()))
+        })?;
     let mut d = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -250,7 +269,7 @@ fn grow_partition(pv: &Path, log: &mut dyn Log) -> Result<()> {
         Ok(g) => g,
         Err(e) => {
             log.step(&format!("{}: partition not grown: {e}", disk.display()));
-            return Ok(());
+            return Ok(Some(lock));
         }
     };
     if g.new_last > g.old_last {
@@ -269,7 +288,7 @@ fn grow_partition(pv: &Path, log: &mut dyn Log) -> Result<()> {
                 disk.display(),
                 part.number
             ));
-            return Ok(());
+            return Ok(Some(lock));
         };
         let more = (g.new_last - g.old_last).saturating_mul(part.lba) >> 20;
         match dmioctl::blockdev::resize_partition(&d, part.number, start, length) {
@@ -287,8 +306,11 @@ fn grow_partition(pv: &Path, log: &mut dyn Log) -> Result<()> {
             )),
         }
     }
-    Ok(())
+    Ok(Some(lock))
 }
+
+/// An exclusive `flock` on a whole disk, held while the stage changes and opens it.
+type DiskLock = nix::fcntl::Flock<std::fs::File>;
 
 /// A partition as sysfs describes it.
 #[derive(Debug)]
@@ -349,7 +371,11 @@ fn ensure_delta_lv(pv: &Path, log: &mut dyn Log) -> Result<()> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let before: u64 = vg.pvs.iter().map(|x| x.pe_count).sum();
+    let own = |vg: &lvm::VolumeGroup, p: &lvm::PhysicalVolume<std::fs::File>| {
+        let key = p.key_in(vg)?;
+        vg.pvs.iter().find(|x| x.key == key).map(|x| x.pe_count)
+    };
+    let before = own(&vg, &p).unwrap_or(0);
     let sectors =
         luks2::BlockIo::size(p.io_mut()).map_err(Error::io(pv, "read the size of"))? / 512;
     let grown = match p.resize(&mut vg, sectors) {

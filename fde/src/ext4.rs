@@ -120,19 +120,29 @@ pub fn grow(mount_point: &Path, dev: &Path) -> Result<Option<(u64, u64)>> {
     }
     // A read-only mount (systemd's initrd mounts the root so) cannot be resized: it is
     // remounted read-write for the resize and read-only again after.
-    let read_only = nix::sys::statvfs::statvfs(mount_point)
+    use nix::sys::statvfs::FsFlags;
+    let flags = nix::sys::statvfs::statvfs(mount_point)
         .map_err(|e| Error::io(mount_point, "examine")(e.into()))?
-        .flags()
-        .contains(nix::sys::statvfs::FsFlags::ST_RDONLY);
+        .flags();
+    let read_only = flags.contains(FsFlags::ST_RDONLY);
+    // A remount replaces the mount's flags: the others are kept as they are.
+    let mut keep = MsFlags::empty();
+    for (f, m) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if flags.contains(f) {
+            keep |= m;
+        }
+    }
     let remount = |flags: MsFlags| {
-        mount(
-            None::<&str>,
-            mount_point,
-            None::<&str>,
-            MsFlags::MS_REMOUNT | flags,
-            None::<&str>,
-        )
-        .map_err(|e| Error::io(mount_point, "remount")(e.into()))
+        let all = MsFlags::MS_REMOUNT | keep | flags;
+        mount(None::<&str>, mount_point, None::<&str>, all, None::<&str>)
+            .map_err(|e| Error::io(mount_point, "remount")(e.into()))
     };
     if read_only {
         remount(MsFlags::empty())?;

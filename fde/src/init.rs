@@ -23,6 +23,8 @@ use crate::{Error, Result};
 const SYSROOT: &str = "/sysroot";
 /// The configuration the initrd carries.
 const CONFIG_DIR: &str = "/etc/cryptpilot";
+/// The longest `rootdelay=` honoured (an hour).
+const MAX_WAIT_SECS: u64 = 3600;
 /// `finit_module` flag: the file is compressed and the kernel decompresses it.
 const MODULE_INIT_COMPRESSED_FILE: u32 = 4;
 
@@ -57,8 +59,8 @@ impl Cmdline {
                 Some(("init", v)) => c.init = v.into(),
                 Some(("cryptpilot.pv", v)) => c.pv = Some(v.into()),
                 Some(("rootdelay", v)) => {
-                    if let Ok(s) = v.parse() {
-                        c.wait = Duration::from_secs(s);
+                    if let Ok(s) = v.parse::<u64>() {
+                        c.wait = Duration::from_secs(s.min(MAX_WAIT_SECS));
                     }
                 }
                 Some(("rootfstype", v)) => c.fstype = Some(v.into()),
@@ -169,15 +171,18 @@ fn sys(path: &'static str, what: &'static str) -> impl FnOnce(nix::Error) -> Err
 }
 
 fn mount_pseudo() -> Result<()> {
-    for (fs, at) in [
-        ("proc", "/proc"),
-        ("sysfs", "/sys"),
-        ("devtmpfs", "/dev"),
-        ("tmpfs", "/run"),
-        ("tmpfs", "/tmp"),
+    // /run moves into the booted system, which does not mount it again: it gets the mode
+    // and flags systemd gives it (a tmpfs root is world-writable otherwise).
+    let nosuid_nodev = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    for (fs, at, flags, opts) in [
+        ("proc", "/proc", nosuid_nodev | MsFlags::MS_NOEXEC, None),
+        ("sysfs", "/sys", nosuid_nodev | MsFlags::MS_NOEXEC, None),
+        ("devtmpfs", "/dev", MsFlags::MS_NOSUID, Some("mode=0755")),
+        ("tmpfs", "/run", nosuid_nodev, Some("mode=0755")),
+        ("tmpfs", "/tmp", nosuid_nodev, Some("mode=1777")),
     ] {
         std::fs::create_dir_all(at).map_err(Error::io(Path::new(at), "create"))?;
-        match mount(Some(fs), at, Some(fs), MsFlags::MS_NOSUID, None::<&str>) {
+        match mount(Some(fs), at, Some(fs), flags, opts) {
             // Mounted already (a kernel that mounts devtmpfs itself).
             Ok(()) | Err(nix::Error::EBUSY) => {}
             Err(e) => return Err(sys(at, "mount")(e)),

@@ -109,6 +109,13 @@ pub fn build(o: &Options, out: &mut dyn Write) -> Result<Built> {
             .map(|v| v.to_string_lossy().into_owned())
             .ok_or_else(|| initrd_error(dir, "is not a lib/modules/<version> directory"))?;
         let plan = ModuleTree::read(dir)?.plan(&o.modules);
+        // The kernel decompresses modules itself only since Linux 6.4.
+        if plan.files.iter().any(|f| !f.ends_with(".ko")) && !decompresses_modules(&version) {
+            return Err(initrd_error(
+                dir,
+                "holds compressed modules, which a kernel before 6.4 cannot load itself",
+            ));
+        }
         for rel in &plan.files {
             let data = read(&dir.join(rel))?;
             tree.file(&format!("lib/modules/{version}/{rel}"), 0o644, data);
@@ -135,7 +142,12 @@ pub fn build(o: &Options, out: &mut dyn Write) -> Result<Built> {
         let mode = std::fs::metadata(src)
             .map_err(Error::io(src, "read"))
             .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)?;
-        tree.file(rel.trim_start_matches('/'), mode, read(src)?);
+        let rel = rel.trim_start_matches('/');
+        // Nothing checked above (the init, the configuration, the modules) is replaced.
+        if tree.entries.contains_key(rel) {
+            return Err(initrd_error(dst, "is already in the initrd; not replaced"));
+        }
+        tree.file(rel, mode, read(src)?);
     }
     built.entries = tree.entries.len();
     let mut gz = flate2::GzBuilder::new().write(out, flate2::Compression::default());
@@ -144,6 +156,15 @@ pub fn build(o: &Options, out: &mut dyn Write) -> Result<Built> {
     gz.finish()
         .map_err(Error::io(Path::new("initrd"), "write"))?;
     Ok(built)
+}
+
+/// Whether kernel `version` (`6.12.30-amd64`) loads compressed modules (6.4 and later).
+fn decompresses_modules(version: &str) -> bool {
+    let mut n = version
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|x| x.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (n.next().unwrap_or(0), n.next().unwrap_or(0));
+    (major, minor) >= (6, 4)
 }
 
 fn read(p: &Path) -> Result<Vec<u8>> {
@@ -162,7 +183,7 @@ fn initrd_error(path: &Path, why: &str) -> Error {
 fn check_static(path: &Path, elf: &[u8]) -> Result<()> {
     let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
     let u32_at = |o: usize| {
-        elf.get(o..o + 4)
+        elf.get(o..o.checked_add(4)?)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     };
     let u64_at = |o: usize| {
@@ -386,6 +407,15 @@ mod tests {
         kernel/fs/ext4/ext4.ko.xz: kernel/fs/jbd2/jbd2.ko.xz kernel/fs/mbcache.ko.xz\n\
         kernel/fs/jbd2/jbd2.ko.xz:\n\
         kernel/fs/mbcache.ko.xz:\n";
+
+    #[test]
+    fn compressed_modules_need_a_kernel_that_decompresses() {
+        assert!(decompresses_modules("6.12.30-amd64"));
+        assert!(decompresses_modules("6.4.0"));
+        assert!(!decompresses_modules("6.1.0-57-cloud-amd64"));
+        assert!(!decompresses_modules("5.14.0-427.el9.x86_64"));
+        assert!(!decompresses_modules("garbage"));
+    }
 
     #[test]
     fn modules_come_after_what_they_need_once_each() {

@@ -145,9 +145,19 @@ fn bind(sysroot: &Path, lower: &Path, origin: &Path, rel: &str) -> Result<()> {
 }
 
 /// Copies the tree under `from` into the existing directory `to`: directories, regular
-/// files and symbolic links with their modes and owners (other file types are skipped).
+/// files (hard links kept as links), symbolic links and device nodes and fifos (overlay
+/// whiteouts are 0/0 character devices) with their modes and owners. Extended attributes
+/// are not copied.
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
+    copy_into(from, to, &mut std::collections::HashMap::new())
+}
+
+fn copy_into(
+    from: &Path,
+    to: &Path,
+    links: &mut std::collections::HashMap<(u64, u64), PathBuf>,
+) -> Result<()> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let entries = std::fs::read_dir(from).map_err(Error::io(from, "read"))?;
     for e in entries {
         let e = e.map_err(Error::io(from, "read"))?;
@@ -159,11 +169,29 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
             std::os::unix::fs::symlink(&link, &dst).map_err(Error::io(&dst, "create"))?;
         } else if t.is_dir() {
             mkdir(&dst)?;
-            copy_tree(&src, &dst)?;
+            copy_into(&src, &dst, links)?;
+        } else if meta.nlink() > 1 && links.contains_key(&(meta.dev(), meta.ino())) {
+            let first = &links[&(meta.dev(), meta.ino())];
+            std::fs::hard_link(first, &dst).map_err(Error::io(&dst, "link"))?;
+            continue;
         } else if t.is_file() {
             std::fs::copy(&src, &dst).map_err(Error::io(&dst, "create"))?;
+        } else if t.is_char_device() || t.is_block_device() || t.is_fifo() {
+            let kind = if t.is_char_device() {
+                nix::sys::stat::SFlag::S_IFCHR
+            } else if t.is_block_device() {
+                nix::sys::stat::SFlag::S_IFBLK
+            } else {
+                nix::sys::stat::SFlag::S_IFIFO
+            };
+            let mode = nix::sys::stat::Mode::from_bits_truncate(meta.mode() & 0o7777);
+            nix::sys::stat::mknod(&dst, kind, mode, meta.rdev())
+                .map_err(|e| Error::io(&dst, "create")(e.into()))?;
         } else {
             continue;
+        }
+        if meta.nlink() > 1 && !t.is_dir() {
+            links.insert((meta.dev(), meta.ino()), dst.clone());
         }
         std::os::unix::fs::lchown(&dst, Some(meta.uid()), Some(meta.gid()))
             .map_err(Error::io(&dst, "chown"))?;
@@ -188,6 +216,12 @@ mod tests {
         std::fs::set_permissions(a.join("x/y/f"), std::fs::Permissions::from_mode(0o640))
             .expect("setup");
         std::os::unix::fs::symlink("x/y/f", a.join("link")).expect("setup");
+        std::fs::hard_link(a.join("x/y/f"), a.join("hard")).expect("setup");
+        nix::unistd::mkfifo(
+            &a.join("fifo"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .expect("setup");
         std::fs::create_dir(&b).expect("setup");
         copy_tree(&a, &b).expect("copy");
         assert_eq!(std::fs::read(b.join("x/y/f")).expect("copied"), b"data");

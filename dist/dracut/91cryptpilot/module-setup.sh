@@ -26,8 +26,9 @@ depends() {
 }
 
 installkernel() {
-    hostonly='' instmods dm-mod dm-crypt dm-integrity dm-verity dm-snapshot \
-        aesni-intel xts sha256 hmac authenc crc32c zram overlay virtio-pci virtio-blk virtio-net
+    hostonly='' instmods dm-mod dm-crypt dm-integrity dm-verity dm-snapshot dm-zero \
+        aesni-intel xts cbc essiv sha256 hmac authenc crc32c lzo lzo-rle zram overlay \
+        virtio-pci virtio-blk virtio-net
 }
 
 install() {
@@ -49,10 +50,12 @@ install() {
         "$systemdsystemunitdir/cryptpilot-fde-after-sysroot.service"
     $SYSTEMCTL -q --root "$initdir" enable cryptpilot-fde-before-sysroot.service
     $SYSTEMCTL -q --root "$initdir" enable cryptpilot-fde-after-sysroot.service
-    # The network for key providers, configured by the initrd's network module. And no
+    # The network for key providers, configured by the initrd's network module. No
     # activation by dracut's lvm module: the stage brings up the cryptpilot volume group
     # itself, and lvm2 activating it at the same time (its udev-triggered lvm_scan) races
-    # with it for the same devices and /dev nodes.
+    # with it for the same devices and /dev nodes. And fail closed: no emergency shell
+    # (from which keys could be asked for with this very measurement), a power-off.
     mkdir -p "${initdir}/etc/cmdline.d"
-    echo "rd.neednet=1 ip=dhcp rd.lvm=0" > "${initdir}/etc/cmdline.d/91-cryptpilot.conf"
+    echo "rd.neednet=1 ip=dhcp rd.lvm=0 rd.shell=0 rd.emergency=poweroff" \
+        > "${initdir}/etc/cmdline.d/91-cryptpilot.conf"
 }

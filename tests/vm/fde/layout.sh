@@ -52,6 +52,7 @@ layout() {
     mkfs.ext4 -q -F -b 4096 -d /tmp/tiny $fs
     tune2fs -O read-only $fs >/dev/null
     root=$(veritysetup format $fs /dev/mapper/cryptpilot-rootfs_hash | awk '/Root hash/ {print $3}')
+    [ -n "$root" ] || fail "veritysetup format gave no root hash"
     [ "$encrypt" = yes ] && cryptsetup close plainroot
     # The LVs' first sectors on the PV (linear tables: "0 LEN linear MAJ:MIN OFFSET").
     r=$(dmsetup table cryptpilot-rootfs | awk '{print $5}')
