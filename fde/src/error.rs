@@ -22,13 +22,6 @@ pub enum Error {
     Volume(volumes::Error),
     /// A configuration this build cannot carry out yet.
     Unsupported(String),
-    /// The disk's partition table cannot be read or grown.
-    Gpt {
-        /// The disk.
-        disk: PathBuf,
-        /// Why.
-        source: crate::gpt::GptError,
-    },
     /// The initrd cannot be built as asked.
     Initrd {
         /// The file or directory at fault.
@@ -76,7 +69,6 @@ impl fmt::Display for Error {
             Error::Volume(e) => e.fmt(f),
             Error::Unsupported(what) => write!(f, "not supported: {what}"),
             Error::Initrd { path, why } => write!(f, "{} {why}", path.display()),
-            Error::Gpt { disk, source } => write!(f, "{}: {source}", disk.display()),
             // The operating system's error follows as the source.
             Error::Io { path, what, .. } => write!(f, "cannot {what} {}", path.display()),
         }
@@ -91,7 +83,7 @@ impl std::error::Error for Error {
             Error::Lvm { source, .. } => std::error::Error::source(source),
             Error::Activate(e) => std::error::Error::source(e),
             Error::Volume(e) => std::error::Error::source(e),
-            Error::Unsupported(_) | Error::Initrd { .. } | Error::Gpt { .. } => None,
+            Error::Unsupported(_) | Error::Initrd { .. } => None,
             Error::Io { source, .. } => Some(source),
         }
     }
