@@ -73,9 +73,9 @@ fn stage(s: &Stage<'_>, mapper: &Mapper, log: &mut dyn Log) -> Result<PathBuf> {
     let cfg = &s.config.fde;
     let overlay = cfg.rootfs.delta_backend == DeltaBackend::Overlayfs;
     let ram = cfg.rootfs.delta_location == DeltaLocation::Ram;
-    // The whole disk stays locked until the group is active: udev re-reads the partition
-    // table of a disk closed after writing unless someone holds this lock, and would take
-    // the PV away while it is being opened.
+    // The whole disk stays open and locked until the group is active: udev re-reads the
+    // partition table of a disk closed after writing unless someone holds this lock, and
+    // would take the PV away while it is being opened (once the PV is in use, it cannot).
     let _disk_lock = if ram {
         None
     } else {
@@ -254,22 +254,18 @@ fn grow_partition(pv: &Path, log: &mut dyn Log) -> Result<Option<DiskLock>> {
         return Ok(None);
     };
     let disk = &part.disk;
-    let lock = std::fs::File::open(disk)
-        .map_err(Error::io(disk, "open"))
-        .and_then(|f| {
-            nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
-                .map_err(|(_, e)| Error::io(disk, "lock")(e.into()))
-        })?;
-    let mut d = std::fs::OpenOptions::new()
+    let f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open(disk)
         .map_err(Error::io(disk, "open"))?;
-    let g = match crate::gpt::grow_partition(&mut d, part.lba, part.number) {
+    let mut d = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| Error::nix(disk, "lock")(e))?;
+    let g = match crate::gpt::grow_partition(&mut *d, part.lba, part.number) {
         Ok(g) => g,
         Err(e) => {
             log.step(&format!("{}: partition not grown: {e}", disk.display()));
-            return Ok(Some(lock));
+            return Ok(Some(d));
         }
     };
     if g.new_last > g.old_last {
@@ -288,7 +284,7 @@ fn grow_partition(pv: &Path, log: &mut dyn Log) -> Result<Option<DiskLock>> {
                 disk.display(),
                 part.number
             ));
-            return Ok(Some(lock));
+            return Ok(Some(d));
         };
         let more = (g.new_last - g.old_last).saturating_mul(part.lba) >> 20;
         match dmioctl::blockdev::resize_partition(&d, part.number, start, length) {
@@ -306,7 +302,7 @@ fn grow_partition(pv: &Path, log: &mut dyn Log) -> Result<Option<DiskLock>> {
             )),
         }
     }
-    Ok(Some(lock))
+    Ok(Some(d))
 }
 
 /// An exclusive `flock` on a whole disk, held while the stage changes and opens it.

@@ -48,6 +48,14 @@ impl Error {
         }
     }
 
+    /// As [`Error::io`], for the system calls `nix` makes (mount, chroot, flock, mknod).
+    pub(crate) fn nix<'a>(
+        path: &'a std::path::Path,
+        what: &'static str,
+    ) -> impl FnOnce(nix::Error) -> Self + 'a {
+        move |e| Error::io(path, what)(e.into())
+    }
+
     pub(crate) fn io<'a>(
         path: &'a std::path::Path,
         what: &'static str,

@@ -122,7 +122,7 @@ pub fn grow(mount_point: &Path, dev: &Path) -> Result<Option<(u64, u64)>> {
     // remounted read-write for the resize and read-only again after.
     use nix::sys::statvfs::FsFlags;
     let flags = nix::sys::statvfs::statvfs(mount_point)
-        .map_err(|e| Error::io(mount_point, "examine")(e.into()))?
+        .map_err(Error::nix(mount_point, "examine"))?
         .flags();
     let read_only = flags.contains(FsFlags::ST_RDONLY);
     // A remount replaces the mount's flags: the others are kept as they are.
@@ -142,7 +142,7 @@ pub fn grow(mount_point: &Path, dev: &Path) -> Result<Option<(u64, u64)>> {
     let remount = |flags: MsFlags| {
         let all = MsFlags::MS_REMOUNT | keep | flags;
         mount(None::<&str>, mount_point, None::<&str>, all, None::<&str>)
-            .map_err(|e| Error::io(mount_point, "remount")(e.into()))
+            .map_err(Error::nix(mount_point, "remount"))
     };
     if read_only {
         remount(MsFlags::empty())?;
@@ -174,8 +174,12 @@ pub fn grow_logged(mount_point: &Path, dev: &Path, what: &str, log: &mut dyn cra
 /// ext4's `s_checksum`: CRC-32C (Castagnoli) state from `!0` over the bytes before it, with
 /// no final inversion (what the kernel's and e2fsprogs' `crc32c_le(~0, ...)` return).
 fn superblock_checksum(sb: &[u8; SUPER_LEN]) -> u32 {
-    let mut crc = !0u32;
-    for &b in &sb[..CHECKSUM_AT] {
+    crc32c_le(!0, &sb[..CHECKSUM_AT])
+}
+
+/// The CRC-32C register after `data`, from `crc`, without the final inversion.
+fn crc32c_le(mut crc: u32, data: &[u8]) -> u32 {
+    for &b in data {
         crc ^= u32::from(b);
         for _ in 0..8 {
             crc = if crc & 1 != 0 {
@@ -196,17 +200,7 @@ mod tests {
     fn crc32c_is_castagnoli_without_the_final_inversion() {
         // The check value of CRC-32C over "123456789" is 0xe3069283 (after inversion).
         let mut sb = [0u8; SUPER_LEN];
-        let mut crc = !0u32;
-        for &b in b"123456789" {
-            crc ^= u32::from(b);
-            for _ in 0..8 {
-                crc = if crc & 1 != 0 {
-                    (crc >> 1) ^ 0x82f6_3b78
-                } else {
-                    crc >> 1
-                };
-            }
-        }
+        let crc = crc32c_le(!0, b"123456789");
         assert_eq!(!crc, 0xe306_9283);
         // And the superblock function computes the same over its range.
         sb[0] = 1;

@@ -166,10 +166,6 @@ fn read_text(p: &Path) -> Result<String> {
     std::fs::read_to_string(p).map_err(Error::io(p, "read"))
 }
 
-fn sys(path: &'static str, what: &'static str) -> impl FnOnce(nix::Error) -> Error {
-    move |e| Error::io(Path::new(path), what)(e.into())
-}
-
 fn mount_pseudo() -> Result<()> {
     // /run moves into the booted system, which does not mount it again: it gets the mode
     // and flags systemd gives it (a tmpfs root is world-writable otherwise).
@@ -185,7 +181,7 @@ fn mount_pseudo() -> Result<()> {
         match mount(Some(fs), at, Some(fs), flags, opts) {
             // Mounted already (a kernel that mounts devtmpfs itself).
             Ok(()) | Err(nix::Error::EBUSY) => {}
-            Err(e) => return Err(sys(at, "mount")(e)),
+            Err(e) => return Err(Error::nix(Path::new(at), "mount")(e)),
         }
     }
     Ok(())
@@ -274,21 +270,21 @@ fn switch_root(root: &Path, init: &str) -> Result<std::convert::Infallible> {
                 MsFlags::MS_MOVE,
                 None::<&str>,
             )
-            .map_err(sys(d, "move"))?;
+            .map_err(Error::nix(Path::new(d), "move"))?;
         } else {
             let _ = umount2(d, MntFlags::MNT_DETACH);
         }
     }
     let _ = umount2("/tmp", MntFlags::MNT_DETACH);
-    nix::unistd::chdir(root).map_err(sys(SYSROOT, "enter"))?;
+    nix::unistd::chdir(root).map_err(Error::nix(Path::new(SYSROOT), "enter"))?;
     mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
-        .map_err(sys(SYSROOT, "move to /"))?;
-    nix::unistd::chroot(".").map_err(sys(SYSROOT, "chroot to"))?;
-    nix::unistd::chdir("/").map_err(sys("/", "enter"))?;
+        .map_err(Error::nix(Path::new(SYSROOT), "move to /"))?;
+    nix::unistd::chroot(".").map_err(Error::nix(Path::new(SYSROOT), "chroot to"))?;
+    nix::unistd::chdir("/").map_err(Error::nix(Path::new("/"), "enter"))?;
     let prog = CString::new(init)
         .map_err(|_| Error::io(Path::new(init), "run")(std::io::ErrorKind::InvalidInput.into()))?;
     let e = nix::unistd::execv(&prog, &[&prog]).unwrap_err();
-    Err(Error::io(Path::new(init), "run")(e.into()))
+    Err(Error::nix(Path::new(init), "run")(e))
 }
 
 #[cfg(test)]

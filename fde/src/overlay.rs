@@ -25,10 +25,6 @@ const BIND_DIRS: [&str; 3] = [
     "var/lib/docker",
 ];
 
-fn mount_err(at: &Path) -> impl FnOnce(nix::Error) -> Error + '_ {
-    move |e| Error::io(at, "mount")(e.into())
-}
-
 fn mkdir(p: &Path) -> Result<()> {
     std::fs::create_dir_all(p).map_err(Error::io(p, "create"))
 }
@@ -50,7 +46,7 @@ pub fn mount_overlay(sysroot: &Path, ram: bool, log: &mut dyn Log) -> Result<()>
             MsFlags::MS_NOSUID,
             Some("mode=0755"),
         )
-        .map_err(mount_err(d))?;
+        .map_err(Error::nix(d, "mount"))?;
         d.to_path_buf()
     } else {
         let d = Path::new(DELTA_DIR);
@@ -63,7 +59,7 @@ pub fn mount_overlay(sysroot: &Path, ram: bool, log: &mut dyn Log) -> Result<()>
             MsFlags::MS_NOSUID,
             None::<&str>,
         )
-        .map_err(mount_err(d))?;
+        .map_err(Error::nix(d, "mount"))?;
         // A delta extended over a grown disk: its file system follows.
         crate::ext4::grow_logged(d, &dev, "delta", log);
         d.join("overlay")
@@ -80,7 +76,7 @@ pub fn mount_overlay(sysroot: &Path, ram: bool, log: &mut dyn Log) -> Result<()>
         MsFlags::MS_BIND,
         None::<&str>,
     )
-    .map_err(mount_err(lower))?;
+    .map_err(Error::nix(lower, "mount"))?;
     mount(
         None::<&str>,
         lower,
@@ -88,7 +84,7 @@ pub fn mount_overlay(sysroot: &Path, ram: bool, log: &mut dyn Log) -> Result<()>
         MsFlags::MS_PRIVATE,
         None::<&str>,
     )
-    .map_err(mount_err(lower))?;
+    .map_err(Error::nix(lower, "mount"))?;
     let opts = format!(
         "lowerdir={},upperdir={},workdir={}",
         sysroot.display(),
@@ -102,7 +98,7 @@ pub fn mount_overlay(sysroot: &Path, ram: bool, log: &mut dyn Log) -> Result<()>
         MsFlags::empty(),
         Some(opts.as_str()),
     )
-    .map_err(mount_err(sysroot))?;
+    .map_err(Error::nix(sysroot, "mount"))?;
     log.step(&format!(
         "{} is an overlay: writes go to {}",
         sysroot.display(),
@@ -141,7 +137,7 @@ fn bind(sysroot: &Path, lower: &Path, origin: &Path, rel: &str) -> Result<()> {
         MsFlags::MS_BIND,
         None::<&str>,
     )
-    .map_err(mount_err(&target))
+    .map_err(Error::nix(&target, "mount"))
 }
 
 /// Copies the tree under `from` into the existing directory `to`: directories, regular
@@ -186,7 +182,7 @@ fn copy_into(
             };
             let mode = nix::sys::stat::Mode::from_bits_truncate(meta.mode() & 0o7777);
             nix::sys::stat::mknod(&dst, kind, mode, meta.rdev())
-                .map_err(|e| Error::io(&dst, "create")(e.into()))?;
+                .map_err(Error::nix(&dst, "create"))?;
         } else {
             continue;
         }

@@ -172,20 +172,18 @@ plain_conf=$(printf '[rootfs]\ndelta_location = "disk"\n\n[delta]\n'; exec_provi
 
 # One flipped byte in the rootfs LV (its ext4 superblock), then in the hash tree's first leaf
 # block (which covers that superblock): the kernel's verity check fails the mount.
-if want tamper-rootfs; then
-    img=$work/tamper-rootfs.img
+# tamper NAME FIELD OFFSET WHAT: boots a copy of the plain disk with one byte flipped at
+# OFFSET from the start of the LV the layout recorded as FIELD.
+tamper() {
+    want "$1" || return 0
+    local img=$work/$1.img
     cp --sparse=always "$work/plain.img" "$img"
-    flip "$img" $(( (part2 + $(info "$img" rootfs_sector)) * 512 + 1024 + 100 ))
-    boot tamper-rootfs "$img" "$plain_conf"
-    stops tamper-rootfs "a flipped rootfs byte"
-fi
-if want tamper-hash; then
-    img=$work/tamper-hash.img
-    cp --sparse=always "$work/plain.img" "$img"
-    flip "$img" $(( (part2 + $(info "$img" hash_sector)) * 512 + 8192 + 5 ))
-    boot tamper-hash "$img" "$plain_conf"
-    stops tamper-hash "a flipped hash tree byte"
-fi
+    flip "$img" $(( (part2 + $(info "$img" "$2")) * 512 + $3 ))
+    boot "$1" "$img" "$plain_conf"
+    stops "$1" "$4"
+}
+tamper tamper-rootfs rootfs_sector $((1024 + 100)) "a flipped rootfs byte"
+tamper tamper-hash hash_sector $((8192 + 5)) "a flipped hash tree byte"
 
 # A wrong rootfs passphrase from the provider.
 if want wrong-key; then
