@@ -9,7 +9,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 need_cargo
-need_packages cryptsetup-bin libssl-dev pkg-config systemd openssl e2fsprogs util-linux lvm2 gdisk cpio pesign sbsigntool systemd-boot-efi
+need_packages cryptsetup-bin libssl-dev pkg-config systemd openssl e2fsprogs util-linux lvm2 gdisk cpio pesign sbsigntool systemd-boot-efi \
+    dosfstools mtools qemu-utils binutils
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 broken=0
@@ -22,6 +23,8 @@ stage() {
 }
 stage cargo fmt --all --check
 stage cargo clippy --locked --all-targets -- -D warnings
+# Debian's shim, GRUB and cloud kernel, unpacked for the reference-value tests.
+stage bash scripts/fixtures.sh
 stage cargo test --locked --no-fail-fast
 # Our XTS against OpenSSL's (the benches workspace carries the openssl crate).
 stage cargo test --release --locked --manifest-path benches/Cargo.toml

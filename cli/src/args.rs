@@ -382,6 +382,23 @@ pub(crate) enum FdeCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Print the reference values of a protected image's boot chain (the existing tool's
+    /// JSON): GRUB boot: kernel_cmdline and the digests of the command line, kernel, initrd
+    /// (whole file) and of GRUB and shim (PE Authenticode); UKI boot: the UKI's Authenticode
+    /// digest. Read from the image file without mounting (raw; convert qcow2/VHD with
+    /// `qemu-img convert -O raw`), or from this system's /boot and /boot/efi.
+    ShowReferenceValue {
+        /// The disk image (or block device) to read (default: the running system).
+        #[arg(long, value_name = "IMG")]
+        disk: Option<PathBuf>,
+        /// A hash algorithm (repeatable): sha1, sha256, sha384, sm3.
+        #[arg(long = "hash-algo", value_name = "ALG", default_value = "sha384")]
+        hash_algo: Vec<RefHashAlgo>,
+        /// json: the values as a JSON object. rvps: wrapped as Trustee's reference value
+        /// provider registers them ({"version":"0.1.0","type":"sample","payload":BASE64}).
+        #[arg(long, value_name = "FORMAT", default_value = "json")]
+        format: RefFormat,
+    },
     /// The LVM2 volume group on a physical volume, read and mapped natively (as `vgs`/`lvs`,
     /// `vgchange -ay` and `vgchange -an` for a group on one PV).
     Vg {
@@ -404,6 +421,28 @@ pub(crate) enum FdeStage {
     /// After it is mounted on the sysroot.
     #[value(name = "initrd-fde-after-sysroot")]
     AfterSysroot,
+}
+
+/// The hash algorithms of reference values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum RefHashAlgo {
+    /// SHA-1.
+    Sha1,
+    /// SHA-256.
+    Sha256,
+    /// SHA-384.
+    Sha384,
+    /// SM3.
+    Sm3,
+}
+
+/// How reference values are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum RefFormat {
+    /// The JSON object.
+    Json,
+    /// A provenance document for Trustee's RVPS (`rvps-tool register --path`).
+    Rvps,
 }
 
 /// What `fde vg` does.

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::args::{FdeCommand, FdeStage, VgAction};
+use crate::args::{FdeCommand, FdeStage, RefFormat, RefHashAlgo, VgAction};
 use crate::error::{CliError, CliResult};
 use crate::luks::write_out;
 
@@ -72,6 +72,50 @@ pub(crate) fn run(cmd: FdeCommand, out: &mut dyn Write) -> CliResult<i32> {
             force,
             out,
         ),
+        FdeCommand::ShowReferenceValue {
+            disk,
+            hash_algo,
+            format,
+        } => {
+            let mut algos: Vec<fde::authenticode::HashAlgo> = Vec::new();
+            for a in hash_algo {
+                let a = match a {
+                    RefHashAlgo::Sha1 => fde::authenticode::HashAlgo::Sha1,
+                    RefHashAlgo::Sha256 => fde::authenticode::HashAlgo::Sha256,
+                    RefHashAlgo::Sha384 => fde::authenticode::HashAlgo::Sha384,
+                    RefHashAlgo::Sm3 => fde::authenticode::HashAlgo::Sm3,
+                };
+                if !algos.contains(&a) {
+                    algos.push(a);
+                }
+            }
+            let values = match &disk {
+                Some(d) => {
+                    let img = fde::image::DiskImage::open(d).map_err(CliError::Fde)?;
+                    let mut files = fde::reference::ImageBoot::open(&img).map_err(CliError::Fde)?;
+                    fde::reference::compute(&mut files, &algos)
+                }
+                None => {
+                    let mut files = fde::reference::LocalBoot::new().map_err(CliError::Fde)?;
+                    fde::reference::compute(&mut files, &algos)
+                }
+            }
+            .map_err(CliError::Fde)?;
+            let json = serde_json::to_string_pretty(&values)
+                .map_err(|e| CliError::Refused(format!("cannot print JSON: {e}")))?;
+            match format {
+                RefFormat::Json => write_out(out, &format!("{json}\n")),
+                RefFormat::Rvps => {
+                    use base64::Engine;
+                    let payload =
+                        base64::engine::general_purpose::STANDARD.encode(format!("{json}\n"));
+                    let doc = serde_json::json!({
+                        "version": "0.1.0", "type": "sample", "payload": payload,
+                    });
+                    write_out(out, &format!("{doc}\n"))
+                }
+            }
+        }
         FdeCommand::Vg {
             action,
             device,

@@ -60,10 +60,11 @@ fn main() {
         .first()
         .and_then(|a| std::path::Path::new(a).file_name())
         .map(|n| n.to_string_lossy().into_owned());
-    // Run as `cryptpilot-fde-guest`, it is `cryptpilot fde` (the existing tool's boot name).
+    // Run as `cryptpilot-fde-guest` or `cryptpilot-fde-host` (the existing tool's names for the
+    // boot and the host side), it is `cryptpilot fde`.
     match invoked_as.as_deref() {
         Some("cryptpilot-crypt") => argv.insert(1, "crypt".into()),
-        Some("cryptpilot-fde-guest") => argv.insert(1, "fde".into()),
+        Some("cryptpilot-fde-guest" | "cryptpilot-fde-host") => argv.insert(1, "fde".into()),
         _ => {}
     }
     let cli = match args::Cli::try_parse_from(argv) {

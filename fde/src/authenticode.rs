@@ -83,17 +83,8 @@ fn u32_at(b: &[u8], at: usize) -> Result<usize, PeError> {
 
 /// The byte ranges of `pe` that Authenticode hashes, in order.
 fn hashed_ranges(pe: &[u8]) -> Result<Vec<std::ops::Range<usize>>, PeError> {
-    if pe.get(..2) != Some(b"MZ".as_slice()) {
-        return Err(bad("no MZ header"));
-    }
-    let nt = u32_at(pe, 0x3c)?;
-    if pe.get(nt..nt.checked_add(4).ok_or(bad("header offset"))?) != Some(b"PE\0\0".as_slice()) {
-        return Err(bad("no PE signature"));
-    }
-    let coff = nt + 4;
-    let sections = u16_at(pe, coff + 2)?;
-    let opt_size = u16_at(pe, coff + 16)?;
-    let opt = coff + 20;
+    let h = headers(pe)?;
+    let (opt, opt_size, sections) = (h.opt, h.opt_size, h.sections);
     // The certificate table is data directory 4; directories start at 96 (PE32) or 112 (PE32+).
     let dirs = match u16_at(pe, opt)? {
         0x10b => opt + 96,
@@ -106,8 +97,8 @@ fn hashed_ranges(pe: &[u8]) -> Result<Vec<std::ops::Range<usize>>, PeError> {
         return Err(bad("no certificate table directory"));
     }
     let headers = u32_at(pe, opt + 60)?;
-    let section_table = opt + opt_size;
-    if headers > pe.len() || headers < cert_entry + 8 || section_table + 40 * sections > pe.len() {
+    let section_table = h.table;
+    if headers > pe.len() || headers < cert_entry + 8 {
         return Err(bad("headers larger than the file"));
     }
     let mut ranges = vec![
@@ -142,6 +133,69 @@ fn hashed_ranges(pe: &[u8]) -> Result<Vec<std::ops::Range<usize>>, PeError> {
         ranges.push(hashed..end);
     }
     Ok(ranges)
+}
+
+/// The bytes of the section named `name` (`.linux`, `.initrd`, `.cmdline` of a unified kernel
+/// image), or `None` when the image has no such section. The length is the section's virtual
+/// size when that is smaller than its raw size (the file pads sections to its alignment).
+///
+/// # Errors
+/// [`PeError::Invalid`] when `pe` is not a PE image or the section lies outside it.
+pub fn section<'a>(pe: &'a [u8], name: &str) -> Result<Option<&'a [u8]>, PeError> {
+    let h = headers(pe)?;
+    let (table, count) = (h.table, h.sections);
+    for i in 0..count {
+        let s = table + 40 * i;
+        let raw_name = &pe[s..s + 8];
+        let len = raw_name.iter().position(|&b| b == 0).unwrap_or(8);
+        if &raw_name[..len] != name.as_bytes() {
+            continue;
+        }
+        let (virt, raw, at) = (u32_at(pe, s + 8)?, u32_at(pe, s + 16)?, u32_at(pe, s + 20)?);
+        let size = if virt != 0 { virt.min(raw) } else { raw };
+        return at
+            .checked_add(size)
+            .and_then(|end| pe.get(at..end))
+            .map(Some)
+            .ok_or(bad("a section lies outside the file"));
+    }
+    Ok(None)
+}
+
+/// The COFF header fields both readers need, every one inside the file.
+struct Headers {
+    /// The optional header's offset.
+    opt: usize,
+    /// Its size.
+    opt_size: usize,
+    /// Section table entries.
+    sections: usize,
+    /// The section table's offset.
+    table: usize,
+}
+
+fn headers(pe: &[u8]) -> Result<Headers, PeError> {
+    if pe.get(..2) != Some(b"MZ".as_slice()) {
+        return Err(bad("no MZ header"));
+    }
+    let nt = u32_at(pe, 0x3c)?;
+    if pe.get(nt..nt.checked_add(4).ok_or(bad("header offset"))?) != Some(b"PE\0\0".as_slice()) {
+        return Err(bad("no PE signature"));
+    }
+    let coff = nt + 4;
+    let sections = u16_at(pe, coff + 2)?;
+    let opt_size = u16_at(pe, coff + 16)?;
+    let opt = coff + 20;
+    let table = opt + opt_size;
+    if table + 40 * sections > pe.len() {
+        return Err(bad("the section table lies outside the file"));
+    }
+    Ok(Headers {
+        opt,
+        opt_size,
+        sections,
+        table,
+    })
 }
 
 /// The Authenticode digest of the PE image `pe` with `alg`.

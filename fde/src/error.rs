@@ -29,6 +29,14 @@ pub enum Error {
         /// Why.
         why: String,
     },
+    /// A disk image cannot be read as needed (container format, no or damaged partition
+    /// table, unreadable file system, missing boot files).
+    Image {
+        /// The image.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
     /// A file or device operation failed.
     Io {
         /// The path.
@@ -77,6 +85,7 @@ impl fmt::Display for Error {
             Error::Volume(e) => e.fmt(f),
             Error::Unsupported(what) => write!(f, "not supported: {what}"),
             Error::Initrd { path, why } => write!(f, "{} {why}", path.display()),
+            Error::Image { path, why } => write!(f, "{}: {why}", path.display()),
             // The operating system's error follows as the source.
             Error::Io { path, what, .. } => write!(f, "cannot {what} {}", path.display()),
         }
@@ -91,7 +100,7 @@ impl std::error::Error for Error {
             Error::Lvm { source, .. } => std::error::Error::source(source),
             Error::Activate(e) => std::error::Error::source(e),
             Error::Volume(e) => std::error::Error::source(e),
-            Error::Unsupported(_) | Error::Initrd { .. } => None,
+            Error::Unsupported(_) | Error::Initrd { .. } | Error::Image { .. } => None,
             Error::Io { source, .. } => Some(source),
         }
     }

@@ -150,17 +150,186 @@ pub fn grow_partition<D: BlockIo>(io: &mut D, lba: u64, number: u32) -> Result<G
     grow(io, lba, Some(number))
 }
 
-fn grow<D: BlockIo>(io: &mut D, lba: u64, only: Option<u32>) -> Result<Grown> {
+/// A checked primary table: its header and entry array.
+struct Table {
+    primary: Header,
+    entries: Vec<u8>,
+    entry_sectors: u64,
+    disk_last: u64,
+}
+
+fn read_sectors<D: BlockIo>(io: &mut D, lba: u64, at: u64, len: u64) -> Result<Vec<u8>> {
+    let mut b = vec![0u8; len as usize];
+    io.read_exact_at(&mut b, at * lba).map_err(GptError::Io)?;
+    Ok(b)
+}
+
+/// Reads and checks the primary header and its entry array (signature, sizes, CRC-32s, every
+/// location on the disk).
+fn read_primary<D: BlockIo>(io: &mut D, lba: u64) -> Result<Table> {
     let size = io.size().map_err(GptError::Io)?;
     let disk_last = (size / lba)
         .checked_sub(1)
-        .ok_or_else(|| bad("empty disk"))?;
-    let read = |io: &mut D, at: u64, len: u64| -> Result<Vec<u8>> {
-        let mut b = vec![0u8; len as usize];
-        io.read_exact_at(&mut b, at * lba).map_err(GptError::Io)?;
-        Ok(b)
-    };
-    let primary = Header::parse(&read(io, 1, lba)?, 1)?;
+        .filter(|&l| l >= 2)
+        .ok_or_else(|| bad("the disk is too small to hold a partition table"))?;
+    let primary = Header::parse(&read_sectors(io, lba, 1, lba)?, 1)?;
+    let entries_len = primary.entries_bytes();
+    let entry_sectors = entries_len.div_ceil(lba);
+    if !on_disk(disk_last, primary.entries_lba, entry_sectors) {
+        return Err(bad("the partition entries lie outside the disk"));
+    }
+    let entries = read_sectors(io, lba, primary.entries_lba, entries_len)?;
+    if crc32fast::hash(&entries) != le32(&primary.raw, 88) {
+        return Err(bad("partition entries checksum mismatch"));
+    }
+    Ok(Table {
+        primary,
+        entries,
+        entry_sectors,
+        disk_last,
+    })
+}
+
+/// Every location read or written must lie on the disk (the header's numbers are only as good
+/// as its checksum, which anyone can recompute).
+fn on_disk(disk_last: u64, at: u64, sectors: u64) -> bool {
+    at >= 1 && at.checked_add(sectors).is_some_and(|e| e <= disk_last + 1)
+}
+
+/// One used entry of a partition table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Partition {
+    /// 1-based, as `sgdisk -i N` and the kernel's `/dev/vdaN`.
+    pub number: u32,
+    /// The partition type GUID, on-disk bytes.
+    pub type_guid: [u8; 16],
+    /// The partition's own GUID (PARTUUID), on-disk bytes.
+    pub unique_guid: [u8; 16],
+    /// First sector.
+    pub first_lba: u64,
+    /// Last sector (inclusive).
+    pub last_lba: u64,
+    /// The partition name (UTF-16 in the entry).
+    pub name: String,
+}
+
+impl Partition {
+    /// Its byte offset on a disk of `lba`-byte sectors.
+    pub fn offset(&self, lba: u64) -> u64 {
+        self.first_lba * lba
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self, lba: u64) -> u64 {
+        (self.last_lba + 1 - self.first_lba) * lba
+    }
+
+    /// Whether it holds no sector (never true for an entry [`partitions`] returns).
+    pub fn is_empty(&self) -> bool {
+        self.last_lba < self.first_lba
+    }
+
+    /// Whether its type is the EFI system partition's.
+    pub fn is_esp(&self) -> bool {
+        self.type_guid == guid_bytes(ESP_TYPE)
+    }
+}
+
+/// The EFI system partition type, as `sgdisk` spells it (type code ef00).
+pub const ESP_TYPE: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
+/// The BIOS boot partition type (ef02).
+pub const BIOS_BOOT_TYPE: &str = "21686148-6449-6E6F-744E-656564454649";
+/// The Linux file system type (8300).
+pub const LINUX_FS_TYPE: &str = "0FC63DAF-8483-4772-8E79-3D69D8477DE4";
+/// The Linux LVM type (8e00).
+pub const LINUX_LVM_TYPE: &str = "E6D6D379-F507-44C2-A23C-238F2A3DF928";
+
+/// A GUID's on-disk bytes from its text form (the first three fields little-endian). The
+/// text must be one of this module's constants or another well-formed GUID.
+pub fn guid_bytes(text: &str) -> [u8; 16] {
+    let hex: Vec<u8> = text
+        .bytes()
+        .filter(|b| *b != b'-')
+        .map(|c| (c as char).to_digit(16).unwrap_or(0) as u8)
+        .collect();
+    let mut be = [0u8; 16];
+    for (i, b) in be.iter_mut().enumerate() {
+        *b = hex.get(2 * i).copied().unwrap_or(0) << 4 | hex.get(2 * i + 1).copied().unwrap_or(0);
+    }
+    let mut out = be;
+    out[..4].reverse();
+    out[4..6].reverse();
+    out[6..8].reverse();
+    out
+}
+
+/// A GUID's text form (upper case, as `sgdisk` prints it) from its on-disk bytes.
+pub fn guid_text(b: &[u8; 16]) -> String {
+    let mut be = *b;
+    be[..4].reverse();
+    be[4..6].reverse();
+    be[6..8].reverse();
+    let h: String = be.iter().map(|x| format!("{x:02X}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// The used entries of the disk's primary partition table, in entry order. `lba` is the
+/// logical sector size (512 for image files).
+///
+/// # Errors
+/// [`GptError::Invalid`] for a missing or damaged primary table, or an entry that ends before
+/// it starts or lies outside the disk; I/O errors.
+pub fn partitions<D: BlockIo>(io: &mut D, lba: u64) -> Result<Vec<Partition>> {
+    let t = read_primary(io, lba)?;
+    let es = t.primary.entry_size as usize;
+    let mut out = Vec::new();
+    for i in 0..t.primary.entries as usize {
+        let e = &t.entries[i * es..(i + 1) * es];
+        if e[..16].iter().all(|&b| b == 0) {
+            continue;
+        }
+        let mut type_guid = [0u8; 16];
+        type_guid.copy_from_slice(&e[..16]);
+        let mut unique_guid = [0u8; 16];
+        unique_guid.copy_from_slice(&e[16..32]);
+        let (first_lba, last_lba) = (le64(e, 32), le64(e, 40));
+        if last_lba < first_lba || last_lba > t.disk_last || first_lba < 1 {
+            return Err(bad(format!(
+                "partition {} spans sectors {first_lba}..{last_lba}, outside the disk",
+                i + 1
+            )));
+        }
+        let units: Vec<u16> = e[56..128]
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .take_while(|&u| u != 0)
+            .collect();
+        out.push(Partition {
+            number: i as u32 + 1,
+            type_guid,
+            unique_guid,
+            first_lba,
+            last_lba,
+            name: String::from_utf16_lossy(&units),
+        });
+    }
+    Ok(out)
+}
+
+fn grow<D: BlockIo>(io: &mut D, lba: u64, only: Option<u32>) -> Result<Grown> {
+    let Table {
+        primary,
+        entries,
+        entry_sectors,
+        disk_last,
+    } = read_primary(io, lba)?;
     if primary.alt_lba > disk_last {
         return Err(bad(format!(
             "the backup header at sector {} lies past the disk's end ({disk_last})",
@@ -168,24 +337,14 @@ fn grow<D: BlockIo>(io: &mut D, lba: u64, only: Option<u32>) -> Result<Grown> {
         )));
     }
     let entries_len = primary.entries_bytes();
-    let entry_sectors = entries_len.div_ceil(lba);
-    // Every location read or written must lie on the disk (the header's numbers are only as
-    // good as its checksum, which anyone can recompute).
-    let on_disk = |at: u64, sectors: u64| {
-        at >= 1 && at.checked_add(sectors).is_some_and(|e| e <= disk_last + 1)
-    };
-    if !on_disk(primary.entries_lba, entry_sectors) {
-        return Err(bad("the partition entries lie outside the disk"));
-    }
-    let entries = read(io, primary.entries_lba, entries_len)?;
-    if crc32fast::hash(&entries) != le32(&primary.raw, 88) {
-        return Err(bad("partition entries checksum mismatch"));
-    }
-    let backup = Header::parse(&read(io, primary.alt_lba, lba)?, primary.alt_lba)?;
-    if !on_disk(backup.entries_lba, entry_sectors) {
+    let backup = Header::parse(
+        &read_sectors(io, lba, primary.alt_lba, lba)?,
+        primary.alt_lba,
+    )?;
+    if !on_disk(disk_last, backup.entries_lba, entry_sectors) {
         return Err(bad("the backup partition entries lie outside the disk"));
     }
-    if read(io, backup.entries_lba, entries_len)? != entries {
+    if read_sectors(io, lba, backup.entries_lba, entries_len)? != entries {
         return Err(bad(
             "the backup partition entries differ from the primary ones",
         ));

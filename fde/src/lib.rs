@@ -16,9 +16,11 @@ pub mod config;
 mod error;
 pub mod ext4;
 pub mod gpt;
+pub mod image;
 pub mod init;
 pub mod initrd;
 pub mod overlay;
+pub mod reference;
 pub mod vg;
 
 pub use config::{
