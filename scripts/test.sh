@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 need_cargo
 need_packages cryptsetup-bin libssl-dev pkg-config systemd openssl e2fsprogs util-linux lvm2 gdisk cpio pesign sbsigntool systemd-boot-efi \
-    dosfstools mtools qemu-utils binutils
+    dosfstools mtools qemu-utils binutils zstd python3
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 broken=0

@@ -399,6 +399,9 @@ pub(crate) enum FdeCommand {
         #[arg(long, value_name = "FORMAT", default_value = "json")]
         format: RefFormat,
     },
+    /// Check the full-disk configuration, or print the one an image's initrd carries.
+    #[command(subcommand)]
+    Config(FdeConfigCommand),
     /// The LVM2 volume group on a physical volume, read and mapped natively (as `vgs`/`lvs`,
     /// `vgchange -ay` and `vgchange -an` for a group on one PV).
     Vg {
@@ -421,6 +424,38 @@ pub(crate) enum FdeStage {
     /// After it is mounted on the sysroot.
     #[value(name = "initrd-fde-after-sysroot")]
     AfterSysroot,
+}
+
+/// `fde config` verbs.
+#[derive(Debug, Subcommand)]
+pub(crate) enum FdeConfigCommand {
+    /// Load fde.toml, global.toml and metadata.toml as the boot does, then fetch the key of
+    /// each encrypted volume (rootfs when encrypted, delta) from its key provider: one line
+    /// per volume. Exit 1 when anything fails.
+    Check {
+        /// The configuration directory.
+        #[arg(
+            short = 'c',
+            long = "config-dir",
+            value_name = "DIR",
+            default_value = "/etc/cryptpilot"
+        )]
+        config_dir: PathBuf,
+        /// Check the providers' settings offline only; fetch no key.
+        #[arg(long = "skip-check-passphrase")]
+        skip_check_passphrase: bool,
+        /// Go on to the next volume after a failure (the default stops at the first).
+        #[arg(long = "keep-checking")]
+        keep_checking: bool,
+    },
+    /// Print the configuration bundle (fde.toml and global.toml) inside the initrd that an
+    /// image boots (GRUB's default entry, or the UKI's .initrd section), as cloud-init user
+    /// data, with its SHA-384.
+    Dump {
+        /// The disk image (default: this system's boot files).
+        #[arg(long, value_name = "IMG")]
+        disk: Option<PathBuf>,
+    },
 }
 
 /// The hash algorithms of reference values.

@@ -119,6 +119,15 @@ fn esp(d: &Dir, f: &Path, uki: Option<&Path>) -> String {
 }
 
 fn image(d: &Dir, separate_boot: bool, uki: Option<&Path>) -> Image {
+    image_with(
+        d,
+        separate_boot,
+        uki,
+        &b"an initrd stands here; its bytes are hashed whole\n".repeat(999),
+    )
+}
+
+fn image_with(d: &Dir, separate_boot: bool, uki: Option<&Path>, initrd_bytes: &[u8]) -> Image {
     let f = fixtures();
     let kver = std::fs::read_to_string(f.join("kernel-version")).expect("kernel version");
     let kver = kver.trim();
@@ -132,11 +141,7 @@ fn image(d: &Dir, separate_boot: bool, uki: Option<&Path>) -> Image {
     let kernel = boot.join(format!("vmlinuz-{kver}"));
     std::fs::copy(f.join("vmlinuz"), &kernel).expect("copy kernel");
     let initrd = boot.join(format!("initrd.img-{kver}"));
-    std::fs::write(
-        &initrd,
-        b"an initrd stands here; its bytes are hashed whole\n".repeat(999),
-    )
-    .expect("initrd");
+    std::fs::write(&initrd, initrd_bytes).expect("initrd");
     let prefix = if separate_boot { "" } else { "/boot" };
     // Debian's grub.cfg shape: functions, a default entry, a submenu.
     let cfg = format!(
@@ -362,4 +367,144 @@ fn bad_images_are_refused() {
         i.img
     ));
     fails_cleanly(&show(&i.img, &[]), 1, "no boot chain found");
+}
+
+const FDE_TOML: &str = "[rootfs]\nrw_overlay = \"disk-persist\"\n\n[data]\nintegrity = true\n\n\
+                        [data.encrypt.exec]\ncommand = \"/bin/key\"\nargs = [\"a b\"]\n";
+const GLOBAL_TOML: &str = "[boot]\nverbose = true\n";
+const METADATA_TOML: &str =
+    "type = 1\nroot_hash = \"9b84e587cb4fe5dffd096dcea37acc04dd766fdcd4062e6b4c7060b4f4e735c1\"\n";
+
+fn config_dir(d: &Dir) -> String {
+    let c = d.p("conf");
+    std::fs::create_dir_all(&c).expect("mkdir");
+    for (n, t) in [
+        ("fde.toml", FDE_TOML),
+        ("global.toml", GLOBAL_TOML),
+        ("metadata.toml", METADATA_TOML),
+    ] {
+        std::fs::write(Path::new(&c).join(n), t).expect("write");
+    }
+    c
+}
+
+fn dump(img: &str) -> Run {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cryptpilot"));
+    c.args(["fde", "config", "dump", "--disk", img]);
+    run_cmd(c)
+}
+
+/// The bundle printed by `config dump` is the configuration the initrd carries (read back
+/// by Python's tomllib, older names replaced), with a SHA-384 that follows the content.
+fn check_dump(r: Run) -> String {
+    let out = ok(r).stdout;
+    assert!(out.starts_with("#cryptpilot-fde-config\n"), "{out}");
+    let hash = out
+        .lines()
+        .find_map(|l| l.strip_prefix("# The sha384 hash of this config is: "))
+        .expect("hash line")
+        .to_owned();
+    assert_eq!(hash.len(), 96);
+    let parsed = sh(&format!(
+        "python3 -c 'import sys, tomllib, json; print(json.dumps(tomllib.loads(sys.stdin.read()), sort_keys=True))' <<'EOF'\n{out}EOF"
+    ));
+    let v: serde_json::Value = serde_json::from_str(&parsed.stdout).expect("json");
+    assert_eq!(v["global"]["boot"]["verbose"], true, "{out}");
+    assert_eq!(
+        v["fde"]["rootfs"]["delta_location"], "disk-persist",
+        "{out}"
+    );
+    assert_eq!(v["fde"]["delta"]["integrity"], true, "{out}");
+    assert_eq!(
+        v["fde"]["delta"]["encrypt"]["exec"]["args"][0], "a b",
+        "{out}"
+    );
+    hash
+}
+
+/// Our own initrd (`fde initrd`, gzip), and one shaped as initramfs-tools and dracut make them: an
+/// uncompressed early archive, then a zstd-compressed one (GNU cpio, zstd).
+#[test]
+fn config_dump_reads_the_initrd() {
+    let d = Dir::new();
+    let conf = config_dir(&d);
+    let ours = d.p("ours.img");
+    // A minimal static ELF as /init (the builder refuses a dynamically linked one).
+    let mut elf = vec![0u8; 0x40 + 56];
+    elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
+    elf[0x20..0x28].copy_from_slice(&0x40u64.to_le_bytes());
+    elf[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
+    elf[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes());
+    elf[0x40] = 1;
+    std::fs::write(d.path("init"), elf).expect("init");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cryptpilot"));
+    c.args([
+        "fde",
+        "initrd",
+        "-c",
+        &conf,
+        "--out",
+        &ours,
+        "--init",
+        &d.p("init"),
+    ]);
+    ok(run_cmd(c));
+    let initrd = std::fs::read(&ours).expect("read");
+    let sub = Dir::new();
+    let i = image_with(&sub, true, None, &initrd);
+    let h1 = check_dump(dump(&i.img));
+
+    let t = d.path("zt");
+    std::fs::create_dir_all(t.join("kernel/x86/microcode")).expect("mkdir");
+    std::fs::write(t.join("kernel/x86/microcode/GenuineIntel.bin"), b"ucode").expect("ucode");
+    let main = d.path("zmain");
+    std::fs::create_dir_all(main.join("etc/cryptpilot")).expect("mkdir");
+    for n in ["fde.toml", "global.toml", "metadata.toml"] {
+        std::fs::copy(
+            Path::new(&conf).join(n),
+            main.join("etc/cryptpilot").join(n),
+        )
+        .expect("copy");
+    }
+    let z = d.p("z.img");
+    sh(&format!(
+        "(cd '{}' && find . | cpio -o -H newc --quiet) > '{z}'
+         (cd '{}' && find . | cpio -o -H newc --quiet | zstd -q -19) >> '{z}'",
+        t.display(),
+        main.display()
+    ));
+    let sub = Dir::new();
+    let i = image_with(&sub, true, None, &std::fs::read(&z).expect("read"));
+    assert_eq!(
+        check_dump(dump(&i.img)),
+        h1,
+        "the same bundle, the same hash"
+    );
+
+    // Another setting: another hash.
+    std::fs::write(
+        main.join("etc/cryptpilot/global.toml"),
+        "[boot]\nverbose = false\n",
+    )
+    .expect("w");
+    sh(&format!(
+        "(cd '{}' && find . | cpio -o -H newc --quiet | gzip) > '{z}'",
+        main.display()
+    ));
+    let sub = Dir::new();
+    let i = image_with(&sub, true, None, &std::fs::read(&z).expect("read"));
+    let out = ok(dump(&i.img)).stdout;
+    assert!(!out.contains(&h1), "{out}");
+
+    // An initrd without the configuration, and one that is not an initrd: one line, exit 1.
+    let sub = Dir::new();
+    let i = image(&sub, true, None);
+    fails_cleanly(&dump(&i.img), 1, "not a cpio archive");
+    sh(&format!(
+        "(cd '{}' && find . | cpio -o -H newc --quiet | gzip) > '{z}'",
+        t.display()
+    ));
+    let sub = Dir::new();
+    let i = image_with(&sub, true, None, &std::fs::read(&z).expect("read"));
+    fails_cleanly(&dump(&i.img), 1, "neither fde.toml nor global.toml");
 }

@@ -353,3 +353,61 @@ mod tests {
         assert_eq!(l.metadata.root_hash.len(), 32);
     }
 }
+
+/// A configuration bundle as `config dump` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dump {
+    /// `{global, fde}` as TOML, the existing tool's older field names replaced.
+    pub toml: String,
+    /// SHA-384 (hex) of the compact TOML of the same bundle.
+    pub sha384: String,
+}
+
+/// The bundle of `fde.toml` and `global.toml` from `files` (keys `etc/cryptpilot/<name>`,
+/// as [`crate::initrd::read_files`] returns them), each checked as the boot would check it.
+///
+/// # Errors
+/// [`ConfigError`] for a file the boot would refuse; a bundle with neither file.
+pub fn dump(files: &std::collections::BTreeMap<String, Vec<u8>>) -> Result<Dump, ConfigError> {
+    use sha2::Digest;
+    let mut bundle = toml::Table::new();
+    for (name, key) in [("global.toml", "global"), ("fde.toml", "fde")] {
+        let path = format!("etc/cryptpilot/{name}");
+        let Some(bytes) = files.get(&path) else {
+            continue;
+        };
+        let file = Path::new("/").join(&path);
+        let text = String::from_utf8_lossy(bytes);
+        if key == "fde" {
+            parse_fde(&file, &text)?;
+        } else {
+            parse_global(&file, &text)?;
+        }
+        let mut table: toml::Table = toml::from_str(&text)
+            .map_err(|e| ConfigError::at(&file, &text, "", e.message().to_owned()))?;
+        // The older names, as the existing tool serializes them.
+        if let Some(d) = table.remove("data") {
+            table.insert("delta".into(), d);
+        }
+        if let Some(toml::Value::Table(r)) = table.get_mut("rootfs") {
+            if let Some(v) = r.remove("rw_overlay") {
+                r.insert("delta_location".into(), v);
+            }
+        }
+        bundle.insert(key.into(), toml::Value::Table(table));
+    }
+    if bundle.is_empty() {
+        return Err(ConfigError::at(
+            Path::new("/etc/cryptpilot"),
+            "",
+            "",
+            "the initrd carries neither fde.toml nor global.toml".into(),
+        ));
+    }
+    let compact = toml::to_string(&bundle).unwrap_or_default();
+    let digest = sha2::Sha384::digest(compact.as_bytes());
+    Ok(Dump {
+        toml: toml::to_string_pretty(&bundle).unwrap_or_default(),
+        sha384: digest.iter().map(|b| format!("{b:02x}")).collect(),
+    })
+}

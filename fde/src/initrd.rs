@@ -396,9 +396,185 @@ fn newc_entry(
     Ok(n + p)
 }
 
+/// The most bytes an initrd is decompressed to when reading it (a hostile image must not
+/// make a reader allocate without bound; real initrds are far smaller).
+const MAX_UNPACKED: u64 = 1 << 30;
+
+/// The regular files under `dir` (`etc/cryptpilot`) of an initrd: concatenated newc cpio
+/// archives, each uncompressed (an early microcode archive) or gzip- or zstd-compressed (ours
+/// is gzip, dracut's and initramfs-tools' gzip or zstd). Paths are returned without a leading
+/// `/` or `./`; a later archive's file replaces an earlier one's, as the kernel unpacks them.
+///
+/// # Errors
+/// [`Error::Initrd`] (with `what` as the path) for a format that is neither, a damaged archive,
+/// or more than 1 GiB unpacked.
+pub fn read_files(data: &[u8], dir: &str, what: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    read_archives(data, dir.trim_matches('/'), what, true, &mut out)?;
+    Ok(out)
+}
+
+/// Archives one after another; a compressed stream (allowed only at the outer level: no
+/// nesting, so no chain of bombs) runs to the end.
+fn read_archives(
+    data: &[u8],
+    dir: &str,
+    what: &Path,
+    outer: bool,
+    out: &mut BTreeMap<String, Vec<u8>>,
+) -> Result<()> {
+    let bad = |why: String| Error::Initrd {
+        path: what.to_owned(),
+        why,
+    };
+    let mut rest = data;
+    loop {
+        // Archives are padded with zeros between them.
+        let skip = rest.iter().position(|&b| b != 0).unwrap_or(rest.len());
+        rest = &rest[skip..];
+        if rest.is_empty() {
+            return Ok(());
+        }
+        if rest.starts_with(b"07070") {
+            rest = read_newc(rest, dir, out).map_err(bad)?;
+            continue;
+        }
+        if !outer {
+            return Err(bad(
+                "holds a compressed stream inside a compressed stream".into()
+            ));
+        }
+        let mut buf = Vec::new();
+        let limit = MAX_UNPACKED;
+        let read = if rest.starts_with(&[0x1f, 0x8b]) {
+            use std::io::Read;
+            flate2::read::MultiGzDecoder::new(rest)
+                .take(limit + 1)
+                .read_to_end(&mut buf)
+                .map_err(|e| bad(format!("gzip: {e}")))
+        } else if rest.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            use std::io::Read;
+            let mut src = rest;
+            let mut n = 0;
+            // Concatenated zstd frames: one decoder per frame.
+            while !src.is_empty() && src.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+                let mut dec = ruzstd::decoding::StreamingDecoder::new(&mut src)
+                    .map_err(|e| bad(format!("zstd: {e}")))?;
+                n += (&mut dec)
+                    .take(limit + 1 - n as u64)
+                    .read_to_end(&mut buf)
+                    .map_err(|e| bad(format!("zstd: {e}")))?;
+                if buf.len() as u64 > limit {
+                    break;
+                }
+            }
+            Ok(n)
+        } else {
+            return Err(bad(format!(
+                "is not a cpio archive, nor gzip- or zstd-compressed (starts with {:02x?})",
+                &rest[..rest.len().min(4)]
+            )));
+        };
+        read?;
+        if buf.len() as u64 > limit {
+            return Err(bad("unpacks to more than 1 GiB".into()));
+        }
+        // The compressed stream runs to the end: what it holds may be several archives.
+        return read_archives(&buf, dir, what, false, out);
+    }
+}
+
+/// One newc archive from the start of `data` up to its trailer; keeps regular files under
+/// `dir`. Returns what follows the archive.
+fn read_newc<'a>(
+    mut data: &'a [u8],
+    dir: &str,
+    out: &mut BTreeMap<String, Vec<u8>>,
+) -> std::result::Result<&'a [u8], String> {
+    let start = data.as_ptr() as usize;
+    let off = |d: &[u8]| d.as_ptr() as usize - start;
+    loop {
+        let h = data
+            .get(..110)
+            .ok_or_else(|| "a cpio header is cut short".to_owned())?;
+        if !(h.starts_with(b"070701") || h.starts_with(b"070702")) {
+            return Err(format!("bad cpio header magic at byte {}", off(data)));
+        }
+        let field = |i: usize| -> std::result::Result<usize, String> {
+            let t = std::str::from_utf8(&h[6 + 8 * i..14 + 8 * i]).map_err(|_| "bad header")?;
+            usize::from_str_radix(t, 16).map_err(|_| format!("bad cpio header field {t:?}"))
+        };
+        let (mode, size, namesize) = (field(1)?, field(6)?, field(11)?);
+        let name_end = 110usize
+            .checked_add(namesize)
+            .filter(|&e| e <= data.len() && namesize > 0)
+            .ok_or_else(|| "a cpio name runs past the end".to_owned())?;
+        let name = String::from_utf8_lossy(&data[110..name_end - 1]).into_owned();
+        let pad4 = |n: usize| n.div_ceil(4) * 4;
+        let body = pad4(off(data) + name_end) - off(data);
+        let body_end = body
+            .checked_add(size)
+            .filter(|&e| e <= data.len())
+            .ok_or_else(|| format!("{name}: its data runs past the end of the archive"))?;
+        if name == "TRAILER!!!" {
+            let next = (pad4(off(data) + body_end) - off(data)).min(data.len());
+            return Ok(&data[next..]);
+        }
+        let clean = name.trim_start_matches("./").trim_start_matches('/');
+        let is_file = mode & 0o170000 == 0o100000;
+        if is_file && clean.strip_prefix(dir).is_some_and(|r| r.starts_with('/')) {
+            out.insert(clean.to_owned(), data[body..body_end].to_vec());
+        }
+        let next = (pad4(off(data) + body_end) - off(data)).min(data.len());
+        data = &data[next..];
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hostile_initrds_are_errors_not_panics() {
+        let p = Path::new("x");
+        let mut ok_archive = Vec::new();
+        newc_entry(
+            &mut ok_archive,
+            0,
+            1,
+            0o100644,
+            1,
+            (0, 0),
+            "etc/cryptpilot/fde.toml",
+            b"a",
+        )
+        .expect("entry");
+        let n = ok_archive.len() as u64;
+        newc_entry(&mut ok_archive, n, 0, 0, 1, (0, 0), "TRAILER!!!", b"").expect("trailer");
+        let files = read_files(&ok_archive, "/etc/cryptpilot", p).expect("read");
+        assert_eq!(
+            files.get("etc/cryptpilot/fde.toml").map(Vec::as_slice),
+            Some(&b"a"[..])
+        );
+        for cut in [5, 50, 110, 120, ok_archive.len() - 20] {
+            assert!(
+                read_files(&ok_archive[..cut], "etc/cryptpilot", p).is_err(),
+                "cut {cut}"
+            );
+        }
+        let mut huge = ok_archive.clone();
+        huge[6 + 8 * 6..6 + 8 * 7].copy_from_slice(b"ffffffff");
+        assert!(read_files(&huge, "etc/cryptpilot", p).is_err());
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&[0x1f, 0x8b, 0, 0]).expect("gz");
+        let nested = gz.finish().expect("gz");
+        assert!(
+            read_files(&nested, "etc/cryptpilot", p).is_err(),
+            "no nesting"
+        );
+        assert!(read_files(b"\x1f\x8bjunk", "etc/cryptpilot", p).is_err());
+        assert!(read_files(b"hello", "etc/cryptpilot", p).is_err());
+    }
 
     const DEP: &str = "kernel/drivers/md/dm-mod.ko:\n\
         kernel/drivers/md/dm-crypt.ko: kernel/drivers/md/dm-mod.ko\n\

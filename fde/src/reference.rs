@@ -160,6 +160,38 @@ pub fn compute(files: &mut dyn BootFiles, algos: &[HashAlgo]) -> Result<Referenc
     Ok(out)
 }
 
+/// The initrds the boot chain in `files` loads, each with where it came from: the UKI's
+/// `.initrd` section, or the initrd of GRUB's default entry (once per distinct path).
+///
+/// # Errors
+/// As [`compute`].
+pub fn boot_initrds(files: &mut dyn BootFiles) -> Result<Vec<(String, Vec<u8>)>> {
+    if let Some(uki) = files.esp_read(UKI_PATH)?.filter(|b| is_uki(b)) {
+        let initrd = authenticode::section(&uki, ".initrd")
+            .map_err(|e| Error::Unsupported(format!("{UKI_PATH}: {e}")))?
+            .ok_or_else(|| Error::Unsupported(format!("{UKI_PATH} has no .initrd section")))?;
+        return Ok(vec![(format!("{UKI_PATH} (.initrd)"), initrd.to_vec())]);
+    }
+    let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+    for dir in grub_dirs(&files.esp_files()?) {
+        let entry = grub_entry(files, &dir)?;
+        if out.iter().any(|(p, _)| *p == entry.initrd) {
+            continue;
+        }
+        let initrd = files
+            .boot_read(&entry.initrd)?
+            .ok_or_else(|| missing(&entry.initrd))?;
+        out.push((entry.initrd, initrd));
+    }
+    if out.is_empty() {
+        return Err(Error::Unsupported(
+            "no boot chain found: no unified kernel image and no GRUB on the EFI system partition"
+                .into(),
+        ));
+    }
+    Ok(out)
+}
+
 fn missing(path: &str) -> Error {
     Error::Unsupported(format!(
         "GRUB's default entry names {path}, which does not exist"
