@@ -431,3 +431,136 @@ fn fit_protective_mbr<D: BlockIo>(io: &mut D, disk_last: u64) -> Result<()> {
     mbr[0x1be + 12..0x1be + 16].copy_from_slice(&sectors.to_le_bytes());
     io.write_all_at(&mbr, 0).map_err(GptError::Io)
 }
+
+/// A partition to write with [`write_table`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewPartition {
+    /// 1-based entry number.
+    pub number: u32,
+    /// Type GUID, on-disk bytes.
+    pub type_guid: [u8; 16],
+    /// Unique GUID, on-disk bytes (keep a converted partition's, or a random one).
+    pub unique_guid: [u8; 16],
+    /// First sector.
+    pub first_lba: u64,
+    /// Last sector (inclusive).
+    pub last_lba: u64,
+    /// Attribute bits.
+    pub attributes: u64,
+    /// Name (at most 36 UTF-16 units).
+    pub name: String,
+}
+
+/// A random version-4 GUID, on-disk bytes.
+///
+/// # Errors
+/// When the system's random source fails.
+pub fn random_guid() -> std::io::Result<[u8; 16]> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(std::io::Error::other)?;
+    // Version 4 in the (little-endian) third field, variant 10 in byte 8.
+    b[7] = (b[7] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    Ok(b)
+}
+
+/// Writes a new GPT (protective MBR, primary and backup headers with 128 entries of 128
+/// bytes) describing `parts` on a disk of `io.size()` bytes, as `sgdisk -o` then `-n` would.
+/// Partitions must not overlap and must lie between sector 2048 and the last usable sector.
+///
+/// # Errors
+/// [`GptError::Invalid`] for overlapping or out-of-range partitions, a number above 128, a
+/// name longer than 36 units; I/O errors.
+pub fn write_table<D: BlockIo>(
+    io: &mut D,
+    lba: u64,
+    disk_guid: [u8; 16],
+    parts: &[NewPartition],
+) -> Result<()> {
+    const ENTRIES: u64 = 128;
+    const ENTRY: u64 = 128;
+    let size = io.size().map_err(GptError::Io)?;
+    let disk_last = (size / lba)
+        .checked_sub(1)
+        .ok_or_else(|| bad("empty disk"))?;
+    let entry_sectors = (ENTRIES * ENTRY).div_ceil(lba);
+    let first_usable = 2 + entry_sectors;
+    let last_usable = disk_last
+        .checked_sub(1 + entry_sectors)
+        .filter(|&l| l > first_usable)
+        .ok_or_else(|| bad("the disk is too small for a partition table"))?;
+    let mut entries = vec![0u8; (ENTRIES * ENTRY) as usize];
+    let mut sorted: Vec<&NewPartition> = parts.iter().collect();
+    sorted.sort_by_key(|p| p.first_lba);
+    for w in sorted.windows(2) {
+        if w[0].last_lba >= w[1].first_lba {
+            return Err(bad(format!(
+                "partitions {} and {} overlap",
+                w[0].number, w[1].number
+            )));
+        }
+    }
+    for p in parts {
+        if p.number == 0 || u64::from(p.number) > ENTRIES {
+            return Err(bad(format!("partition number {}", p.number)));
+        }
+        if p.first_lba < first_usable || p.last_lba > last_usable || p.last_lba < p.first_lba {
+            return Err(bad(format!(
+                "partition {} ({}..{}) lies outside the usable sectors {first_usable}..{last_usable}",
+                p.number, p.first_lba, p.last_lba
+            )));
+        }
+        let units: Vec<u16> = p.name.encode_utf16().collect();
+        if units.len() > 36 {
+            return Err(bad(format!("partition name {:?} is too long", p.name)));
+        }
+        let e = &mut entries[(p.number as usize - 1) * ENTRY as usize..][..ENTRY as usize];
+        if e.iter().any(|&b| b != 0) {
+            return Err(bad(format!("partition number {} given twice", p.number)));
+        }
+        e[..16].copy_from_slice(&p.type_guid);
+        e[16..32].copy_from_slice(&p.unique_guid);
+        e[32..40].copy_from_slice(&p.first_lba.to_le_bytes());
+        e[40..48].copy_from_slice(&p.last_lba.to_le_bytes());
+        e[48..56].copy_from_slice(&p.attributes.to_le_bytes());
+        for (i, u) in units.iter().enumerate() {
+            e[56 + 2 * i..58 + 2 * i].copy_from_slice(&u.to_le_bytes());
+        }
+    }
+    let crc = crc32fast::hash(&entries);
+    let header = |my: u64, alt: u64, entries_lba: u64| {
+        let mut h = vec![0u8; lba as usize];
+        h[..8].copy_from_slice(SIGNATURE);
+        h[8..12].copy_from_slice(&0x0001_0000u32.to_le_bytes());
+        h[12..16].copy_from_slice(&92u32.to_le_bytes());
+        h[24..32].copy_from_slice(&my.to_le_bytes());
+        h[32..40].copy_from_slice(&alt.to_le_bytes());
+        h[40..48].copy_from_slice(&first_usable.to_le_bytes());
+        h[48..56].copy_from_slice(&last_usable.to_le_bytes());
+        h[56..72].copy_from_slice(&disk_guid);
+        h[72..80].copy_from_slice(&entries_lba.to_le_bytes());
+        h[80..84].copy_from_slice(&(ENTRIES as u32).to_le_bytes());
+        h[84..88].copy_from_slice(&(ENTRY as u32).to_le_bytes());
+        h[88..92].copy_from_slice(&crc.to_le_bytes());
+        let sum = crc32fast::hash(&h[..92]);
+        h[16..20].copy_from_slice(&sum.to_le_bytes());
+        h
+    };
+    let mut mbr = vec![0u8; lba as usize];
+    let pe = &mut mbr[0x1be..0x1ce];
+    pe[1..4].copy_from_slice(&[0, 2, 0]);
+    pe[4] = 0xee;
+    pe[5..8].copy_from_slice(&[0xff, 0xff, 0xff]);
+    pe[8..12].copy_from_slice(&1u32.to_le_bytes());
+    pe[12..16].copy_from_slice(&u32::try_from(disk_last).unwrap_or(u32::MAX).to_le_bytes());
+    mbr[510] = 0x55;
+    mbr[511] = 0xaa;
+    let write = |io: &mut D, at: u64, b: &[u8]| io.write_all_at(b, at * lba).map_err(GptError::Io);
+    let backup_entries = last_usable + 1;
+    write(io, backup_entries, &entries)?;
+    write(io, disk_last, &header(disk_last, 1, backup_entries))?;
+    write(io, 2, &entries)?;
+    write(io, 1, &header(1, disk_last, 2))?;
+    write(io, 0, &mbr)?;
+    io.sync().map_err(GptError::Io)
+}

@@ -113,3 +113,89 @@ fn the_last_partition_grows_as_sgdisk_would_put_it() {
     after.truncate(bad.len());
     assert_eq!(after, bad);
 }
+
+/// A table we write from nothing equals, field for field as `sgdisk -i` prints them, the one
+/// sgdisk makes with the same partitions; `sgdisk -v` finds no problem; our reader reads it.
+#[test]
+fn a_new_table_is_what_sgdisk_writes() {
+    use fde::gpt::{guid_bytes, guid_text, NewPartition};
+    let d = tempfile::tempdir().expect("dir");
+    let theirs = d.path().join("theirs.img");
+    let ours = d.path().join("ours.img");
+    let (theirs, ours) = (theirs.to_str().expect("utf8"), ours.to_str().expect("utf8"));
+    set_len(theirs, 64);
+    set_len(ours, 64);
+    sgdisk(&[
+        "-n",
+        "1:2048:+8M",
+        "-t",
+        "1:ef00",
+        "-c",
+        "1:EFI System",
+        "-n",
+        "2:0:+16M",
+        "-t",
+        "2:8300",
+        "-c",
+        "2:boot",
+        "-n",
+        "3:0:0",
+        "-t",
+        "3:8e00",
+        "-c",
+        "3:primary",
+        theirs,
+    ]);
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(theirs)
+        .expect("open");
+    let parts = fde::gpt::partitions(&mut f, 512).expect("read sgdisk's table");
+    let disk_guid = {
+        let mut h = [0u8; 512];
+        std::os::unix::fs::FileExt::read_exact_at(&f, &mut h, 512).expect("header");
+        let mut g = [0u8; 16];
+        g.copy_from_slice(&h[56..72]);
+        g
+    };
+    let new: Vec<NewPartition> = parts
+        .iter()
+        .map(|p| NewPartition {
+            number: p.number,
+            type_guid: p.type_guid,
+            unique_guid: p.unique_guid,
+            first_lba: p.first_lba,
+            last_lba: p.last_lba,
+            attributes: 0,
+            name: p.name.clone(),
+        })
+        .collect();
+    let mut o = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(ours)
+        .expect("open");
+    fde::gpt::write_table(&mut o, 512, disk_guid, &new).expect("write");
+    let v = sgdisk(&["-v", ours]);
+    assert!(v.contains("No problems found"), "{v}");
+    for n in 1..=3 {
+        assert_eq!(
+            sgdisk(&["-i", &n.to_string(), ours]),
+            sgdisk(&["-i", &n.to_string(), theirs])
+        );
+    }
+    assert_eq!(
+        sgdisk(&["-p", ours]),
+        sgdisk(&["-p", theirs]).replace(theirs, ours)
+    );
+    assert_eq!(guid_text(&parts[0].type_guid), fde::gpt::ESP_TYPE);
+    assert_eq!(guid_bytes(fde::gpt::LINUX_LVM_TYPE), parts[2].type_guid);
+    // Overlaps and out-of-range partitions are refused before anything is written.
+    let mut bad = new.clone();
+    bad[1].first_lba = bad[0].last_lba;
+    assert!(fde::gpt::write_table(&mut o, 512, disk_guid, &bad).is_err());
+    bad = new.clone();
+    bad[2].last_lba += 1_000_000;
+    assert!(fde::gpt::write_table(&mut o, 512, disk_guid, &bad).is_err());
+}

@@ -143,6 +143,61 @@ fn parse_label(b: &[u8; SECTOR as usize], sector: u64) -> Result<PvLabel> {
     })
 }
 
+/// Writes a new label in sector 1 for a PV of `device_size` bytes with one data area from
+/// `pe_start` bytes and one metadata area at 4096 bytes up to `pe_start` (what `pvcreate`
+/// writes by default), and the empty metadata area's header. Returns the label and header.
+///
+/// # Errors
+/// [`Error::BadLabel`] for a `pe_start` that leaves no room for a metadata area; I/O errors.
+pub fn write_new_label<D: BlockIo>(
+    io: &mut D,
+    pv_uuid: &str,
+    device_size: u64,
+    pe_start: u64,
+) -> Result<(PvLabel, MdaHeader)> {
+    const MDA_START: u64 = 4096;
+    if pe_start < MDA_START + 4 * MDA_HEADER_SIZE || pv_uuid.len() != 32 {
+        return Err(Error::BadLabel(format!(
+            "no room for a metadata area before {pe_start}"
+        )));
+    }
+    let mda = DiskLocn {
+        offset: MDA_START,
+        size: pe_start - MDA_START,
+    };
+    let mut b = [0u8; SECTOR as usize];
+    b[..8].copy_from_slice(LABEL_ID);
+    b[8..16].copy_from_slice(&1u64.to_le_bytes());
+    b[20..24].copy_from_slice(&32u32.to_le_bytes());
+    b[24..32].copy_from_slice(LABEL_TYPE);
+    b[32..64].copy_from_slice(pv_uuid.as_bytes());
+    b[64..72].copy_from_slice(&device_size.to_le_bytes());
+    // Data areas, metadata areas, each list ended by a zero entry; then the extension
+    // (version 2, flags PV_EXT_USED: the PV is in a VG) with an empty bootloader-area list.
+    let mut at = 72;
+    for l in [(pe_start, 0), (0, 0), (mda.offset, mda.size), (0, 0)] {
+        b[at..at + 8].copy_from_slice(&l.0.to_le_bytes());
+        b[at + 8..at + 16].copy_from_slice(&l.1.to_le_bytes());
+        at += 16;
+    }
+    b[at..at + 4].copy_from_slice(&2u32.to_le_bytes());
+    b[at + 4..at + 8].copy_from_slice(&1u32.to_le_bytes());
+    let sum = crc(INITIAL_CRC, &b[20..]);
+    b[16..20].copy_from_slice(&sum.to_le_bytes());
+    // Sector 0 and the rest of the label area are cleared (no stale label or signature).
+    io.write_all_at(&[0u8; 4096], 0)
+        .map_err(Error::io("writing the PV label"))?;
+    io.write_all_at(&b, SECTOR)
+        .map_err(Error::io("writing the PV label"))?;
+    let empty = MdaHeader {
+        start: mda.offset,
+        size: mda.size,
+        committed: RawLocn::default(),
+    };
+    let label = parse_label(&b, 1)?;
+    Ok((label, empty))
+}
+
 /// Where one copy of the metadata text is, relative to its area's start.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RawLocn {

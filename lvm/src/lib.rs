@@ -74,6 +74,56 @@ impl<D: BlockIo> PhysicalVolume<D> {
         Ok(Self { io, label, mdas })
     }
 
+    /// Makes `io` (the whole device) a new PV holding a new, empty volume group `vg_name`
+    /// with `extent_size` sectors per extent, as `pvcreate` and `vgcreate
+    /// --setautoactivation n` do: label in sector 1, one metadata area from 4 KiB to the
+    /// first extent at 1 MiB. `device` is the path recorded as the PV's hint (`/dev/vda4`).
+    ///
+    /// # Errors
+    /// [`Error::Metadata`] for a device smaller than one extent after the metadata area;
+    /// I/O and random-source errors.
+    pub fn create(
+        mut io: D,
+        vg_name: &str,
+        extent_size: u64,
+        device: &str,
+        now: u64,
+    ) -> Result<(Self, VolumeGroup)> {
+        const PE_START: u64 = 2048;
+        let size = io.size().map_err(Error::io("reading the device size"))?;
+        let sectors = size / disk::SECTOR;
+        let pe_count = sectors.saturating_sub(PE_START) / extent_size.max(1);
+        if extent_size == 0 || pe_count == 0 {
+            return Err(Error::metadata(
+                vg_name,
+                format!("a {size}-byte device holds no {extent_size}-sector extent"),
+            ));
+        }
+        let pv_uuid = vg::random_id()?;
+        let (label, mda) = disk::write_new_label(&mut io, &pv_uuid, size, PE_START * disk::SECTOR)?;
+        let dash = |u: &str| vg::dashed(u);
+        let text = format!(
+            "{vg_name} {{\nid = \"{}\"\nseqno = 0\nformat = \"lvm2\"\n\
+             status = [\"RESIZEABLE\", \"READ\", \"WRITE\"]\nflags = [\"NOAUTOACTIVATE\"]\n\
+             extent_size = {extent_size}\nmax_lv = 0\nmax_pv = 0\nmetadata_copies = 0\n\n\
+             physical_volumes {{\n\npv0 {{\nid = \"{}\"\ndevice = \"{device}\"\n\n\
+             status = [\"ALLOCATABLE\"]\nflags = []\ndev_size = {sectors}\n\
+             pe_start = {PE_START}\npe_count = {pe_count}\n}}\n}}\n\n}}\n\
+             contents = \"Text Format Volume Group\"\nversion = 1\n\ndescription = \"\"\n\n\
+             creation_host = \"localhost\"\ncreation_time = {now}\n",
+            dash(&vg::random_id()?),
+            dash(&pv_uuid),
+        );
+        let mut vg = VolumeGroup::from_tree(text::parse(text.as_bytes())?)?;
+        let mut pv = PhysicalVolume {
+            io,
+            label,
+            mdas: vec![mda],
+        };
+        pv.write_vg(&mut vg, now)?;
+        Ok((pv, vg))
+    }
+
     /// The label.
     pub fn label(&self) -> &PvLabel {
         &self.label

@@ -114,7 +114,7 @@ fn sections(items: &[Node]) -> impl Iterator<Item = (&String, &Vec<Node>)> {
 }
 
 /// An id in lvm2's 6-4-4-4-4-4-6 form.
-fn dashed(uuid: &str) -> String {
+pub(crate) fn dashed(uuid: &str) -> String {
     let mut out = String::with_capacity(38);
     for (i, c) in uuid.chars().enumerate() {
         if [6, 10, 14, 18, 22, 26].contains(&i) {

@@ -305,3 +305,46 @@ fn both_metadata_areas_get_our_write() {
     flip(&mut pv, areas[1]);
     assert!(matches!(pv.read_vg(), Err(lvm::Error::BadMetadataArea(_))));
 }
+
+/// A PV and VG made from nothing (as conversion writes them, no pvcreate/vgcreate): lvm2's
+/// pvs, vgs (auto-activation off, as `vgcreate --setautoactivation n`), lvs and vgck accept
+/// them, with our LVs at our extents.
+#[test]
+fn a_group_we_create_passes_vgck() {
+    let l = Loop::new(64);
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&l.img)
+        .expect("open image");
+    let (mut pv, mut vg) =
+        PhysicalVolume::create(f, "cpnew", 8192, "/dev/vda4", 1_700_000_000).expect("create");
+    vg.create_lv("rootfs", Some(5), 1_700_000_000)
+        .expect("rootfs");
+    vg.create_lv("rootfs_hash", Some(1), 1_700_000_000)
+        .expect("hash");
+    pv.write_vg(&mut vg, 1_700_000_000).expect("write");
+    l.lvm("vgck", &["cpnew"]);
+    let pvs = l.lvm(
+        "pvs",
+        &[
+            "--noheadings",
+            "--units",
+            "s",
+            "--nosuffix",
+            "-o",
+            "pv_uuid,pe_start,pv_pe_count",
+        ],
+    );
+    let f: Vec<&str> = pvs.split_whitespace().collect();
+    assert_eq!(f[0].replace('-', ""), pv.label().pv_uuid);
+    assert_eq!(f[1], "2048");
+    assert_eq!(f[2], "15", "(64 MiB - 1 MiB) / 4 MiB extents");
+    let auto = l.lvm("vgs", &["--noheadings", "-o", "autoactivation", "cpnew"]);
+    assert_eq!(auto.trim(), "", "auto-activation is off: {auto:?}");
+    assert_eq!(lvs(&l, "cpnew"), ours(&vg));
+    // And our reader reads it back from disk.
+    let back = l.open().read_vg().expect("read back");
+    assert_eq!(ours(&back), ours(&vg));
+    assert_eq!(back.seqno, 2);
+}
