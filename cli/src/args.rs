@@ -399,6 +399,12 @@ pub(crate) enum FdeCommand {
         #[arg(long, value_name = "FORMAT", default_value = "json")]
         format: RefFormat,
     },
+    /// Convert a GPT disk image (raw, .qcow2 or .vhd) into the protected layout, without root:
+    /// the root file system shrunk and read-only in LV rootfs (plain or LUKS2) with its
+    /// dm-verity tree in LV rootfs_hash, a boot partition with the kernel, an initrd
+    /// carrying the configuration and root hash, and GRUB pointed at it. SRC is never
+    /// changed; a failed run leaves no DST. Also run as `cryptpilot-convert`.
+    Convert(FdeConvertArgs),
     /// Check the full-disk configuration, or print the one an image's initrd carries.
     #[command(subcommand)]
     Config(FdeConfigCommand),
@@ -424,6 +430,53 @@ pub(crate) enum FdeStage {
     /// After it is mounted on the sysroot.
     #[value(name = "initrd-fde-after-sysroot")]
     AfterSysroot,
+}
+
+/// `fde convert` (and `cryptpilot-convert`): the existing tool's flags.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("rootfs_key").required(true).args(["rootfs_no_encryption", "rootfs_passphrase_file", "rootfs_passphrase"])))]
+pub(crate) struct FdeConvertArgs {
+    /// The source disk image (raw, or .qcow2/.vhd through qemu-img).
+    #[arg(long = "in", value_name = "SRC")]
+    pub(crate) input: PathBuf,
+    /// The output image (raw, or .qcow2/.vhd by its name).
+    #[arg(long = "out", value_name = "DST")]
+    pub(crate) output: PathBuf,
+    /// The configuration directory with fde.toml (and optionally global.toml).
+    #[arg(short = 'c', long = "config-dir", value_name = "DIR")]
+    pub(crate) config_dir: PathBuf,
+    /// Leave the rootfs unencrypted (dm-verity only); fde.toml must have no [rootfs.encrypt].
+    #[arg(long = "rootfs-no-encryption")]
+    pub(crate) rootfs_no_encryption: bool,
+    /// Encrypt the rootfs with the passphrase in FILE (all of it, as cryptsetup --key-file);
+    /// it must be what fde.toml's [rootfs.encrypt] provider gives at boot.
+    #[arg(long = "rootfs-passphrase-file", value_name = "FILE")]
+    pub(crate) rootfs_passphrase_file: Option<PathBuf>,
+    /// As --rootfs-passphrase-file, on the command line (other users can see it: a warning).
+    #[arg(long = "rootfs-passphrase", value_name = "PASSPHRASE")]
+    pub(crate) rootfs_passphrase: Option<String>,
+    /// The root partition's number (default: the largest ext4 partition with /etc and /usr).
+    #[arg(long = "rootfs-part-num", value_name = "N")]
+    pub(crate) rootfs_part_num: Option<u32>,
+    /// The boot partition's size (K, M, G suffixes).
+    #[arg(short = 'b', long = "boot-part-size", alias = "boot_part_size", value_name = "SIZE", default_value = "512M", value_parser = parse_size)]
+    pub(crate) boot_part_size: u64,
+    /// Boot through a unified kernel image at EFI/BOOT/BOOTX64.EFI (not supported yet).
+    #[arg(long)]
+    pub(crate) uki: bool,
+    /// Extra kernel command line for --uki.
+    #[arg(long = "uki-append-cmdline", value_name = "ARGS", requires = "uki")]
+    pub(crate) uki_append_cmdline: Option<String>,
+    /// Accepted for compatibility: the output is a new sparse image, so the space the root
+    /// file system freed never holds old data.
+    #[arg(long = "wipe-freed-space")]
+    pub(crate) wipe_freed_space: bool,
+    /// The static binary to use as the initrd's /init (default: this one).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) init: Option<PathBuf>,
+    /// Replace DST if it exists.
+    #[arg(long)]
+    pub(crate) force: bool,
 }
 
 /// `fde config` verbs.

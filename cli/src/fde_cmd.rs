@@ -3,7 +3,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::args::{FdeCommand, FdeConfigCommand, FdeStage, RefFormat, RefHashAlgo, VgAction};
+use crate::args::{
+    FdeCommand, FdeConfigCommand, FdeConvertArgs, FdeStage, RefFormat, RefHashAlgo, VgAction,
+};
 use crate::error::{CliError, CliResult};
 use crate::luks::write_out;
 
@@ -72,6 +74,7 @@ pub(crate) fn run(cmd: FdeCommand, out: &mut dyn Write) -> CliResult<i32> {
             force,
             out,
         ),
+        FdeCommand::Convert(args) => convert(args, out),
         FdeCommand::Config(FdeConfigCommand::Check {
             config_dir,
             skip_check_passphrase,
@@ -176,6 +179,172 @@ pub(crate) fn run(cmd: FdeCommand, out: &mut dyn Write) -> CliResult<i32> {
             }
         },
     }
+}
+
+/// The container format an image's name asks for (qemu-img's name), `None` for raw.
+fn image_format(p: &Path) -> Option<&'static str> {
+    match p.extension().and_then(|e| e.to_str()) {
+        Some("qcow2") => Some("qcow2"),
+        Some("vhd") => Some("vpc"),
+        _ => None,
+    }
+}
+
+fn qemu_img(args: &[&std::ffi::OsStr]) -> CliResult<()> {
+    let out = std::process::Command::new("qemu-img")
+        .args(args)
+        .output()
+        .map_err(|e| CliError::Refused(format!("cannot run qemu-img ({e}): install qemu-utils")))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    Err(CliError::Refused(format!(
+        "qemu-img {}: {}",
+        args.first()
+            .map(|a| a.to_string_lossy())
+            .unwrap_or_default(),
+        err.lines().last().unwrap_or("failed").trim()
+    )))
+}
+
+/// Steps as lines and byte progress on standard error.
+struct ConvertReport {
+    bar: Option<crate::progress::Progress>,
+}
+
+impl fde::convert::Report for ConvertReport {
+    fn step(&mut self, what: &str) {
+        if let Some(b) = self.bar.take() {
+            b.finish();
+        }
+        eprintln!("cryptpilot: {what}");
+    }
+
+    fn progress(&mut self, done: u64, total: u64) {
+        self.bar
+            .get_or_insert_with(|| crate::progress::Progress::new("  progress"))
+            .update(done, total);
+    }
+}
+
+/// `fde convert`: checks the arguments, brings a qcow2/VHD source to raw, converts into a
+/// work directory beside DST and moves the result into place only when all of it worked.
+fn convert(a: FdeConvertArgs, out: &mut dyn Write) -> CliResult<i32> {
+    if a.uki {
+        return Err(CliError::Usage(
+            "--uki is not supported yet: convert for GRUB boot (the default)".into(),
+        ));
+    }
+    if !a.force && a.output.exists() {
+        return Err(CliError::Refused(format!(
+            "{} exists; pass --force to replace it",
+            a.output.display()
+        )));
+    }
+    if a.input == a.output {
+        return Err(CliError::Usage(
+            "--in and --out must differ: the source is never changed".into(),
+        ));
+    }
+    let passphrase = match (&a.rootfs_passphrase_file, &a.rootfs_passphrase) {
+        (Some(f), _) => Some(crate::keys::Keys::from_file(f, 0, None)?),
+        (None, Some(p)) => {
+            eprintln!("cryptpilot: warning: a passphrase on the command line can be seen by other users; prefer --rootfs-passphrase-file");
+            Some(luks2::Passphrase::from_slice(p.as_bytes()))
+        }
+        (None, None) => None,
+    };
+    let init = match a.init {
+        Some(p) => p,
+        None => {
+            std::env::current_exe().map_err(CliError::file(Path::new("/proc/self/exe"), "find"))?
+        }
+    };
+    let parent = a
+        .output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let work = parent.join(format!(".cryptpilot-convert-{}", std::process::id()));
+    std::fs::create_dir(&work).map_err(CliError::file(&work, "create"))?;
+    let result = (|| -> CliResult<fde::convert::Converted> {
+        let src = match image_format(&a.input) {
+            Some(_) => {
+                eprintln!(
+                    "cryptpilot: converting {} to raw (qemu-img)",
+                    a.input.display()
+                );
+                let raw = work.join("source.raw");
+                qemu_img(&[
+                    "convert".as_ref(),
+                    "-O".as_ref(),
+                    "raw".as_ref(),
+                    a.input.as_os_str(),
+                    raw.as_os_str(),
+                ])?;
+                raw
+            }
+            None => a.input.clone(),
+        };
+        let raw_out = match image_format(&a.output) {
+            Some(_) => work.join("output.raw"),
+            None => work.join("output.img"),
+        };
+        let fde_work = work.join("tmp");
+        std::fs::create_dir(&fde_work).map_err(CliError::file(&fde_work, "create"))?;
+        let converted = fde::convert::convert(
+            &fde::convert::Options {
+                src,
+                dst: raw_out.clone(),
+                config_dir: a.config_dir.clone(),
+                rootfs_passphrase: passphrase,
+                rootfs_part: a.rootfs_part_num,
+                boot_size: a.boot_part_size,
+                init,
+                work: fde_work.clone(),
+            },
+            &mut ConvertReport { bar: None },
+        )
+        .map_err(CliError::Fde)?;
+        let _ = std::fs::remove_dir_all(&fde_work);
+        let done = match image_format(&a.output) {
+            Some(fmt) => {
+                eprintln!(
+                    "cryptpilot: writing {} ({fmt}, qemu-img)",
+                    a.output.display()
+                );
+                let img = work.join("output.img");
+                qemu_img(&[
+                    "convert".as_ref(),
+                    "-O".as_ref(),
+                    fmt.as_ref(),
+                    raw_out.as_os_str(),
+                    img.as_os_str(),
+                ])?;
+                img
+            }
+            None => raw_out,
+        };
+        std::fs::rename(&done, &a.output).map_err(CliError::file(&a.output, "replace"))?;
+        Ok(converted)
+    })();
+    let _ = std::fs::remove_dir_all(&work);
+    let c = result?;
+    write_out(
+        out,
+        &format!(
+            "{}: converted: kernel {}, boot partition {}, LVM2 PV partition {}, rootfs {} MiB ({}), root hash {}\nreference values: cryptpilot fde show-reference-value --disk {}\n",
+            a.output.display(),
+            c.kernel_version,
+            c.boot_partition,
+            c.pv_partition,
+            c.rootfs_bytes >> 20,
+            if c.encrypted { "LUKS2" } else { "not encrypted" },
+            c.root_hash,
+            a.output.display()
+        ),
+    )
 }
 
 /// `fde config check`: the configuration as the boot loads it, then each volume's key.

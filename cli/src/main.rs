@@ -65,6 +65,10 @@ fn main() {
     match invoked_as.as_deref() {
         Some("cryptpilot-crypt") => argv.insert(1, "crypt".into()),
         Some("cryptpilot-fde-guest" | "cryptpilot-fde-host") => argv.insert(1, "fde".into()),
+        Some("cryptpilot-convert") => {
+            argv.insert(1, "fde".into());
+            argv.insert(2, "convert".into());
+        }
         _ => {}
     }
     let cli = match args::Cli::try_parse_from(argv) {

@@ -37,6 +37,13 @@ pub enum Error {
         /// Why.
         why: String,
     },
+    /// A program the conversion runs (e2fsprogs) failed.
+    Tool {
+        /// The command line.
+        command: String,
+        /// What it said.
+        why: String,
+    },
     /// A file or device operation failed.
     Io {
         /// The path.
@@ -86,6 +93,7 @@ impl fmt::Display for Error {
             Error::Unsupported(what) => write!(f, "not supported: {what}"),
             Error::Initrd { path, why } => write!(f, "{} {why}", path.display()),
             Error::Image { path, why } => write!(f, "{}: {why}", path.display()),
+            Error::Tool { command, why } => write!(f, "{command}: {why}"),
             // The operating system's error follows as the source.
             Error::Io { path, what, .. } => write!(f, "cannot {what} {}", path.display()),
         }
@@ -100,7 +108,10 @@ impl std::error::Error for Error {
             Error::Lvm { source, .. } => std::error::Error::source(source),
             Error::Activate(e) => std::error::Error::source(e),
             Error::Volume(e) => std::error::Error::source(e),
-            Error::Unsupported(_) | Error::Initrd { .. } | Error::Image { .. } => None,
+            Error::Unsupported(_)
+            | Error::Initrd { .. }
+            | Error::Image { .. }
+            | Error::Tool { .. } => None,
             Error::Io { source, .. } => Some(source),
         }
     }

@@ -209,6 +209,8 @@ pub struct Partition {
     pub first_lba: u64,
     /// Last sector (inclusive).
     pub last_lba: u64,
+    /// Attribute bits.
+    pub attributes: u64,
     /// The partition name (UTF-16 in the entry).
     pub name: String,
 }
@@ -317,10 +319,22 @@ pub fn partitions<D: BlockIo>(io: &mut D, lba: u64) -> Result<Vec<Partition>> {
             unique_guid,
             first_lba,
             last_lba,
+            attributes: le64(e, 48),
             name: String::from_utf16_lossy(&units),
         });
     }
     Ok(out)
+}
+
+/// The disk GUID of the primary table (on-disk bytes).
+///
+/// # Errors
+/// As [`partitions`].
+pub fn disk_guid<D: BlockIo>(io: &mut D, lba: u64) -> Result<[u8; 16]> {
+    let t = read_primary(io, lba)?;
+    let mut g = [0u8; 16];
+    g.copy_from_slice(&t.primary.raw[56..72]);
+    Ok(g)
 }
 
 fn grow<D: BlockIo>(io: &mut D, lba: u64, only: Option<u32>) -> Result<Grown> {

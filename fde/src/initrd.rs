@@ -158,6 +158,16 @@ pub fn build(o: &Options, out: &mut dyn Write) -> Result<Built> {
     Ok(built)
 }
 
+/// The module files (relative to the tree) an initrd built with `modules` carries from the
+/// tree at `dir`, in load order: what a converter must extract from an image's module tree.
+/// Only `modules.dep` and `modules.builtin` are read.
+///
+/// # Errors
+/// As [`build`] for an unusable module tree.
+pub fn needed_modules(dir: &Path, modules: &[String]) -> Result<Vec<String>> {
+    Ok(ModuleTree::read(dir)?.plan(modules).files)
+}
+
 /// Whether kernel `version` (`6.12.30-amd64`) loads compressed modules (6.4 and later).
 fn decompresses_modules(version: &str) -> bool {
     let mut n = version

@@ -13,6 +13,7 @@
 pub mod authenticode;
 pub mod boot;
 pub mod config;
+pub mod convert;
 mod error;
 pub mod ext4;
 pub mod gpt;

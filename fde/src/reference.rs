@@ -192,6 +192,19 @@ pub fn boot_initrds(files: &mut dyn BootFiles) -> Result<Vec<(String, Vec<u8>)>>
     Ok(out)
 }
 
+/// GRUB's default entry (the first GRUB directory's environment and configuration when
+/// there are several; `/boot`'s own files come first anyway).
+///
+/// # Errors
+/// As [`compute`].
+pub fn default_entry(files: &mut dyn BootFiles) -> Result<GrubEntry> {
+    let dir = grub_dirs(&files.esp_files()?)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    grub_entry(files, &dir)
+}
+
 fn missing(path: &str) -> Error {
     Error::Unsupported(format!(
         "GRUB's default entry names {path}, which does not exist"
@@ -488,13 +501,14 @@ pub struct ImageBoot {
 
 impl ImageBoot {
     /// Finds the EFI system partition (a FAT file system with an `EFI` directory) and the
-    /// file system holding `/boot`: the ext4 partition named `boot`, else one with a
-    /// `vmlinuz*` file at its root, else one with `/boot/vmlinuz*` (the root file system).
+    /// file system holding `/boot`: the ext4 partition named `boot`, else one with
+    /// `/boot/vmlinuz*` (the root file system), else one with a `vmlinuz*` file at its top.
     ///
     /// # Errors
     /// [`Error::Image`] when no partition holds the kernels; read errors.
     pub fn open(img: &DiskImage) -> Result<Self> {
         let mut esp = None;
+        let mut named = None;
         let mut separate = None;
         let mut in_root = None;
         for p in img.partitions() {
@@ -516,16 +530,23 @@ impl ImageBoot {
                     })
                 })
             };
-            if (p.name == "boot" || has_kernel("/")) && separate.is_none() {
+            // A root file system holding /boot may also have /vmlinuz links at its top
+            // (Debian makes them): /boot decides first, unless the partition is named boot.
+            if p.name == "boot" && named.is_none() {
+                named = Some((fs, p.number));
+            } else if has_kernel("/boot") {
+                if in_root.is_none() {
+                    in_root = Some((fs, p.number));
+                }
+            } else if has_kernel("/") && separate.is_none() {
                 separate = Some((fs, p.number));
-            } else if in_root.is_none() && has_kernel("/boot") {
-                in_root = Some((fs, p.number));
             }
         }
-        let ((boot, boot_number), sep) = match (separate, in_root) {
-            (Some(b), _) => (b, true),
-            (None, Some(r)) => (r, false),
-            (None, None) => {
+        let ((boot, boot_number), sep) = match (named, in_root, separate) {
+            (Some(b), _, _) => (b, true),
+            (None, Some(r), _) => (r, false),
+            (None, None, Some(b)) => (b, true),
+            (None, None, None) => {
                 return Err(Error::Image {
                     path: img.path().to_owned(),
                     why: "no ext4 partition holds a kernel (vmlinuz*) at its root or under /boot"

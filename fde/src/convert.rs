@@ -1,0 +1,854 @@
+//! Turning an ordinary GPT disk image into the protected layout, as an ordinary user: no loop
+//! device, no mount, no chroot. The source is only read.
+//!
+//! The root file system (ext4, holding `/boot`) is copied out, its `/etc/fstab` gains the new
+//! boot partition, it is checked, shrunk to its minimum and marked read-only (e2fsprogs work
+//! on image files). The output keeps every other partition (ESP, BIOS boot) with its GUIDs; the
+//! root's place becomes a `boot` ext4 partition (the old `/boot`, a `boot -> .` link, our
+//! initrd, a GRUB configuration) followed by an LVM2 PV with VG `cryptpilot` holding `rootfs`
+//! (plain, or LUKS2 written by our own code) and `rootfs_hash` (the dm-verity tree of the
+//! plaintext, computed here). The initrd carries `fde.toml`, `global.toml` and a
+//! `metadata.toml` with the root hash; GRUB's configuration on the ESP is pointed at the boot
+//! partition.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use luks2::{BlockIo, FormatOptions, Passphrase};
+
+use crate::gpt::{self, NewPartition, Partition};
+use crate::image::{self, DiskImage, Window, SECTOR};
+use crate::reference::{self, ImageBoot};
+use crate::{Error, Result};
+
+/// The volume group's extent size in sectors (lvm2's default 4 MiB).
+const EXTENT: u64 = 8192;
+/// Partitions start on 1 MiB boundaries.
+const ALIGN: u64 = 2048;
+/// Room the rootfs LV keeps before the file system (a LUKS2 header's data offset; the
+/// existing tool adds it whether or not the LV is encrypted).
+const HEADER_ROOM: u64 = 16 << 20;
+/// Copy and cipher chunk.
+const CHUNK: usize = 4 << 20;
+/// The name of the initrd on the boot partition.
+pub const INITRD_PREFIX: &str = "initrd.img-";
+
+/// What to convert and how.
+#[derive(Debug)]
+pub struct Options {
+    /// A raw GPT disk image (read only).
+    pub src: PathBuf,
+    /// The raw output image; must not exist.
+    pub dst: PathBuf,
+    /// The directory with `fde.toml` and optionally `global.toml`.
+    pub config_dir: PathBuf,
+    /// The rootfs LV's passphrase; `None` leaves it unencrypted (dm-verity only).
+    pub rootfs_passphrase: Option<Passphrase>,
+    /// The root partition's number (default: found).
+    pub rootfs_part: Option<u32>,
+    /// The boot partition's size in bytes.
+    pub boot_size: u64,
+    /// The static binary that becomes the initrd's `/init`.
+    pub init: PathBuf,
+    /// An empty directory for temporary files (as large as the root file system).
+    pub work: PathBuf,
+}
+
+/// Where the conversion reports.
+pub trait Report {
+    /// A step begins.
+    fn step(&mut self, what: &str);
+    /// Bytes done of a long step.
+    fn progress(&mut self, done: u64, total: u64);
+}
+
+/// What the conversion made.
+#[derive(Debug, Clone)]
+pub struct Converted {
+    /// The verity root hash (hex).
+    pub root_hash: String,
+    /// The root file system's size after shrinking, in bytes.
+    pub rootfs_bytes: u64,
+    /// The kernel version booted.
+    pub kernel_version: String,
+    /// The boot partition's number.
+    pub boot_partition: u32,
+    /// The PV's partition number.
+    pub pv_partition: u32,
+    /// Whether the rootfs LV is LUKS2.
+    pub encrypted: bool,
+}
+
+fn bad(path: &Path, why: impl Into<String>) -> Error {
+    Error::Image {
+        path: path.to_owned(),
+        why: why.into(),
+    }
+}
+
+/// Runs an e2fsprogs command; exit codes up to `ok_max` count as success.
+fn tool(cmd: &str, args: &[&str], ok_max: i32) -> Result<String> {
+    let line = format!("{cmd} {}", args.join(" "));
+    let out = Command::new(cmd)
+        .args(args)
+        .env("LC_ALL", "C")
+        .output()
+        .map_err(|e| Error::Tool {
+            command: line.clone(),
+            why: format!("cannot run it ({e}); install e2fsprogs"),
+        })?;
+    match out.status.code() {
+        Some(c) if c <= ok_max => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+        code => {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let last = err
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
+            Err(Error::Tool {
+                command: line,
+                why: format!(
+                    "exit {}: {last}",
+                    code.map_or("by signal".into(), |c| c.to_string())
+                ),
+            })
+        }
+    }
+}
+
+fn path_str(p: &Path) -> Result<&str> {
+    p.to_str()
+        .ok_or_else(|| bad(p, "the path is not UTF-8, which the tools need"))
+}
+
+/// Copies `len` bytes from `src` at `from` to `dst` at `to`, skipping holes and all-zero
+/// chunks (the destination is a new sparse file: zeros are already there).
+fn sparse_copy(
+    src: &File,
+    from: u64,
+    dst: &File,
+    to: u64,
+    len: u64,
+    r: &mut dyn Report,
+) -> std::io::Result<()> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut pos = 0u64;
+    while pos < len {
+        // Jump over a hole of the source file where the file system reports one.
+        if let Ok(data) =
+            nix::unistd::lseek(src, (from + pos) as i64, nix::unistd::Whence::SeekData)
+        {
+            let data = data as u64;
+            if data >= from + len {
+                break;
+            }
+            if data > from + pos {
+                pos = (data - from) / 4096 * 4096;
+            }
+        }
+        let n = (len - pos).min(CHUNK as u64) as usize;
+        let chunk = &mut buf[..n];
+        src.read_exact_at(chunk, from + pos)?;
+        if chunk.iter().any(|&b| b != 0) {
+            dst.write_all_at(chunk, to + pos)?;
+        }
+        pos += n as u64;
+        r.progress(pos, len);
+    }
+    r.progress(len, len);
+    Ok(())
+}
+
+/// The root partition: the one asked for, else the largest ext4 partition holding `/etc`
+/// and `/usr`.
+fn find_root(img: &DiskImage, asked: Option<u32>) -> Result<(Partition, ext4_view::Ext4)> {
+    let is_root = |fs: &ext4_view::Ext4| {
+        fs.exists("/etc").unwrap_or(false) && fs.exists("/usr").unwrap_or(false)
+    };
+    if let Some(n) = asked {
+        let p = img
+            .partition(n)
+            .ok_or_else(|| bad(img.path(), format!("has no partition {n}")))?;
+        let fs = img.ext4(p)?.ok_or_else(|| {
+            bad(
+                img.path(),
+                format!("partition {n} holds no ext4 file system"),
+            )
+        })?;
+        if !is_root(&fs) {
+            return Err(bad(
+                img.path(),
+                format!("partition {n} is not a root file system (no /etc and /usr)"),
+            ));
+        }
+        return Ok((p.clone(), fs));
+    }
+    let mut best: Option<(Partition, ext4_view::Ext4)> = None;
+    for p in img.partitions() {
+        if let Some(fs) = img.ext4(p)? {
+            if is_root(&fs)
+                && best
+                    .as_ref()
+                    .is_none_or(|(b, _)| p.len(SECTOR) > b.len(SECTOR))
+            {
+                best = Some((p.clone(), fs));
+            }
+        }
+    }
+    best.ok_or_else(|| {
+        bad(
+            img.path(),
+            "no partition holds an ext4 root file system (with /etc and /usr); name it with --rootfs-part-num",
+        )
+    })
+}
+
+/// Copies the tree under `from` in `fs` to the directory `to` (files, directories, links;
+/// permission bits kept).
+fn extract_tree(fs: &ext4_view::Ext4, from: &str, to: &Path) -> Result<u64> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut total = 0u64;
+    let mut stack = vec![(from.to_owned(), to.to_owned())];
+    while let Some((dir, out)) = stack.pop() {
+        std::fs::create_dir_all(&out).map_err(Error::io(&out, "create"))?;
+        let entries = fs
+            .read_dir(dir.as_str())
+            .map_err(|e| Error::Unsupported(format!("reading {dir}: {e}")))?;
+        for e in entries {
+            let e = e.map_err(|e| Error::Unsupported(format!("reading {dir}: {e}")))?;
+            let name = e
+                .file_name()
+                .as_str()
+                .map_err(|_| Error::Unsupported(format!("a name in {dir} is not UTF-8")))?
+                .to_owned();
+            if name == "." || name == ".." || (dir == from && name == "lost+found") {
+                continue;
+            }
+            let src = format!("{}/{name}", dir.trim_end_matches('/'));
+            let dst = out.join(&name);
+            let meta = fs
+                .symlink_metadata(src.as_str())
+                .map_err(|e| Error::Unsupported(format!("{src}: {e}")))?;
+            if meta.is_symlink() {
+                let target = fs
+                    .read_link(src.as_str())
+                    .map_err(|e| Error::Unsupported(format!("{src}: {e}")))?;
+                let t = target
+                    .to_str()
+                    .map_err(|_| Error::Unsupported(format!("{src}: link target not UTF-8")))?;
+                std::os::unix::fs::symlink(t, &dst).map_err(Error::io(&dst, "create"))?;
+            } else if meta.is_dir() {
+                stack.push((src, dst));
+            } else {
+                let data = fs
+                    .read(src.as_str())
+                    .map_err(|e| Error::Unsupported(format!("{src}: {e}")))?;
+                total += data.len() as u64;
+                std::fs::write(&dst, &data).map_err(Error::io(&dst, "write"))?;
+                let mode = u32::from(meta.mode()) & 0o7777;
+                std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(mode))
+                    .map_err(Error::io(&dst, "set the mode of"))?;
+            }
+        }
+    }
+    Ok(total)
+}
+
+fn read_file(fs: &ext4_view::Ext4, path: &str) -> Result<Option<Vec<u8>>> {
+    image::ext4_read(fs, path).map_err(|e| Error::Unsupported(format!("{path}: {e}")))
+}
+
+fn guid_uuid(g: &[u8; 16]) -> String {
+    gpt::guid_text(g).to_ascii_lowercase()
+}
+
+/// Converts `o.src` into `o.dst`.
+///
+/// # Errors
+/// [`Error::Image`] for a source without an ext4 root holding /boot, a kernel or GRUB entry,
+/// or an output too small; [`Error::Config`] for a configuration the boot would refuse or
+/// that disagrees with the passphrase option; [`Error::Tool`] when e2fsprogs fail; I/O errors.
+/// The output may be partly written on error: the caller removes it.
+pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
+    // The configuration first: nothing is written for one the boot would refuse.
+    let conf = o.work.join("config");
+    std::fs::create_dir_all(&conf).map_err(Error::io(&conf, "create"))?;
+    let fde_path = o.config_dir.join("fde.toml");
+    let fde_text = std::fs::read_to_string(&fde_path).map_err(Error::io(&fde_path, "read"))?;
+    let fde = crate::config::parse_fde(&fde_path, &fde_text)?;
+    std::fs::write(conf.join("fde.toml"), &fde_text).map_err(Error::io(&conf, "write"))?;
+    let global = o.config_dir.join("global.toml");
+    if global.exists() {
+        let t = std::fs::read_to_string(&global).map_err(Error::io(&global, "read"))?;
+        crate::config::parse_global(&global, &t)?;
+        std::fs::write(conf.join("global.toml"), t).map_err(Error::io(&conf, "write"))?;
+    }
+    match (&fde.rootfs.encrypt, &o.rootfs_passphrase) {
+        (Some(_), None) => {
+            return Err(Error::Unsupported(format!(
+                "{} sets [rootfs.encrypt], so the rootfs needs a passphrase (--rootfs-passphrase-file), not --rootfs-no-encryption",
+                fde_path.display()
+            )))
+        }
+        (None, Some(_)) => {
+            return Err(Error::Unsupported(format!(
+                "{} has no [rootfs.encrypt]: the boot could not open an encrypted rootfs; use --rootfs-no-encryption or add the key provider",
+                fde_path.display()
+            )))
+        }
+        _ => {}
+    }
+
+    r.step("reading the source image");
+    let img = DiskImage::open(&o.src)?;
+    let (root, fs) = find_root(&img, o.rootfs_part)?;
+    let mut boot_files = ImageBoot::open(&img)?;
+    let entry = reference::default_entry(&mut boot_files)?;
+    let kver = entry
+        .kernel
+        .rsplit('/')
+        .next()
+        .and_then(|k| k.strip_prefix("vmlinuz-"))
+        .ok_or_else(|| {
+            bad(
+                &o.src,
+                format!("GRUB boots {}, not a vmlinuz-<version>", entry.kernel),
+            )
+        })?
+        .to_owned();
+    if !fs.exists("/boot/grub").unwrap_or(false)
+        || !fs.exists(entry.kernel.as_str()).unwrap_or(false)
+    {
+        return Err(bad(
+            &o.src,
+            format!(
+                "partition {}'s /boot does not hold {} and grub/: a separate boot partition is not supported yet",
+                root.number, entry.kernel
+            ),
+        ));
+    }
+    let old_root_uuid = fs.uuid().to_string();
+
+    r.step("copying /boot and the kernel modules out of the root file system");
+    let boot_tree = o.work.join("boot");
+    let boot_bytes = extract_tree(&fs, "/boot", &boot_tree)?;
+    if boot_bytes + (64 << 20) > o.boot_size {
+        return Err(bad(
+            &o.src,
+            format!(
+                "/boot holds {} MiB, too much for a {} MiB boot partition (-b/--boot-part-size)",
+                boot_bytes >> 20,
+                o.boot_size >> 20
+            ),
+        ));
+    }
+    let _ = std::fs::remove_file(boot_tree.join("boot"));
+    std::os::unix::fs::symlink(".", boot_tree.join("boot"))
+        .map_err(Error::io(&boot_tree, "link boot in"))?;
+    let modules = extract_modules(&fs, &kver, &o.work.join("modules"))?;
+    let fstab = read_file(&fs, "/etc/fstab")?.unwrap_or_default();
+
+    r.step("copying the root file system");
+    let src_file = File::open(&o.src).map_err(Error::io(&o.src, "open"))?;
+    let rootfs = o.work.join("rootfs.img");
+    {
+        let f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&rootfs)
+            .map_err(Error::io(&rootfs, "create"))?;
+        f.set_len(root.len(SECTOR))
+            .map_err(Error::io(&rootfs, "size"))?;
+        sparse_copy(&src_file, root.offset(SECTOR), &f, 0, root.len(SECTOR), r)
+            .map_err(Error::io(&rootfs, "write"))?;
+    }
+    let boot_uuid = guid_uuid(&gpt::random_guid().map_err(Error::io(&o.dst, "make a UUID for"))?);
+
+    r.step("adding the boot partition to /etc/fstab, checking and shrinking the root file system");
+    let rootfs_s = path_str(&rootfs)?;
+    let new_fstab = rewrite_fstab(&String::from_utf8_lossy(&fstab), &boot_uuid);
+    let fstab_file = o.work.join("fstab");
+    std::fs::write(&fstab_file, new_fstab).map_err(Error::io(&fstab_file, "write"))?;
+    let cmds = o.work.join("debugfs.cmd");
+    std::fs::write(
+        &cmds,
+        format!(
+            "rm /etc/fstab\nwrite {} /etc/fstab\nsif /etc/fstab uid 0\nsif /etc/fstab gid 0\nsif /etc/fstab mode 0100644\n",
+            path_str(&fstab_file)?
+        ),
+    )
+    .map_err(Error::io(&cmds, "write"))?;
+    tool("e2fsck", &["-f", "-y", rootfs_s], 3)?;
+    tool("debugfs", &["-w", "-f", path_str(&cmds)?, rootfs_s], 0)?;
+    tool("e2fsck", &["-f", "-y", rootfs_s], 3)?;
+    tool("resize2fs", &["-M", rootfs_s], 0)?;
+    tool("tune2fs", &["-O", "read-only", rootfs_s], 0)?;
+    let sb = crate::ext4::read(&rootfs)?
+        .ok_or_else(|| bad(&rootfs, "lost its ext4 superblock while shrinking"))?;
+    let fs_bytes = sb.blocks * sb.block_size;
+    {
+        let f = OpenOptions::new()
+            .write(true)
+            .open(&rootfs)
+            .map_err(Error::io(&rootfs, "open"))?;
+        f.set_len(fs_bytes)
+            .map_err(Error::io(&rootfs, "truncate"))?;
+    }
+
+    r.step("laying out the output image");
+    let data_blocks = fs_bytes / 4096;
+    let mut params = integrity::verity::VerityParams::random(data_blocks, luks2::HashAlg::Sha256)
+        .map_err(|e| Error::Unsupported(format!("verity: {e}")))?;
+    let hash_bytes = params.hash_area_size();
+    let rootfs_ext = (fs_bytes + HEADER_ROOM).div_ceil(EXTENT * SECTOR);
+    let hash_ext = hash_bytes.div_ceil(EXTENT * SECTOR);
+    let src_size = src_file
+        .metadata()
+        .map_err(Error::io(&o.src, "stat"))?
+        .len();
+    let disk_sectors = src_size / SECTOR;
+    let last_usable = disk_sectors.saturating_sub(34);
+    let align = |x: u64| x.div_ceil(ALIGN) * ALIGN;
+    let boot_first = align(root.first_lba);
+    let boot_last = boot_first + o.boot_size / SECTOR - 1;
+    let pv_first = align(boot_last + 1);
+    let pv_end = img
+        .partitions()
+        .iter()
+        .filter(|p| p.first_lba > root.first_lba)
+        .map(|p| p.first_lba - 1)
+        .min()
+        .unwrap_or(last_usable)
+        .min(last_usable);
+    let pv_sectors = (pv_end + 1).saturating_sub(pv_first);
+    let needed = (1 + rootfs_ext + hash_ext) * EXTENT + ALIGN;
+    if pv_sectors < needed {
+        return Err(bad(
+            &o.src,
+            format!(
+                "the root file system needs {} MiB after the {} MiB boot partition, and {} MiB are left; grow the image (qemu-img resize) or shrink -b/--boot-part-size",
+                (needed * SECTOR) >> 20,
+                o.boot_size >> 20,
+                (pv_sectors * SECTOR) >> 20
+            ),
+        ));
+    }
+    let used: Vec<u32> = img.partitions().iter().map(|p| p.number).collect();
+    let pv_number = (root.number + 1..=128)
+        .chain(1..root.number)
+        .find(|n| !used.contains(n))
+        .ok_or_else(|| bad(&o.src, "has no free partition number"))?;
+    let mut table: Vec<NewPartition> = img
+        .partitions()
+        .iter()
+        .filter(|p| p.number != root.number)
+        .map(|p| NewPartition {
+            number: p.number,
+            type_guid: p.type_guid,
+            unique_guid: p.unique_guid,
+            first_lba: p.first_lba,
+            last_lba: p.last_lba,
+            attributes: p.attributes,
+            name: p.name.clone(),
+        })
+        .collect();
+    let rand = || gpt::random_guid().map_err(Error::io(&o.dst, "make a GUID for"));
+    table.push(NewPartition {
+        number: root.number,
+        type_guid: gpt::guid_bytes(gpt::LINUX_FS_TYPE),
+        unique_guid: rand()?,
+        first_lba: boot_first,
+        last_lba: boot_last,
+        attributes: 0,
+        name: "boot".into(),
+    });
+    table.push(NewPartition {
+        number: pv_number,
+        type_guid: gpt::guid_bytes(gpt::LINUX_LVM_TYPE),
+        unique_guid: rand()?,
+        first_lba: pv_first,
+        last_lba: pv_end,
+        attributes: 0,
+        name: "primary".into(),
+    });
+    let disk_guid = gpt::disk_guid(
+        &mut { &src_file }
+            .try_clone()
+            .map_err(Error::io(&o.src, "reopen"))?,
+        SECTOR,
+    )
+    .map_err(|e| bad(&o.src, e.to_string()))?;
+    let mut dst = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&o.dst)
+        .map_err(Error::io(&o.dst, "create"))?;
+    dst.set_len(src_size).map_err(Error::io(&o.dst, "size"))?;
+    gpt::write_table(&mut dst, SECTOR, disk_guid, &table)
+        .map_err(|e| bad(&o.dst, e.to_string()))?;
+    for p in img.partitions().iter().filter(|p| p.number != root.number) {
+        r.step(&format!("copying partition {} ({})", p.number, p.name));
+        sparse_copy(
+            &src_file,
+            p.offset(SECTOR),
+            &dst,
+            p.offset(SECTOR),
+            p.len(SECTOR),
+            r,
+        )
+        .map_err(Error::io(&o.dst, "write"))?;
+    }
+
+    r.step("writing the LVM2 volume group cryptpilot");
+    let win = |f: &File, start: u64, len: u64| -> Result<Window> {
+        Ok(Window::new(
+            f.try_clone().map_err(Error::io(&o.dst, "reopen"))?,
+            start,
+            len,
+        ))
+    };
+    let pv_off = pv_first * SECTOR;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (mut pv, mut vg) = lvm::PhysicalVolume::create(
+        win(&dst, pv_off, pv_sectors * SECTOR)?,
+        crate::boot::VG,
+        EXTENT,
+        &format!("/dev/vda{pv_number}"),
+        now,
+    )
+    .map_err(Error::lvm(&o.dst))?;
+    vg.create_lv("rootfs", Some(rootfs_ext), now)
+        .map_err(Error::lvm(&o.dst))?;
+    vg.create_lv("rootfs_hash", Some(hash_ext), now)
+        .map_err(Error::lvm(&o.dst))?;
+    pv.write_vg(&mut vg, now).map_err(Error::lvm(&o.dst))?;
+    let lv_window = |name: &str| -> Result<Window> {
+        let lv = vg
+            .lv(name)
+            .ok_or_else(|| bad(&o.dst, format!("LV {name} vanished")))?;
+        let t = vg.linear_table(lv).map_err(Error::lvm(&o.dst))?;
+        let (_, len, _, off) = t
+            .first()
+            .cloned()
+            .ok_or_else(|| bad(&o.dst, format!("LV {name} has no segment")))?;
+        win(&dst, pv_off + off * SECTOR, len * SECTOR)
+    };
+
+    r.step("computing the dm-verity hash tree");
+    let mut plain = File::open(&rootfs).map_err(Error::io(&rootfs, "open"))?;
+    let mut hash_lv = lv_window("rootfs_hash")?;
+    params.hash_offset = 0;
+    let root_hash = integrity::verity::format(&mut plain, &mut hash_lv, &params)
+        .map_err(|e| Error::Unsupported(format!("verity: {e}")))?;
+    let root_hex = integrity::verity::to_hex(&root_hash);
+
+    let mut rootfs_lv = lv_window("rootfs")?;
+    match &o.rootfs_passphrase {
+        Some(pass) => {
+            r.step("encrypting the root file system into LV rootfs (LUKS2, aes-xts-plain64)");
+            let opts = FormatOptions {
+                subsystem: "cryptpilot".into(),
+                sector_size: Some(4096),
+                ..FormatOptions::default()
+            };
+            let (dev, key) = luks2::format(&mut rootfs_lv, &opts, pass)
+                .map_err(|e| bad(&o.dst, format!("LUKS2 format of LV rootfs: {e}")))?;
+            let a = dev
+                .header()
+                .activation()
+                .map_err(|e| bad(&o.dst, format!("LUKS2: {e}")))?;
+            drop(dev);
+            let cipher = luks2::SegmentCipher::new(&a, &key)
+                .map_err(|e| bad(&o.dst, format!("LUKS2: {e}")))?;
+            let offset = cipher.offset();
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let mut buf = vec![0u8; CHUNK];
+            let mut pos = 0u64;
+            while pos < fs_bytes {
+                let n = (fs_bytes - pos).min(CHUNK as u64) as usize;
+                let chunk = &mut buf[..n];
+                plain
+                    .read_exact_at(chunk, pos)
+                    .map_err(Error::io(&rootfs, "read"))?;
+                cipher
+                    .encrypt(pos, chunk, threads)
+                    .map_err(|e| bad(&o.dst, format!("LUKS2: {e}")))?;
+                rootfs_lv
+                    .write_all_at(chunk, offset + pos)
+                    .map_err(Error::io(&o.dst, "write"))?;
+                pos += n as u64;
+                r.progress(pos, fs_bytes);
+            }
+        }
+        None => {
+            r.step("copying the root file system into LV rootfs");
+            let lv = vg
+                .lv("rootfs")
+                .ok_or_else(|| bad(&o.dst, "LV rootfs vanished"))?;
+            let t = vg.linear_table(lv).map_err(Error::lvm(&o.dst))?;
+            sparse_copy(&plain, 0, &dst, pv_off + t[0].3 * SECTOR, fs_bytes, r)
+                .map_err(Error::io(&o.dst, "write"))?;
+        }
+    }
+    drop(plain);
+
+    r.step("building the initrd");
+    std::fs::write(
+        conf.join("metadata.toml"),
+        format!("type = 1\nroot_hash = \"{root_hex}\"\n"),
+    )
+    .map_err(Error::io(&conf, "write"))?;
+    let initrd_path = boot_tree.join(format!("{INITRD_PREFIX}{kver}"));
+    let _ = std::fs::remove_file(&initrd_path);
+    {
+        let mut w = std::io::BufWriter::new(
+            File::create(&initrd_path).map_err(Error::io(&initrd_path, "create"))?,
+        );
+        crate::initrd::build(
+            &crate::initrd::Options {
+                init: o.init.clone(),
+                config_dir: conf.clone(),
+                kernel_modules: Some(modules),
+                modules: crate::initrd::DEFAULT_MODULES
+                    .iter()
+                    .map(|m| (*m).to_owned())
+                    .collect(),
+                include: Vec::new(),
+            },
+            &mut w,
+        )?;
+        w.flush().map_err(Error::io(&initrd_path, "write"))?;
+    }
+    let cmdline: Vec<&str> = entry
+        .cmdline
+        .split_whitespace()
+        .filter(|w| !w.starts_with("root="))
+        .collect();
+    let cfg = grub_cfg(&boot_uuid, root.number, &kver, &cmdline.join(" "));
+    let cfg_path = boot_tree.join("grub/grub.cfg");
+    std::fs::write(&cfg_path, cfg).map_err(Error::io(&cfg_path, "write"))?;
+
+    r.step("writing the boot partition");
+    let boot_img = o.work.join("boot.img");
+    tool(
+        "mkfs.ext4",
+        &[
+            "-q",
+            "-F",
+            "-U",
+            &boot_uuid,
+            "-O",
+            "^metadata_csum_seed,^orphan_file",
+            "-E",
+            "root_owner=0:0",
+            "-d",
+            path_str(&boot_tree)?,
+            path_str(&boot_img)?,
+            &format!("{}k", o.boot_size >> 10),
+        ],
+        0,
+    )?;
+    {
+        let b = File::open(&boot_img).map_err(Error::io(&boot_img, "open"))?;
+        sparse_copy(&b, 0, &dst, boot_first * SECTOR, o.boot_size, r)
+            .map_err(Error::io(&o.dst, "write"))?;
+    }
+
+    r.step("pointing GRUB on the EFI system partition at the boot partition");
+    retarget_esp(&img, &dst, &old_root_uuid, &boot_uuid)?;
+    dst.sync_all().map_err(Error::io(&o.dst, "flush"))?;
+    Ok(Converted {
+        root_hash: root_hex,
+        rootfs_bytes: fs_bytes,
+        kernel_version: kver,
+        boot_partition: root.number,
+        pv_partition: pv_number,
+        encrypted: o.rootfs_passphrase.is_some(),
+    })
+}
+
+/// The root file system's fstab after conversion: `/` comes from `/dev/mapper/rootfs` (the
+/// old partition is gone, and `mount -o remount` looks the source up), without
+/// `x-systemd.growfs` (the initrd grows it); the new boot partition is mounted on `/boot`
+/// (an existing `/boot` line is replaced). Comments and other lines are kept.
+pub fn rewrite_fstab(old: &str, boot_uuid: &str) -> String {
+    let mut out = String::new();
+    for line in old.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if line.trim_start().starts_with('#') || f.len() < 2 {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        match f[1] {
+            "/" => {
+                let mut fields: Vec<String> = f.iter().map(|s| (*s).to_owned()).collect();
+                fields[0] = "/dev/mapper/rootfs".into();
+                if let Some(opts) = fields.get_mut(3) {
+                    let kept: Vec<&str> = opts
+                        .split(',')
+                        .filter(|o| *o != "x-systemd.growfs")
+                        .collect();
+                    *opts = if kept.is_empty() {
+                        "defaults".into()
+                    } else {
+                        kept.join(",")
+                    };
+                }
+                out.push_str(&fields.join(" "));
+                out.push('\n');
+            }
+            "/boot" => {}
+            _ => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out.push_str(&format!(
+        "UUID={boot_uuid} /boot ext4 defaults,auto,nofail 0 2\n"
+    ));
+    out
+}
+
+/// Extracts what the initrd needs of the image's module tree (`modules.dep`,
+/// `modules.builtin` and the module files) into `to/<kver>`.
+fn extract_modules(fs: &ext4_view::Ext4, kver: &str, to: &Path) -> Result<PathBuf> {
+    let base = ["/usr/lib/modules", "/lib/modules"]
+        .iter()
+        .map(|b| format!("{b}/{kver}"))
+        .find(|d| {
+            fs.exists(format!("{d}/modules.dep").as_str())
+                .unwrap_or(false)
+        })
+        .ok_or_else(|| {
+            Error::Unsupported(format!(
+                "the root file system has no /lib/modules/{kver}/modules.dep"
+            ))
+        })?;
+    let dir = to.join(kver);
+    std::fs::create_dir_all(&dir).map_err(Error::io(&dir, "create"))?;
+    for f in ["modules.dep", "modules.builtin"] {
+        if let Some(b) = read_file(fs, &format!("{base}/{f}"))? {
+            std::fs::write(dir.join(f), b).map_err(Error::io(&dir, "write"))?;
+        }
+    }
+    let wanted: Vec<String> = crate::initrd::DEFAULT_MODULES
+        .iter()
+        .map(|m| (*m).to_owned())
+        .collect();
+    for rel in crate::initrd::needed_modules(&dir, &wanted)? {
+        let data = read_file(fs, &format!("{base}/{rel}"))?
+            .ok_or_else(|| Error::Unsupported(format!("{base}/{rel} is listed but missing")))?;
+        let out = dir.join(&rel);
+        if let Some(parent) = out.parent() {
+            std::fs::create_dir_all(parent).map_err(Error::io(parent, "create"))?;
+        }
+        std::fs::write(&out, data).map_err(Error::io(&out, "write"))?;
+    }
+    Ok(dir)
+}
+
+/// The boot partition's GRUB configuration: one entry booting our initrd.
+pub fn grub_cfg(boot_uuid: &str, boot_part: u32, kver: &str, cmdline: &str) -> String {
+    format!(
+        "# Written by cryptpilot fde convert: the root is the dm-verity-checked LV rootfs,\n\
+         # opened by the initrd (its metadata.toml carries the root hash).\n\
+         set default=\"0\"\nset timeout=1\n\
+         insmod part_gpt\ninsmod ext2\n\
+         search --no-floppy --fs-uuid --set=root --hint hd0,gpt{boot_part} {boot_uuid}\n\
+         menuentry 'Linux {kver} (cryptpilot)' --id cryptpilot {{\n\
+         \tlinux\t/vmlinuz-{kver} {cmdline}\n\
+         \tinitrd\t/{INITRD_PREFIX}{kver}\n}}\n"
+    )
+}
+
+/// Rewrites each `grub.cfg` beside a `grubx64.efi` on the output's ESP: the old root file
+/// system's UUID becomes the boot partition's (its `boot -> .` link keeps `/boot/grub`).
+fn retarget_esp(img: &DiskImage, dst: &File, old: &str, new: &str) -> Result<()> {
+    let Some(esp) = img.partitions().iter().find(|p| {
+        img.fat(p)
+            .ok()
+            .flatten()
+            .is_some_and(|fs| fs.root_dir().open_dir("EFI").is_ok())
+    }) else {
+        return Ok(());
+    };
+    let w = Window::new(
+        dst.try_clone().map_err(Error::io(img.path(), "reopen"))?,
+        esp.offset(SECTOR),
+        esp.len(SECTOR),
+    );
+    let fs = fatfs::FileSystem::new(w, fatfs::FsOptions::new())
+        .map_err(|e| bad(img.path(), format!("ESP: {e}")))?;
+    let mut cfgs = Vec::new();
+    let mut dirs = vec![(String::new(), fs.root_dir())];
+    while let Some((prefix, dir)) = dirs.pop() {
+        for e in dir.iter() {
+            let e = e.map_err(|e| bad(img.path(), format!("ESP: {e}")))?;
+            let name = e.file_name();
+            if name == "." || name == ".." {
+                continue;
+            }
+            let path = format!("{prefix}/{name}");
+            if e.is_dir() {
+                dirs.push((path, e.to_dir()));
+            } else if name.eq_ignore_ascii_case("grub.cfg") {
+                cfgs.push(path);
+            }
+        }
+    }
+    drop(dirs);
+    for path in cfgs {
+        let rel = path.trim_start_matches('/');
+        let mut text = String::new();
+        fs.root_dir()
+            .open_file(rel)
+            .and_then(|mut f| f.read_to_string(&mut text))
+            .map_err(|e| bad(img.path(), format!("ESP {path}: {e}")))?;
+        if !text.contains(old) {
+            continue;
+        }
+        // The boot partition took the root's number: a `hd0,gptN` hint stays right.
+        let new_text = text.replace(old, new);
+        let mut f = fs
+            .root_dir()
+            .create_file(rel)
+            .map_err(|e| bad(img.path(), format!("ESP {path}: {e}")))?;
+        f.truncate()
+            .and_then(|()| f.seek(SeekFrom::Start(0)).map(|_| ()))
+            .and_then(|()| f.write_all(new_text.as_bytes()))
+            .and_then(|()| f.flush())
+            .map_err(|e| bad(img.path(), format!("ESP {path}: {e}")))?;
+    }
+    fs.unmount()
+        .map_err(|e| bad(img.path(), format!("ESP: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fstab_points_at_the_new_devices() {
+        let old =
+            "# comment\nPARTUUID=a / ext4 rw,discard,errors=remount-ro,x-systemd.growfs 0 1\n\
+                   PARTUUID=b /boot/efi vfat defaults 0 0\nUUID=c /boot ext4 defaults 0 2\n";
+        assert_eq!(
+            rewrite_fstab(old, "u"),
+            "# comment\n/dev/mapper/rootfs / ext4 rw,discard,errors=remount-ro 0 1\n\
+             PARTUUID=b /boot/efi vfat defaults 0 0\nUUID=u /boot ext4 defaults,auto,nofail 0 2\n"
+        );
+        assert_eq!(
+            rewrite_fstab("", "u"),
+            "UUID=u /boot ext4 defaults,auto,nofail 0 2\n"
+        );
+    }
+}
