@@ -32,6 +32,8 @@ stage cargo test --release --locked --manifest-path benches/Cargo.toml
 stage bash tests/vm/run.sh
 # The whole system: our initrd boots a verity-protected root with an encrypted delta.
 stage bash tests/vm/fde/boot.sh
+# Conversion of a Debian image built from packages, as an unprivileged user; boots under OVMF.
+stage bash tests/fde/convert.sh
 # Every fuzz target over its seeds and saved crashes (exploratory fuzzing: fuzz/run.sh SECONDS).
 stage bash fuzz/run.sh replay
 count() { awk -v re="$1" -v f="$2" '$0 ~ re { n += $f } END { print n + 0 }' "$log"; }

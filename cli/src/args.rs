@@ -474,6 +474,10 @@ pub(crate) struct FdeConvertArgs {
     /// The static binary to use as the initrd's /init (default: this one).
     #[arg(long, value_name = "FILE")]
     pub(crate) init: Option<PathBuf>,
+    /// An extra file for the initrd, SRC or SRC:DST (as `fde initrd --include`), such as an
+    /// exec key provider's program. Repeatable.
+    #[arg(long = "initrd-include", value_name = "SRC[:DST]")]
+    pub(crate) initrd_include: Vec<String>,
     /// Replace DST if it exists.
     #[arg(long)]
     pub(crate) force: bool,

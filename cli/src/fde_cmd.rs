@@ -303,6 +303,7 @@ fn convert(a: FdeConvertArgs, out: &mut dyn Write) -> CliResult<i32> {
                 boot_size: a.boot_part_size,
                 init,
                 work: fde_work.clone(),
+                initrd_include: a.initrd_include.iter().map(|i| split_include(i)).collect(),
             },
             &mut ConvertReport { bar: None },
         )

@@ -33,6 +33,8 @@ const ALIGN: u64 = 2048;
 const HEADER_ROOM: u64 = 16 << 20;
 /// Copy and cipher chunk.
 const CHUNK: usize = 4 << 20;
+/// The rootfs keyslot's Argon2id memory cost at most (KiB).
+const ROOTFS_KDF_MEMORY_KIB: u32 = 256 << 10;
 /// The name of the initrd on the boot partition.
 pub const INITRD_PREFIX: &str = "initrd.img-";
 
@@ -55,6 +57,9 @@ pub struct Options {
     pub init: PathBuf,
     /// An empty directory for temporary files (as large as the root file system).
     pub work: PathBuf,
+    /// Extra files for the initrd (source, absolute path inside), such as an exec key
+    /// provider's program.
+    pub initrd_include: Vec<(PathBuf, PathBuf)>,
 }
 
 /// Where the conversion reports.
@@ -287,20 +292,17 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
         crate::config::parse_global(&global, &t)?;
         std::fs::write(conf.join("global.toml"), t).map_err(Error::io(&conf, "write"))?;
     }
-    match (&fde.rootfs.encrypt, &o.rootfs_passphrase) {
-        (Some(_), None) => {
-            return Err(Error::Unsupported(format!(
-                "{} sets [rootfs.encrypt], so the rootfs needs a passphrase (--rootfs-passphrase-file), not --rootfs-no-encryption",
-                fde_path.display()
-            )))
-        }
-        (None, Some(_)) => {
-            return Err(Error::Unsupported(format!(
-                "{} has no [rootfs.encrypt]: the boot could not open an encrypted rootfs; use --rootfs-no-encryption or add the key provider",
-                fde_path.display()
-            )))
-        }
-        _ => {}
+    let mismatch = match (&fde.rootfs.encrypt, &o.rootfs_passphrase) {
+        (Some(_), None) => Some(
+            "[rootfs.encrypt] is set, so the rootfs needs a passphrase (--rootfs-passphrase-file), not --rootfs-no-encryption",
+        ),
+        (None, Some(_)) => Some(
+            "no [rootfs.encrypt]: the boot could not open an encrypted rootfs; use --rootfs-no-encryption or add its key provider",
+        ),
+        _ => None,
+    };
+    if let Some(why) = mismatch {
+        return Err(volumes::ConfigError::at(&fde_path, &fde_text, "[rootfs", why.into()).into());
     }
 
     r.step("reading the source image");
@@ -553,11 +555,16 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
     match &o.rootfs_passphrase {
         Some(pass) => {
             r.step("encrypting the root file system into LV rootfs (LUKS2, aes-xts-plain64)");
-            let opts = FormatOptions {
+            // The keyslot is opened at boot on a machine of unknown size: Argon2id's memory is
+            // capped at 256 MiB (cryptsetup's default takes up to 1 GiB, half of the RAM of the
+            // machine converting), so that a small VM can open it.
+            let mut opts = FormatOptions {
                 subsystem: "cryptpilot".into(),
                 sector_size: Some(4096),
                 ..FormatOptions::default()
             };
+            opts.keyslot.pbkdf.memory_kib =
+                opts.keyslot.pbkdf.memory_kib.min(ROOTFS_KDF_MEMORY_KIB);
             let (dev, key) = luks2::format(&mut rootfs_lv, &opts, pass)
                 .map_err(|e| bad(&o.dst, format!("LUKS2 format of LV rootfs: {e}")))?;
             let a = dev
@@ -620,7 +627,7 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
                     .iter()
                     .map(|m| (*m).to_owned())
                     .collect(),
-                include: Vec::new(),
+                include: o.initrd_include.clone(),
             },
             &mut w,
         )?;
