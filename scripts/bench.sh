@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Performance side by side with the C anchors, in one run: `cryptpilot benchmark` and
 # `openssl speed`, then the criterion suite in benches/ (XTS against OpenSSL, thread scaling,
-# Argon2 unlock against cryptsetup, 1 GiB encrypt-image against a dd copy).
+# Argon2 unlock against cryptsetup, 1 GiB encrypt-image against a dd copy, fde convert of a
+# 2 GiB Debian image against cp --sparse=always).
 #   bash scripts/bench.sh [CRITERION-FILTER]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,10 @@ cd "$(dirname "$0")/.."
 need_cargo
 need_packages cryptsetup-bin libssl-dev pkg-config openssl
 cargo build --release --locked -q -p cryptpilot
+# The conversion benchmark's source and initrd /init (a static build).
+build_static >/dev/null
+need_packages mmdebstrap e2fsprogs gdisk dosfstools mtools
+bash tests/fde/debian-image.sh target/fixtures/debian.img
 echo "== cryptpilot benchmark"
 target/release/cryptpilot benchmark --pbkdf-memory 65536 --seconds 1
 echo "== openssl speed (one thread, then -multi $(nproc))"

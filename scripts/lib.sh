@@ -21,3 +21,14 @@ need_cargo() {
         exit 1
     }
 }
+
+# build_static: the statically linked, stripped cryptpilot that initrds carry as /init (no
+# debug info: a 60 MB binary would make every initrd slow to build, load and unpack).
+# Prints its path. Every script builds it the same way, so cargo builds it once.
+build_static() {
+    echo "building the static cryptpilot binary" >&2
+    RUSTFLAGS='-C target-feature=+crt-static' CARGO_PROFILE_RELEASE_DEBUG=0 \
+        CARGO_PROFILE_RELEASE_STRIP=symbols cargo build --release --locked -q \
+        --target x86_64-unknown-linux-gnu -p cryptpilot >&2 || return 1
+    echo "$PWD/target/x86_64-unknown-linux-gnu/release/cryptpilot"
+}

@@ -158,8 +158,12 @@ fn unlock(c: &mut Criterion) {
         b.iter(|| {
             let f = std::fs::File::open(&img).expect("open");
             let mut dev = luks2::Luks2::open(f).expect("luks2");
-            dev.unlock(&luks2::Passphrase::from_slice(b"benchmark passphrase"), None, &luks2::KdfLimits::default())
-                .expect("unlock")
+            dev.unlock(
+                &luks2::Passphrase::from_slice(b"benchmark passphrase"),
+                None,
+                &luks2::KdfLimits::default(),
+            )
+            .expect("unlock")
         })
     });
     g.bench_function("cryptsetup", |b| {
@@ -218,5 +222,84 @@ fn image(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, xts, scaling, unlock, image);
+/// `cryptpilot fde convert` of the Debian image tests/fde/debian-image.sh builds (2 GiB, root
+/// partition 1.87 GiB) against `cp --sparse=always` of the same image (issue 15's yardstick:
+/// at most twice the copy), plain and with a LUKS2 rootfs.
+fn convert(c: &mut Criterion) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let img = std::env::var_os("BENCH_DEBIAN_IMAGE")
+        .map_or_else(|| root.join("target/fixtures/debian.img"), PathBuf::from);
+    let init = root.join("target/x86_64-unknown-linux-gnu/release/cryptpilot");
+    let bin = std::env::var_os("CRYPTPILOT_BIN")
+        .map_or_else(|| root.join("target/release/cryptpilot"), PathBuf::from);
+    if !img.exists() || !init.exists() || !bin.exists() {
+        eprintln!(
+            "convert: {} or the static binary missing, skipped (scripts/bench.sh builds them)",
+            img.display()
+        );
+        return;
+    }
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+    let conf = dir.path().join("conf");
+    std::fs::create_dir(&conf).expect("conf");
+    let plain_conf = conf.join("plain");
+    let luks_conf = conf.join("luks");
+    for (d, t) in [
+        (&plain_conf, "[rootfs]\n[delta.encrypt.otp]\n"),
+        (
+            &luks_conf,
+            "[rootfs]\n[rootfs.encrypt.exec]\ncommand = \"/bin/key\"\n[delta.encrypt.otp]\n",
+        ),
+    ] {
+        std::fs::create_dir(d).expect("conf");
+        std::fs::write(d.join("fde.toml"), t).expect("fde.toml");
+    }
+    let key = dir.path().join("key");
+    std::fs::write(&key, b"rootfs-pass").expect("key");
+    let out = dir.path().join("out.img");
+    let size = std::fs::metadata(&img).expect("image").len();
+    let mut g = c.benchmark_group("fde-convert-debian-2GiB");
+    g.sample_size(10).throughput(Throughput::Bytes(size));
+    g.bench_function("cp-sparse", |b| {
+        b.iter(|| {
+            run(Command::new("cp")
+                .arg("--sparse=always")
+                .arg(&img)
+                .arg(&out))
+        })
+    });
+    for (name, conf, key_args) in [
+        (
+            "cryptpilot-convert-plain",
+            &plain_conf,
+            vec!["--rootfs-no-encryption".to_owned()],
+        ),
+        (
+            "cryptpilot-convert-luks2",
+            &luks_conf,
+            vec![
+                "--rootfs-passphrase-file".to_owned(),
+                key.display().to_string(),
+            ],
+        ),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                run(Command::new(&bin)
+                    .args(["fde", "convert", "--force", "--init"])
+                    .arg(&init)
+                    .arg("--in")
+                    .arg(&img)
+                    .arg("--out")
+                    .arg(&out)
+                    .arg("-c")
+                    .arg(conf)
+                    .args(&key_args))
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, xts, scaling, unlock, image, convert);
 criterion_main!(benches);

@@ -384,9 +384,10 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
         ),
     )
     .map_err(Error::io(&cmds, "write"))?;
+    // Checked before anything writes to it; debugfs's edit is no mount, so the check stays
+    // fresh for resize2fs.
     tool("e2fsck", &["-f", "-y", rootfs_s], 3)?;
     tool("debugfs", &["-w", "-f", path_str(&cmds)?, rootfs_s], 0)?;
-    tool("e2fsck", &["-f", "-y", rootfs_s], 3)?;
     tool("resize2fs", &["-M", rootfs_s], 0)?;
     tool("tune2fs", &["-O", "read-only", rootfs_s], 0)?;
     let sb = crate::ext4::read(&rootfs)?
@@ -494,7 +495,12 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
     gpt::write_table(&mut dst, SECTOR, disk_guid, &table)
         .map_err(|e| bad(&o.dst, e.to_string()))?;
     for p in img.partitions().iter().filter(|p| p.number != root.number) {
-        r.step(&format!("copying partition {} ({})", p.number, p.name));
+        let name = if p.name.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", p.name)
+        };
+        r.step(&format!("copying partition {}{name}", p.number));
         sparse_copy(
             &src_file,
             p.offset(SECTOR),

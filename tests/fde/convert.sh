@@ -28,10 +28,7 @@ report() { echo "$1"; [ "${1%% *}" = PASS ] || fails=$((fails + 1)); }
 
 src=$root/target/fixtures/debian.img
 bash tests/fde/debian-image.sh "$src" || { echo "FAIL  debian image: mmdebstrap failed"; exit 1; }
-echo "building the static cryptpilot binary" >&2
-RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked -q \
-    --target x86_64-unknown-linux-gnu -p cryptpilot || exit 1
-bin=$root/target/x86_64-unknown-linux-gnu/release/cryptpilot
+bin=$(build_static) || exit 1
 
 work=$(mktemp -d /var/tmp/cryptpilot-convert.XXXXXX)
 chmod 755 "$work"

@@ -49,10 +49,7 @@ if [ ! -f "$kdir/lib/modules/$kver/modules.dep" ]; then
     depmod -b "$kdir" "$kver"
 fi
 
-echo "building the static cryptpilot binary" >&2
-RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked -q \
-    --target x86_64-unknown-linux-gnu -p cryptpilot
-bin=$root/target/x86_64-unknown-linux-gnu/release/cryptpilot
+bin=$(build_static) || exit 1
 
 # The initramfs.
 rd=$work/initrd
