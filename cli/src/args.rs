@@ -461,12 +461,23 @@ pub(crate) struct FdeConvertArgs {
     /// The boot partition's size (K, M, G suffixes).
     #[arg(short = 'b', long = "boot-part-size", alias = "boot_part_size", value_name = "SIZE", default_value = "512M", value_parser = parse_size)]
     pub(crate) boot_part_size: u64,
-    /// Boot through a unified kernel image at EFI/BOOT/BOOTX64.EFI (not supported yet).
+    /// Boot through a unified kernel image at EFI/BOOT/BOOTX64.EFI (systemd's EFI stub with
+    /// the kernel, our initrd and the command line) instead of GRUB: no boot partition; the
+    /// ESP's other boot loaders are removed.
     #[arg(long)]
     pub(crate) uki: bool,
-    /// Extra kernel command line for --uki.
-    #[arg(long = "uki-append-cmdline", value_name = "ARGS", requires = "uki")]
-    pub(crate) uki_append_cmdline: Option<String>,
+    /// Appended to the UKI's kernel command line.
+    #[arg(
+        long = "uki-append-cmdline",
+        value_name = "ARGS",
+        requires = "uki",
+        default_value = "console=tty0 console=ttyS0,115200n8"
+    )]
+    pub(crate) uki_append_cmdline: String,
+    /// systemd's EFI stub for --uki (default: the image's
+    /// /usr/lib/systemd/boot/efi/linuxx64.efi.stub, else this machine's).
+    #[arg(long = "uki-stub", value_name = "FILE", requires = "uki")]
+    pub(crate) uki_stub: Option<PathBuf>,
     /// Accepted for compatibility: the output is a new sparse image, so the space the root
     /// file system freed never holds old data.
     #[arg(long = "wipe-freed-space")]

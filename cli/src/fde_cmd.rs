@@ -231,11 +231,6 @@ impl fde::convert::Report for ConvertReport {
 /// `fde convert`: checks the arguments, brings a qcow2/VHD source to raw, converts into a
 /// work directory beside DST and moves the result into place only when all of it worked.
 fn convert(a: FdeConvertArgs, out: &mut dyn Write) -> CliResult<i32> {
-    if a.uki {
-        return Err(CliError::Usage(
-            "--uki is not supported yet: convert for GRUB boot (the default)".into(),
-        ));
-    }
     if !a.force && a.output.exists() {
         return Err(CliError::Refused(format!(
             "{} exists; pass --force to replace it",
@@ -304,6 +299,10 @@ fn convert(a: FdeConvertArgs, out: &mut dyn Write) -> CliResult<i32> {
                 init,
                 work: fde_work.clone(),
                 initrd_include: a.initrd_include.iter().map(|i| split_include(i)).collect(),
+                uki: a.uki.then(|| fde::convert::UkiOptions {
+                    stub: a.uki_stub.clone(),
+                    append_cmdline: a.uki_append_cmdline.clone(),
+                }),
             },
             &mut ConvertReport { bar: None },
         )
@@ -335,10 +334,13 @@ fn convert(a: FdeConvertArgs, out: &mut dyn Write) -> CliResult<i32> {
     write_out(
         out,
         &format!(
-            "{}: converted: kernel {}, boot partition {}, LVM2 PV partition {}, rootfs {} MiB ({}), root hash {}\nreference values: cryptpilot fde show-reference-value --disk {}\n",
+            "{}: converted: kernel {}, {}, LVM2 PV partition {}, rootfs {} MiB ({}), root hash {}\nreference values: cryptpilot fde show-reference-value --disk {}\n",
             a.output.display(),
             c.kernel_version,
-            c.boot_partition,
+            match c.boot_partition {
+                Some(n) => format!("boot partition {n} (GRUB)"),
+                None => "unified kernel image EFI/BOOT/BOOTX64.EFI".to_owned(),
+            },
             c.pv_partition,
             c.rootfs_bytes >> 20,
             if c.encrypted { "LUKS2" } else { "not encrypted" },

@@ -60,7 +60,23 @@ pub struct Options {
     /// Extra files for the initrd (source, absolute path inside), such as an exec key
     /// provider's program.
     pub initrd_include: Vec<(PathBuf, PathBuf)>,
+    /// Boot through a unified kernel image instead of GRUB.
+    pub uki: Option<UkiOptions>,
 }
+
+/// How the unified kernel image is made.
+#[derive(Debug, Clone)]
+pub struct UkiOptions {
+    /// systemd's EFI stub (`linuxx64.efi.stub`); `None`: the image's own, else this
+    /// machine's (Debian's systemd-boot-efi).
+    pub stub: Option<PathBuf>,
+    /// Appended to the kernel command line (the existing tool's default is
+    /// `console=tty0 console=ttyS0,115200n8`).
+    pub append_cmdline: String,
+}
+
+/// Where systemd installs its EFI stub.
+pub const STUB_PATH: &str = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub";
 
 /// Where the conversion reports.
 pub trait Report {
@@ -79,8 +95,8 @@ pub struct Converted {
     pub rootfs_bytes: u64,
     /// The kernel version booted.
     pub kernel_version: String,
-    /// The boot partition's number.
-    pub boot_partition: u32,
+    /// The boot partition's number (`None` with a UKI).
+    pub boot_partition: Option<u32>,
     /// The PV's partition number.
     pub pv_partition: u32,
     /// Whether the rootfs LV is LUKS2.
@@ -338,7 +354,12 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
     r.step("copying /boot and the kernel modules out of the root file system");
     let boot_tree = o.work.join("boot");
     let boot_bytes = extract_tree(&fs, "/boot", &boot_tree)?;
-    if boot_bytes + (64 << 20) > o.boot_size {
+    let boot_size = if o.uki.is_some() { 0 } else { o.boot_size };
+    let uki_parts = match &o.uki {
+        Some(u) => Some(uki_inputs(&fs, u)?),
+        None => None,
+    };
+    if o.uki.is_none() && boot_bytes + (64 << 20) > o.boot_size {
         return Err(bad(
             &o.src,
             format!(
@@ -372,7 +393,10 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
 
     r.step("adding the boot partition to /etc/fstab, checking and shrinking the root file system");
     let rootfs_s = path_str(&rootfs)?;
-    let new_fstab = rewrite_fstab(&String::from_utf8_lossy(&fstab), &boot_uuid);
+    let new_fstab = rewrite_fstab(
+        &String::from_utf8_lossy(&fstab),
+        o.uki.is_none().then_some(boot_uuid.as_str()),
+    );
     let fstab_file = o.work.join("fstab");
     std::fs::write(&fstab_file, new_fstab).map_err(Error::io(&fstab_file, "write"))?;
     let cmds = o.work.join("debugfs.cmd");
@@ -417,8 +441,12 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
     let last_usable = disk_sectors.saturating_sub(34);
     let align = |x: u64| x.div_ceil(ALIGN) * ALIGN;
     let boot_first = align(root.first_lba);
-    let boot_last = boot_first + o.boot_size / SECTOR - 1;
-    let pv_first = align(boot_last + 1);
+    let boot_last = (boot_first + boot_size / SECTOR).saturating_sub(1);
+    let pv_first = if o.uki.is_some() {
+        boot_first
+    } else {
+        align(boot_last + 1)
+    };
     let pv_end = img
         .partitions()
         .iter()
@@ -440,8 +468,13 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
             ),
         ));
     }
-    let used: Vec<u32> = img.partitions().iter().map(|p| p.number).collect();
-    let pv_number = (root.number + 1..=128)
+    let used: Vec<u32> = img
+        .partitions()
+        .iter()
+        .map(|p| p.number)
+        .filter(|&n| n != root.number || o.uki.is_none())
+        .collect();
+    let pv_number = (root.number..=128)
         .chain(1..root.number)
         .find(|n| !used.contains(n))
         .ok_or_else(|| bad(&o.src, "has no free partition number"))?;
@@ -460,15 +493,17 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
         })
         .collect();
     let rand = || gpt::random_guid().map_err(Error::io(&o.dst, "make a GUID for"));
-    table.push(NewPartition {
-        number: root.number,
-        type_guid: gpt::guid_bytes(gpt::LINUX_FS_TYPE),
-        unique_guid: rand()?,
-        first_lba: boot_first,
-        last_lba: boot_last,
-        attributes: 0,
-        name: "boot".into(),
-    });
+    if o.uki.is_none() {
+        table.push(NewPartition {
+            number: root.number,
+            type_guid: gpt::guid_bytes(gpt::LINUX_FS_TYPE),
+            unique_guid: rand()?,
+            first_lba: boot_first,
+            last_lba: boot_last,
+            attributes: 0,
+            name: "boot".into(),
+        });
+    }
     table.push(NewPartition {
         number: pv_number,
         type_guid: gpt::guid_bytes(gpt::LINUX_LVM_TYPE),
@@ -639,11 +674,42 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
         )?;
         w.flush().map_err(Error::io(&initrd_path, "write"))?;
     }
-    let cmdline: Vec<&str> = entry
+    let mut cmdline: Vec<&str> = entry
         .cmdline
         .split_whitespace()
         .filter(|w| !w.starts_with("root="))
         .collect();
+    if let (Some(u), Some((stub, osrel))) = (&o.uki, &uki_parts) {
+        cmdline.extend(u.append_cmdline.split_whitespace());
+        r.step("building the unified kernel image (systemd's stub, kernel, initrd, command line)");
+        let read = |p: &Path| std::fs::read(p).map_err(Error::io(p, "read"));
+        let kernel = read(&boot_tree.join(format!("vmlinuz-{kver}")))?;
+        let initrd = read(&initrd_path)?;
+        let mut line = cmdline.join(" ").into_bytes();
+        line.push(0);
+        let image = crate::uki::build(
+            stub,
+            &[
+                (".osrel", osrel),
+                (".cmdline", &line),
+                (".uname", kver.as_bytes()),
+                (".initrd", &initrd),
+                (".linux", &kernel),
+            ],
+        )
+        .map_err(|e| bad(&o.src, format!("the EFI stub: {e}")))?;
+        r.step("replacing the EFI system partition's boot loaders with the UKI");
+        install_uki(&img, &dst, &image)?;
+        dst.sync_all().map_err(Error::io(&o.dst, "flush"))?;
+        return Ok(Converted {
+            root_hash: root_hex,
+            rootfs_bytes: fs_bytes,
+            kernel_version: kver,
+            boot_partition: None,
+            pv_partition: pv_number,
+            encrypted: o.rootfs_passphrase.is_some(),
+        });
+    }
     let cfg = grub_cfg(&boot_uuid, root.number, &kver, &cmdline.join(" "));
     let cfg_path = boot_tree.join("grub/grub.cfg");
     std::fs::write(&cfg_path, cfg).map_err(Error::io(&cfg_path, "write"))?;
@@ -681,7 +747,7 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
         root_hash: root_hex,
         rootfs_bytes: fs_bytes,
         kernel_version: kver,
-        boot_partition: root.number,
+        boot_partition: Some(root.number),
         pv_partition: pv_number,
         encrypted: o.rootfs_passphrase.is_some(),
     })
@@ -691,7 +757,7 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
 /// old partition is gone, and `mount -o remount` looks the source up), without
 /// `x-systemd.growfs` (the initrd grows it); the new boot partition is mounted on `/boot`
 /// (an existing `/boot` line is replaced). Comments and other lines are kept.
-pub fn rewrite_fstab(old: &str, boot_uuid: &str) -> String {
+pub fn rewrite_fstab(old: &str, boot_uuid: Option<&str>) -> String {
     let mut out = String::new();
     for line in old.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
@@ -718,16 +784,16 @@ pub fn rewrite_fstab(old: &str, boot_uuid: &str) -> String {
                 out.push_str(&fields.join(" "));
                 out.push('\n');
             }
-            "/boot" => {}
+            "/boot" if boot_uuid.is_some() => {}
             _ => {
                 out.push_str(line);
                 out.push('\n');
             }
         }
     }
-    out.push_str(&format!(
-        "UUID={boot_uuid} /boot ext4 defaults,auto,nofail 0 2\n"
-    ));
+    if let Some(u) = boot_uuid {
+        out.push_str(&format!("UUID={u} /boot ext4 defaults,auto,nofail 0 2\n"));
+    }
     out
 }
 
@@ -767,6 +833,83 @@ fn extract_modules(fs: &ext4_view::Ext4, kver: &str, to: &Path) -> Result<PathBu
         std::fs::write(&out, data).map_err(Error::io(&out, "write"))?;
     }
     Ok(dir)
+}
+
+/// The EFI stub (from `u`, the image, or this machine) and the image's os-release.
+fn uki_inputs(fs: &ext4_view::Ext4, u: &UkiOptions) -> Result<(Vec<u8>, Vec<u8>)> {
+    let stub = match &u.stub {
+        Some(p) => std::fs::read(p).map_err(Error::io(p, "read"))?,
+        None => match read_file(fs, STUB_PATH)? {
+            Some(b) => b,
+            None => std::fs::read(STUB_PATH).map_err(|e| {
+                Error::Unsupported(format!(
+                    "--uki needs systemd's EFI stub: neither the image nor this machine has {STUB_PATH} ({e}); install systemd-boot-efi or pass --uki-stub"
+                ))
+            })?,
+        },
+    };
+    let osrel = match read_file(fs, "/etc/os-release")? {
+        Some(b) => b,
+        None => read_file(fs, "/usr/lib/os-release")?.unwrap_or_default(),
+    };
+    Ok((stub, osrel))
+}
+
+/// Empties the output ESP's `EFI` directory (shim, GRUB, their configuration: the UKI
+/// replaces them, as the existing tool does) and writes the UKI as `EFI/BOOT/BOOTX64.EFI`.
+fn install_uki(img: &DiskImage, dst: &File, uki: &[u8]) -> Result<()> {
+    let esp = img
+        .partitions()
+        .iter()
+        .find(|p| {
+            img.fat(p)
+                .ok()
+                .flatten()
+                .is_some_and(|fs| fs.root_dir().open_dir("EFI").is_ok())
+        })
+        .ok_or_else(|| {
+            bad(
+                img.path(),
+                "has no EFI system partition (FAT with an EFI directory) for the UKI",
+            )
+        })?;
+    let w = Window::new(
+        dst.try_clone().map_err(Error::io(img.path(), "reopen"))?,
+        esp.offset(SECTOR),
+        esp.len(SECTOR),
+    );
+    let fs = fatfs::FileSystem::new(w, fatfs::FsOptions::new())
+        .map_err(|e| bad(img.path(), format!("ESP: {e}")))?;
+    let esp_err = |e: std::io::Error| bad(img.path(), format!("ESP: {e}"));
+    fn clear<T: fatfs::ReadWriteSeek>(dir: &fatfs::Dir<'_, T>) -> std::io::Result<()> {
+        let names: Vec<(String, bool)> = dir
+            .iter()
+            .filter_map(std::result::Result::ok)
+            .map(|e| (e.file_name(), e.is_dir()))
+            .filter(|(n, _)| n != "." && n != "..")
+            .collect();
+        for (name, is_dir) in names {
+            if is_dir {
+                clear(&dir.open_dir(&name)?)?;
+            }
+            dir.remove(&name)?;
+        }
+        Ok(())
+    }
+    {
+        let root = fs.root_dir();
+        clear(&root.open_dir("EFI").map_err(esp_err)?).map_err(esp_err)?;
+        if root.open_file("NvVars").is_ok() {
+            root.remove("NvVars").map_err(esp_err)?;
+        }
+        let boot = root.create_dir("EFI/BOOT").map_err(esp_err)?;
+        let mut f = boot.create_file("BOOTX64.EFI").map_err(esp_err)?;
+        f.truncate()
+            .and_then(|()| f.write_all(uki))
+            .and_then(|()| f.flush())
+            .map_err(esp_err)?;
+    }
+    fs.unmount().map_err(esp_err)
 }
 
 /// The boot partition's GRUB configuration: one entry booting our initrd.
@@ -855,13 +998,19 @@ mod tests {
             "# comment\nPARTUUID=a / ext4 rw,discard,errors=remount-ro,x-systemd.growfs 0 1\n\
                    PARTUUID=b /boot/efi vfat defaults 0 0\nUUID=c /boot ext4 defaults 0 2\n";
         assert_eq!(
-            rewrite_fstab(old, "u"),
+            rewrite_fstab(old, Some("u")),
             "# comment\n/dev/mapper/rootfs / ext4 rw,discard,errors=remount-ro 0 1\n\
              PARTUUID=b /boot/efi vfat defaults 0 0\nUUID=u /boot ext4 defaults,auto,nofail 0 2\n"
         );
         assert_eq!(
-            rewrite_fstab("", "u"),
+            rewrite_fstab("", Some("u")),
             "UUID=u /boot ext4 defaults,auto,nofail 0 2\n"
+        );
+        let keep = "UUID=c /boot ext4 defaults 0 2\n";
+        assert_eq!(
+            rewrite_fstab(keep, None),
+            keep,
+            "a UKI boot keeps /boot as it was"
         );
     }
 }

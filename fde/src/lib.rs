@@ -22,6 +22,7 @@ pub mod init;
 pub mod initrd;
 pub mod overlay;
 pub mod reference;
+pub mod uki;
 pub mod vg;
 
 pub use config::{

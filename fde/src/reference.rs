@@ -492,7 +492,8 @@ fn cfg_entry(cfg: &str, default: &str) -> Result<GrubEntry> {
 /// The boot files of a disk image, read without mounting.
 pub struct ImageBoot {
     esp: Option<fatfs::FileSystem<image::ReadOnly<image::Window>>>,
-    boot: ext4_view::Ext4,
+    /// `None` on a UKI layout, whose kernel is on the ESP.
+    boot: Option<ext4_view::Ext4>,
     /// The `/boot` file system is a partition of its own (paths lose their `/boot`).
     separate: bool,
     boot_number: u32,
@@ -504,8 +505,11 @@ impl ImageBoot {
     /// file system holding `/boot`: the ext4 partition named `boot`, else one with
     /// `/boot/vmlinuz*` (the root file system), else one with a `vmlinuz*` file at its top.
     ///
+    /// Without such a file system, an ESP alone serves a UKI layout.
+    ///
     /// # Errors
-    /// [`Error::Image`] when no partition holds the kernels; read errors.
+    /// [`Error::Image`] when neither an ESP nor a partition holding kernels exists; read
+    /// errors.
     pub fn open(img: &DiskImage) -> Result<Self> {
         let mut esp = None;
         let mut named = None;
@@ -546,6 +550,15 @@ impl ImageBoot {
             (Some(b), _, _) => (b, true),
             (None, Some(r), _) => (r, false),
             (None, None, Some(b)) => (b, true),
+            (None, None, None) if esp.is_some() => {
+                return Ok(ImageBoot {
+                    esp,
+                    boot: None,
+                    separate: false,
+                    boot_number: 0,
+                    path: img.path().to_owned(),
+                })
+            }
             (None, None, None) => {
                 return Err(Error::Image {
                     path: img.path().to_owned(),
@@ -556,7 +569,7 @@ impl ImageBoot {
         };
         Ok(ImageBoot {
             esp,
-            boot,
+            boot: Some(boot),
             separate: sep,
             boot_number,
             path: img.path().to_owned(),
@@ -620,6 +633,9 @@ impl BootFiles for ImageBoot {
     }
 
     fn boot_read(&mut self, path: &str) -> Result<Option<Vec<u8>>> {
+        let Some(boot) = &self.boot else {
+            return Ok(None);
+        };
         let on_fs = if self.separate {
             match path.strip_prefix("/boot") {
                 Some("") => "/".to_owned(),
@@ -629,7 +645,7 @@ impl BootFiles for ImageBoot {
         } else {
             path.to_owned()
         };
-        image::ext4_read(&self.boot, &on_fs).map_err(|e| self.err(format!("{path}: {e}")))
+        image::ext4_read(boot, &on_fs).map_err(|e| self.err(format!("{path}: {e}")))
     }
 
     fn boot_device(&self) -> String {

@@ -9,6 +9,8 @@
 #  - it boots under OVMF (shim, GRUB, our initrd, systemd) to / on /dev/mapper/rootfs with a
 #    write into the encrypted delta; a flipped byte in LV rootfs stops the boot;
 #  - encrypted rootfs: cryptsetup luksDump/--test-passphrase accept LV rootfs;
+#  - --uki: systemd's stub with kernel, initrd, command line as EFI/BOOT/BOOTX64.EFI; its
+#    value equals pesign's and follows the command line; config dump reads it; it boots;
 #  - qcow2 in, qcow2 out;
 #  - bad input (no ext4 root, truncated source, a full output disk, a configuration without
 #    [delta] or disagreeing with the passphrase option): one line, exit 1, no DST, SRC unchanged.
@@ -20,7 +22,7 @@ cd "$root"
 . scripts/lib.sh
 need_cargo
 need_packages mmdebstrap qemu-system-x86 ovmf qemu-utils gdisk lvm2 cryptsetup-bin e2fsprogs \
-    dosfstools mtools pesign util-linux busybox-static python3
+    dosfstools mtools pesign util-linux busybox-static python3 systemd-boot-efi binutils
 only=${1:-}
 fails=0
 want() { [ -z "$only" ] || [[ $1 == *"$only"* ]]; }
@@ -196,6 +198,45 @@ if want luks; then
         fi
         rm -f "$img"
     fi
+fi
+
+if want uki; then
+    # UKI boot: systemd's stub (this machine's systemd-boot-efi: the image has none) with
+    # the kernel, our initrd and the command line; no boot partition.
+    code=$(convert uki --in "$src" --out "$out/uki.img" -c "$work/plain-conf" --rootfs-no-encryption --uki)
+    code2=$(convert uki2 --in "$src" --out "$out/uki2.img" -c "$work/plain-conf" --rootfs-no-encryption \
+        --uki --uki-append-cmdline "console=ttyS0 quiet")
+    if [ "$code" != 0 ] || [ "$code2" != 0 ]; then
+        report "FAIL  uki: convert exit $code/$code2: $(tail -1 "$work/uki.err") $(tail -1 "$work/uki2.err")"
+    else
+        why=()
+        sgdisk -v "$out/uki.img" | grep -q "No problems found" || why+=("sgdisk -v")
+        sgdisk -p "$out/uki.img" | grep -q ' boot$' && why+=("a boot partition")
+        espoff=$(( $(part "$out/uki.img" 15 First) * 512 ))
+        mcopy -o -i "$out/uki.img@@$espoff" ::EFI/BOOT/BOOTX64.EFI "$work/uki.efi"
+        mdir -i "$out/uki.img@@$espoff" ::EFI/debian >/dev/null 2>&1 && why+=("GRUB left on the ESP")
+        rv() { as_nobody "$work/cryptpilot" fde show-reference-value --disk "$1" --hash-algo sha256 |
+            python3 -c 'import json,sys; print(json.load(sys.stdin)["measurement.uki.SHA-256"][0])'; }
+        v1=$(rv "$out/uki.img")
+        v2=$(rv "$out/uki2.img")
+        [ "$v1" = "$(pesign -h -d sha256 -i "$work/uki.efi" | sed 's/^hash: //')" ] || why+=("uki digest $v1")
+        [ -n "$v2" ] && [ "$v1" != "$v2" ] || why+=("the command line does not change the value")
+        objdump -h "$work/uki.efi" | grep -q '\.initrd' || why+=("no .initrd section")
+        as_nobody "$work/cryptpilot" fde config dump --disk "$out/uki.img" | grep -q '^\[fde.rootfs\]' ||
+            why+=("config dump")
+        boot "$out/uki.img" "$work/uki.log"
+        grep -aq "FDE-CHECK root=/dev/mapper/rootfs fstype=ext4" "$work/uki.log" &&
+            grep -aq "FDE-CHECK write ok" "$work/uki.log" || {
+            cp "$work/uki.log" "$root/target/fde-convert-uki.log"
+            why+=("boot: see target/fde-convert-uki.log")
+        }
+        if [ ${#why[@]} -eq 0 ]; then
+            report "PASS  uki: no boot partition, BOOTX64.EFI = our UKI (pesign = measurement.uki, follows the command line), config dump reads its .initrd, boots under OVMF to /dev/mapper/rootfs"
+        else
+            report "FAIL  uki: ${why[*]}"
+        fi
+    fi
+    rm -f "$out/uki.img" "$out/uki2.img"
 fi
 
 if want qcow2; then

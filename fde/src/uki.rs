@@ -1,0 +1,145 @@
+//! Unified kernel images: systemd's EFI stub with the kernel, the initrd and the command line
+//! added as PE sections (`.osrel`, `.cmdline`, `.uname`, `.initrd`, `.linux`), as `ukify` and
+//! `dracut --uefi` lay them out. Firmware and shim measure the whole image, so the command
+//! line and the initrd (with the root hash) are covered by one Authenticode digest.
+
+use crate::authenticode::PeError;
+
+fn bad(why: &'static str) -> PeError {
+    PeError::Invalid(why)
+}
+
+fn rd16(b: &[u8], at: usize) -> Result<u32, PeError> {
+    b.get(at..at + 2)
+        .map(|x| u32::from(u16::from_le_bytes([x[0], x[1]])))
+        .ok_or(bad("truncated header"))
+}
+
+fn rd32(b: &[u8], at: usize) -> Result<u32, PeError> {
+    b.get(at..at + 4)
+        .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
+        .ok_or(bad("truncated header"))
+}
+
+fn wr32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+fn align(v: u64, a: u64) -> u64 {
+    v.div_ceil(a) * a
+}
+
+/// Readable initialized data.
+const DATA_SECTION: u32 = 0x4000_0040;
+
+/// Appends `sections` (name of at most 8 bytes, contents) to the PE32+ image `stub`: each
+/// placed after the last one in memory (section alignment) and in the file (file
+/// alignment), the section count and image size updated, the checksum cleared (UEFI does not
+/// use it). The stub must be unsigned and have room for the new section headers.
+///
+/// # Errors
+/// [`PeError::Invalid`] for a stub that is not PE32+, is signed, or has no room for the
+/// headers; a section name longer than 8 bytes; sizes beyond 4 GiB.
+pub fn build(stub: &[u8], sections: &[(&str, &[u8])]) -> Result<Vec<u8>, PeError> {
+    if stub.get(..2) != Some(b"MZ".as_slice()) {
+        return Err(bad("no MZ header"));
+    }
+    let nt = rd32(stub, 0x3c)? as usize;
+    if stub.get(nt..nt + 4) != Some(b"PE\0\0".as_slice()) {
+        return Err(bad("no PE signature"));
+    }
+    let coff = nt + 4;
+    let count = rd16(stub, coff + 2)? as usize;
+    let opt_size = rd16(stub, coff + 16)? as usize;
+    let opt = coff + 20;
+    if rd16(stub, opt)? != 0x20b {
+        return Err(bad("the stub is not PE32+"));
+    }
+    let (sect_align, file_align) = (
+        u64::from(rd32(stub, opt + 32)?),
+        u64::from(rd32(stub, opt + 36)?),
+    );
+    if sect_align == 0 || file_align == 0 {
+        return Err(bad("zero alignment"));
+    }
+    let headers = rd32(stub, opt + 60)? as usize;
+    // Data directory 4 (certificate table) must be empty: appending would break a signature.
+    if opt_size >= 112 + 5 * 8 && rd32(stub, opt + 112 + 4 * 8 + 4)? != 0 {
+        return Err(bad("the stub is signed; sign the UKI after building it"));
+    }
+    let table = opt + opt_size;
+    let table_end = table + 40 * count;
+    if table_end > stub.len() {
+        return Err(bad("the section table lies outside the file"));
+    }
+    let mut first_raw = headers;
+    let (mut mem_end, mut file_end) = (0u64, stub.len() as u64);
+    for i in 0..count {
+        let s = table + 40 * i;
+        let (vsize, va) = (
+            u64::from(rd32(stub, s + 8)?),
+            u64::from(rd32(stub, s + 12)?),
+        );
+        let (raw_size, raw) = (rd32(stub, s + 16)? as usize, rd32(stub, s + 20)? as usize);
+        mem_end = mem_end.max(va + vsize.max(raw_size as u64));
+        if raw_size > 0 {
+            first_raw = first_raw.min(raw);
+            file_end = file_end.max((raw + raw_size) as u64);
+        }
+    }
+    if table_end + 40 * sections.len() > headers.min(first_raw) {
+        return Err(bad("no room in the stub's headers for more sections"));
+    }
+    let mut out = stub.to_vec();
+    let mut file_at = align(file_end, file_align);
+    let mut mem_at = align(mem_end, sect_align);
+    for (i, (name, data)) in sections.iter().enumerate() {
+        if name.len() > 8 {
+            return Err(bad("a section name is longer than 8 bytes"));
+        }
+        let size = u32::try_from(data.len()).map_err(|_| bad("a section over 4 GiB"))?;
+        let raw_size = align(u64::from(size), file_align);
+        let (va, raw) = (
+            u32::try_from(mem_at).map_err(|_| bad("image over 4 GiB"))?,
+            u32::try_from(file_at).map_err(|_| bad("image over 4 GiB"))?,
+        );
+        let h = table_end + 40 * i;
+        out[h..h + 40].fill(0);
+        out[h..h + name.len()].copy_from_slice(name.as_bytes());
+        wr32(&mut out, h + 8, size);
+        wr32(&mut out, h + 12, va);
+        wr32(&mut out, h + 16, raw_size as u32);
+        wr32(&mut out, h + 20, raw);
+        wr32(&mut out, h + 36, DATA_SECTION);
+        out.resize(file_at as usize, 0);
+        out.extend_from_slice(data);
+        out.resize((file_at + raw_size) as usize, 0);
+        file_at += raw_size;
+        mem_at = align(mem_at + u64::from(size), sect_align);
+    }
+    let new_count = u16::try_from(count + sections.len()).map_err(|_| bad("too many sections"))?;
+    out[coff + 2..coff + 4].copy_from_slice(&new_count.to_le_bytes());
+    wr32(
+        &mut out,
+        opt + 56,
+        u32::try_from(mem_at).map_err(|_| bad("image over 4 GiB"))?,
+    );
+    wr32(&mut out, opt + 64, 0);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_stubs_are_errors() {
+        assert!(build(b"", &[]).is_err());
+        assert!(build(b"MZ\0\0", &[]).is_err());
+        let mut pe = vec![0u8; 1024];
+        pe[..2].copy_from_slice(b"MZ");
+        pe[0x3c..0x40].copy_from_slice(&0x40u32.to_le_bytes());
+        pe[0x40..0x44].copy_from_slice(b"PE\0\0");
+        assert!(build(&pe, &[(".linux", b"k")]).is_err(), "not PE32+");
+    }
+}
