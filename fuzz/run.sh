@@ -13,7 +13,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 . scripts/lib.sh
 need_cargo
-need_packages cryptsetup-bin python3 lvm2 gdisk systemd-boot-efi
+need_packages cryptsetup-bin python3 lvm2 gdisk systemd-boot-efi busybox-static cpio zstd
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked -q
 cargo build --release --locked -q -p cryptpilot
 seeds=$(mktemp -d)
@@ -56,9 +56,25 @@ truncate -s 128K "$seeds/gpt.img"
 sgdisk -a 1 -n 1:40:+30K -t 1:ef00 -n 2:0:0 -t 2:8e00 "$seeds/gpt.img" >/dev/null
 { printf '\1'; cat "$seeds/gpt.img"; } > fuzz/corpus/disk_layout/gpt
 { printf '\2'; cat /usr/lib/systemd/boot/efi/systemd-bootx64.efi; } > fuzz/corpus/disk_layout/pe
+# boot_image: Debian-shaped grub.cfg, a BLS snippet with its grubenv, our initrd (gzip) and an
+# uncompressed+zstd one, the GPT above, systemd's EFI stub; the first byte picks the part.
+mkdir -p fuzz/corpus/boot_image "$seeds/cfg" "$seeds/rd/etc/cryptpilot"
+printf '\0function f {\n}\nset default="0"\nmenuentry '"'"'Debian'"'"' --class debian {\n\tlinux\t/boot/vmlinuz-6.1 root=UUID=1 ro  quiet\n\tinitrd\t/boot/initrd.img-6.1\n}\nsubmenu '"'"'Advanced'"'"' {\n\tmenuentry '"'"'r'"'"' {\n\t\tlinux /vmlinuz-6.1 single\n\t\tinitrd /initrd.img-6.1\n\t}\n}\n' \
+    > fuzz/corpus/boot_image/grub-cfg
+printf '\1title x\nlinux /vmlinuz-5.10\ninitrd /initramfs-5.10.img $tuned_initrd\noptions $kernelopts\n\n# GRUB Environment Block\nsaved_entry=x\nkernelopts=root=/dev/vda3 ro\n' \
+    > fuzz/corpus/boot_image/bls
+printf '[rootfs]\n[delta.encrypt.otp]\n' > "$seeds/cfg/fde.toml"
+printf 'type = 1\nroot_hash = "%064d"\n' 0 > "$seeds/cfg/metadata.toml"
+cp "$seeds/cfg/"*.toml "$seeds/rd/etc/cryptpilot/"
+target/release/cryptpilot fde initrd -c "$seeds/cfg" --out "$seeds/initrd.img" --init /bin/busybox >/dev/null
+{ printf '\2'; cat "$seeds/initrd.img"; } > fuzz/corpus/boot_image/initrd-gzip
+{ printf '\2'; (cd "$seeds/rd" && find . | cpio -o -H newc --quiet); (cd "$seeds/rd" && find . | cpio -o -H newc --quiet | zstd -q); } \
+    > fuzz/corpus/boot_image/initrd-zstd
+{ printf '\3'; cat "$seeds/gpt.img"; } > fuzz/corpus/boot_image/gpt
+{ printf '\4'; cat /usr/lib/systemd/boot/efi/linuxx64.efi.stub; } > fuzz/corpus/boot_image/stub
 cd fuzz
 log=$(mktemp)
-targets=(header metadata unlock dm_table token superblocks volume_toml http_response luks1 disk_layout)
+targets=(header metadata unlock dm_table token superblocks volume_toml http_response luks1 disk_layout boot_image)
 for t in "${targets[@]}"; do
     dirs=("corpus/$t")
     [ -d "regressions/$t" ] && dirs+=("regressions/$t")

@@ -489,6 +489,25 @@ fn cfg_entry(cfg: &str, default: &str) -> Result<GrubEntry> {
     })
 }
 
+/// Entry points for the fuzz targets (not a stable API).
+#[doc(hidden)]
+pub mod fuzzing {
+    /// grub.cfg's entry for `default` (or its own `set default=`), as the reference values
+    /// read it.
+    pub fn grub_cfg_entry(cfg: &str, default: Option<&str>) -> Option<super::GrubEntry> {
+        let d = match default {
+            Some(d) => d.to_owned(),
+            None => super::cfg_default(cfg, &[]),
+        };
+        super::cfg_entry(cfg, &d).ok()
+    }
+
+    /// A BLS snippet's entry with the GRUB environment block `env`.
+    pub fn bls_entry(bls: &str, env: &str) -> Option<super::GrubEntry> {
+        super::bls_entry(bls, &super::parse_grubenv(env)).ok()
+    }
+}
+
 /// The boot files of a disk image, read without mounting.
 pub struct ImageBoot {
     esp: Option<fatfs::FileSystem<image::ReadOnly<image::Window>>>,

@@ -59,8 +59,14 @@ pub fn build(stub: &[u8], sections: &[(&str, &[u8])]) -> Result<Vec<u8>, PeError
         u64::from(rd32(stub, opt + 32)?),
         u64::from(rd32(stub, opt + 36)?),
     );
-    if sect_align == 0 || file_align == 0 {
-        return Err(bad("zero alignment"));
+    // The PE specification's limits (file alignment 512 to 64 KiB; section alignment a
+    // power of two, here at most 2 MiB): an aligned size then cannot run away.
+    if !file_align.is_power_of_two()
+        || file_align > 1 << 16
+        || !sect_align.is_power_of_two()
+        || sect_align > 1 << 21
+    {
+        return Err(bad("impossible section or file alignment"));
     }
     let headers = rd32(stub, opt + 60)? as usize;
     // Data directory 4 (certificate table) must be empty: appending would break a signature.
@@ -83,6 +89,10 @@ pub fn build(stub: &[u8], sections: &[(&str, &[u8])]) -> Result<Vec<u8>, PeError
         let (raw_size, raw) = (rd32(stub, s + 16)? as usize, rd32(stub, s + 20)? as usize);
         mem_end = mem_end.max(va + vsize.max(raw_size as u64));
         if raw_size > 0 {
+            // Every section's bytes lie in the file (the new ones go after all of them).
+            if raw.checked_add(raw_size).is_none_or(|e| e > stub.len()) {
+                return Err(bad("a section lies outside the file"));
+            }
             first_raw = first_raw.min(raw);
             file_end = file_end.max((raw + raw_size) as u64);
         }
@@ -92,6 +102,9 @@ pub fn build(stub: &[u8], sections: &[(&str, &[u8])]) -> Result<Vec<u8>, PeError
     }
     let mut out = stub.to_vec();
     let mut file_at = align(file_end, file_align);
+    if mem_end > u64::from(u32::MAX) {
+        return Err(bad("image over 4 GiB"));
+    }
     let mut mem_at = align(mem_end, sect_align);
     for (i, (name, data)) in sections.iter().enumerate() {
         if name.len() > 8 {
@@ -141,5 +154,14 @@ mod tests {
         pe[0x3c..0x40].copy_from_slice(&0x40u32.to_le_bytes());
         pe[0x40..0x44].copy_from_slice(b"PE\0\0");
         assert!(build(&pe, &[(".linux", b"k")]).is_err(), "not PE32+");
+    }
+
+    /// fuzz/regressions/boot_image: a section whose file range lies 2.5 GiB past the end made
+    /// the UKI builder allocate that much; it is refused.
+    #[test]
+    fn a_section_past_the_end_is_refused_not_allocated() {
+        let input = include_bytes!("../../fuzz/regressions/boot_image/oom-5929ece8cd3cce8df5463c3c1ffcbd06c32bc192");
+        let stub = &input[1..];
+        assert!(build(stub, &[(".cmdline", b"ro\0"), (".linux", b"kernel")]).is_err());
     }
 }
