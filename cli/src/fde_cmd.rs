@@ -208,6 +208,37 @@ fn qemu_img(args: &[&std::ffi::OsStr]) -> CliResult<()> {
     )))
 }
 
+/// A qcow2 image can name other files (a backing file, an external data file) that
+/// qemu-img would read: a source someone else made must not pull this machine's files into
+/// the output.
+fn refuse_external_files(img: &Path, fmt: &str) -> CliResult<()> {
+    let out = std::process::Command::new("qemu-img")
+        .args(["info", "--output=json", "-f", fmt])
+        .arg(img)
+        .output()
+        .map_err(|e| CliError::Refused(format!("cannot run qemu-img ({e}): install qemu-utils")))?;
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|_| {
+        CliError::Refused(format!(
+            "{}: qemu-img cannot read it as {fmt}: {}",
+            img.display(),
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+                .trim()
+        ))
+    })?;
+    let external = info.get("backing-filename").is_some()
+        || info.pointer("/format-specific/data/data-file").is_some();
+    if external {
+        return Err(CliError::Refused(format!(
+            "{}: names a backing or data file; convert it to a self-contained image first (qemu-img convert)",
+            img.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Steps as lines and byte progress on standard error.
 struct ConvertReport {
     bar: Option<crate::progress::Progress>,
@@ -237,9 +268,16 @@ fn convert(a: FdeConvertArgs, out: &mut dyn Write) -> CliResult<i32> {
             a.output.display()
         )));
     }
-    if a.input == a.output {
+    let same = |x: &Path, y: &Path| {
+        use std::os::unix::fs::MetadataExt;
+        match (std::fs::metadata(x), std::fs::metadata(y)) {
+            (Ok(m), Ok(n)) => m.dev() == n.dev() && m.ino() == n.ino(),
+            _ => x == y,
+        }
+    };
+    if same(&a.input, &a.output) {
         return Err(CliError::Usage(
-            "--in and --out must differ: the source is never changed".into(),
+            "--in and --out name the same file: the source is never changed".into(),
         ));
     }
     let passphrase = match (&a.rootfs_passphrase_file, &a.rootfs_passphrase) {
@@ -265,7 +303,8 @@ fn convert(a: FdeConvertArgs, out: &mut dyn Write) -> CliResult<i32> {
     std::fs::create_dir(&work).map_err(CliError::file(&work, "create"))?;
     let result = (|| -> CliResult<fde::convert::Converted> {
         let src = match image_format(&a.input) {
-            Some(_) => {
+            Some(fmt) => {
+                refuse_external_files(&a.input, fmt)?;
                 eprintln!(
                     "cryptpilot: converting {} to raw (qemu-img)",
                     a.input.display()
@@ -273,6 +312,8 @@ fn convert(a: FdeConvertArgs, out: &mut dyn Write) -> CliResult<i32> {
                 let raw = work.join("source.raw");
                 qemu_img(&[
                     "convert".as_ref(),
+                    "-f".as_ref(),
+                    fmt.as_ref(),
                     "-O".as_ref(),
                     "raw".as_ref(),
                     a.input.as_os_str(),

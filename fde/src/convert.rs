@@ -160,16 +160,19 @@ fn sparse_copy(
     let mut pos = 0u64;
     while pos < len {
         // Jump over a hole of the source file where the file system reports one.
-        if let Ok(data) =
-            nix::unistd::lseek(src, (from + pos) as i64, nix::unistd::Whence::SeekData)
-        {
-            let data = data as u64;
-            if data >= from + len {
-                break;
+        match nix::unistd::lseek(src, (from + pos) as i64, nix::unistd::Whence::SeekData) {
+            Ok(data) => {
+                let data = data as u64;
+                if data >= from + len {
+                    break;
+                }
+                if data > from + pos {
+                    pos = (data - from) / 4096 * 4096;
+                }
             }
-            if data > from + pos {
-                pos = (data - from) / 4096 * 4096;
-            }
+            // No data after this point: the rest is a hole.
+            Err(nix::errno::Errno::ENXIO) => break,
+            Err(_) => {}
         }
         let n = (len - pos).min(CHUNK as u64) as usize;
         let chunk = &mut buf[..n];
@@ -230,17 +233,28 @@ fn find_root(img: &DiskImage, asked: Option<u32>) -> Result<(Partition, ext4_vie
 
 /// Copies the tree under `from` in `fs` to the directory `to` (files, directories, links;
 /// permission bits kept).
-fn extract_tree(fs: &ext4_view::Ext4, from: &str, to: &Path) -> Result<u64> {
-    use std::os::unix::fs::PermissionsExt;
+fn extract_tree(fs: &ext4_view::Ext4, from: &str, to: &Path, max_bytes: u64) -> Result<u64> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    // The image is someone else's: nothing written here follows a link it made (every
+    // directory and file is created new, none may exist), its size is bounded, and a
+    // directory cycle (hard-linked directories) ends the walk.
+    const MAX_DEPTH: usize = 16;
+    const MAX_ENTRIES: usize = 100_000;
+    let too_much = |what: String| Error::Unsupported(format!("{from}: {what}"));
     let mut total = 0u64;
-    let mut stack = vec![(from.to_owned(), to.to_owned())];
-    while let Some((dir, out)) = stack.pop() {
-        std::fs::create_dir_all(&out).map_err(Error::io(&out, "create"))?;
+    let mut seen = 0usize;
+    std::fs::create_dir_all(to).map_err(Error::io(to, "create"))?;
+    let mut stack = vec![(from.to_owned(), to.to_owned(), 0usize)];
+    while let Some((dir, out, depth)) = stack.pop() {
         let entries = fs
             .read_dir(dir.as_str())
             .map_err(|e| Error::Unsupported(format!("reading {dir}: {e}")))?;
         for e in entries {
             let e = e.map_err(|e| Error::Unsupported(format!("reading {dir}: {e}")))?;
+            seen += 1;
+            if seen > MAX_ENTRIES {
+                return Err(too_much(format!("more than {MAX_ENTRIES} entries")));
+            }
             let name = e
                 .file_name()
                 .as_str()
@@ -254,7 +268,8 @@ fn extract_tree(fs: &ext4_view::Ext4, from: &str, to: &Path) -> Result<u64> {
             let meta = fs
                 .symlink_metadata(src.as_str())
                 .map_err(|e| Error::Unsupported(format!("{src}: {e}")))?;
-            if meta.is_symlink() {
+            let kind = meta.file_type();
+            if kind.is_symlink() {
                 let target = fs
                     .read_link(src.as_str())
                     .map_err(|e| Error::Unsupported(format!("{src}: {e}")))?;
@@ -262,21 +277,106 @@ fn extract_tree(fs: &ext4_view::Ext4, from: &str, to: &Path) -> Result<u64> {
                     .to_str()
                     .map_err(|_| Error::Unsupported(format!("{src}: link target not UTF-8")))?;
                 std::os::unix::fs::symlink(t, &dst).map_err(Error::io(&dst, "create"))?;
-            } else if meta.is_dir() {
-                stack.push((src, dst));
-            } else {
-                let data = fs
-                    .read(src.as_str())
-                    .map_err(|e| Error::Unsupported(format!("{src}: {e}")))?;
-                total += data.len() as u64;
-                std::fs::write(&dst, &data).map_err(Error::io(&dst, "write"))?;
+            } else if kind.is_dir() {
+                if depth + 1 >= MAX_DEPTH {
+                    return Err(too_much(format!("{src} is nested too deep")));
+                }
+                std::fs::create_dir(&dst).map_err(Error::io(&dst, "create"))?;
+                stack.push((src, dst, depth + 1));
+            } else if kind.is_regular_file() {
+                total += meta.len();
+                if total > max_bytes {
+                    return Err(too_much(format!("holds more than {} MiB", max_bytes >> 20)));
+                }
+                let data = read_file(fs, &src)?.unwrap_or_default();
                 let mode = u32::from(meta.mode()) & 0o7777;
-                std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(mode))
+                let mut f = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&dst)
+                    .map_err(Error::io(&dst, "create"))?;
+                f.write_all(&data).map_err(Error::io(&dst, "write"))?;
+                f.set_permissions(std::fs::Permissions::from_mode(mode))
                     .map_err(Error::io(&dst, "set the mode of"))?;
             }
+            // Device nodes, FIFOs and sockets have no place on a boot partition.
         }
     }
     Ok(total)
+}
+
+/// A host path for a debugfs command file, in double quotes there (no quote or newline in
+/// it, which debugfs could not take).
+fn debugfs_path(p: &Path) -> Result<&str> {
+    let s = path_str(p)?;
+    if s.contains(['"', '\n', '\\']) {
+        return Err(bad(
+            p,
+            "the path holds a quote, backslash or newline, which debugfs cannot take",
+        ));
+    }
+    Ok(s)
+}
+
+/// `mkfs.ext4 -d` gives every inode the owner of the file it copied (the converting user):
+/// on the boot partition, the kernel, initrd and GRUB configuration must be root's.
+fn root_owned(tree: &Path, fs_image: &Path, cmds: &Path) -> Result<()> {
+    let mut script = String::new();
+    let mut dirs = vec![(tree.to_owned(), String::new())];
+    while let Some((dir, rel)) = dirs.pop() {
+        for e in std::fs::read_dir(&dir).map_err(Error::io(&dir, "read"))? {
+            let e = e.map_err(Error::io(&dir, "read"))?;
+            let name = e.file_name();
+            let name = name
+                .to_str()
+                .filter(|n| !n.contains(['"', '\n', '\\']))
+                .ok_or_else(|| bad(&e.path(), "a name debugfs cannot take"))?;
+            let path = format!("{rel}/{name}");
+            script.push_str(&format!("sif \"{path}\" uid 0\nsif \"{path}\" gid 0\n"));
+            if e.file_type()
+                .map_err(Error::io(&e.path(), "stat"))?
+                .is_dir()
+            {
+                dirs.push((e.path(), path));
+            }
+        }
+    }
+    std::fs::write(cmds, script).map_err(Error::io(cmds, "write"))?;
+    tool(
+        "debugfs",
+        &["-w", "-f", path_str(cmds)?, path_str(fs_image)?],
+        0,
+    )
+    .map(|_| ())
+}
+
+/// Writes `data` as a new file at `path` (an existing one, or a link there, is removed
+/// first: the tree came from the image), with `mode`.
+fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path).map_err(Error::io(path, "remove"))?,
+        Ok(_) => std::fs::remove_file(path).map_err(Error::io(path, "remove"))?,
+        Err(_) => {}
+    }
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(Error::io(path, "create"))?;
+    f.write_all(data).map_err(Error::io(path, "write"))
+}
+
+/// Makes `path` a real directory (the image's tree may hold a link or a file there).
+fn real_dir(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => std::fs::remove_file(path).map_err(Error::io(path, "remove"))?,
+        Err(_) => {}
+    }
+    std::fs::create_dir(path).map_err(Error::io(path, "create"))
 }
 
 fn read_file(fs: &ext4_view::Ext4, path: &str) -> Result<Option<Vec<u8>>> {
@@ -353,7 +453,23 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
 
     r.step("copying /boot and the kernel modules out of the root file system");
     let boot_tree = o.work.join("boot");
-    let boot_bytes = extract_tree(&fs, "/boot", &boot_tree)?;
+    if !o.boot_size.is_multiple_of(1 << 20) || o.boot_size < 64 << 20 {
+        return Err(Error::Unsupported(format!(
+            "the boot partition size must be a whole number of MiB, at least 64 MiB (-b {} bytes)",
+            o.boot_size
+        )));
+    }
+    let boot_bytes = extract_tree(&fs, "/boot", &boot_tree, image::MAX_FILE * 2)?;
+    // The old boot loader's state does not apply to the new one-entry configuration (and
+    // would make reference values follow an entry GRUB no longer boots).
+    for stale in ["grubenv", "grub/grubenv", "grub2/grubenv", "loader/entries"] {
+        let p = boot_tree.join(stale);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&p).map_err(Error::io(&p, "remove"))?,
+            Ok(_) => std::fs::remove_file(&p).map_err(Error::io(&p, "remove"))?,
+            Err(_) => {}
+        }
+    }
     let boot_size = if o.uki.is_some() { 0 } else { o.boot_size };
     let uki_parts = match &o.uki {
         Some(u) => Some(uki_inputs(&fs, u)?),
@@ -369,9 +485,13 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
             ),
         ));
     }
-    let _ = std::fs::remove_file(boot_tree.join("boot"));
-    std::os::unix::fs::symlink(".", boot_tree.join("boot"))
-        .map_err(Error::io(&boot_tree, "link boot in"))?;
+    let link = boot_tree.join("boot");
+    if std::fs::symlink_metadata(&link).is_ok_and(|m| m.is_dir()) {
+        std::fs::remove_dir_all(&link).map_err(Error::io(&link, "remove"))?;
+    } else {
+        let _ = std::fs::remove_file(&link);
+    }
+    std::os::unix::fs::symlink(".", &link).map_err(Error::io(&boot_tree, "link boot in"))?;
     let modules = extract_modules(&fs, &kver, &o.work.join("modules"))?;
     let fstab = read_file(&fs, "/etc/fstab")?.unwrap_or_default();
 
@@ -398,13 +518,13 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
         o.uki.is_none().then_some(boot_uuid.as_str()),
     );
     let fstab_file = o.work.join("fstab");
-    std::fs::write(&fstab_file, new_fstab).map_err(Error::io(&fstab_file, "write"))?;
+    std::fs::write(&fstab_file, &new_fstab).map_err(Error::io(&fstab_file, "write"))?;
     let cmds = o.work.join("debugfs.cmd");
     std::fs::write(
         &cmds,
         format!(
-            "rm /etc/fstab\nwrite {} /etc/fstab\nsif /etc/fstab uid 0\nsif /etc/fstab gid 0\nsif /etc/fstab mode 0100644\n",
-            path_str(&fstab_file)?
+            "rm /etc/fstab\nwrite \"{}\" /etc/fstab\nsif /etc/fstab uid 0\nsif /etc/fstab gid 0\nsif /etc/fstab mode 0100644\n",
+            debugfs_path(&fstab_file)?
         ),
     )
     .map_err(Error::io(&cmds, "write"))?;
@@ -412,11 +532,23 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
     // fresh for resize2fs.
     tool("e2fsck", &["-f", "-y", rootfs_s], 3)?;
     tool("debugfs", &["-w", "-f", path_str(&cmds)?, rootfs_s], 0)?;
+    // debugfs exits 0 even when a command fails: read the result back.
+    let back = ext4_view::Ext4::load_from_path(&rootfs)
+        .ok()
+        .and_then(|f| f.read("/etc/fstab").ok());
+    if back.as_deref() != Some(new_fstab.as_bytes()) {
+        return Err(Error::Tool {
+            command: "debugfs -w".into(),
+            why: "could not replace /etc/fstab in the root file system (is it full?)".into(),
+        });
+    }
     tool("resize2fs", &["-M", rootfs_s], 0)?;
     tool("tune2fs", &["-O", "read-only", rootfs_s], 0)?;
     let sb = crate::ext4::read(&rootfs)?
         .ok_or_else(|| bad(&rootfs, "lost its ext4 superblock while shrinking"))?;
-    let fs_bytes = sb.blocks * sb.block_size;
+    // dm-verity and the LUKS2 segment work in 4 KiB blocks: a file system of 1 or 2 KiB
+    // blocks gets a zero tail up to the next one.
+    let fs_bytes = (sb.blocks * sb.block_size).next_multiple_of(4096);
     {
         let f = OpenOptions::new()
             .write(true)
@@ -433,10 +565,10 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
     let hash_bytes = params.hash_area_size();
     let rootfs_ext = (fs_bytes + HEADER_ROOM).div_ceil(EXTENT * SECTOR);
     let hash_ext = hash_bytes.div_ceil(EXTENT * SECTOR);
-    let src_size = src_file
-        .metadata()
-        .map_err(Error::io(&o.src, "stat"))?
-        .len();
+    // Seeking gives a block device's size too (its metadata length is 0).
+    let src_size = { &src_file }
+        .seek(SeekFrom::End(0))
+        .map_err(Error::io(&o.src, "read the size of"))?;
     let disk_sectors = src_size / SECTOR;
     let last_usable = disk_sectors.saturating_sub(34);
     let align = |x: u64| x.div_ceil(ALIGN) * ALIGN;
@@ -527,6 +659,13 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
         .open(&o.dst)
         .map_err(Error::io(&o.dst, "create"))?;
     dst.set_len(src_size).map_err(Error::io(&o.dst, "size"))?;
+    // The MBR's boot code (GRUB's BIOS stage, with a BIOS boot partition) is kept.
+    let mut boot_code = [0u8; 440];
+    src_file
+        .read_exact_at(&mut boot_code, 0)
+        .map_err(Error::io(&o.src, "read"))?;
+    dst.write_all_at(&boot_code, 0)
+        .map_err(Error::io(&o.dst, "write"))?;
     gpt::write_table(&mut dst, SECTOR, disk_guid, &table)
         .map_err(|e| bad(&o.dst, e.to_string()))?;
     for p in img.partitions().iter().filter(|p| p.number != root.number) {
@@ -654,11 +793,8 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
     )
     .map_err(Error::io(&conf, "write"))?;
     let initrd_path = boot_tree.join(format!("{INITRD_PREFIX}{kver}"));
-    let _ = std::fs::remove_file(&initrd_path);
+    let mut initrd = Vec::new();
     {
-        let mut w = std::io::BufWriter::new(
-            File::create(&initrd_path).map_err(Error::io(&initrd_path, "create"))?,
-        );
         crate::initrd::build(
             &crate::initrd::Options {
                 init: o.init.clone(),
@@ -670,10 +806,10 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
                     .collect(),
                 include: o.initrd_include.clone(),
             },
-            &mut w,
+            &mut initrd,
         )?;
-        w.flush().map_err(Error::io(&initrd_path, "write"))?;
     }
+    write_new(&initrd_path, &initrd, 0o644)?;
     let mut cmdline: Vec<&str> = entry
         .cmdline
         .split_whitespace()
@@ -682,9 +818,10 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
     if let (Some(u), Some((stub, osrel))) = (&o.uki, &uki_parts) {
         cmdline.extend(u.append_cmdline.split_whitespace());
         r.step("building the unified kernel image (systemd's stub, kernel, initrd, command line)");
-        let read = |p: &Path| std::fs::read(p).map_err(Error::io(p, "read"));
-        let kernel = read(&boot_tree.join(format!("vmlinuz-{kver}")))?;
-        let initrd = read(&initrd_path)?;
+        // The kernel from the image itself, never through the host tree (whose links the
+        // image made).
+        let kernel = read_file(&fs, &entry.kernel)?
+            .ok_or_else(|| bad(&o.src, format!("{} vanished", entry.kernel)))?;
         let mut line = cmdline.join(" ").into_bytes();
         line.push(0);
         let image = crate::uki::build(
@@ -711,8 +848,8 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
         });
     }
     let cfg = grub_cfg(&boot_uuid, root.number, &kver, &cmdline.join(" "));
-    let cfg_path = boot_tree.join("grub/grub.cfg");
-    std::fs::write(&cfg_path, cfg).map_err(Error::io(&cfg_path, "write"))?;
+    real_dir(&boot_tree.join("grub"))?;
+    write_new(&boot_tree.join("grub/grub.cfg"), cfg.as_bytes(), 0o644)?;
 
     r.step("writing the boot partition");
     let boot_img = o.work.join("boot.img");
@@ -734,6 +871,7 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
         ],
         0,
     )?;
+    root_owned(&boot_tree, &boot_img, &o.work.join("owner.cmd"))?;
     {
         let b = File::open(&boot_img).map_err(Error::io(&boot_img, "open"))?;
         sparse_copy(&b, 0, &dst, boot_first * SECTOR, o.boot_size, r)
@@ -881,24 +1019,19 @@ fn install_uki(img: &DiskImage, dst: &File, uki: &[u8]) -> Result<()> {
     let fs = fatfs::FileSystem::new(w, fatfs::FsOptions::new())
         .map_err(|e| bad(img.path(), format!("ESP: {e}")))?;
     let esp_err = |e: std::io::Error| bad(img.path(), format!("ESP: {e}"));
-    fn clear<T: fatfs::ReadWriteSeek>(dir: &fatfs::Dir<'_, T>) -> std::io::Result<()> {
-        let names: Vec<(String, bool)> = dir
-            .iter()
-            .filter_map(std::result::Result::ok)
-            .map(|e| (e.file_name(), e.is_dir()))
-            .filter(|(n, _)| n != "." && n != "..")
-            .collect();
-        for (name, is_dir) in names {
-            if is_dir {
-                clear(&dir.open_dir(&name)?)?;
-            }
-            dir.remove(&name)?;
-        }
-        Ok(())
-    }
     {
         let root = fs.root_dir();
-        clear(&root.open_dir("EFI").map_err(esp_err)?).map_err(esp_err)?;
+        // Everything under EFI, children before their directories (the walk is bounded).
+        let mut under: Vec<String> = image::fat_walk(&fs)
+            .map_err(esp_err)?
+            .into_iter()
+            .map(|(p, _)| p)
+            .filter(|p| p.to_ascii_uppercase().starts_with("/EFI/"))
+            .collect();
+        under.sort_by_key(|p| std::cmp::Reverse(p.matches('/').count()));
+        for p in under {
+            root.remove(p.trim_start_matches('/')).map_err(esp_err)?;
+        }
         if root.open_file("NvVars").is_ok() {
             root.remove("NvVars").map_err(esp_err)?;
         }
@@ -944,24 +1077,17 @@ fn retarget_esp(img: &DiskImage, dst: &File, old: &str, new: &str) -> Result<()>
     );
     let fs = fatfs::FileSystem::new(w, fatfs::FsOptions::new())
         .map_err(|e| bad(img.path(), format!("ESP: {e}")))?;
-    let mut cfgs = Vec::new();
-    let mut dirs = vec![(String::new(), fs.root_dir())];
-    while let Some((prefix, dir)) = dirs.pop() {
-        for e in dir.iter() {
-            let e = e.map_err(|e| bad(img.path(), format!("ESP: {e}")))?;
-            let name = e.file_name();
-            if name == "." || name == ".." {
-                continue;
-            }
-            let path = format!("{prefix}/{name}");
-            if e.is_dir() {
-                dirs.push((path, e.to_dir()));
-            } else if name.eq_ignore_ascii_case("grub.cfg") {
-                cfgs.push(path);
-            }
-        }
-    }
-    drop(dirs);
+    let cfgs: Vec<String> = image::fat_walk(&fs)
+        .map_err(|e| bad(img.path(), format!("ESP: {e}")))?
+        .into_iter()
+        .filter(|(p, dir)| {
+            !dir && p
+                .rsplit('/')
+                .next()
+                .is_some_and(|n| n.eq_ignore_ascii_case("grub.cfg"))
+        })
+        .map(|(p, _)| p)
+        .collect();
     for path in cfgs {
         let rel = path.trim_start_matches('/');
         let mut text = String::new();

@@ -282,6 +282,62 @@ impl<T> Write for ReadOnly<T> {
     }
 }
 
+/// The largest file read from an image into memory (kernels, initrds, UKIs, configuration):
+/// a hostile directory entry must not make a reader allocate gigabytes.
+pub const MAX_FILE: u64 = 512 << 20;
+/// How deep directory walks of an image go, and how many entries they visit at most (a
+/// hostile file system can hold directory cycles).
+const MAX_DEPTH: usize = 16;
+const MAX_ENTRIES: usize = 100_000;
+
+fn too_big(path: &str, len: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{path} claims {len} bytes, more than the {MAX_FILE} read from an image"),
+    )
+}
+
+/// Every entry under the FAT file system's root, as (`/EFI/BOOT/BOOTX64.EFI`, is a
+/// directory), depth-first; at most 16 levels and 100000 entries.
+///
+/// # Errors
+/// Read errors; a walk past those limits (a directory cycle).
+pub fn fat_walk<T: fatfs::ReadWriteSeek>(
+    fs: &fatfs::FileSystem<T>,
+) -> io::Result<Vec<(String, bool)>> {
+    let mut out = Vec::new();
+    let mut seen = 0usize;
+    let mut dirs = vec![(String::new(), fs.root_dir(), 0usize)];
+    while let Some((prefix, dir, depth)) = dirs.pop() {
+        for e in dir.iter() {
+            let e = e?;
+            seen += 1;
+            if seen > MAX_ENTRIES {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "more than 100000 directory entries: a directory cycle?",
+                ));
+            }
+            let name = e.file_name();
+            if name == "." || name == ".." {
+                continue;
+            }
+            let path = format!("{prefix}/{name}");
+            if e.is_dir() {
+                if depth + 1 >= MAX_DEPTH {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{path}: directories nested more than {MAX_DEPTH} deep"),
+                    ));
+                }
+                dirs.push((path.clone(), e.to_dir(), depth + 1));
+            }
+            out.push((path, e.is_dir()));
+        }
+    }
+    Ok(out)
+}
+
 /// Reads a whole file from a FAT file system (path with `/` separators, case-insensitive as
 /// FAT is), or `None` when it does not exist.
 ///
@@ -299,6 +355,9 @@ pub fn fat_read<T: fatfs::ReadWriteSeek>(
     };
     // The directory entry's size: a file system cut short must not yield a shorter file.
     let want = f.seek(SeekFrom::End(0))?;
+    if want > MAX_FILE {
+        return Err(too_big(path, want));
+    }
     f.seek(SeekFrom::Start(0))?;
     let mut v = Vec::new();
     f.read_to_end(&mut v)?;
@@ -316,6 +375,12 @@ pub fn fat_read<T: fatfs::ReadWriteSeek>(
 /// # Errors
 /// Read errors other than a missing file, as text.
 pub fn ext4_read(fs: &ext4_view::Ext4, path: &str) -> std::result::Result<Option<Vec<u8>>, String> {
+    match fs.metadata(path) {
+        Ok(m) if m.len() > MAX_FILE => return Err(too_big(path, m.len()).to_string()),
+        Ok(_) => {}
+        Err(ext4_view::Ext4Error::NotFound) => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    }
     match fs.read(path) {
         Ok(v) => Ok(Some(v)),
         Err(ext4_view::Ext4Error::NotFound) => Ok(None),

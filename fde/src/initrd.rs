@@ -262,6 +262,24 @@ impl ModuleTree {
         let dep = dir.join("modules.dep");
         let text = std::fs::read_to_string(&dep).map_err(Error::io(&dep, "read"))?;
         let mut t = Self::parse(&text);
+        // modules.dep may come from an image someone else made (conversion): every path must
+        // stay inside the tree, or reading it would take a host file into the initrd.
+        let inside = |p: &str| {
+            !p.is_empty()
+                && !p.starts_with('/')
+                && p.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+        };
+        if let Some(bad) = t
+            .deps
+            .iter()
+            .flat_map(|(f, d)| std::iter::once(f).chain(d))
+            .find(|p| !inside(p))
+        {
+            return Err(initrd_error(
+                &dep,
+                &format!("names {bad:?}, a path outside the module tree"),
+            ));
+        }
         if let Ok(b) = std::fs::read_to_string(dir.join("modules.builtin")) {
             t.builtin = b.lines().map(module_name).collect();
         }
@@ -290,7 +308,7 @@ impl ModuleTree {
         for n in names {
             let n = module_name(n);
             match self.files.get(&n) {
-                Some(f) => self.visit(f, &mut seen, &mut plan.files),
+                Some(f) => self.visit(f, &mut seen, &mut plan.files, 0),
                 None if self.builtin.contains(&n) => {}
                 None => plan.missing.push(n),
             }
@@ -298,12 +316,16 @@ impl ModuleTree {
         plan
     }
 
-    fn visit(&self, file: &str, seen: &mut HashSet<String>, order: &mut Vec<String>) {
+    /// Dependencies first. modules.dep lists every module's whole dependency set, so real
+    /// chains are short: past 64 levels (a hostile file) the deeper ones are not followed.
+    fn visit(&self, file: &str, seen: &mut HashSet<String>, order: &mut Vec<String>, depth: u32) {
         if !seen.insert(file.to_owned()) {
             return;
         }
-        for d in self.deps.get(file).into_iter().flatten() {
-            self.visit(d, seen, order);
+        if depth < 64 {
+            for d in self.deps.get(file).into_iter().flatten() {
+                self.visit(d, seen, order, depth + 1);
+            }
         }
         order.push(file.to_owned());
     }
@@ -456,12 +478,22 @@ fn read_archives(
         }
         let mut buf = Vec::new();
         let limit = MAX_UNPACKED;
-        let read = if rest.starts_with(&[0x1f, 0x8b]) {
+        let read: Result<usize> = if rest.starts_with(&[0x1f, 0x8b]) {
             use std::io::Read;
-            flate2::read::MultiGzDecoder::new(rest)
-                .take(limit + 1)
-                .read_to_end(&mut buf)
-                .map_err(|e| bad(format!("gzip: {e}")))
+            // Member by member: zero padding may follow a member (the kernel skips it).
+            let mut src = rest;
+            let mut n = 0usize;
+            while src.starts_with(&[0x1f, 0x8b]) && buf.len() as u64 <= limit {
+                let mut dec = flate2::bufread::GzDecoder::new(src);
+                n += (&mut dec)
+                    .take(limit + 1 - buf.len() as u64)
+                    .read_to_end(&mut buf)
+                    .map_err(|e| bad(format!("gzip: {e}")))?;
+                src = dec.into_inner();
+                let zeros = src.iter().position(|&b| b != 0).unwrap_or(src.len());
+                src = &src[zeros..];
+            }
+            Ok(n)
         } else if rest.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
             use std::io::Read;
             let mut src = rest;
@@ -544,6 +576,22 @@ fn read_newc<'a>(
 mod tests {
     use super::*;
 
+    /// A modules.dep from an image someone else made cannot name files outside its tree.
+    #[test]
+    fn module_paths_stay_in_the_tree() {
+        let d = tempfile::tempdir().expect("dir");
+        for dep in [
+            "kernel/dm-mod.ko: /etc/shadow\n",
+            "kernel/dm-mod.ko: ../../../etc/shadow\n",
+            "/etc/shadow:\n",
+            "kernel//dm-mod.ko:\n",
+        ] {
+            std::fs::write(d.path().join("modules.dep"), dep).expect("write");
+            let e = needed_modules(d.path(), &["dm_mod".to_owned()]).expect_err(dep);
+            assert!(e.to_string().contains("outside the module tree"), "{e}");
+        }
+    }
+
     #[test]
     fn hostile_initrds_are_errors_not_panics() {
         let p = Path::new("x");
@@ -583,6 +631,13 @@ mod tests {
             "no nesting"
         );
         assert!(read_files(b"\x1f\x8bjunk", "etc/cryptpilot", p).is_err());
+        // A gzip stream padded with zeros, as boot loaders and initrd tools may leave it.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&ok_archive).expect("gz");
+        let mut padded = gz.finish().expect("gz");
+        padded.extend_from_slice(&[0u8; 512]);
+        let files = read_files(&padded, "etc/cryptpilot", p).expect("padded gzip");
+        assert!(files.contains_key("etc/cryptpilot/fde.toml"));
         assert!(read_files(b"hello", "etc/cryptpilot", p).is_err());
     }
 

@@ -119,9 +119,17 @@ pub fn compute(files: &mut dyn BootFiles, algos: &[HashAlgo]) -> Result<Referenc
             .boot_read(&entry.initrd)?
             .ok_or_else(|| missing(&entry.initrd))?;
         let in_boot = entry.kernel.strip_prefix("/boot").unwrap_or(&entry.kernel);
+        // GRUB joins the words of its `linux` line with single blanks.
+        let line = |path: &str| {
+            if entry.cmdline.is_empty() {
+                path.to_owned()
+            } else {
+                format!("{path} {}", entry.cmdline)
+            }
+        };
         let cmdlines = [
-            format!("{in_boot} {}", entry.cmdline),
-            format!("{}{} {}", files.boot_device(), entry.kernel, entry.cmdline),
+            line(in_boot),
+            line(&format!("{}{}", files.boot_device(), entry.kernel)),
         ];
         for c in &cmdlines {
             out.push("kernel_cmdline".into(), format!("grub_kernel_cmdline {c}"));
@@ -415,11 +423,14 @@ fn parse_menu(cfg: &str) -> Vec<MenuItem> {
         }
         if t.ends_with('{') {
             let sub = t.starts_with("submenu");
-            let item = (t.starts_with("menuentry") || sub).then(|| MenuItem {
-                header: t.to_owned(),
-                submenu: sub,
-                ..MenuItem::default()
-            });
+            // Menus nest a level or two; deeper blocks (a hostile file) are not items, so
+            // that nothing recurses without bound.
+            let item =
+                ((t.starts_with("menuentry") || sub) && stack.len() < 32).then(|| MenuItem {
+                    header: t.to_owned(),
+                    submenu: sub,
+                    ..MenuItem::default()
+                });
             stack.push(item);
             continue;
         }
@@ -619,28 +630,13 @@ impl BootFiles for ImageBoot {
         let Some(fs) = &self.esp else {
             return Ok(Vec::new());
         };
-        let mut out = Vec::new();
-        let mut dirs = vec![(String::new(), fs.root_dir())];
-        while let Some((prefix, dir)) = dirs.pop() {
-            for e in dir.iter() {
-                let e = e.map_err(|e| self.err(format!("EFI system partition: {e}")))?;
-                let name = e.file_name();
-                if name == "." || name == ".." {
-                    continue;
-                }
-                let path = format!("{prefix}/{name}");
-                if e.is_dir() {
-                    dirs.push((path, e.to_dir()));
-                } else {
-                    out.push(path);
-                }
-                // Hostile images can loop directories; FAT paths are short in practice.
-                if out.len() + dirs.len() > 100_000 {
-                    return Err(self.err("EFI system partition: too many files".into()));
-                }
-            }
-        }
-        Ok(out)
+        let all =
+            image::fat_walk(fs).map_err(|e| self.err(format!("EFI system partition: {e}")))?;
+        Ok(all
+            .into_iter()
+            .filter(|(_, dir)| !dir)
+            .map(|(p, _)| p)
+            .collect())
     }
 
     fn esp_read(&mut self, path: &str) -> Result<Option<Vec<u8>>> {

@@ -97,7 +97,7 @@ pub fn build(stub: &[u8], sections: &[(&str, &[u8])]) -> Result<Vec<u8>, PeError
             file_end = file_end.max((raw + raw_size) as u64);
         }
     }
-    if table_end + 40 * sections.len() > headers.min(first_raw) {
+    if table_end + 40 * sections.len() > headers.min(first_raw).min(stub.len()) {
         return Err(bad("no room in the stub's headers for more sections"));
     }
     let mut out = stub.to_vec();
@@ -160,7 +160,9 @@ mod tests {
     /// the UKI builder allocate that much; it is refused.
     #[test]
     fn a_section_past_the_end_is_refused_not_allocated() {
-        let input = include_bytes!("../../fuzz/regressions/boot_image/oom-5929ece8cd3cce8df5463c3c1ffcbd06c32bc192");
+        let input = include_bytes!(
+            "../../fuzz/regressions/boot_image/oom-5929ece8cd3cce8df5463c3c1ffcbd06c32bc192"
+        );
         let stub = &input[1..];
         assert!(build(stub, &[(".cmdline", b"ro\0"), (".linux", b"kernel")]).is_err());
     }

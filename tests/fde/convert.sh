@@ -107,6 +107,9 @@ if want plain || want boot; then
         bootlen=$(( ($(part "$img" "$bootnum" Last) + 1) * 512 - bootoff ))
         bootdev=$(loop "$img" "$bootoff" "$bootlen")
         kver=$(debugfs -R "ls -l /" "$bootdev" 2>/dev/null | grep -o 'vmlinuz-[^ ]*' | head -1)
+        # Converted by nobody, the boot partition's files are still root's.
+        owners=$(debugfs -R "ls -l /" "$bootdev" 2>/dev/null; debugfs -R "ls -l /grub" "$bootdev" 2>/dev/null)
+        awk 'NF > 5 && ($4 != 0 || $5 != 0) {bad = 1} END {exit bad}' <<<"$owners" || why+=("boot files not owned by root")
         kver=${kver#vmlinuz-}
         debugfs -R "dump /vmlinuz-$kver $work/vmlinuz" "$bootdev" >/dev/null 2>&1
         debugfs -R "dump /initrd.img-$kver $work/initrd" "$bootdev" >/dev/null 2>&1
@@ -279,6 +282,18 @@ if want bad; then
     refused truncated "cut.img" "$out/x.img" --in "$work/cut.img" -c "$work/plain-conf" --rootfs-no-encryption
     refused nodelta "delta" "$out/x.img" --in "$src" -c "$work/nodelta-conf" --rootfs-no-encryption
     refused mismatch "rootfs.encrypt" "$out/x.img" --in "$src" -c "$work/luks-conf" --rootfs-no-encryption
+    # A qcow2 naming a backing file (which could be any file of this machine).
+    qemu-img create -q -f qcow2 -b "$src" -F raw "$work/backed.qcow2" && chmod 644 "$work/backed.qcow2"
+    refused backing "names a backing or data file" "$out/x.qcow2" --in "$work/backed.qcow2" -c "$work/plain-conf" --rootfs-no-encryption
+    # The output naming the source (through another path) is refused before anything.
+    ln -s "$src" "$out/same.img"
+    code=$(convert same --in "$src" --out "$out/same.img" -c "$work/plain-conf" --rootfs-no-encryption --force)
+    if [ "$code" = 2 ] || [ "$code" = 1 ] && grep -q "same file" "$work/same.err"; then
+        report "PASS  bad-same: $(tail -1 "$work/same.err")"
+    else
+        report "FAIL  bad-same: exit $code: $(tail -1 "$work/same.err")"
+    fi
+    rm -f "$out/same.img"
     # A full output disk: a 400 MiB tmpfs owned by nobody.
     mkdir -p "$work/small" && mount -t tmpfs -o size=400M,uid=65534,gid=65534 tmpfs "$work/small" && mounted=$work/small
     refused full "No space left" "$work/small/x.img" --in "$src" -c "$work/plain-conf" --rootfs-no-encryption
