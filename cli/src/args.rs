@@ -518,7 +518,8 @@ pub(crate) enum FdeConfigCommand {
     },
     /// Print the configuration bundle (fde.toml and global.toml) inside the initrd that an
     /// image boots (GRUB's default entry, or the UKI's .initrd section), as cloud-init user
-    /// data, with its SHA-384.
+    /// data, with its SHA-384 (over the bundle's compact TOML as this tool writes it: the
+    /// existing tool serializes its own structs, so the two digests may differ).
     Dump {
         /// The disk image (default: this system's boot files).
         #[arg(long, value_name = "IMG")]

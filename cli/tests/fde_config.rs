@@ -114,3 +114,52 @@ fn a_bad_configuration_is_one_line() {
     fails_cleanly(&check(&c, &[]), 1, "fde.toml");
     assert!(!ran(&d, "rootfs"));
 }
+
+/// The existing tool's command names reach the same verbs: `cryptpilot-convert` is
+/// `cryptpilot fde convert`, `cryptpilot-fde-host` is `cryptpilot fde`.
+#[test]
+fn multi_call_names() {
+    let d = Dir::new();
+    for (name, args, needle) in [
+        (
+            "cryptpilot-convert",
+            vec!["--help"],
+            "--rootfs-no-encryption",
+        ),
+        (
+            "cryptpilot-fde-host",
+            vec!["show-reference-value", "--help"],
+            "--hash-algo",
+        ),
+        (
+            "cryptpilot-fde-host",
+            vec!["config", "check", "--help"],
+            "--skip-check-passphrase",
+        ),
+    ] {
+        let link = d.path(name);
+        if !link.exists() {
+            std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_cryptpilot"), &link).expect("link");
+        }
+        let mut c = Command::new(&link);
+        c.args(&args);
+        let r = ok(run_cmd(c));
+        assert!(r.stdout.contains(needle), "{name} {args:?}: {}", r.stdout);
+    }
+    // The existing tool's spelling of the boot partition size.
+    let mut c = Command::new(d.path("cryptpilot-convert"));
+    c.args([
+        "--in",
+        "/nonexistent.img",
+        "--out",
+        &d.p("o.img"),
+        "-c",
+        "/nonexistent",
+        "--rootfs-no-encryption",
+        "--boot_part_size",
+        "1G",
+    ]);
+    let r = run_cmd(c);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("nonexistent"), "{}", r.stderr);
+}

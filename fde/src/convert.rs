@@ -542,7 +542,11 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
             why: "could not replace /etc/fstab in the root file system (is it full?)".into(),
         });
     }
-    tool("resize2fs", &["-M", rootfs_s], 0)?;
+    // A file system resize2fs cannot shrink (a feature it does not handle, say) is converted
+    // at its size: only space is lost.
+    if let Err(e) = tool("resize2fs", &["-M", rootfs_s], 0) {
+        r.step(&format!("the root file system keeps its size: {e}"));
+    }
     tool("tune2fs", &["-O", "read-only", rootfs_s], 0)?;
     let sb = crate::ext4::read(&rootfs)?
         .ok_or_else(|| bad(&rootfs, "lost its ext4 superblock while shrinking"))?;
