@@ -385,8 +385,8 @@ pub(crate) enum FdeCommand {
     /// Print the reference values of a protected image's boot chain (the existing tool's
     /// JSON): GRUB boot: kernel_cmdline and the digests of the command line, kernel, initrd
     /// (whole file) and of GRUB and shim (PE Authenticode); UKI boot: the UKI's Authenticode
-    /// digest. Read from the image file without mounting (raw; convert qcow2/VHD with
-    /// `qemu-img convert -O raw`), or from this system's /boot and /boot/efi.
+    /// digest. Read from the image file without mounting (raw; a .qcow2/.vhd through a
+    /// temporary raw copy by qemu-img), or from this system's /boot and /boot/efi.
     ShowReferenceValue {
         /// The disk image (or block device) to read (default: the running system).
         #[arg(long, value_name = "IMG")]

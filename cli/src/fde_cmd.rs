@@ -83,7 +83,8 @@ pub(crate) fn run(cmd: FdeCommand, out: &mut dyn Write) -> CliResult<i32> {
         FdeCommand::Config(FdeConfigCommand::Dump { disk }) => {
             let initrds = match &disk {
                 Some(d) => {
-                    let img = fde::image::DiskImage::open(d).map_err(CliError::Fde)?;
+                    let raw = RawView::of(d)?;
+                    let img = fde::image::DiskImage::open(raw.path()).map_err(CliError::Fde)?;
                     let mut files = fde::reference::ImageBoot::open(&img).map_err(CliError::Fde)?;
                     fde::reference::boot_initrds(&mut files)
                 }
@@ -131,7 +132,8 @@ pub(crate) fn run(cmd: FdeCommand, out: &mut dyn Write) -> CliResult<i32> {
             }
             let values = match &disk {
                 Some(d) => {
-                    let img = fde::image::DiskImage::open(d).map_err(CliError::Fde)?;
+                    let raw = RawView::of(d)?;
+                    let img = fde::image::DiskImage::open(raw.path()).map_err(CliError::Fde)?;
                     let mut files = fde::reference::ImageBoot::open(&img).map_err(CliError::Fde)?;
                     fde::reference::compute(&mut files, &algos)
                 }
@@ -206,6 +208,53 @@ fn qemu_img(args: &[&std::ffi::OsStr]) -> CliResult<()> {
             .unwrap_or_default(),
         err.lines().last().unwrap_or("failed").trim()
     )))
+}
+
+/// A disk image as a raw file: itself, or for a qcow2/VHD (by its name) a raw copy made by
+/// qemu-img in a temporary directory that goes away with the view.
+struct RawView {
+    path: PathBuf,
+    tmp: Option<PathBuf>,
+}
+
+impl RawView {
+    fn of(img: &Path) -> CliResult<Self> {
+        let Some(fmt) = image_format(img) else {
+            return Ok(RawView {
+                path: img.to_owned(),
+                tmp: None,
+            });
+        };
+        refuse_external_files(img, fmt)?;
+        let tmp = std::env::temp_dir().join(format!("cryptpilot-raw-{}", std::process::id()));
+        std::fs::create_dir(&tmp).map_err(CliError::file(&tmp, "create"))?;
+        let view = RawView {
+            path: tmp.join("disk.raw"),
+            tmp: Some(tmp),
+        };
+        qemu_img(&[
+            "convert".as_ref(),
+            "-f".as_ref(),
+            fmt.as_ref(),
+            "-O".as_ref(),
+            "raw".as_ref(),
+            img.as_os_str(),
+            view.path.as_os_str(),
+        ])?;
+        Ok(view)
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for RawView {
+    fn drop(&mut self) {
+        if let Some(t) = &self.tmp {
+            let _ = std::fs::remove_dir_all(t);
+        }
+    }
 }
 
 /// A qcow2 image can name other files (a backing file, an external data file) that

@@ -322,6 +322,16 @@ fn uki_value_follows_the_command_line() {
     assert_ne!(got[0], got[1], "the command line is measured");
 }
 
+/// A qcow2 image gives the values its raw image gives.
+#[test]
+fn qcow2_images_read_as_raw() {
+    let d = Dir::new();
+    let i = image(&d, true, None);
+    let q = d.p("disk.qcow2");
+    sh(&format!("qemu-img convert -O qcow2 '{}' '{q}'", i.img));
+    assert_eq!(ok(show(&q, &[])).stdout, ok(show(&i.img, &[])).stdout);
+}
+
 /// `--format rvps`: the provenance document Trustee's RVPS registers, its payload the JSON.
 #[test]
 fn rvps_wraps_the_json() {
@@ -344,7 +354,18 @@ fn bad_images_are_refused() {
     let d = Dir::new();
     let qcow = d.p("disk.qcow2");
     sh(&format!("qemu-img create -q -f qcow2 '{qcow}' 64M"));
-    fails_cleanly(&show(&qcow, &[]), 1, "qemu-img convert -O raw");
+    // A container image is read through qemu-img: an empty one has no table.
+    fails_cleanly(&show(&qcow, &[]), 1, "no GPT header");
+    // A qcow2 whose backing file is on this machine is refused, not followed.
+    let backed = d.p("backed.qcow2");
+    sh(&format!(
+        "qemu-img create -q -f qcow2 -b '{qcow}' -F qcow2 '{backed}'"
+    ));
+    fails_cleanly(&show(&backed, &[]), 1, "backing");
+    // A raw-only name with qcow2 bytes is named as such.
+    let disguised = d.p("disguised.img");
+    std::fs::copy(&qcow, &disguised).expect("copy");
+    fails_cleanly(&show(&disguised, &[]), 1, "qemu-img convert -O raw");
     let blank = d.image("blank.img", 8);
     fails_cleanly(&show(&blank, &[]), 1, "no GPT header");
     let i = image(&d, true, None);
