@@ -225,22 +225,13 @@ impl RawView {
                 tmp: None,
             });
         };
-        refuse_external_files(img, fmt)?;
         let tmp = std::env::temp_dir().join(format!("cryptpilot-raw-{}", std::process::id()));
         std::fs::create_dir(&tmp).map_err(CliError::file(&tmp, "create"))?;
         let view = RawView {
             path: tmp.join("disk.raw"),
             tmp: Some(tmp),
         };
-        qemu_img(&[
-            "convert".as_ref(),
-            "-f".as_ref(),
-            fmt.as_ref(),
-            "-O".as_ref(),
-            "raw".as_ref(),
-            img.as_os_str(),
-            view.path.as_os_str(),
-        ])?;
+        to_raw(img, fmt, &view.path)?;
         Ok(view)
     }
 
@@ -255,6 +246,21 @@ impl Drop for RawView {
             let _ = std::fs::remove_dir_all(t);
         }
     }
+}
+
+/// `img` in container format `fmt` written as the raw image `out` by qemu-img, after
+/// checking that it names no other file.
+fn to_raw(img: &Path, fmt: &str, out: &Path) -> CliResult<()> {
+    refuse_external_files(img, fmt)?;
+    qemu_img(&[
+        "convert".as_ref(),
+        "-f".as_ref(),
+        fmt.as_ref(),
+        "-O".as_ref(),
+        "raw".as_ref(),
+        img.as_os_str(),
+        out.as_os_str(),
+    ])
 }
 
 /// A qcow2 image can name other files (a backing file, an external data file) that
@@ -353,21 +359,12 @@ fn convert(a: FdeConvertArgs, out: &mut dyn Write) -> CliResult<i32> {
     let result = (|| -> CliResult<fde::convert::Converted> {
         let src = match image_format(&a.input) {
             Some(fmt) => {
-                refuse_external_files(&a.input, fmt)?;
                 eprintln!(
                     "cryptpilot: converting {} to raw (qemu-img)",
                     a.input.display()
                 );
                 let raw = work.join("source.raw");
-                qemu_img(&[
-                    "convert".as_ref(),
-                    "-f".as_ref(),
-                    fmt.as_ref(),
-                    "-O".as_ref(),
-                    "raw".as_ref(),
-                    a.input.as_os_str(),
-                    raw.as_os_str(),
-                ])?;
+                to_raw(&a.input, fmt, &raw)?;
                 raw
             }
             None => a.input.clone(),

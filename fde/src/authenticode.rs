@@ -65,17 +65,17 @@ impl std::fmt::Display for PeError {
 
 impl std::error::Error for PeError {}
 
-fn bad(why: &'static str) -> PeError {
+pub(crate) fn bad(why: &'static str) -> PeError {
     PeError::Invalid(why)
 }
 
-fn u16_at(b: &[u8], at: usize) -> Result<usize, PeError> {
+pub(crate) fn u16_at(b: &[u8], at: usize) -> Result<usize, PeError> {
     b.get(at..at + 2)
         .map(|x| usize::from(u16::from_le_bytes([x[0], x[1]])))
         .ok_or(bad("truncated header"))
 }
 
-fn u32_at(b: &[u8], at: usize) -> Result<usize, PeError> {
+pub(crate) fn u32_at(b: &[u8], at: usize) -> Result<usize, PeError> {
     b.get(at..at + 4)
         .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]) as usize)
         .ok_or(bad("truncated header"))
@@ -162,19 +162,19 @@ pub fn section<'a>(pe: &'a [u8], name: &str) -> Result<Option<&'a [u8]>, PeError
     Ok(None)
 }
 
-/// The COFF header fields both readers need, every one inside the file.
-struct Headers {
-    /// The optional header's offset.
-    opt: usize,
+/// The COFF header fields the readers (and the UKI builder) need, every one inside the file.
+pub(crate) struct Headers {
+    /// The optional header's offset (the COFF header is the 20 bytes before it).
+    pub(crate) opt: usize,
     /// Its size.
-    opt_size: usize,
+    pub(crate) opt_size: usize,
     /// Section table entries.
-    sections: usize,
+    pub(crate) sections: usize,
     /// The section table's offset.
-    table: usize,
+    pub(crate) table: usize,
 }
 
-fn headers(pe: &[u8]) -> Result<Headers, PeError> {
+pub(crate) fn headers(pe: &[u8]) -> Result<Headers, PeError> {
     if pe.get(..2) != Some(b"MZ".as_slice()) {
         return Err(bad("no MZ header"));
     }

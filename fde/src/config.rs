@@ -408,6 +408,6 @@ pub fn dump(files: &std::collections::BTreeMap<String, Vec<u8>>) -> Result<Dump,
     let digest = sha2::Sha384::digest(compact.as_bytes());
     Ok(Dump {
         toml: toml::to_string_pretty(&bundle).unwrap_or_default(),
-        sha384: digest.iter().map(|b| format!("{b:02x}")).collect(),
+        sha384: integrity::verity::to_hex(&digest),
     })
 }

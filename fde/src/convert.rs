@@ -19,7 +19,7 @@ use std::process::Command;
 
 use luks2::{BlockIo, FormatOptions, Passphrase};
 
-use crate::gpt::{self, NewPartition, Partition};
+use crate::gpt::{self, Partition};
 use crate::image::{self, DiskImage, Window, SECTOR};
 use crate::reference::{self, ImageBoot};
 use crate::{Error, Result};
@@ -614,23 +614,15 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
         .chain(1..root.number)
         .find(|n| !used.contains(n))
         .ok_or_else(|| bad(&o.src, "has no free partition number"))?;
-    let mut table: Vec<NewPartition> = img
+    let mut table: Vec<Partition> = img
         .partitions()
         .iter()
         .filter(|p| p.number != root.number)
-        .map(|p| NewPartition {
-            number: p.number,
-            type_guid: p.type_guid,
-            unique_guid: p.unique_guid,
-            first_lba: p.first_lba,
-            last_lba: p.last_lba,
-            attributes: p.attributes,
-            name: p.name.clone(),
-        })
+        .cloned()
         .collect();
     let rand = || gpt::random_guid().map_err(Error::io(&o.dst, "make a GUID for"));
     if o.uki.is_none() {
-        table.push(NewPartition {
+        table.push(Partition {
             number: root.number,
             type_guid: gpt::guid_bytes(gpt::LINUX_FS_TYPE),
             unique_guid: rand()?,
@@ -640,7 +632,7 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
             name: "boot".into(),
         });
     }
-    table.push(NewPartition {
+    table.push(Partition {
         number: pv_number,
         type_guid: gpt::guid_bytes(gpt::LINUX_LVM_TYPE),
         unique_guid: rand()?,
@@ -1000,28 +992,12 @@ fn uki_inputs(fs: &ext4_view::Ext4, u: &UkiOptions) -> Result<(Vec<u8>, Vec<u8>)
 /// Empties the output ESP's `EFI` directory (shim, GRUB, their configuration: the UKI
 /// replaces them, as the existing tool does) and writes the UKI as `EFI/BOOT/BOOTX64.EFI`.
 fn install_uki(img: &DiskImage, dst: &File, uki: &[u8]) -> Result<()> {
-    let esp = img
-        .partitions()
-        .iter()
-        .find(|p| {
-            img.fat(p)
-                .ok()
-                .flatten()
-                .is_some_and(|fs| fs.root_dir().open_dir("EFI").is_ok())
-        })
-        .ok_or_else(|| {
-            bad(
-                img.path(),
-                "has no EFI system partition (FAT with an EFI directory) for the UKI",
-            )
-        })?;
-    let w = Window::new(
-        dst.try_clone().map_err(Error::io(img.path(), "reopen"))?,
-        esp.offset(SECTOR),
-        esp.len(SECTOR),
-    );
-    let fs = fatfs::FileSystem::new(w, fatfs::FsOptions::new())
-        .map_err(|e| bad(img.path(), format!("ESP: {e}")))?;
+    let fs = esp_rw(img, dst)?.ok_or_else(|| {
+        bad(
+            img.path(),
+            "has no EFI system partition (FAT with an EFI directory) for the UKI",
+        )
+    })?;
     let esp_err = |e: std::io::Error| bad(img.path(), format!("ESP: {e}"));
     {
         let root = fs.root_dir();
@@ -1063,24 +1039,28 @@ pub fn grub_cfg(boot_uuid: &str, boot_part: u32, kver: &str, cmdline: &str) -> S
     )
 }
 
-/// Rewrites each `grub.cfg` beside a `grubx64.efi` on the output's ESP: the old root file
-/// system's UUID becomes the boot partition's (its `boot -> .` link keeps `/boot/grub`).
-fn retarget_esp(img: &DiskImage, dst: &File, old: &str, new: &str) -> Result<()> {
-    let Some(esp) = img.partitions().iter().find(|p| {
-        img.fat(p)
-            .ok()
-            .flatten()
-            .is_some_and(|fs| fs.root_dir().open_dir("EFI").is_ok())
-    }) else {
-        return Ok(());
+/// The source's EFI system partition in the output image `dst` (its bytes copied there
+/// already), opened for writing.
+fn esp_rw(img: &DiskImage, dst: &File) -> Result<Option<fatfs::FileSystem<Window>>> {
+    let Some((esp, _)) = img.esp()? else {
+        return Ok(None);
     };
     let w = Window::new(
         dst.try_clone().map_err(Error::io(img.path(), "reopen"))?,
         esp.offset(SECTOR),
         esp.len(SECTOR),
     );
-    let fs = fatfs::FileSystem::new(w, fatfs::FsOptions::new())
-        .map_err(|e| bad(img.path(), format!("ESP: {e}")))?;
+    fatfs::FileSystem::new(w, fatfs::FsOptions::new())
+        .map(Some)
+        .map_err(|e| bad(img.path(), format!("ESP: {e}")))
+}
+
+/// Rewrites each `grub.cfg` beside a `grubx64.efi` on the output's ESP: the old root file
+/// system's UUID becomes the boot partition's (its `boot -> .` link keeps `/boot/grub`).
+fn retarget_esp(img: &DiskImage, dst: &File, old: &str, new: &str) -> Result<()> {
+    let Some(fs) = esp_rw(img, dst)? else {
+        return Ok(());
+    };
     let cfgs: Vec<String> = image::fat_walk(&fs)
         .map_err(|e| bad(img.path(), format!("ESP: {e}")))?
         .into_iter()

@@ -271,15 +271,7 @@ pub fn guid_text(b: &[u8; 16]) -> String {
     be[..4].reverse();
     be[4..6].reverse();
     be[6..8].reverse();
-    let h: String = be.iter().map(|x| format!("{x:02X}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
+    integrity::verity::format_uuid(&be).to_ascii_uppercase()
 }
 
 /// The used entries of the disk's primary partition table, in entry order. `lba` is the
@@ -446,25 +438,6 @@ fn fit_protective_mbr<D: BlockIo>(io: &mut D, disk_last: u64) -> Result<()> {
     io.write_all_at(&mbr, 0).map_err(GptError::Io)
 }
 
-/// A partition to write with [`write_table`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NewPartition {
-    /// 1-based entry number.
-    pub number: u32,
-    /// Type GUID, on-disk bytes.
-    pub type_guid: [u8; 16],
-    /// Unique GUID, on-disk bytes (keep a converted partition's, or a random one).
-    pub unique_guid: [u8; 16],
-    /// First sector.
-    pub first_lba: u64,
-    /// Last sector (inclusive).
-    pub last_lba: u64,
-    /// Attribute bits.
-    pub attributes: u64,
-    /// Name (at most 36 UTF-16 units).
-    pub name: String,
-}
-
 /// A random version-4 GUID, on-disk bytes.
 ///
 /// # Errors
@@ -479,7 +452,8 @@ pub fn random_guid() -> std::io::Result<[u8; 16]> {
 }
 
 /// Writes a new GPT (protective MBR, primary and backup headers with 128 entries of 128
-/// bytes) describing `parts` on a disk of `io.size()` bytes, as `sgdisk -o` then `-n` would.
+/// bytes) describing `parts` (as [`partitions`] reads them: a converter keeps the entries it
+/// read and adds its own) on a disk of `io.size()` bytes, as `sgdisk -o` then `-n` would.
 /// Partitions must not overlap and must lie between sector 2048 and the last usable sector.
 ///
 /// # Errors
@@ -489,7 +463,7 @@ pub fn write_table<D: BlockIo>(
     io: &mut D,
     lba: u64,
     disk_guid: [u8; 16],
-    parts: &[NewPartition],
+    parts: &[Partition],
 ) -> Result<()> {
     const ENTRIES: u64 = 128;
     const ENTRY: u64 = 128;
@@ -504,7 +478,7 @@ pub fn write_table<D: BlockIo>(
         .filter(|&l| l > first_usable)
         .ok_or_else(|| bad("the disk is too small for a partition table"))?;
     let mut entries = vec![0u8; (ENTRIES * ENTRY) as usize];
-    let mut sorted: Vec<&NewPartition> = parts.iter().collect();
+    let mut sorted: Vec<&Partition> = parts.iter().collect();
     sorted.sort_by_key(|p| p.first_lba);
     for w in sorted.windows(2) {
         if w[0].last_lba >= w[1].first_lba {

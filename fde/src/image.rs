@@ -240,6 +240,22 @@ impl DiskImage {
             .map_err(|e| self.part_err(p, &format!("FAT: {e}")))
     }
 
+    /// The EFI system partition, as the existing tool finds it: the first FAT partition with
+    /// an `EFI` directory (its type GUID is not required), with its file system.
+    ///
+    /// # Errors
+    /// As [`DiskImage::fat`].
+    pub fn esp(&self) -> Result<Option<(Partition, fatfs::FileSystem<ReadOnly<Window>>)>> {
+        for p in &self.partitions {
+            if let Some(fs) = self.fat(p)? {
+                if fs.root_dir().open_dir("EFI").is_ok() {
+                    return Ok(Some((p.clone(), fs)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     fn part_err(&self, p: &Partition, why: &str) -> Error {
         image_err(&self.path, &format!("partition {}: {why}", p.number))
     }

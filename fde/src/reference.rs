@@ -139,16 +139,16 @@ pub fn compute(files: &mut dyn BootFiles, algos: &[HashAlgo]) -> Result<Referenc
             for c in &cmdlines {
                 out.push(
                     format!("measurement.kernel_cmdline.{l}"),
-                    hex(&a.file_digest(c.as_bytes())),
+                    integrity::verity::to_hex(&a.file_digest(c.as_bytes())),
                 );
             }
             out.push(
                 format!("measurement.kernel.{l}"),
-                hex(&a.file_digest(&kernel)),
+                integrity::verity::to_hex(&a.file_digest(&kernel)),
             );
             out.push(
                 format!("measurement.initrd.{l}"),
-                hex(&a.file_digest(&initrd)),
+                integrity::verity::to_hex(&a.file_digest(&initrd)),
             );
             out.push(
                 format!("measurement.grub.{l}"),
@@ -221,17 +221,13 @@ fn missing(path: &str) -> Error {
 
 fn pe_digest(pe: &[u8], what: &str, a: HashAlgo) -> Result<String> {
     authenticode::digest(pe, a)
-        .map(|d| hex(&d))
+        .map(|d| integrity::verity::to_hex(&d))
         .map_err(|e| Error::Unsupported(format!("{what}: {e}")))
 }
 
 /// Whether `pe` is a unified kernel image (a PE image with a `.linux` section).
 pub fn is_uki(pe: &[u8]) -> bool {
     matches!(authenticode::section(pe, ".linux"), Ok(Some(_)))
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The directories holding `grubx64.efi` (any case), sorted.
@@ -541,19 +537,11 @@ impl ImageBoot {
     /// [`Error::Image`] when neither an ESP nor a partition holding kernels exists; read
     /// errors.
     pub fn open(img: &DiskImage) -> Result<Self> {
-        let mut esp = None;
+        let esp = img.esp()?.map(|(_, fs)| fs);
         let mut named = None;
         let mut separate = None;
         let mut in_root = None;
         for p in img.partitions() {
-            if esp.is_none() {
-                if let Some(fs) = img.fat(p)? {
-                    if fs.root_dir().open_dir("EFI").is_ok() {
-                        esp = Some(fs);
-                        continue;
-                    }
-                }
-            }
             let Some(fs) = img.ext4(p)? else { continue };
             let has_kernel = |dir: &str| -> bool {
                 fs.read_dir(dir).is_ok_and(|rd| {

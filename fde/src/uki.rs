@@ -3,23 +3,7 @@
 //! `dracut --uefi` lay them out. Firmware and shim measure the whole image, so the command
 //! line and the initrd (with the root hash) are covered by one Authenticode digest.
 
-use crate::authenticode::PeError;
-
-fn bad(why: &'static str) -> PeError {
-    PeError::Invalid(why)
-}
-
-fn rd16(b: &[u8], at: usize) -> Result<u32, PeError> {
-    b.get(at..at + 2)
-        .map(|x| u32::from(u16::from_le_bytes([x[0], x[1]])))
-        .ok_or(bad("truncated header"))
-}
-
-fn rd32(b: &[u8], at: usize) -> Result<u32, PeError> {
-    b.get(at..at + 4)
-        .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
-        .ok_or(bad("truncated header"))
-}
+use crate::authenticode::{bad, headers, u16_at, u32_at, PeError};
 
 fn wr32(b: &mut [u8], at: usize, v: u32) {
     b[at..at + 4].copy_from_slice(&v.to_le_bytes());
@@ -41,23 +25,15 @@ const DATA_SECTION: u32 = 0x4000_0040;
 /// [`PeError::Invalid`] for a stub that is not PE32+, is signed, or has no room for the
 /// headers; a section name longer than 8 bytes; sizes beyond 4 GiB.
 pub fn build(stub: &[u8], sections: &[(&str, &[u8])]) -> Result<Vec<u8>, PeError> {
-    if stub.get(..2) != Some(b"MZ".as_slice()) {
-        return Err(bad("no MZ header"));
-    }
-    let nt = rd32(stub, 0x3c)? as usize;
-    if stub.get(nt..nt + 4) != Some(b"PE\0\0".as_slice()) {
-        return Err(bad("no PE signature"));
-    }
-    let coff = nt + 4;
-    let count = rd16(stub, coff + 2)? as usize;
-    let opt_size = rd16(stub, coff + 16)? as usize;
-    let opt = coff + 20;
-    if rd16(stub, opt)? != 0x20b {
+    // The same header checks as the Authenticode digest (MZ, PE, a table inside the file).
+    let h = headers(stub)?;
+    let (coff, opt, opt_size, count, table) = (h.opt - 20, h.opt, h.opt_size, h.sections, h.table);
+    if u16_at(stub, opt)? != 0x20b {
         return Err(bad("the stub is not PE32+"));
     }
     let (sect_align, file_align) = (
-        u64::from(rd32(stub, opt + 32)?),
-        u64::from(rd32(stub, opt + 36)?),
+        u32_at(stub, opt + 32)? as u64,
+        u32_at(stub, opt + 36)? as u64,
     );
     // The PE specification's limits (file alignment 512 to 64 KiB; section alignment a
     // power of two, here at most 2 MiB): an aligned size then cannot run away.
@@ -68,25 +44,18 @@ pub fn build(stub: &[u8], sections: &[(&str, &[u8])]) -> Result<Vec<u8>, PeError
     {
         return Err(bad("impossible section or file alignment"));
     }
-    let headers = rd32(stub, opt + 60)? as usize;
+    let size_of_headers = u32_at(stub, opt + 60)?;
     // Data directory 4 (certificate table) must be empty: appending would break a signature.
-    if opt_size >= 112 + 5 * 8 && rd32(stub, opt + 112 + 4 * 8 + 4)? != 0 {
+    if opt_size >= 112 + 5 * 8 && u32_at(stub, opt + 112 + 4 * 8 + 4)? != 0 {
         return Err(bad("the stub is signed; sign the UKI after building it"));
     }
-    let table = opt + opt_size;
     let table_end = table + 40 * count;
-    if table_end > stub.len() {
-        return Err(bad("the section table lies outside the file"));
-    }
-    let mut first_raw = headers;
+    let mut first_raw = size_of_headers;
     let (mut mem_end, mut file_end) = (0u64, stub.len() as u64);
     for i in 0..count {
         let s = table + 40 * i;
-        let (vsize, va) = (
-            u64::from(rd32(stub, s + 8)?),
-            u64::from(rd32(stub, s + 12)?),
-        );
-        let (raw_size, raw) = (rd32(stub, s + 16)? as usize, rd32(stub, s + 20)? as usize);
+        let (vsize, va) = (u32_at(stub, s + 8)? as u64, u32_at(stub, s + 12)? as u64);
+        let (raw_size, raw) = (u32_at(stub, s + 16)?, u32_at(stub, s + 20)?);
         mem_end = mem_end.max(va + vsize.max(raw_size as u64));
         if raw_size > 0 {
             // Every section's bytes lie in the file (the new ones go after all of them).
@@ -97,7 +66,7 @@ pub fn build(stub: &[u8], sections: &[(&str, &[u8])]) -> Result<Vec<u8>, PeError
             file_end = file_end.max((raw + raw_size) as u64);
         }
     }
-    if table_end + 40 * sections.len() > headers.min(first_raw).min(stub.len()) {
+    if table_end + 40 * sections.len() > size_of_headers.min(first_raw).min(stub.len()) {
         return Err(bad("no room in the stub's headers for more sections"));
     }
     let mut out = stub.to_vec();

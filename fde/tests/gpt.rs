@@ -118,7 +118,7 @@ fn the_last_partition_grows_as_sgdisk_would_put_it() {
 /// sgdisk makes with the same partitions; `sgdisk -v` finds no problem; our reader reads it.
 #[test]
 fn a_new_table_is_what_sgdisk_writes() {
-    use fde::gpt::{guid_bytes, guid_text, NewPartition};
+    use fde::gpt::{guid_bytes, guid_text};
     let d = tempfile::tempdir().expect("dir");
     let theirs = d.path().join("theirs.img");
     let ours = d.path().join("ours.img");
@@ -159,18 +159,7 @@ fn a_new_table_is_what_sgdisk_writes() {
         g.copy_from_slice(&h[56..72]);
         g
     };
-    let new: Vec<NewPartition> = parts
-        .iter()
-        .map(|p| NewPartition {
-            number: p.number,
-            type_guid: p.type_guid,
-            unique_guid: p.unique_guid,
-            first_lba: p.first_lba,
-            last_lba: p.last_lba,
-            attributes: 0,
-            name: p.name.clone(),
-        })
-        .collect();
+    let new = parts.clone();
     let mut o = OpenOptions::new()
         .read(true)
         .write(true)

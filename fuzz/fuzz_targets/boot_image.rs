@@ -38,18 +38,7 @@ fn gpt(rest: &[u8]) {
     let Ok(parts) = fde::gpt::partitions(&mut dev, 512) else {
         return;
     };
-    let new: Vec<fde::gpt::NewPartition> = parts
-        .iter()
-        .map(|p| fde::gpt::NewPartition {
-            number: p.number,
-            type_guid: p.type_guid,
-            unique_guid: p.unique_guid,
-            first_lba: p.first_lba,
-            last_lba: p.last_lba,
-            attributes: p.attributes,
-            name: p.name.clone(),
-        })
-        .collect();
+    let new = parts.clone();
     let mut fresh = luks2::MemoryDevice::from_vec(vec![0u8; size]);
     if fde::gpt::write_table(&mut fresh, 512, [7; 16], &new).is_ok() {
         let back = fde::gpt::partitions(&mut fresh, 512).expect("a table we wrote reads back");
