@@ -11,6 +11,11 @@ cd "$(dirname "$0")/.."
 need_cargo
 need_packages cryptsetup-bin libssl-dev pkg-config systemd openssl e2fsprogs util-linux lvm2 gdisk cpio pesign sbsigntool systemd-boot-efi \
     dosfstools mtools qemu-utils binutils zstd python3
+# One pass over a clean tree gains nothing from incremental state, which would double the
+# debug target's size on disk; the whole run needs about 8 GiB free (a full disk fails every
+# stage at once, so say how much there is).
+export CARGO_INCREMENTAL=0
+echo "disk: $(df -h --output=avail . | tail -1 | tr -d ' ') free under $PWD" >&2
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 broken=0
