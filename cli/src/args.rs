@@ -455,6 +455,20 @@ pub(crate) struct FdeConvertArgs {
     /// As --rootfs-passphrase-file, on the command line (other users can see it: a warning).
     #[arg(long = "rootfs-passphrase", value_name = "PASSPHRASE")]
     pub(crate) rootfs_passphrase: Option<String>,
+    /// The rootfs keyslot's Argon2id memory in KiB (default: calibrated, at most 262144, so
+    /// that a small VM can open it).
+    #[arg(long = "pbkdf-memory", value_name = "KIB")]
+    pub(crate) pbkdf_memory: Option<u32>,
+    /// The rootfs keyslot's Argon2id threads (default: online CPUs, at most 4).
+    #[arg(long = "pbkdf-parallel", value_name = "N")]
+    pub(crate) pbkdf_parallel: Option<u32>,
+    /// The rootfs keyslot's Argon2id time cost, skipping calibration: with --pbkdf-memory, the
+    /// unlock costs the same on every machine (the calibration measures the converting one).
+    #[arg(long = "pbkdf-force-iterations", value_name = "N")]
+    pub(crate) pbkdf_force_iterations: Option<u32>,
+    /// Calibrate the rootfs keyslot to take this long here (default 2000 ms).
+    #[arg(short = 'i', long = "iter-time", value_name = "MS")]
+    pub(crate) iter_time: Option<u64>,
     /// The root partition's number (default: the largest ext4 partition with /etc and /usr).
     #[arg(long = "rootfs-part-num", value_name = "N")]
     pub(crate) rootfs_part_num: Option<u32>,

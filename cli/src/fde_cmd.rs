@@ -335,6 +335,22 @@ fn convert(a: FdeConvertArgs, out: &mut dyn Write) -> CliResult<i32> {
             "--in and --out name the same file: the source is never changed".into(),
         ));
     }
+    let kdf = fde::convert::KdfCosts {
+        memory_kib: a.pbkdf_memory,
+        iterations: a.pbkdf_force_iterations,
+        parallel: a.pbkdf_parallel,
+        iter_time: a.iter_time.map(std::time::Duration::from_millis),
+    };
+    if a.rootfs_no_encryption
+        && (kdf.memory_kib.is_some()
+            || kdf.iterations.is_some()
+            || kdf.parallel.is_some()
+            || kdf.iter_time.is_some())
+    {
+        return Err(CliError::Usage(
+            "--pbkdf-memory, --pbkdf-parallel, --pbkdf-force-iterations and --iter-time set the rootfs keyslot's costs: they need an encrypted rootfs, not --rootfs-no-encryption".into(),
+        ));
+    }
     let passphrase = match (&a.rootfs_passphrase_file, &a.rootfs_passphrase) {
         (Some(f), _) => Some(crate::keys::Keys::from_file(f, 0, None)?),
         (None, Some(p)) => {
@@ -390,6 +406,7 @@ fn convert(a: FdeConvertArgs, out: &mut dyn Write) -> CliResult<i32> {
                     stub: a.uki_stub.clone(),
                     append_cmdline: a.uki_append_cmdline.clone(),
                 }),
+                kdf: kdf.clone(),
             },
             &mut ConvertReport { bar: None },
         )

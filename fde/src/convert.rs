@@ -1,9 +1,10 @@
 //! Turning an ordinary GPT disk image into the protected layout, as an ordinary user: no loop
 //! device, no mount, no chroot. The source is only read.
 //!
-//! The root file system (ext4, holding `/boot`) is copied out, its `/etc/fstab` gains the new
-//! boot partition, it is checked, shrunk to its minimum and marked read-only (e2fsprogs work
-//! on image files). The output keeps every other partition (ESP, BIOS boot) with its GUIDs; the
+//! The root file system (ext4, holding `/boot`) is copied into the output, its `/etc/fstab`
+//! gains the new boot partition, it is checked, shrunk to its minimum and marked read-only
+//! (e2fsprogs work on image files), hashed (and encrypted) while the page cache holds it, then
+//! shifted to its place in the rootfs LV by inserting a hole before it. The output keeps every other partition (ESP, BIOS boot) with its GUIDs; the
 //! root's place becomes a `boot` ext4 partition (the old `/boot`, a `boot -> .` link, our
 //! initrd, a GRUB configuration) followed by an LVM2 PV with VG `cryptpilot` holding `rootfs`
 //! (plain, or LUKS2 written by our own code) and `rootfs_hash` (the dm-verity tree of the
@@ -33,6 +34,8 @@ const ALIGN: u64 = 2048;
 const HEADER_ROOM: u64 = 16 << 20;
 /// Copy and cipher chunk.
 const CHUNK: usize = 4 << 20;
+/// The most one `copy_file_range` call copies (progress shows between calls).
+const COPY_STEP: u64 = 64 << 20;
 /// The rootfs keyslot's Argon2id memory cost at most (KiB).
 const ROOTFS_KDF_MEMORY_KIB: u32 = 256 << 10;
 /// The name of the initrd on the boot partition.
@@ -55,13 +58,50 @@ pub struct Options {
     pub boot_size: u64,
     /// The static binary that becomes the initrd's `/init`.
     pub init: PathBuf,
-    /// An empty directory for temporary files (as large as the root file system).
+    /// An empty directory for temporary files (the old `/boot` and the kernel's modules).
     pub work: PathBuf,
     /// Extra files for the initrd (source, absolute path inside), such as an exec key
     /// provider's program.
     pub initrd_include: Vec<(PathBuf, PathBuf)>,
     /// Boot through a unified kernel image instead of GRUB.
     pub uki: Option<UkiOptions>,
+    /// The costs of the rootfs keyslot's Argon2id.
+    pub kdf: KdfCosts,
+}
+
+/// The rootfs keyslot's Argon2id costs. The keyslot is opened at boot on a machine of unknown
+/// size and speed: by default its memory is capped at 256 MiB (cryptsetup's default takes up
+/// to 1 GiB, half of the RAM of the machine converting) and its time cost is calibrated on
+/// the converting machine to `iter_time`; fixed costs make the unlock time predictable on a
+/// slower guest.
+#[derive(Debug, Clone, Default)]
+pub struct KdfCosts {
+    /// Memory in KiB (cryptsetup's `--pbkdf-memory`); the calibration's ceiling, or the exact
+    /// cost with `iterations`.
+    pub memory_kib: Option<u32>,
+    /// Time cost, skipping calibration (`--pbkdf-force-iterations`).
+    pub iterations: Option<u32>,
+    /// Parallel lanes (`--pbkdf-parallel`).
+    pub parallel: Option<u32>,
+    /// The calibration's target unlock time (`--iter-time`; default 2 s).
+    pub iter_time: Option<std::time::Duration>,
+}
+
+impl KdfCosts {
+    fn apply(&self, p: &mut luks2::PbkdfParams) {
+        p.memory_kib = self
+            .memory_kib
+            .unwrap_or_else(|| p.memory_kib.min(ROOTFS_KDF_MEMORY_KIB));
+        if let Some(i) = self.iterations {
+            p.force_iterations = Some(i);
+        }
+        if let Some(n) = self.parallel {
+            p.parallel = n;
+        }
+        if let Some(t) = self.iter_time {
+            p.iter_time = t;
+        }
+    }
 }
 
 /// How the unified kernel image is made.
@@ -110,11 +150,12 @@ fn bad(path: &Path, why: impl Into<String>) -> Error {
     }
 }
 
-/// Runs an e2fsprogs command; exit codes up to `ok_max` count as success.
-fn tool(cmd: &str, args: &[&str], ok_max: i32) -> Result<String> {
+/// Runs an e2fsprogs command in `dir`; exit codes up to `ok_max` count as success.
+fn tool(dir: &Path, cmd: &str, args: &[&str], ok_max: i32) -> Result<String> {
     let line = format!("{cmd} {}", args.join(" "));
     let out = Command::new(cmd)
         .args(args)
+        .current_dir(dir)
         .env("LC_ALL", "C")
         .output()
         .map_err(|e| Error::Tool {
@@ -146,8 +187,11 @@ fn path_str(p: &Path) -> Result<&str> {
         .ok_or_else(|| bad(p, "the path is not UTF-8, which the tools need"))
 }
 
-/// Copies `len` bytes from `src` at `from` to `dst` at `to`, skipping holes and all-zero
-/// chunks (the destination is a new sparse file: zeros are already there).
+/// Copies `len` bytes from `src` at `from` to `dst` at `to`, skipping holes (the
+/// destination is a new sparse file: zeros are already there). Data ranges go through
+/// `copy_file_range`, which copies inside the kernel (or shares the blocks, on file systems
+/// that can); where it cannot serve (another file system, a device), through a buffer, which
+/// also skips all-zero chunks.
 fn sparse_copy(
     src: &File,
     from: u64,
@@ -156,11 +200,16 @@ fn sparse_copy(
     len: u64,
     r: &mut dyn Report,
 ) -> std::io::Result<()> {
-    let mut buf = vec![0u8; CHUNK];
+    use nix::errno::Errno;
+    use nix::unistd::{lseek, Whence};
+    let mut buf = Vec::new();
+    let mut in_kernel = true;
     let mut pos = 0u64;
     while pos < len {
-        // Jump over a hole of the source file where the file system reports one.
-        match nix::unistd::lseek(src, (from + pos) as i64, nix::unistd::Whence::SeekData) {
+        // Jump over a hole of the source file where the file system reports one; the data
+        // runs to the next hole.
+        let mut data_end = len;
+        match lseek(src, (from + pos) as i64, Whence::SeekData) {
             Ok(data) => {
                 let data = data as u64;
                 if data >= from + len {
@@ -169,21 +218,204 @@ fn sparse_copy(
                 if data > from + pos {
                     pos = (data - from) / 4096 * 4096;
                 }
+                if let Ok(hole) = lseek(src, (from + pos) as i64, Whence::SeekHole) {
+                    data_end = (hole as u64).saturating_sub(from).clamp(pos + 1, len);
+                }
             }
             // No data after this point: the rest is a hole.
-            Err(nix::errno::Errno::ENXIO) => break,
+            Err(Errno::ENXIO) => break,
             Err(_) => {}
         }
-        let n = (len - pos).min(CHUNK as u64) as usize;
-        let chunk = &mut buf[..n];
+        let n = (data_end - pos).min(COPY_STEP);
+        if in_kernel {
+            let (mut i, mut o) = ((from + pos) as i64, (to + pos) as i64);
+            match nix::fcntl::copy_file_range(src, Some(&mut i), dst, Some(&mut o), n as usize) {
+                Ok(0) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the source ended early",
+                    ))
+                }
+                Ok(k) => {
+                    pos += k as u64;
+                    r.progress(pos, len);
+                    continue;
+                }
+                Err(Errno::EXDEV | Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => {
+                    in_kernel = false;
+                    buf = vec![0u8; CHUNK];
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let chunk = &mut buf[..n.min(CHUNK as u64) as usize];
         src.read_exact_at(chunk, from + pos)?;
         if chunk.iter().any(|&b| b != 0) {
             dst.write_all_at(chunk, to + pos)?;
         }
-        pos += n as u64;
+        pos += chunk.len() as u64;
         r.progress(pos, len);
     }
     r.progress(len, len);
+    Ok(())
+}
+
+/// Writes the 4 KiB blocks of `data` that are not all zeros to `io` from `at` (the rest of a
+/// new sparse file reads as zeros already).
+fn write_nonzero(io: &mut dyn BlockIo, at: u64, data: &[u8]) -> std::io::Result<()> {
+    for (i, block) in data.chunks(4096).enumerate() {
+        if block.iter().any(|&b| b != 0) {
+            io.write_all_at(block, at + (i * 4096) as u64)?;
+        }
+    }
+    Ok(())
+}
+
+/// The rootfs LV's LUKS2 header and keyslots, made in memory before the LV exists: a device
+/// of the LV's size of which only the part before the data offset is kept (the format
+/// writes nothing after it).
+struct HeaderArea {
+    kept: luks2::MemoryDevice,
+    size: u64,
+}
+
+impl BlockIo for HeaderArea {
+    fn read_exact_at(&mut self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.kept.read_exact_at(buf, offset)
+    }
+
+    fn write_all_at(&mut self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.kept.write_all_at(buf, offset)
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn size(&mut self) -> std::io::Result<u64> {
+        Ok(self.size)
+    }
+}
+
+/// Formats a LUKS2 header for an LV of `lv_bytes` whose data (from [`HEADER_ROOM`]) is the
+/// `fs_bytes` at the start of `dst`, and encrypts those in place. Returns the header area.
+fn encrypt_in_place(
+    dst: &File,
+    name: &Path,
+    fs_bytes: u64,
+    lv_bytes: u64,
+    kdf: &KdfCosts,
+    pass: &Passphrase,
+    r: &mut dyn Report,
+) -> Result<luks2::MemoryDevice> {
+    let mut opts = FormatOptions {
+        subsystem: "cryptpilot".into(),
+        sector_size: Some(4096),
+        data_offset: Some(HEADER_ROOM),
+        ..FormatOptions::default()
+    };
+    kdf.apply(&mut opts.keyslot.pbkdf);
+    let mut area = HeaderArea {
+        kept: luks2::MemoryDevice::new(HEADER_ROOM as usize),
+        size: lv_bytes,
+    };
+    let (dev, key) = luks2::format(&mut area, &opts, pass)
+        .map_err(|e| bad(name, format!("LUKS2 format of LV rootfs: {e}")))?;
+    let a = dev
+        .header()
+        .activation()
+        .map_err(|e| bad(name, format!("LUKS2: {e}")))?;
+    drop(dev);
+    let cipher =
+        luks2::SegmentCipher::new(&a, &key).map_err(|e| bad(name, format!("LUKS2: {e}")))?;
+    if cipher.offset() != HEADER_ROOM {
+        return Err(bad(
+            name,
+            "the LUKS2 header of LV rootfs does not end where its file system starts",
+        ));
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut buf = vec![0u8; CHUNK];
+    let mut pos = 0u64;
+    while pos < fs_bytes {
+        let n = (fs_bytes - pos).min(CHUNK as u64) as usize;
+        let chunk = &mut buf[..n];
+        dst.read_exact_at(chunk, pos)
+            .map_err(Error::io(name, "read"))?;
+        cipher
+            .encrypt(pos, chunk, threads)
+            .map_err(|e| bad(name, format!("LUKS2: {e}")))?;
+        dst.write_all_at(chunk, pos)
+            .map_err(Error::io(name, "write"))?;
+        pos += n as u64;
+        r.progress(pos, fs_bytes);
+    }
+    Ok(area.kept)
+}
+
+/// Moves the first `len` bytes of `f` up by `by` bytes (a multiple of 1 MiB) and makes the
+/// first `by` bytes read as zeros: an inserted hole where the file system can (ext4, XFS),
+/// else copies from the end backwards (in chunks no longer than `by`, so a chunk's source and
+/// destination never overlap) and clears the head.
+fn shift_up(f: &File, len: u64, by: u64) -> std::io::Result<()> {
+    use nix::errno::Errno;
+    use nix::fcntl::{fallocate, FallocateFlags};
+    match fallocate(f, FallocateFlags::FALLOC_FL_INSERT_RANGE, 0, by as i64) {
+        Ok(()) => Ok(()),
+        Err(Errno::EOPNOTSUPP | Errno::ENOSYS | Errno::EINVAL) => shift_up_by_copy(f, len, by),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// [`shift_up`] where no hole can be inserted.
+fn shift_up_by_copy(f: &File, len: u64, by: u64) -> std::io::Result<()> {
+    use nix::errno::Errno;
+    let step = by.min(COPY_STEP);
+    let mut buf = Vec::new();
+    let mut end = len;
+    while end > 0 {
+        let n = end.min(step);
+        let from = end - n;
+        let (mut i, mut o) = (from as i64, (from + by) as i64);
+        let copied = if buf.is_empty() {
+            nix::fcntl::copy_file_range(f, Some(&mut i), f, Some(&mut o), n as usize)
+        } else {
+            Err(Errno::EXDEV)
+        };
+        match copied {
+            Ok(k) if k as u64 == n => {}
+            Ok(_) | Err(Errno::EXDEV | Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => {
+                buf.resize(n as usize, 0);
+                f.read_exact_at(&mut buf[..n as usize], from)?;
+                f.write_all_at(&buf[..n as usize], from + by)?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        end = from;
+    }
+    zero_range(f, 0, by)
+}
+
+/// Makes `from..to` of `f` read as zeros: a hole where the file system can punch one, else
+/// written zeros.
+fn zero_range(f: &File, from: u64, to: u64) -> std::io::Result<()> {
+    use nix::fcntl::{fallocate, FallocateFlags};
+    if from >= to {
+        return Ok(());
+    }
+    let punch = FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE;
+    match fallocate(f, punch, from as i64, (to - from) as i64) {
+        Ok(()) => return Ok(()),
+        Err(nix::errno::Errno::EOPNOTSUPP | nix::errno::Errno::ENOSYS) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let zeros = vec![0u8; CHUNK];
+    let mut pos = from;
+    while pos < to {
+        let n = (to - pos).min(CHUNK as u64) as usize;
+        f.write_all_at(&zeros[..n], pos)?;
+        pos += n as u64;
+    }
     Ok(())
 }
 
@@ -321,7 +553,7 @@ fn debugfs_path(p: &Path) -> Result<&str> {
 
 /// `mkfs.ext4 -d` gives every inode the owner of the file it copied (the converting user):
 /// on the boot partition, the kernel, initrd and GRUB configuration must be root's.
-fn root_owned(tree: &Path, fs_image: &Path, cmds: &Path) -> Result<()> {
+fn root_owned(tree: &Path, fs_image: &Path, cmds: &Path, work: &Path) -> Result<()> {
     let mut script = String::new();
     let mut dirs = vec![(tree.to_owned(), String::new())];
     while let Some((dir, rel)) = dirs.pop() {
@@ -344,6 +576,7 @@ fn root_owned(tree: &Path, fs_image: &Path, cmds: &Path) -> Result<()> {
     }
     std::fs::write(cmds, script).map_err(Error::io(cmds, "write"))?;
     tool(
+        work,
         "debugfs",
         &["-w", "-f", path_str(cmds)?, path_str(fs_image)?],
         0,
@@ -495,80 +728,12 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
     let modules = extract_modules(&fs, &kver, &o.work.join("modules"))?;
     let fstab = read_file(&fs, "/etc/fstab")?.unwrap_or_default();
 
-    r.step("copying the root file system");
+    // The root file system is copied to the start of DST, checked, edited and shrunk there,
+    // then shifted up to its place in the rootfs LV: on ext4 and XFS by inserting a hole
+    // before it (no data moves), elsewhere by a copy inside the file. This saves a copy of
+    // the whole file system and the disk space of one. (resize2fs truncates an image file to
+    // the new size, so the file system cannot be shrunk at an offset inside DST.)
     let src_file = File::open(&o.src).map_err(Error::io(&o.src, "open"))?;
-    let rootfs = o.work.join("rootfs.img");
-    {
-        let f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&rootfs)
-            .map_err(Error::io(&rootfs, "create"))?;
-        f.set_len(root.len(SECTOR))
-            .map_err(Error::io(&rootfs, "size"))?;
-        sparse_copy(&src_file, root.offset(SECTOR), &f, 0, root.len(SECTOR), r)
-            .map_err(Error::io(&rootfs, "write"))?;
-    }
-    let boot_uuid = guid_uuid(&gpt::random_guid().map_err(Error::io(&o.dst, "make a UUID for"))?);
-
-    r.step("adding the boot partition to /etc/fstab, checking and shrinking the root file system");
-    let rootfs_s = path_str(&rootfs)?;
-    let new_fstab = rewrite_fstab(
-        &String::from_utf8_lossy(&fstab),
-        o.uki.is_none().then_some(boot_uuid.as_str()),
-    );
-    let fstab_file = o.work.join("fstab");
-    std::fs::write(&fstab_file, &new_fstab).map_err(Error::io(&fstab_file, "write"))?;
-    let cmds = o.work.join("debugfs.cmd");
-    std::fs::write(
-        &cmds,
-        format!(
-            "rm /etc/fstab\nwrite \"{}\" /etc/fstab\nsif /etc/fstab uid 0\nsif /etc/fstab gid 0\nsif /etc/fstab mode 0100644\n",
-            debugfs_path(&fstab_file)?
-        ),
-    )
-    .map_err(Error::io(&cmds, "write"))?;
-    // Checked before anything writes to it; debugfs's edit is no mount, so the check stays
-    // fresh for resize2fs.
-    tool("e2fsck", &["-f", "-y", rootfs_s], 3)?;
-    tool("debugfs", &["-w", "-f", path_str(&cmds)?, rootfs_s], 0)?;
-    // debugfs exits 0 even when a command fails: read the result back.
-    let back = ext4_view::Ext4::load_from_path(&rootfs)
-        .ok()
-        .and_then(|f| f.read("/etc/fstab").ok());
-    if back.as_deref() != Some(new_fstab.as_bytes()) {
-        return Err(Error::Tool {
-            command: "debugfs -w".into(),
-            why: "could not replace /etc/fstab in the root file system (is it full?)".into(),
-        });
-    }
-    // A file system resize2fs cannot shrink (a feature it does not handle, say) is converted
-    // at its size: only space is lost.
-    if let Err(e) = tool("resize2fs", &["-M", rootfs_s], 0) {
-        r.step(&format!("the root file system keeps its size: {e}"));
-    }
-    tool("tune2fs", &["-O", "read-only", rootfs_s], 0)?;
-    let sb = crate::ext4::read(&rootfs)?
-        .ok_or_else(|| bad(&rootfs, "lost its ext4 superblock while shrinking"))?;
-    // dm-verity and the LUKS2 segment work in 4 KiB blocks: a file system of 1 or 2 KiB
-    // blocks gets a zero tail up to the next one.
-    let fs_bytes = (sb.blocks * sb.block_size).next_multiple_of(4096);
-    {
-        let f = OpenOptions::new()
-            .write(true)
-            .open(&rootfs)
-            .map_err(Error::io(&rootfs, "open"))?;
-        f.set_len(fs_bytes)
-            .map_err(Error::io(&rootfs, "truncate"))?;
-    }
-
-    r.step("laying out the output image");
-    let data_blocks = fs_bytes / 4096;
-    let mut params = integrity::verity::VerityParams::random(data_blocks, luks2::HashAlg::Sha256)
-        .map_err(|e| Error::Unsupported(format!("verity: {e}")))?;
-    let hash_bytes = params.hash_area_size();
-    let rootfs_ext = (fs_bytes + HEADER_ROOM).div_ceil(EXTENT * SECTOR);
-    let hash_ext = hash_bytes.div_ceil(EXTENT * SECTOR);
     // Seeking gives a block device's size too (its metadata length is 0).
     let src_size = { &src_file }
         .seek(SeekFrom::End(0))
@@ -592,6 +757,93 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
         .unwrap_or(last_usable)
         .min(last_usable);
     let pv_sectors = (pv_end + 1).saturating_sub(pv_first);
+    let pv_off = pv_first * SECTOR;
+    // The rootfs LV is the group's first, so it starts at the first extent; a LUKS2 rootfs
+    // keeps its header before the file system.
+    let lv_off = pv_off + lvm::PE_START * SECTOR;
+    let fs_at = lv_off
+        + if o.rootfs_passphrase.is_some() {
+            HEADER_ROOM
+        } else {
+            0
+        };
+    let mut dst = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&o.dst)
+        .map_err(Error::io(&o.dst, "create"))?;
+    dst.set_len(root.len(SECTOR))
+        .map_err(Error::io(&o.dst, "size"))?;
+
+    r.step("copying the root file system");
+    sparse_copy(&src_file, root.offset(SECTOR), &dst, 0, root.len(SECTOR), r)
+        .map_err(Error::io(&o.dst, "write"))?;
+    let boot_uuid = guid_uuid(&gpt::random_guid().map_err(Error::io(&o.dst, "make a UUID for"))?);
+
+    r.step("adding the boot partition to /etc/fstab, checking and shrinking the root file system");
+    // The tools run in the work directory and reach DST through a link there: e2fsprogs
+    // would take a `?` in DST's own path for the start of I/O options.
+    let dst_abs = std::fs::canonicalize(&o.dst).map_err(Error::io(&o.dst, "find"))?;
+    std::os::unix::fs::symlink(&dst_abs, o.work.join("out"))
+        .map_err(Error::io(&o.work, "link the output in"))?;
+    let rootfs_s = "out".to_owned();
+    let new_fstab = rewrite_fstab(
+        &String::from_utf8_lossy(&fstab),
+        o.uki.is_none().then_some(boot_uuid.as_str()),
+    );
+    let fstab_file = o.work.join("fstab");
+    std::fs::write(&fstab_file, &new_fstab).map_err(Error::io(&fstab_file, "write"))?;
+    let cmds = o.work.join("debugfs.cmd");
+    std::fs::write(
+        &cmds,
+        format!(
+            "rm /etc/fstab\nwrite \"{}\" /etc/fstab\nsif /etc/fstab uid 0\nsif /etc/fstab gid 0\nsif /etc/fstab mode 0100644\n",
+            debugfs_path(&fstab_file)?
+        ),
+    )
+    .map_err(Error::io(&cmds, "write"))?;
+    let tool = |cmd: &str, args: &[&str], ok_max: i32| tool(&o.work, cmd, args, ok_max);
+    // Checked before anything writes to it; debugfs's edit is no mount, so the check stays
+    // fresh for resize2fs.
+    tool("e2fsck", &["-f", "-y", &rootfs_s], 3)?;
+    tool("debugfs", &["-w", "-f", path_str(&cmds)?, &rootfs_s], 0)?;
+    // debugfs exits 0 even when a command fails: read the result back.
+    let back = dst
+        .try_clone()
+        .ok()
+        .and_then(|f| ext4_view::Ext4::load(Box::new(Window::new(f, 0, root.len(SECTOR)))).ok())
+        .and_then(|f| f.read("/etc/fstab").ok());
+    if back.as_deref() != Some(new_fstab.as_bytes()) {
+        return Err(Error::Tool {
+            command: "debugfs -w".into(),
+            why: "could not replace /etc/fstab in the root file system (is it full?)".into(),
+        });
+    }
+    // A file system resize2fs cannot shrink (a feature it does not handle, say) is converted
+    // at its size: only space is lost.
+    if let Err(e) = tool("resize2fs", &["-M", &rootfs_s], 0) {
+        r.step(&format!("the root file system keeps its size: {e}"));
+    }
+    tool("tune2fs", &["-O", "read-only", &rootfs_s], 0)?;
+    let sb = crate::ext4::read_at(&dst, 0, &o.dst)?.ok_or_else(|| {
+        bad(
+            &o.dst,
+            "the root file system lost its ext4 superblock while shrinking",
+        )
+    })?;
+    let fs_len = sb.blocks * sb.block_size;
+    // dm-verity and the LUKS2 segment work in 4 KiB blocks: a file system of 1 or 2 KiB
+    // blocks gets a zero tail up to the next one.
+    let fs_bytes = (sb.blocks * sb.block_size).next_multiple_of(4096);
+
+    r.step("laying out the output image");
+    let data_blocks = fs_bytes / 4096;
+    let mut params = integrity::verity::VerityParams::random(data_blocks, luks2::HashAlg::Sha256)
+        .map_err(|e| Error::Unsupported(format!("verity: {e}")))?;
+    let hash_bytes = params.hash_area_size();
+    let rootfs_ext = (fs_bytes + HEADER_ROOM).div_ceil(EXTENT * SECTOR);
+    let hash_ext = hash_bytes.div_ceil(EXTENT * SECTOR);
     let needed = (1 + rootfs_ext + hash_ext) * EXTENT + ALIGN;
     if pv_sectors < needed {
         return Err(bad(
@@ -604,6 +856,50 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
             ),
         ));
     }
+    // What lay past the shrunk file system (the old tail, which resize2fs truncates only when
+    // it shrank) goes; a 1 or 2 KiB-block file system gets its zero tail.
+    dst.set_len(fs_len).map_err(Error::io(&o.dst, "size"))?;
+    dst.set_len(fs_bytes).map_err(Error::io(&o.dst, "size"))?;
+
+    // The tree and the encryption work on the file system where it is, while the page
+    // cache still holds it; the tree and the LUKS2 header wait in memory for their LVs.
+    r.step("computing the dm-verity hash tree");
+    let mut tree = luks2::MemoryDevice::new(
+        usize::try_from(hash_bytes).map_err(|_| bad(&o.src, "the verity tree is too large"))?,
+    );
+    params.hash_offset = 0;
+    let root_hash = integrity::verity::format(
+        &mut Window::new(
+            dst.try_clone().map_err(Error::io(&o.dst, "reopen"))?,
+            0,
+            fs_bytes,
+        ),
+        &mut tree,
+        &params,
+    )
+    .map_err(|e| Error::Unsupported(format!("verity: {e}")))?;
+    let root_hex = integrity::verity::to_hex(&root_hash);
+    let luks_header = match &o.rootfs_passphrase {
+        Some(pass) => {
+            r.step("encrypting the root file system (LUKS2, aes-xts-plain64)");
+            Some(encrypt_in_place(
+                &dst,
+                &o.dst,
+                fs_bytes,
+                rootfs_ext * EXTENT * SECTOR,
+                &o.kdf,
+                pass,
+                r,
+            )?)
+        }
+        None => None,
+    };
+
+    // The file system moves to its place and the disk gets its size: everything outside the
+    // file system reads as zeros.
+    r.step("moving the file system to its place in LV rootfs");
+    shift_up(&dst, fs_bytes, fs_at).map_err(Error::io(&o.dst, "move the file system in"))?;
+    dst.set_len(src_size).map_err(Error::io(&o.dst, "size"))?;
     let used: Vec<u32> = img
         .partitions()
         .iter()
@@ -648,13 +944,6 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
         SECTOR,
     )
     .map_err(|e| bad(&o.src, e.to_string()))?;
-    let mut dst = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&o.dst)
-        .map_err(Error::io(&o.dst, "create"))?;
-    dst.set_len(src_size).map_err(Error::io(&o.dst, "size"))?;
     // The MBR's boot code (GRUB's BIOS stage, with a BIOS boot partition) is kept.
     let mut boot_code = [0u8; 440];
     src_file
@@ -690,7 +979,6 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
             len,
         ))
     };
-    let pv_off = pv_first * SECTOR;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -718,69 +1006,18 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
             .ok_or_else(|| bad(&o.dst, format!("LV {name} has no segment")))?;
         win(&dst, pv_off + off * SECTOR, len * SECTOR)
     };
-
-    r.step("computing the dm-verity hash tree");
-    let mut plain = File::open(&rootfs).map_err(Error::io(&rootfs, "open"))?;
-    let mut hash_lv = lv_window("rootfs_hash")?;
-    params.hash_offset = 0;
-    let root_hash = integrity::verity::format(&mut plain, &mut hash_lv, &params)
-        .map_err(|e| Error::Unsupported(format!("verity: {e}")))?;
-    let root_hex = integrity::verity::to_hex(&root_hash);
-
     let mut rootfs_lv = lv_window("rootfs")?;
-    match &o.rootfs_passphrase {
-        Some(pass) => {
-            r.step("encrypting the root file system into LV rootfs (LUKS2, aes-xts-plain64)");
-            // The keyslot is opened at boot on a machine of unknown size: Argon2id's memory is
-            // capped at 256 MiB (cryptsetup's default takes up to 1 GiB, half of the RAM of the
-            // machine converting), so that a small VM can open it.
-            let mut opts = FormatOptions {
-                subsystem: "cryptpilot".into(),
-                sector_size: Some(4096),
-                ..FormatOptions::default()
-            };
-            opts.keyslot.pbkdf.memory_kib =
-                opts.keyslot.pbkdf.memory_kib.min(ROOTFS_KDF_MEMORY_KIB);
-            let (dev, key) = luks2::format(&mut rootfs_lv, &opts, pass)
-                .map_err(|e| bad(&o.dst, format!("LUKS2 format of LV rootfs: {e}")))?;
-            let a = dev
-                .header()
-                .activation()
-                .map_err(|e| bad(&o.dst, format!("LUKS2: {e}")))?;
-            drop(dev);
-            let cipher = luks2::SegmentCipher::new(&a, &key)
-                .map_err(|e| bad(&o.dst, format!("LUKS2: {e}")))?;
-            let offset = cipher.offset();
-            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let mut buf = vec![0u8; CHUNK];
-            let mut pos = 0u64;
-            while pos < fs_bytes {
-                let n = (fs_bytes - pos).min(CHUNK as u64) as usize;
-                let chunk = &mut buf[..n];
-                plain
-                    .read_exact_at(chunk, pos)
-                    .map_err(Error::io(&rootfs, "read"))?;
-                cipher
-                    .encrypt(pos, chunk, threads)
-                    .map_err(|e| bad(&o.dst, format!("LUKS2: {e}")))?;
-                rootfs_lv
-                    .write_all_at(chunk, offset + pos)
-                    .map_err(Error::io(&o.dst, "write"))?;
-                pos += n as u64;
-                r.progress(pos, fs_bytes);
-            }
-        }
-        None => {
-            r.step("copying the root file system into LV rootfs");
-            let lv = vg
-                .lv("rootfs")
-                .ok_or_else(|| bad(&o.dst, "LV rootfs vanished"))?;
-            let t = vg.linear_table(lv).map_err(Error::lvm(&o.dst))?;
-            sparse_copy(&plain, 0, &dst, pv_off + t[0].3 * SECTOR, fs_bytes, r)
-                .map_err(Error::io(&o.dst, "write"))?;
-        }
+    if rootfs_lv.start() != lv_off {
+        return Err(bad(
+            &o.dst,
+            "LV rootfs does not start at the first extent, where its file system was put",
+        ));
     }
-    drop(plain);
+    if let Some(h) = &luks_header {
+        write_nonzero(&mut rootfs_lv, 0, h.as_slice()).map_err(Error::io(&o.dst, "write"))?;
+    }
+    write_nonzero(&mut lv_window("rootfs_hash")?, 0, tree.as_slice())
+        .map_err(Error::io(&o.dst, "write"))?;
 
     r.step("building the initrd");
     std::fs::write(
@@ -867,7 +1104,7 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
         ],
         0,
     )?;
-    root_owned(&boot_tree, &boot_img, &o.work.join("owner.cmd"))?;
+    root_owned(&boot_tree, &boot_img, &o.work.join("owner.cmd"), &o.work)?;
     {
         let b = File::open(&boot_img).map_err(Error::io(&boot_img, "open"))?;
         sparse_copy(&b, 0, &dst, boot_first * SECTOR, o.boot_size, r)
@@ -1101,6 +1338,30 @@ fn retarget_esp(img: &DiskImage, dst: &File, old: &str, new: &str) -> Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn shifted(shift: fn(&File, u64, u64) -> std::io::Result<()>) {
+        let (len, by) = ((7 << 19) + 4096, 1u64 << 20);
+        let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8 + 1).collect();
+        let mut f = tempfile::tempfile().expect("temp file");
+        f.write_all(&data).expect("write");
+        shift(&f, len, by).expect("shift");
+        let mut back = Vec::new();
+        f.rewind().expect("rewind");
+        f.read_to_end(&mut back).expect("read");
+        assert_eq!(back.len() as u64, by + len);
+        assert!(
+            back[..by as usize].iter().all(|&b| b == 0),
+            "head not cleared"
+        );
+        assert!(back[by as usize..] == data[..], "data not moved intact");
+    }
+
+    #[test]
+    fn the_file_system_moves_up_with_a_cleared_head() {
+        shifted(shift_up);
+        // Overlapping source and destination, copied from the end backwards.
+        shifted(shift_up_by_copy);
+    }
 
     #[test]
     fn fstab_points_at_the_new_devices() {

@@ -75,6 +75,19 @@ pub fn read(dev: &Path) -> Result<Option<Super>> {
     Ok(Super::parse(&read_raw(&mut f, dev)?))
 }
 
+/// The superblock of the file system `offset` bytes into `f` (an image file named `name`),
+/// or `None` when there is none.
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be read.
+pub fn read_at(f: &File, offset: u64, name: &Path) -> Result<Option<Super>> {
+    use std::os::unix::fs::FileExt;
+    let mut sb = [0u8; SUPER_LEN];
+    f.read_exact_at(&mut sb, offset + SUPER_OFFSET)
+        .map_err(Error::io(name, "read the superblock in"))?;
+    Ok(Super::parse(&sb))
+}
+
 /// Clears the `read-only` feature of the ext4 on `dev`, keeping the superblock checksum
 /// valid. Returns whether it was set.
 ///

@@ -35,6 +35,11 @@ impl Window {
         }
     }
 
+    /// Where it starts in the file.
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+
     /// Its length in bytes.
     pub fn len(&self) -> u64 {
         self.len

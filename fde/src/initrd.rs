@@ -150,7 +150,7 @@ pub fn build(o: &Options, out: &mut dyn Write) -> Result<Built> {
         tree.file(rel, mode, read(src)?);
     }
     built.entries = tree.entries.len();
-    let mut gz = flate2::GzBuilder::new().write(out, flate2::Compression::default());
+    let mut gz = flate2::GzBuilder::new().write(out, flate2::Compression::fast());
     tree.write(&mut gz)
         .map_err(Error::io(Path::new("initrd"), "write"))?;
     gz.finish()

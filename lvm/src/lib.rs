@@ -35,6 +35,10 @@ use luks2::BlockIo;
 
 use disk::{MdaHeader, PvLabel};
 
+/// Where [`PhysicalVolume::create`] puts the first extent, in 512-byte sectors (1 MiB, as
+/// `pvcreate`): the first logical volume created in the new group starts there.
+pub const PE_START: u64 = 2048;
+
 /// An open physical volume: its label and metadata areas.
 #[derive(Debug)]
 pub struct PhysicalVolume<D: BlockIo> {
@@ -89,7 +93,6 @@ impl<D: BlockIo> PhysicalVolume<D> {
         device: &str,
         now: u64,
     ) -> Result<(Self, VolumeGroup)> {
-        const PE_START: u64 = 2048;
         let size = io.size().map_err(Error::io("reading the device size"))?;
         let sectors = size / disk::SECTOR;
         let pe_count = sectors.saturating_sub(PE_START) / extent_size.max(1);
