@@ -269,6 +269,17 @@ fn convert(c: &mut Criterion) {
                 .arg(&out))
         })
     });
+    // The conversion ends with its output on disk (e2fsprogs flush as they close, and so
+    // does the converter before it renames): the copy, then `sync FILE` (fsync).
+    g.bench_function("cp-sparse-then-fsync", |b| {
+        b.iter(|| {
+            run(Command::new("cp")
+                .arg("--sparse=always")
+                .arg(&img)
+                .arg(&out));
+            run(Command::new("sync").arg(&out))
+        })
+    });
     for (name, conf, key_args) in [
         (
             "cryptpilot-convert-plain",
