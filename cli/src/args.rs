@@ -11,7 +11,8 @@ use luks2::{HashAlg, PbkdfKind, SegmentIntegrity};
     name = "cryptpilot",
     version,
     propagate_version = true,
-    args_override_self = true
+    args_override_self = true,
+    after_help = "Run as cryptsetup, veritysetup or integritysetup (a link or copy of this binary by that name, or `cryptpilot cryptsetup ...`), it takes those tools' command lines: `cryptsetup luksFormat DEVICE`, `veritysetup format DATA HASH`."
 )]
 pub(crate) struct Cli {
     #[command(subcommand)]

@@ -6,7 +6,7 @@ use integrity::dm_integrity::{self, IntegrityParams, Superblock, FLAG_FIXED_PADD
 
 use crate::args::IntegrityCommand;
 use crate::error::{CliError, CliResult};
-use crate::luks::{confirm, open_device, write_out};
+use crate::luks::{confirm_overwrite, open_device, write_out};
 
 fn flags_text(sb: &Superblock) -> String {
     let names = [
@@ -82,7 +82,7 @@ pub(crate) fn run(cmd: IntegrityCommand, out: &mut dyn Write) -> CliResult<i32> 
                 .map_err(CliError::integrity(&device))?;
             let sig = luks2::probe::signature(&mut f).map_err(CliError::device(&device, "read"))?;
             if let Some(sig) = sig {
-                confirm(
+                confirm_overwrite(
                     &common,
                     &format!(
                         "{} contains a {sig} signature. This will overwrite data on it irrevocably.",

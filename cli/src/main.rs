@@ -9,6 +9,7 @@
 
 mod args;
 mod benchmark;
+mod compat;
 mod crypt;
 mod error;
 mod fde_cmd;
@@ -71,6 +72,35 @@ fn main() {
         }
         _ => {}
     }
+    // Run as `cryptsetup`, `veritysetup` or `integritysetup` (or `cryptpilot cryptsetup`), it
+    // takes their command lines and speaks under their names.
+    let mut prog = "cryptpilot";
+    let mut verbose = false;
+    let as_tool = match invoked_as.as_deref().and_then(compat::Tool::from_name) {
+        Some(t) => Some((t, 1)),
+        None => argv.get(1).and_then(|a| compat::tool_of(a)).map(|t| (t, 2)),
+    };
+    if let Some((tool, skip)) = as_tool {
+        prog = tool.name();
+        match compat::translate(tool, &argv[skip.min(argv.len())..]) {
+            Ok(compat::Request::Print(text)) => {
+                print!("{text}");
+                std::process::exit(0);
+            }
+            Ok(compat::Request::Run {
+                argv: ours,
+                verbose: v,
+            }) => {
+                argv = ours;
+                verbose = v;
+                luks::cryptsetup_conventions(verbose);
+            }
+            Err(compat::Refused(why)) => {
+                eprintln!("{prog}: {}", error::escape_controls(&why));
+                std::process::exit(1);
+            }
+        }
+    }
     let cli = match args::Cli::try_parse_from(argv) {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -78,7 +108,7 @@ fn main() {
             std::process::exit(0);
         }
         Err(e) => {
-            eprintln!("cryptpilot: {} (see --help)", one_line(&e.to_string()));
+            eprintln!("{prog}: {} (see --help)", one_line(&e.to_string()));
             std::process::exit(1);
         }
     };
@@ -119,9 +149,19 @@ fn main() {
                 msg.push_str(&format!(": {s}"));
                 src = s.source();
             }
-            eprintln!("cryptpilot: {}", error::escape_controls(&msg));
+            eprintln!("{prog}: {}", error::escape_controls(&msg));
             e.exit_code()
         }
     };
+    if verbose {
+        if code == 0 {
+            println!("Command successful.");
+        } else {
+            eprintln!(
+                "Command failed with code -{code} ({}).",
+                compat::failure_words(code)
+            );
+        }
+    }
     std::process::exit(code);
 }

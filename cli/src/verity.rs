@@ -153,9 +153,13 @@ fn report(path: &Path, p: &VerityParams, root: Option<&[u8]>, json: bool) -> Str
         return format!("{v}\n");
     }
     let mut s = format!("VERITY header information for {}\n", path.display());
-    if p.superblock {
-        s += &format!("UUID:            \t{}\n", verity::format_uuid(&p.uuid));
-    }
+    // Without a superblock there is no UUID; veritysetup prints the line empty.
+    let uuid = if p.superblock {
+        verity::format_uuid(&p.uuid)
+    } else {
+        String::new()
+    };
+    s += &format!("UUID:            \t{uuid}\n");
     s += &format!(
         "Hash type:       \t1\nData blocks:     \t{}\nData block size: \t{}\nHash blocks:     \t{}\nHash block size: \t{}\nHash algorithm:  \t{}\nSalt:            \t{}\n",
         p.data_blocks,
@@ -194,7 +198,8 @@ fn format(a: VerityFormatArgs, out: &mut dyn Write) -> CliResult<i32> {
         .create(true)
         .truncate(false)
         .open(hash_device)
-        .map_err(CliError::device(hash_device, "open or create"))?;
+        // veritysetup: "Cannot create hash image ... for writing", exit 1.
+        .map_err(CliError::file(hash_device, "create the hash image"))?;
     let root = verity::format(&mut data_file, &mut hash_file, &p)
         .map_err(CliError::integrity(hash_device))?;
     if let Some(f) = &a.root_hash_file {

@@ -49,6 +49,8 @@ pub struct FormatOptions {
     pub keyslot_id: u32,
     /// The volume key; `None` makes a random one.
     pub volume_key: Option<VolumeKey>,
+    /// The volume key digest's PBKDF2 hash (cryptsetup's `--hash` sets it with the keyslot's).
+    pub digest_hash: HashAlg,
     /// Digest iterations; `None` calibrates to 125 ms as cryptsetup does.
     pub digest_iterations: Option<u32>,
     /// Persistent flags (`allow-discards`, ...).
@@ -99,6 +101,7 @@ impl Default for FormatOptions {
             keyslot: KeyslotOptions::default(),
             keyslot_id: 0,
             volume_key: None,
+            digest_hash: HashAlg::Sha256,
             digest_iterations: None,
             flags: Vec::new(),
             integrity: None,
@@ -170,7 +173,9 @@ fn layout(o: &FormatOptions) -> Result<Layout> {
     let areas_offset = o.data_offset.filter(|&off| !(detached && off == 0));
     let data_offset = match (areas_offset, o.keyslots_size) {
         (Some(off), _) => off,
-        (None, Some(k)) => DEFAULT_DATA_OFFSET.max(align_up(2 * md + k, DATA_ALIGNMENT)),
+        // As cryptsetup: the areas, rounded up to the alignment (a 4 MiB keyslots area
+        // with 64 KiB header copies puts the data at 5 MiB).
+        (None, Some(k)) => align_up(2 * md + k, DATA_ALIGNMENT),
         (None, None) => DEFAULT_DATA_OFFSET,
     };
     let keyslots_size = match o.keyslots_size {
@@ -358,8 +363,8 @@ pub fn format<D: BlockIo>(
     };
     let iterations = opts
         .digest_iterations
-        .unwrap_or_else(|| crate::pbkdf::digest_iterations(HashAlg::Sha256));
-    let digest = KeyDigest::compute(key.as_bytes(), HashAlg::Sha256, iterations)?;
+        .unwrap_or_else(|| crate::pbkdf::digest_iterations(opts.digest_hash));
+    let digest = KeyDigest::compute(key.as_bytes(), opts.digest_hash, iterations)?;
     let meta = crypt_metadata(
         &CryptSegment {
             offset: lay.data_offset,

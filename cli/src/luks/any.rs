@@ -63,11 +63,13 @@ impl AnyLuks {
         key: &KeyOpts,
     ) -> CliResult<(u32, VolumeKey)> {
         let limits = key.kdf_limits();
-        match self {
+        let (n, vk) = match self {
             AnyLuks::V1(d) => d.unlock(pass, slot, &limits),
             AnyLuks::V2(d) => d.unlock(pass, slot, &limits),
         }
-        .map_err(CliError::luks(device))
+        .map_err(CliError::luks(device))?;
+        super::report_unlocked(n, matches!(self, AnyLuks::V2(_)));
+        Ok((n, vk))
     }
 
     pub(crate) fn verify_volume_key(&self, device: &Path, vk: &VolumeKey) -> CliResult {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use luks2::SegmentIntegrity;
 
-use super::{confirm, format_options, open_device, read_volume_key};
+use super::{confirm_overwrite, format_options, open_device, read_volume_key};
 use crate::args::FormatArgs;
 use crate::error::{CliError, CliResult};
 use crate::keys::Keys;
@@ -73,7 +73,7 @@ fn format<'a>(
             "{} contains a {sig} signature. This will overwrite data on it irrevocably.",
             device.display()
         );
-        confirm(&a.common, &warning)?;
+        confirm_overwrite(&a.common, &warning)?;
     }
     let pass = match a.passphrase_file.as_ref().or(a.key.key_file.as_ref()) {
         Some(kf) => Keys::new_from_file(kf, a.key.keyfile_offset, a.key.keyfile_size)?,

@@ -30,7 +30,8 @@ pub(super) fn dump(a: DumpArgs, keys: &mut Keys, out: &mut dyn Write) -> CliResu
     };
     if !a.dump_volume_key {
         let text = if a.json {
-            (dev.header().metadata_json_pretty() + "\n").into_bytes()
+            // As cryptsetup prints it: json-c's layout, no final newline.
+            dev.header().metadata_json_pretty().into_bytes()
         } else {
             // The label and subsystem as stored, as cryptsetup prints them.
             luks2::dump_bytes(dev.header())
@@ -240,7 +241,8 @@ pub(super) fn token(a: TokenArgs, out: &mut dyn Write) -> CliResult<i32> {
         }
         TokenAction::Export => {
             let dev = open_luks(device, false)?;
-            let text = dev.token_json(need_id()?).map_err(CliError::luks(device))? + "\n";
+            // As cryptsetup writes it: the JSON alone, no final newline.
+            let text = dev.token_json(need_id()?).map_err(CliError::luks(device))?;
             match &a.json_file {
                 Some(p) => {
                     std::fs::write(p, text).map_err(CliError::file(p, "write token JSON"))?;

@@ -10,6 +10,7 @@ mod keyslots;
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use luks2::{FormatOptions, KeyslotOptions, Luks2, Passphrase, PbkdfParams, SecretBuf, VolumeKey};
@@ -28,9 +29,31 @@ pub(crate) fn open_luks(path: &Path, write: bool) -> CliResult<Luks2<File>> {
     Luks2::open(f).map_err(CliError::luks(path))
 }
 
+/// Run under cryptsetup's name: its conventions for questions and `--verbose`.
+static AS_CRYPTSETUP: AtomicBool = AtomicBool::new(false);
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+/// Follows cryptsetup's conventions from here on (the drop-in): a question with no terminal
+/// to ask on counts as answered yes, except before overwriting a signature; `verbose` reports
+/// the keyslot that opened.
+pub(crate) fn cryptsetup_conventions(verbose: bool) {
+    AS_CRYPTSETUP.store(true, Ordering::Relaxed);
+    VERBOSE.store(verbose, Ordering::Relaxed);
+}
+
 /// Asks for confirmation of a destructive step; `--batch-mode` skips the question, and
-/// without a terminal to ask on, the step is refused.
+/// without a terminal to ask on, the step is refused (under cryptsetup's name, taken as
+/// confirmed, as cryptsetup does).
 pub(crate) fn confirm(common: &Common, warning: &str) -> CliResult {
+    if !common.batch && !io::stdin().is_terminal() && AS_CRYPTSETUP.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    confirm_overwrite(common, warning)
+}
+
+/// [`confirm`] before overwriting a file system or other signature: never without
+/// `--batch-mode` or an answer, whatever the name the binary runs under.
+pub(crate) fn confirm_overwrite(common: &Common, warning: &str) -> CliResult {
     if common.batch {
         return Ok(());
     }
@@ -75,10 +98,15 @@ pub(crate) fn pbkdf_params(o: &PbkdfOpts) -> CliResult<PbkdfParams> {
 }
 
 pub(crate) fn keyslot_options(o: &PbkdfOpts) -> CliResult<KeyslotOptions> {
-    Ok(KeyslotOptions {
+    let mut k = KeyslotOptions {
         pbkdf: pbkdf_params(o)?,
         ..KeyslotOptions::default()
-    })
+    };
+    // cryptsetup's --hash is the anti-forensic splitter's hash too.
+    if let Some(h) = o.hash {
+        k.af_hash = h;
+    }
+    Ok(k)
 }
 
 /// FormatOptions from the layout, KDF and key-slot flags.
@@ -119,6 +147,9 @@ pub(crate) fn format_options(
     opts.subsystem = new.subsystem.clone().unwrap_or_default();
     opts.uuid = new.uuid.clone();
     opts.keyslot = keyslot_options(pbkdf)?;
+    if let Some(h) = pbkdf.hash {
+        opts.digest_hash = h;
+    }
     if let Some(s) = key.key_slot {
         opts.keyslot_id = s;
     }
@@ -153,8 +184,21 @@ pub(crate) fn unlock<D: luks2::BlockIo>(
     slot: Option<u32>,
     key: &KeyOpts,
 ) -> CliResult<(u32, VolumeKey)> {
-    dev.unlock(pass, slot, &key.kdf_limits())
-        .map_err(CliError::luks(device))
+    let (n, vk) = dev
+        .unlock(pass, slot, &key.kdf_limits())
+        .map_err(CliError::luks(device))?;
+    report_unlocked(n, true);
+    Ok((n, vk))
+}
+
+/// cryptsetup -v's report of an unlock: on LUKS2, tokens are tried before the passphrase.
+pub(crate) fn report_unlocked(slot: u32, luks2: bool) {
+    if VERBOSE.load(Ordering::Relaxed) {
+        if luks2 {
+            println!("No usable token is available.");
+        }
+        println!("Key slot {slot} unlocked.");
+    }
 }
 
 /// Runs one `luks` verb; returns the exit code for verbs that report through it (is-luks,

@@ -86,7 +86,10 @@ impl Header {
 
     /// The metadata as pretty-printed JSON.
     pub fn metadata_json_pretty(&self) -> String {
-        serde_json::to_string_pretty(&self.meta).unwrap_or_default()
+        let v = serde_json::to_value(&self.meta).unwrap_or_default();
+        let mut out = String::new();
+        json_c_pretty(&v, 0, &mut out);
+        out
     }
 
     /// The metadata as compact JSON, as it is written to disk.
@@ -522,5 +525,44 @@ impl Header {
     /// `CRYPT-LUKS2-<uuid without dashes>-<name>`.
     pub fn dm_uuid(&self, name: &str) -> String {
         format!("CRYPT-LUKS2-{}-{name}", self.uuid().replace('-', ""))
+    }
+}
+
+/// JSON as json-c's `JSON_C_TO_STRING_PRETTY` writes it, which `cryptsetup luksDump
+/// --dump-json-metadata` prints: two-space indents, no space after a colon, an empty object
+/// or array on two lines.
+fn json_c_pretty(v: &serde_json::Value, depth: usize, out: &mut String) {
+    use serde_json::Value;
+    let pad = |n: usize, out: &mut String| out.extend(std::iter::repeat_n("  ", n));
+    match v {
+        Value::Object(m) => {
+            out.push_str("{\n");
+            for (i, (k, x)) in m.iter().enumerate() {
+                pad(depth + 1, out);
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                json_c_pretty(x, depth + 1, out);
+                if i + 1 < m.len() {
+                    out.push(',');
+                }
+                out.push('\n');
+            }
+            pad(depth, out);
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push_str("[\n");
+            for (i, x) in a.iter().enumerate() {
+                pad(depth + 1, out);
+                json_c_pretty(x, depth + 1, out);
+                if i + 1 < a.len() {
+                    out.push(',');
+                }
+                out.push('\n');
+            }
+            pad(depth, out);
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
     }
 }

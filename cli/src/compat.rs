@@ -1,0 +1,592 @@
+//! The binary under the names `cryptsetup`, `veritysetup` and `integritysetup` (a link, a copy,
+//! or `cryptpilot cryptsetup ...`): their command lines, translated into ours.
+//!
+//! Those tools take their options anywhere on the line (popt), short options clustered, and
+//! name actions in camel case (`luksFormat DEVICE`); our verbs take the same positional
+//! arguments in the same order and cryptsetup's option names, so the translation picks the
+//! action out, renames a few options, and checks every option against the verb's own
+//! definition: an option the verb does not have is refused by name, never dropped, except
+//! batch mode (`-q`), which only answers questions and is accepted everywhere as cryptsetup
+//! accepts it.
+
+use std::ffi::{OsStr, OsString};
+
+use clap::CommandFactory;
+
+/// The cryptsetup release whose command lines, output and exit codes these follow (the one
+/// the interoperability tests run against).
+pub(crate) const COMPAT_VERSION: &str = "2.6.1";
+
+/// One of the emulated tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tool {
+    Cryptsetup,
+    Veritysetup,
+    Integritysetup,
+}
+
+impl Tool {
+    /// The tool a program name stands for.
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "cryptsetup" => Some(Tool::Cryptsetup),
+            "veritysetup" => Some(Tool::Veritysetup),
+            "integritysetup" => Some(Tool::Integritysetup),
+            _ => None,
+        }
+    }
+
+    /// Its program name.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Tool::Cryptsetup => "cryptsetup",
+            Tool::Veritysetup => "veritysetup",
+            Tool::Integritysetup => "integritysetup",
+        }
+    }
+
+    /// Options that take a value, by short and long name (popt's table of the tool).
+    fn takes_value(self, long: &str) -> bool {
+        const COMMON: &[&str] = &[
+            "cipher",
+            "hash",
+            "key-file",
+            "key-size",
+            "keyfile-size",
+            "keyfile-offset",
+            "new-keyfile-size",
+            "new-keyfile-offset",
+            "new-keyfile",
+            "key-slot",
+            "new-key-slot",
+            "size",
+            "offset",
+            "skip",
+            "iter-time",
+            "pbkdf",
+            "pbkdf-memory",
+            "pbkdf-parallel",
+            "pbkdf-force-iterations",
+            "type",
+            "header",
+            "header-backup-file",
+            "uuid",
+            "label",
+            "subsystem",
+            "sector-size",
+            "tries",
+            "timeout",
+            "luks2-metadata-size",
+            "luks2-keyslots-size",
+            "token-id",
+            "token-type",
+            "json-file",
+            "volume-key-file",
+            "master-key-file",
+            "integrity",
+            "priority",
+            "align-payload",
+            "device-size",
+            "key-description",
+            "keyslot-cipher",
+            "keyslot-key-size",
+            "active-name",
+            "kdf-time-limit",
+            "progress-frequency",
+            "block-size",
+            "reduce-device-size",
+            "resilience",
+            "resilience-hash",
+            "hotzone-size",
+            "veracrypt-pim",
+            "new-token-id",
+            // veritysetup
+            "data-block-size",
+            "hash-block-size",
+            "data-blocks",
+            "hash-offset",
+            "salt",
+            "format",
+            "fec-device",
+            "fec-offset",
+            "fec-roots",
+            "root-hash-file",
+            "root-hash-signature",
+            "error-as-corruption",
+            // integritysetup
+            "journal-size",
+            "interleave-sectors",
+            "journal-watermark",
+            "journal-commit-time",
+            "tag-size",
+            "buffer-sectors",
+            "integrity-key-file",
+            "integrity-key-size",
+            "journal-integrity",
+            "journal-integrity-key-file",
+            "journal-integrity-key-size",
+            "journal-crypt",
+            "journal-crypt-key-file",
+            "journal-crypt-key-size",
+            "bitmap-sectors-per-bit",
+            "bitmap-flush-time",
+        ];
+        let _ = self;
+        COMMON.contains(&long)
+    }
+
+    /// The long name of short option `c` in this tool (`-h` is `--hash` in cryptsetup).
+    fn long_of(self, c: char) -> Option<&'static str> {
+        Some(match (self, c) {
+            (_, 'q') => "batch-mode",
+            (_, 'v') => "verbose",
+            (_, 'V') => "version",
+            (_, '?') => "help",
+            (Tool::Cryptsetup, 'c') => "cipher",
+            (Tool::Cryptsetup, 'h') => "hash",
+            (Tool::Cryptsetup, 'd') => "key-file",
+            (Tool::Cryptsetup, 's') => "key-size",
+            (Tool::Cryptsetup, 'S') => "key-slot",
+            (Tool::Cryptsetup, 'b') => "size",
+            (Tool::Cryptsetup, 'o') => "offset",
+            (Tool::Cryptsetup, 'p') => "skip",
+            (Tool::Cryptsetup, 'i') => "iter-time",
+            (Tool::Cryptsetup, 'l') => "keyfile-size",
+            (Tool::Cryptsetup, 't') => "timeout",
+            (Tool::Cryptsetup, 'T') => "tries",
+            (Tool::Cryptsetup, 'M') => "type",
+            (Tool::Cryptsetup, 'I') => "integrity",
+            (Tool::Cryptsetup, 'B') => "block-size",
+            (Tool::Cryptsetup, 'r') => "readonly",
+            (Tool::Cryptsetup, 'y') => "verify-passphrase",
+            (Tool::Integritysetup, 's') => "journal-size",
+            (Tool::Integritysetup, 'I') => "integrity",
+            (Tool::Integritysetup, 'B') => "buffer-sectors",
+            (Tool::Integritysetup, 'D') => "no-wipe",
+            _ => return None,
+        })
+    }
+}
+
+/// What the emulated command line asks for.
+#[derive(Debug)]
+pub(crate) enum Request {
+    /// Run our binary with these arguments (program name first).
+    Run {
+        argv: Vec<OsString>,
+        /// `-v`: say "Command successful." or why the command failed, as cryptsetup does.
+        verbose: bool,
+    },
+    /// Print this to standard output and exit 0 (`--version`, `--help`).
+    Print(String),
+}
+
+/// Why a command line is refused: one line for standard error; the exit code is 1.
+#[derive(Debug)]
+pub(crate) struct Refused(pub(crate) String);
+
+/// An option as written: its long name, and its value when given with `=` or attached.
+struct Opt {
+    long: String,
+    value: Option<OsString>,
+}
+
+/// Splits `args` (after the program name) into options and positional arguments.
+fn split(tool: Tool, args: &[OsString]) -> Result<(Vec<Opt>, Vec<OsString>), Refused> {
+    let mut opts = Vec::new();
+    let mut pos = Vec::new();
+    let mut it = args.iter();
+    let needs_value =
+        |long: &str, value: &mut Option<OsString>, it: &mut std::slice::Iter<OsString>| {
+            if value.is_none() && tool.takes_value(long) {
+                match it.next() {
+                    Some(v) => *value = Some(v.clone()),
+                    None => return Err(Refused(format!("--{long}: missing its value"))),
+                }
+            }
+            Ok(())
+        };
+    while let Some(a) = it.next() {
+        let s = a.to_string_lossy();
+        if s == "--" {
+            pos.extend(it.by_ref().cloned());
+            break;
+        }
+        if let Some(rest) = s.strip_prefix("--") {
+            let (long, mut value) = match rest.split_once('=') {
+                Some((l, v)) => (l.to_owned(), Some(OsString::from(v))),
+                None => (rest.to_owned(), None),
+            };
+            needs_value(&long, &mut value, &mut it)?;
+            opts.push(Opt { long, value });
+        } else if s.len() > 1 && s.starts_with('-') {
+            // A cluster of short options; one that takes a value ends it (`-d-`, `-S1`).
+            let chars: Vec<char> = s[1..].chars().collect();
+            for (i, &c) in chars.iter().enumerate() {
+                let long = tool
+                    .long_of(c)
+                    .ok_or_else(|| Refused(format!("-{c}: unknown option")))?;
+                let attached: String = chars[i + 1..].iter().collect();
+                if tool.takes_value(long) {
+                    let mut value = (!attached.is_empty()).then(|| OsString::from(attached));
+                    needs_value(long, &mut value, &mut it)?;
+                    opts.push(Opt {
+                        long: long.to_owned(),
+                        value,
+                    });
+                    break;
+                }
+                opts.push(Opt {
+                    long: long.to_owned(),
+                    value: None,
+                });
+            }
+        } else {
+            pos.push(a.clone());
+        }
+    }
+    Ok((opts, pos))
+}
+
+/// Our verb for `action` of `tool` under `--type ty`, and whether its first two positional
+/// arguments come swapped (veritysetup's old `create NAME DATA ...`).
+fn verb(tool: Tool, action: &str, ty: Option<&str>) -> Result<(Vec<&'static str>, bool), Refused> {
+    let unsupported = |why: &str| Err(Refused(format!("{action}: {why}")));
+    let luks_type = |ty: Option<&str>| match ty {
+        None | Some("luks" | "luks1" | "luks2") => Ok(()),
+        Some(t) => Err(Refused(format!(
+            "{action} --type {t}: not supported (LUKS1 and LUKS2 only)"
+        ))),
+    };
+    let v = match (tool, action) {
+        (Tool::Cryptsetup, "luksFormat") => {
+            match ty {
+                None | Some("luks" | "luks2") => {}
+                Some(t) => {
+                    return unsupported(&format!(
+                        "--type {t} is not supported: new volumes are LUKS2 (LUKS1 volumes are opened and converted)"
+                    ))
+                }
+            }
+            vec!["luks", "format"]
+        }
+        (Tool::Cryptsetup, "open" | "luksOpen") => {
+            if action == "open" && ty == Some("plain") {
+                return unsupported("--type plain is not supported: plain dm-crypt has no header to check a passphrase against");
+            }
+            luks_type(ty)?;
+            vec!["luks", "open"]
+        }
+        (Tool::Cryptsetup, "close" | "luksClose" | "remove") => vec!["luks", "close"],
+        (Tool::Cryptsetup, "status") => vec!["luks", "status"],
+        (Tool::Cryptsetup, "luksDump") => vec!["luks", "dump"],
+        (Tool::Cryptsetup, "luksAddKey") => vec!["luks", "add-key"],
+        (Tool::Cryptsetup, "luksRemoveKey") => vec!["luks", "remove-key"],
+        (Tool::Cryptsetup, "luksChangeKey") => vec!["luks", "change-key"],
+        (Tool::Cryptsetup, "luksKillSlot") => vec!["luks", "kill-slot"],
+        (Tool::Cryptsetup, "luksUUID") => vec!["luks", "uuid"],
+        (Tool::Cryptsetup, "isLuks") => {
+            luks_type(ty)?;
+            vec!["luks", "is-luks"]
+        }
+        (Tool::Cryptsetup, "luksHeaderBackup") => vec!["luks", "header-backup"],
+        (Tool::Cryptsetup, "luksHeaderRestore") => vec!["luks", "header-restore"],
+        (Tool::Cryptsetup, "config") => vec!["luks", "config"],
+        (Tool::Cryptsetup, "token") => vec!["luks", "token"],
+        (Tool::Cryptsetup, "repair") => vec!["luks", "repair"],
+        (Tool::Cryptsetup, "resize") => vec!["luks", "resize"],
+        (Tool::Cryptsetup, "convert") => vec!["luks", "convert"],
+        (Tool::Cryptsetup, "benchmark") => vec!["benchmark"],
+        (
+            Tool::Cryptsetup,
+            "erase" | "luksErase" | "luksSuspend" | "luksResume" | "reencrypt" | "tcryptDump"
+            | "bitlkDump" | "fvault2Dump" | "create" | "loopaesOpen" | "tcryptOpen" | "bitlkOpen"
+            | "luksAddToken",
+        ) => return unsupported("not supported by this cryptsetup (cryptpilot)"),
+        (Tool::Veritysetup, "format") => vec!["verity", "format"],
+        (Tool::Veritysetup, "verify") => vec!["verity", "verify"],
+        (Tool::Veritysetup, "open") => vec!["verity", "open"],
+        (Tool::Veritysetup, "create") => return Ok((vec!["verity", "open"], true)),
+        (Tool::Veritysetup, "close" | "remove") => vec!["verity", "close"],
+        (Tool::Veritysetup, "dump") => vec!["verity", "dump"],
+        (Tool::Integritysetup, "format") => vec!["integrity", "format"],
+        (Tool::Integritysetup, "dump") => vec!["integrity", "dump"],
+        (Tool::Veritysetup | Tool::Integritysetup, "status")
+        | (Tool::Integritysetup, "open" | "close" | "remove") => {
+            return unsupported(&format!(
+                "not supported by this {} (cryptpilot)",
+                tool.name()
+            ))
+        }
+        _ => return Err(Refused("Unknown action.".into())),
+    };
+    Ok((v, false))
+}
+
+/// Our options renamed from the tool's.
+fn rename(long: &str) -> &str {
+    match long {
+        "dump-json-metadata" => "json",
+        "dump-master-key" => "dump-volume-key",
+        "master-key-file" => "volume-key-file",
+        other => other,
+    }
+}
+
+/// The program's usage, for `--help` and a missing action.
+pub(crate) fn usage(tool: Tool) -> String {
+    let actions: &[(&str, &str)] = match tool {
+        Tool::Cryptsetup => &[
+            (
+                "open <device> [--type <type>] [<name>]",
+                "open device as <name>",
+            ),
+            ("close <name>", "close device (remove mapping)"),
+            ("resize <name>", "resize active device"),
+            ("status <name>", "show device status"),
+            ("benchmark", "benchmark cipher"),
+            ("repair <device>", "try to repair on-disk metadata"),
+            (
+                "convert <device> --type luks2",
+                "convert LUKS1 to LUKS2 format",
+            ),
+            (
+                "luksFormat <device> [<new key file>]",
+                "formats a LUKS device",
+            ),
+            (
+                "luksAddKey <device> [<new key file>]",
+                "add key to LUKS device",
+            ),
+            (
+                "luksRemoveKey <device> [<key file>]",
+                "removes supplied key or key file from LUKS device",
+            ),
+            (
+                "luksChangeKey <device> [<key file>]",
+                "changes supplied key or key file of LUKS device",
+            ),
+            (
+                "luksKillSlot <device> <key slot>",
+                "wipes key with number <key slot> from LUKS device",
+            ),
+            ("luksUUID <device>", "print UUID of LUKS device"),
+            (
+                "isLuks <device>",
+                "tests <device> for LUKS partition header",
+            ),
+            ("luksDump <device>", "dump LUKS partition information"),
+            (
+                "luksHeaderBackup <device>",
+                "Backup LUKS device header and keyslots",
+            ),
+            (
+                "luksHeaderRestore <device>",
+                "Restore LUKS device header and keyslots",
+            ),
+            (
+                "token <add|remove|import|export> <device>",
+                "Manipulate LUKS2 tokens",
+            ),
+            (
+                "config <device>",
+                "set permanent configuration options for LUKS2",
+            ),
+        ],
+        Tool::Veritysetup => &[
+            ("format <data_device> <hash_device>", "format device"),
+            (
+                "verify <data_device> <hash_device> <root_hash>",
+                "verify device",
+            ),
+            (
+                "open <data_device> <name> <hash_device> <root_hash>",
+                "open device as <name>",
+            ),
+            ("close <name>", "close device (remove mapping)"),
+            ("dump <hash_device>", "show on-disk information"),
+        ],
+        Tool::Integritysetup => &[
+            ("format <integrity_device>", "format device"),
+            ("dump <integrity_device>", "show on-disk information"),
+        ],
+    };
+    let mut s = format!(
+        "{name} {COMPAT_VERSION} (cryptpilot {ours}): cryptpilot under {name}'s command line\n\
+         Usage: {name} [OPTION...] <action> <action-specific>\n\n<action> is one of:\n",
+        name = tool.name(),
+        ours = env!("CARGO_PKG_VERSION"),
+    );
+    for (a, what) in actions {
+        s.push_str(&format!("\t{a} - {what}\n"));
+    }
+    s.push_str(
+        "\nOptions are those of the real tool; `cryptpilot <verb> --help` explains each verb's.\n",
+    );
+    s
+}
+
+/// Translates `args` (after the program name) of `tool` into our command line.
+pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refused> {
+    let (opts, mut pos) = split(tool, args)?;
+    if opts.iter().any(|o| o.long == "version") {
+        return Ok(Request::Print(format!(
+            "{} {COMPAT_VERSION} flags: cryptpilot {}\n",
+            tool.name(),
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
+    if opts.iter().any(|o| o.long == "help" || o.long == "usage") {
+        return Ok(Request::Print(usage(tool)));
+    }
+    if pos.is_empty() {
+        return Err(Refused("Argument <action> missing.".into()));
+    }
+    let action = pos.remove(0);
+    let action = action.to_string_lossy();
+    let ty = opts
+        .iter()
+        .rev()
+        .find(|o| o.long == "type")
+        .and_then(|o| o.value.as_ref())
+        .map(|v| v.to_string_lossy().into_owned());
+    let (verb, swapped) = verb(tool, &action, ty.as_deref())?;
+    if swapped && pos.len() >= 2 {
+        pos.swap(0, 1);
+    }
+    // The verb's own options, by long and short name, from its definition.
+    let mut cmd = crate::args::Cli::command();
+    let mut sub = &mut cmd;
+    for v in &verb {
+        sub = sub
+            .find_subcommand_mut(v)
+            .ok_or_else(|| Refused(format!("{action}: no such verb {v}")))?;
+    }
+    let known: Vec<String> = sub
+        .get_arguments()
+        .filter_map(|a| a.get_long().map(str::to_owned))
+        .collect();
+    let mut argv: Vec<OsString> = vec!["cryptpilot".into()];
+    argv.extend(verb.iter().map(OsString::from));
+    let mut verbose = false;
+    for o in &opts {
+        match o.long.as_str() {
+            "verbose" => verbose = true,
+            // The action was chosen by it; our verbs read the header's own version.
+            "type" if verb != ["luks", "convert"] => {}
+            long => {
+                let ours = rename(long);
+                if !known.iter().any(|k| k == ours) {
+                    if long == "batch-mode" {
+                        continue;
+                    }
+                    return Err(Refused(format!(
+                        "{action}: option --{long} is not supported by this {} (cryptpilot)",
+                        tool.name()
+                    )));
+                }
+                let mut a = OsString::from(format!("--{ours}"));
+                if let Some(v) = &o.value {
+                    a.push("=");
+                    a.push(v);
+                }
+                argv.push(a);
+            }
+        }
+    }
+    // Positional arguments after `--`, so that a device named like an option stays one.
+    if !pos.is_empty() {
+        argv.push("--".into());
+        argv.extend(pos);
+    }
+    Ok(Request::Run { argv, verbose })
+}
+
+/// cryptsetup's words for an exit code, after "Command failed with code -N".
+pub(crate) fn failure_words(code: i32) -> &'static str {
+    match code {
+        1 => "wrong or missing parameters",
+        2 => "no permission or bad passphrase",
+        3 => "out of memory",
+        4 => "wrong device or file specified",
+        5 => "device already exists or device is busy",
+        _ => "unknown error",
+    }
+}
+
+/// Whether `arg` names one of the tools (for `cryptpilot cryptsetup ...`).
+pub(crate) fn tool_of(arg: &OsStr) -> Option<Tool> {
+    arg.to_str().and_then(Tool::from_name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(tool: Tool, line: &str) -> Result<Vec<String>, String> {
+        let args: Vec<OsString> = line.split_whitespace().map(OsString::from).collect();
+        match translate(tool, &args) {
+            Ok(Request::Run { argv, .. }) => Ok(argv
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect()),
+            Ok(Request::Print(p)) => Ok(vec![p]),
+            Err(Refused(m)) => Err(m),
+        }
+    }
+
+    #[test]
+    fn options_anywhere_clusters_and_renames() {
+        assert_eq!(
+            run(
+                Tool::Cryptsetup,
+                "-q --type luks2 luksFormat -d- --pbkdf=pbkdf2 /dev/x"
+            ),
+            Ok(
+                "cryptpilot luks format --batch-mode --key-file=- --pbkdf=pbkdf2 -- /dev/x"
+                    .split(' ')
+                    .map(str::to_owned)
+                    .collect()
+            )
+        );
+        assert_eq!(
+            run(Tool::Cryptsetup, "luksDump --dump-json-metadata img"),
+            Ok("cryptpilot luks dump --json -- img"
+                .split(' ')
+                .map(str::to_owned)
+                .collect())
+        );
+        // -h is --hash in cryptsetup; -S takes its value attached.
+        assert_eq!(
+            run(Tool::Cryptsetup, "luksFormat -h sha512 -S1 img"),
+            Ok("cryptpilot luks format --hash=sha512 --key-slot=1 -- img"
+                .split(' ')
+                .map(str::to_owned)
+                .collect())
+        );
+        // veritysetup's old create NAME DATA HASH ROOT.
+        assert_eq!(
+            run(Tool::Veritysetup, "create v data hash 00"),
+            Ok("cryptpilot verity open -- data v hash 00"
+                .split(' ')
+                .map(str::to_owned)
+                .collect())
+        );
+    }
+
+    #[test]
+    fn unsupported_is_refused_by_name() {
+        assert_eq!(
+            run(Tool::Cryptsetup, "frobnicate x"),
+            Err("Unknown action.".into())
+        );
+        let e = run(Tool::Cryptsetup, "open --type plain /dev/x p").unwrap_err();
+        assert!(e.contains("--type plain"), "{e}");
+        let e = run(Tool::Cryptsetup, "luksDump --tries 3 x").unwrap_err();
+        assert!(e.contains("--tries"), "{e}");
+        let e = run(Tool::Integritysetup, "open x y").unwrap_err();
+        assert!(e.contains("not supported"), "{e}");
+        // Batch mode is accepted where nothing asks.
+        assert!(run(Tool::Veritysetup, "-q dump h").is_ok());
+    }
+}
