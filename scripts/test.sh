@@ -39,6 +39,9 @@ stage bash tests/vm/run.sh
 stage bash tests/vm/fde/boot.sh
 # Conversion of a Debian image built from packages, as an unprivileged user; boots under OVMF.
 stage bash tests/fde/convert.sh
+# The install step (make install/uninstall, man pages, completions) and the Debian package,
+# on the static binary.
+stage bash tests/install.sh
 # Every fuzz target over its seeds and saved crashes (exploratory fuzzing: fuzz/run.sh SECONDS).
 stage bash fuzz/run.sh replay
 count() { awk -v re="$1" -v f="$2" '$0 ~ re { n += $f } END { print n + 0 }' "$log"; }

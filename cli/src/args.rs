@@ -62,6 +62,20 @@ pub(crate) enum Command {
         #[arg(long, value_name = "SECONDS", default_value_t = 0.5)]
         seconds: f64,
     },
+    /// Print the completion script for SHELL (of cryptpilot and its verbs) to standard output,
+    /// e.g. `cryptpilot completions bash > /usr/share/bash-completion/completions/cryptpilot`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages into DIR: one per command group and verb (section 1), and the
+    /// drop-in names' (cryptsetup, veritysetup, integritysetup; section 8). Prints their paths.
+    Manpages {
+        /// The directory (created if missing).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -69,6 +69,7 @@ pub(crate) fn run(cmd: FdeCommand, out: &mut dyn Write) -> CliResult<i32> {
                     .chain(module)
                     .collect(),
                 include: include.iter().map(|i| split_include(i)).collect(),
+                metadata_later: false,
             },
             &file,
             force,

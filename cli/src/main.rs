@@ -11,6 +11,7 @@ mod args;
 mod benchmark;
 mod compat;
 mod crypt;
+mod docs;
 mod error;
 mod fde_cmd;
 mod input;
@@ -121,6 +122,8 @@ fn main() {
         args::Command::Integrity(cmd) => integrity_cmd::run(cmd, &mut out),
         args::Command::Crypt(cmd) => crypt::run(cmd, &mut out),
         args::Command::Fde(cmd) => fde_cmd::run(cmd, &mut out),
+        args::Command::Completions { shell } => docs::completions(shell, &mut out),
+        args::Command::Manpages { dir } => docs::manpages(&dir, &mut out),
         args::Command::Benchmark {
             json,
             pbkdf_memory,

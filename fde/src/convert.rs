@@ -271,6 +271,52 @@ fn write_nonzero(io: &mut dyn BlockIo, at: u64, data: &[u8]) -> std::io::Result<
     Ok(())
 }
 
+/// Reads of the start of a sparse file that skip its holes: they read as zeros without a
+/// system call and without filling the page cache with zero pages (a shrunk file system image
+/// is a quarter holes).
+struct SkipHoles<'a>(&'a File);
+
+impl BlockIo for SkipHoles<'_> {
+    fn read_exact_at(&mut self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        use nix::unistd::{lseek, Whence};
+        let end = offset + buf.len() as u64;
+        let mut pos = offset;
+        while pos < end {
+            // Where the next data begins and where it ends (a file system that cannot say
+            // has data everywhere).
+            let data = match lseek(self.0, pos as i64, Whence::SeekData) {
+                Ok(d) => (d as u64).min(end),
+                Err(nix::errno::Errno::ENXIO) => end,
+                Err(_) => pos,
+            };
+            buf[(pos - offset) as usize..(data - offset) as usize].fill(0);
+            if data >= end {
+                break;
+            }
+            let hole = lseek(self.0, data as i64, Whence::SeekHole)
+                .map_or(end, |h| (h as u64).clamp(data + 1, end));
+            self.0.read_exact_at(
+                &mut buf[(data - offset) as usize..(hole - offset) as usize],
+                data,
+            )?;
+            pos = hole;
+        }
+        Ok(())
+    }
+
+    fn write_all_at(&mut self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.0.write_all_at(buf, offset)
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.0.sync_data()
+    }
+
+    fn size(&mut self) -> std::io::Result<u64> {
+        self.0.metadata().map(|m| m.len())
+    }
+}
+
 /// The rootfs LV's LUKS2 header and keyslots, made in memory before the LV exists: a device
 /// of the LV's size of which only the part before the data offset is kept (the format
 /// writes nothing after it).
@@ -727,6 +773,26 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
     std::os::unix::fs::symlink(".", &link).map_err(Error::io(&boot_tree, "link boot in"))?;
     let modules = extract_modules(&fs, &kver, &o.work.join("modules"))?;
     let fstab = read_file(&fs, "/etc/fstab")?.unwrap_or_default();
+    // The initrd but for the root hash is built meanwhile, on the other core: the copy and
+    // e2fsprogs mostly wait for the disk. metadata.toml follows as an archive of its own.
+    let initrd_head = {
+        let opts = crate::initrd::Options {
+            init: o.init.clone(),
+            config_dir: conf.clone(),
+            kernel_modules: Some(modules),
+            modules: crate::initrd::DEFAULT_MODULES
+                .iter()
+                .map(|m| (*m).to_owned())
+                .collect(),
+            include: o.initrd_include.clone(),
+            metadata_later: true,
+        };
+        std::thread::spawn(move || -> Result<Vec<u8>> {
+            let mut out = Vec::new();
+            crate::initrd::build(&opts, &mut out)?;
+            Ok(out)
+        })
+    };
 
     // The root file system is copied to the start of DST, checked, edited and shrunk there,
     // then shifted up to its place in the rootfs LV: on ext4 and XFS by inserting a hole
@@ -868,16 +934,8 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
         usize::try_from(hash_bytes).map_err(|_| bad(&o.src, "the verity tree is too large"))?,
     );
     params.hash_offset = 0;
-    let root_hash = integrity::verity::format(
-        &mut Window::new(
-            dst.try_clone().map_err(Error::io(&o.dst, "reopen"))?,
-            0,
-            fs_bytes,
-        ),
-        &mut tree,
-        &params,
-    )
-    .map_err(|e| Error::Unsupported(format!("verity: {e}")))?;
+    let root_hash = integrity::verity::format(&mut SkipHoles(&dst), &mut tree, &params)
+        .map_err(|e| Error::Unsupported(format!("verity: {e}")))?;
     let root_hex = integrity::verity::to_hex(&root_hash);
     let luks_header = match &o.rootfs_passphrase {
         Some(pass) => {
@@ -1020,28 +1078,13 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
         .map_err(Error::io(&o.dst, "write"))?;
 
     r.step("building the initrd");
-    std::fs::write(
-        conf.join("metadata.toml"),
-        format!("type = 1\nroot_hash = \"{root_hex}\"\n"),
-    )
-    .map_err(Error::io(&conf, "write"))?;
+    let mut initrd = initrd_head
+        .join()
+        .map_err(|_| Error::Unsupported("the initrd build stopped".into()))??;
+    let metadata = format!("type = 1\nroot_hash = \"{root_hex}\"\n");
+    std::fs::write(conf.join("metadata.toml"), &metadata).map_err(Error::io(&conf, "write"))?;
+    crate::initrd::append_metadata(&metadata, &mut initrd)?;
     let initrd_path = boot_tree.join(format!("{INITRD_PREFIX}{kver}"));
-    let mut initrd = Vec::new();
-    {
-        crate::initrd::build(
-            &crate::initrd::Options {
-                init: o.init.clone(),
-                config_dir: conf.clone(),
-                kernel_modules: Some(modules),
-                modules: crate::initrd::DEFAULT_MODULES
-                    .iter()
-                    .map(|m| (*m).to_owned())
-                    .collect(),
-                include: o.initrd_include.clone(),
-            },
-            &mut initrd,
-        )?;
-    }
     write_new(&initrd_path, &initrd, 0o644)?;
     let mut cmdline: Vec<&str> = entry
         .cmdline

@@ -63,6 +63,9 @@ pub struct Options {
     pub modules: Vec<String>,
     /// Extra files: source, and the absolute path inside the initrd.
     pub include: Vec<(PathBuf, PathBuf)>,
+    /// `metadata.toml` is not in `config_dir` yet: it follows as its own archive, through
+    /// [`append_metadata`] (a converter learns the root hash after the rest is built).
+    pub metadata_later: bool,
 }
 
 /// What [`build`] put in.
@@ -85,7 +88,26 @@ pub struct Built {
 /// [`Error::Initrd`] when the init binary is not static or a module tree is unusable;
 /// [`Error::Io`] for any file that cannot be read or the output that cannot be written.
 pub fn build(o: &Options, out: &mut dyn Write) -> Result<Built> {
-    crate::load(&o.config_dir)?;
+    if o.metadata_later {
+        let read = |name: &str| -> Result<Option<(PathBuf, String)>> {
+            let p = o.config_dir.join(name);
+            match std::fs::read_to_string(&p) {
+                Ok(t) => Ok(Some((p, t))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && name != "fde.toml" => {
+                    Ok(None)
+                }
+                Err(e) => Err(Error::io(&p, "read")(e)),
+            }
+        };
+        if let Some((p, t)) = read("fde.toml")? {
+            crate::config::parse_fde(&p, &t)?;
+        }
+        if let Some((p, t)) = read("global.toml")? {
+            crate::config::parse_global(&p, &t)?;
+        }
+    } else {
+        crate::load(&o.config_dir)?;
+    }
     let mut tree = Tree::default();
     let init = read(&o.init)?;
     check_static(&o.init, &init)?;
@@ -97,7 +119,7 @@ pub fn build(o: &Options, out: &mut dyn Write) -> Result<Built> {
     tree.node("dev/console", 0o020_600, (5, 1));
     for f in CONFIG_FILES {
         let p = o.config_dir.join(f);
-        if f == "global.toml" && !p.exists() {
+        if (f == "global.toml" && !p.exists()) || (f == "metadata.toml" && o.metadata_later) {
             continue;
         }
         tree.file(&format!("etc/cryptpilot/{f}"), 0o644, read(&p)?);
@@ -156,6 +178,28 @@ pub fn build(o: &Options, out: &mut dyn Write) -> Result<Built> {
     gz.finish()
         .map_err(Error::io(Path::new("initrd"), "write"))?;
     Ok(built)
+}
+
+/// Appends `metadata.toml` (checked first) to an initrd built with
+/// [`Options::metadata_later`], as a gzip-compressed archive of its own: the kernel unpacks
+/// concatenated archives in order.
+///
+/// # Errors
+/// [`Error::Config`] for metadata the boot would refuse; [`Error::Io`] when `out` fails.
+pub fn append_metadata(text: &str, out: &mut dyn Write) -> Result<()> {
+    crate::config::parse_metadata(Path::new("metadata.toml"), text)?;
+    let mut tree = Tree::default();
+    tree.file(
+        "etc/cryptpilot/metadata.toml",
+        0o644,
+        text.as_bytes().to_vec(),
+    );
+    let mut gz = flate2::GzBuilder::new().write(out, flate2::Compression::fast());
+    tree.write(&mut gz)
+        .map_err(Error::io(Path::new("initrd"), "write"))?;
+    gz.finish()
+        .map_err(Error::io(Path::new("initrd"), "write"))?;
+    Ok(())
 }
 
 /// The module files (relative to the tree) an initrd built with `modules` carries from the
