@@ -918,6 +918,9 @@ pub(crate) struct IsLuksArgs {
     /// Say why when it is not.
     #[arg(short, long)]
     pub(crate) verbose: bool,
+    /// Only this version counts (exit 1 for a valid header of the other).
+    #[arg(long = "type", value_name = "TYPE", value_parser = ["luks", "luks1", "luks2"])]
+    pub(crate) luks_type: Option<String>,
     #[command(flatten)]
     pub(crate) hdr: HeaderOpt,
 }

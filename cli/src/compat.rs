@@ -10,6 +10,7 @@
 //! accepts it.
 
 use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 
 use clap::CommandFactory;
 
@@ -112,7 +113,6 @@ impl Tool {
             "fec-roots",
             "root-hash-file",
             "root-hash-signature",
-            "error-as-corruption",
             // integritysetup
             "journal-size",
             "interleave-sectors",
@@ -159,10 +159,14 @@ impl Tool {
             (Tool::Cryptsetup, 'B') => "block-size",
             (Tool::Cryptsetup, 'r') => "readonly",
             (Tool::Cryptsetup, 'y') => "verify-passphrase",
-            (Tool::Integritysetup, 's') => "journal-size",
+            (Tool::Veritysetup, 'h') => "hash",
+            (Tool::Veritysetup, 's') => "salt",
+            (Tool::Integritysetup, 's') => "sector-size",
+            (Tool::Integritysetup, 'j') => "journal-size",
+            (Tool::Integritysetup, 't') => "tag-size",
             (Tool::Integritysetup, 'I') => "integrity",
-            (Tool::Integritysetup, 'B') => "buffer-sectors",
-            (Tool::Integritysetup, 'D') => "no-wipe",
+            (Tool::Integritysetup, 'B') => "integrity-bitmap-mode",
+            (Tool::Integritysetup, 'D') => "integrity-no-journal",
             _ => return None,
         })
     }
@@ -206,29 +210,32 @@ fn split(tool: Tool, args: &[OsString]) -> Result<(Vec<Opt>, Vec<OsString>), Ref
             }
             Ok(())
         };
+    // Option names are ASCII; values (paths) are kept byte for byte.
+    let os = |b: &[u8]| OsString::from(OsStr::from_bytes(b));
     while let Some(a) = it.next() {
-        let s = a.to_string_lossy();
-        if s == "--" {
+        let b = a.as_bytes();
+        if b == b"--" {
             pos.extend(it.by_ref().cloned());
             break;
         }
-        if let Some(rest) = s.strip_prefix("--") {
-            let (long, mut value) = match rest.split_once('=') {
-                Some((l, v)) => (l.to_owned(), Some(OsString::from(v))),
-                None => (rest.to_owned(), None),
+        if let Some(rest) = b.strip_prefix(b"--") {
+            let (name, mut value) = match rest.iter().position(|&c| c == b'=') {
+                Some(i) => (&rest[..i], Some(os(&rest[i + 1..]))),
+                None => (rest, None),
             };
+            let long = String::from_utf8_lossy(name).into_owned();
             needs_value(&long, &mut value, &mut it)?;
             opts.push(Opt { long, value });
-        } else if s.len() > 1 && s.starts_with('-') {
+        } else if b.len() > 1 && b[0] == b'-' {
             // A cluster of short options; one that takes a value ends it (`-d-`, `-S1`).
-            let chars: Vec<char> = s[1..].chars().collect();
-            for (i, &c) in chars.iter().enumerate() {
+            for (i, &c) in b.iter().enumerate().skip(1) {
+                let c = char::from(c);
                 let long = tool
                     .long_of(c)
                     .ok_or_else(|| Refused(format!("-{c}: unknown option")))?;
-                let attached: String = chars[i + 1..].iter().collect();
+                let attached = &b[i + 1..];
                 if tool.takes_value(long) {
-                    let mut value = (!attached.is_empty()).then(|| OsString::from(attached));
+                    let mut value = (!attached.is_empty()).then(|| os(attached));
                     needs_value(long, &mut value, &mut it)?;
                     opts.push(Opt {
                         long: long.to_owned(),
@@ -472,8 +479,9 @@ pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refuse
     for o in &opts {
         match o.long.as_str() {
             "verbose" => verbose = true,
-            // The action was chosen by it; our verbs read the header's own version.
-            "type" if verb != ["luks", "convert"] => {}
+            // The action was chosen by it; our verbs read the header's own version, except
+            // where the type is the question (isLuks) or the goal (convert).
+            "type" if verb != ["luks", "convert"] && verb != ["luks", "is-luks"] => {}
             long => {
                 let ours = rename(long);
                 if !known.iter().any(|k| k == ours) {
@@ -588,5 +596,26 @@ mod tests {
         assert!(e.contains("not supported"), "{e}");
         // Batch mode is accepted where nothing asks.
         assert!(run(Tool::Veritysetup, "-q dump h").is_ok());
+    }
+
+    #[test]
+    fn short_options_are_each_tools_own() {
+        let argv = |t, l| run(t, l).map(|v| v.join(" "));
+        assert_eq!(
+            argv(Tool::Integritysetup, "format -s 4096 -t 8 -q d"),
+            Ok(
+                "cryptpilot integrity format --sector-size=4096 --tag-size=8 --batch-mode -- d"
+                    .into()
+            )
+        );
+        assert_eq!(
+            argv(Tool::Veritysetup, "format -h sha1 -s 00 d h"),
+            Ok("cryptpilot verity format --hash=sha1 --salt=00 -- d h".into())
+        );
+        // isLuks keeps --type: it is the question.
+        assert_eq!(
+            argv(Tool::Cryptsetup, "isLuks --type luks1 d"),
+            Ok("cryptpilot luks is-luks --type=luks1 -- d".into())
+        );
     }
 }

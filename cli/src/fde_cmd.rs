@@ -371,7 +371,10 @@ fn convert(a: FdeConvertArgs, out: &mut dyn Write) -> CliResult<i32> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let work = parent.join(format!(".cryptpilot-convert-{}", std::process::id()));
+    // Absolute: e2fsprogs run inside it with paths into it.
+    let work =
+        std::path::absolute(parent.join(format!(".cryptpilot-convert-{}", std::process::id())))
+            .map_err(CliError::file(parent, "find"))?;
     std::fs::create_dir(&work).map_err(CliError::file(&work, "create"))?;
     let result = (|| -> CliResult<fde::convert::Converted> {
         let src = match image_format(&a.input) {

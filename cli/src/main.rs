@@ -94,7 +94,7 @@ fn main() {
             }) => {
                 argv = ours;
                 verbose = v;
-                luks::cryptsetup_conventions(verbose);
+                luks::cryptsetup_conventions(tool == compat::Tool::Cryptsetup, verbose);
             }
             Err(compat::Refused(why)) => {
                 eprintln!("{prog}: {}", error::escape_controls(&why));

@@ -216,7 +216,7 @@ fn sparse_copy(
                     break;
                 }
                 if data > from + pos {
-                    pos = (data - from) / 4096 * 4096;
+                    pos = data - from;
                 }
                 if let Ok(hole) = lseek(src, (from + pos) as i64, Whence::SeekHole) {
                     data_end = (hole as u64).saturating_sub(from).clamp(pos + 1, len);
@@ -452,7 +452,9 @@ fn zero_range(f: &File, from: u64, to: u64) -> std::io::Result<()> {
     let punch = FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE;
     match fallocate(f, punch, from as i64, (to - from) as i64) {
         Ok(()) => return Ok(()),
-        Err(nix::errno::Errno::EOPNOTSUPP | nix::errno::Errno::ENOSYS) => {}
+        Err(
+            nix::errno::Errno::EOPNOTSUPP | nix::errno::Errno::ENOSYS | nix::errno::Errno::EINVAL,
+        ) => {}
         Err(e) => return Err(e.into()),
     }
     let zeros = vec![0u8; CHUNK];
@@ -674,6 +676,13 @@ fn guid_uuid(g: &[u8; 16]) -> String {
 /// that disagrees with the passphrase option; [`Error::Tool`] when e2fsprogs fail; I/O errors.
 /// The output may be partly written on error: the caller removes it.
 pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
+    // e2fsprogs run in the work directory (see `tool`), with paths inside it.
+    if !o.work.is_absolute() {
+        return Err(Error::Unsupported(format!(
+            "the work directory {} must be an absolute path",
+            o.work.display()
+        )));
+    }
     // The configuration first: nothing is written for one the boot would refuse.
     let conf = o.work.join("config");
     std::fs::create_dir_all(&conf).map_err(Error::io(&conf, "create"))?;
@@ -1397,6 +1406,30 @@ mod tests {
             "head not cleared"
         );
         assert!(back[by as usize..] == data[..], "data not moved intact");
+    }
+
+    /// A partition that starts off a 4 KiB boundary (sector 34) with holes in it.
+    #[test]
+    fn sparse_copy_from_an_unaligned_start_over_holes() {
+        struct Quiet;
+        impl Report for Quiet {
+            fn step(&mut self, _: &str) {}
+            fn progress(&mut self, _: u64, _: u64) {}
+        }
+        let src = tempfile::tempfile().expect("temp file");
+        src.set_len(4 << 20).expect("size");
+        for (at, byte) in [(0u64, 1u8), (2 << 20, 2), ((3 << 20) + 4096, 3)] {
+            src.write_all_at(&[byte; 8192], at).expect("write");
+        }
+        let (from, len) = (34 * 512, (4 << 20) - 34 * 512);
+        let dst = tempfile::tempfile().expect("temp file");
+        dst.set_len(len).expect("size");
+        sparse_copy(&src, from, &dst, 0, len, &mut Quiet).expect("copy");
+        let mut a = vec![0u8; len as usize];
+        let mut b = vec![0u8; len as usize];
+        src.read_exact_at(&mut a, from).expect("read");
+        dst.read_exact_at(&mut b, 0).expect("read");
+        assert!(a == b, "the copy differs");
     }
 
     #[test]

@@ -270,12 +270,13 @@ fi
 
 if want qcow2; then
     qemu-img convert -O qcow2 "$src" "$work/src.qcow2" && chmod 644 "$work/src.qcow2"
-    code=$(convert qcow2 --in "$work/src.qcow2" --out "$out/out.qcow2" -c "$work/plain-conf" --rootfs-no-encryption)
+    # DST given relative to the current directory.
+    code=$(cd "$out" && convert qcow2 --in "$work/src.qcow2" --out out.qcow2 -c "$work/plain-conf" --rootfs-no-encryption)
     fmt=$(qemu-img info --output=json "$out/out.qcow2" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["format"])' 2>/dev/null)
     qemu-img convert -O raw "$out/out.qcow2" "$work/back.raw" 2>/dev/null
     if [ "$code" = 0 ] && [ "$fmt" = qcow2 ] && sgdisk -v "$work/back.raw" | grep -q "No problems found" &&
         sgdisk -p "$work/back.raw" | grep -q primary; then
-        report "PASS  qcow2: qcow2 in, qcow2 out (qemu-img), the layout inside verifies"
+        report "PASS  qcow2: qcow2 in, qcow2 out (qemu-img) by a relative path, the layout inside verifies"
     else
         report "FAIL  qcow2: exit $code, format '$fmt': $(tail -1 "$work/qcow2.err")"
     fi

@@ -7,7 +7,8 @@ use luks2::Luks2;
 
 use super::any::{open_any, starts_luks1, AnyLuks};
 use super::{
-    confirm, open_device, open_luks, unlock, write_bytes, write_out, write_secret_file, writeln_out,
+    confirm, confirm_overwrite, open_device, open_luks, unlock, write_bytes, write_out,
+    write_secret_file, writeln_out,
 };
 use crate::args::{
     ConfigArgs, ConvertArgs, DumpArgs, HeaderBackupArgs, HeaderRestoreArgs, IsLuksArgs, RepairArgs,
@@ -151,7 +152,7 @@ pub(super) fn repair(a: RepairArgs, out: &mut dyn Write) -> CliResult<i32> {
         if let Some(sig) =
             luks2::probe::foreign(&mut f).map_err(CliError::device(device, "read"))?
         {
-            confirm(
+            confirm_overwrite(
                 &a.common,
                 &format!(
                     "{} holds a {sig} signature where the primary LUKS2 header was. Repairing writes the old LUKS2 header over it and destroys what is there now.",
@@ -191,7 +192,13 @@ pub(super) fn uuid(a: UuidArgs, out: &mut dyn Write) -> CliResult<i32> {
 pub(super) fn is_luks(a: IsLuksArgs) -> CliResult<i32> {
     let device = a.hdr.of(&a.device);
     let mut f = open_device(device, false, false)?;
-    let checked = if starts_luks1(&mut f) {
+    let v1 = starts_luks1(&mut f);
+    // cryptsetup isLuks --type luks1|luks2: a valid header of the other version is not it.
+    match (a.luks_type.as_deref(), v1) {
+        (Some("luks1"), false) | (Some("luks2"), true) => return Ok(code::FAILURE),
+        _ => {}
+    }
+    let checked = if v1 {
         luks2::Luks1::open(f).map(|_| ())
     } else {
         Luks2::open(f).map(|_| ())

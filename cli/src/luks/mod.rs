@@ -33,11 +33,11 @@ pub(crate) fn open_luks(path: &Path, write: bool) -> CliResult<Luks2<File>> {
 static AS_CRYPTSETUP: AtomicBool = AtomicBool::new(false);
 static VERBOSE: AtomicBool = AtomicBool::new(false);
 
-/// Follows cryptsetup's conventions from here on (the drop-in): a question with no terminal
-/// to ask on counts as answered yes, except before overwriting a signature; `verbose` reports
-/// the keyslot that opened.
-pub(crate) fn cryptsetup_conventions(verbose: bool) {
-    AS_CRYPTSETUP.store(true, Ordering::Relaxed);
+/// Follows the drop-in names' conventions from here on: under cryptsetup's (`questions`), a
+/// question with no terminal to ask on counts as answered yes, except before overwriting a
+/// signature; `verbose` reports the keyslot that opened.
+pub(crate) fn cryptsetup_conventions(questions: bool, verbose: bool) {
+    AS_CRYPTSETUP.store(questions, Ordering::Relaxed);
     VERBOSE.store(verbose, Ordering::Relaxed);
 }
 
