@@ -55,9 +55,8 @@ bin=$(build_static) || exit 1
 work=$(mktemp -d /var/tmp/cryptpilot-convert.XXXXXX)
 chmod 755 "$work"
 mounted=
-loops=()
 cleanup() {
-    for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null; done
+    detach_loops
     [ -n "$mounted" ] && umount "$mounted" 2>/dev/null
     rm -rf "$work"
 }
@@ -88,7 +87,14 @@ convert() {
 }
 # part IMG N FIELD: first/last sector of partition N.
 part() { sgdisk -i "$2" "$1" | awk -v f="$3" '$0 ~ f" sector" {print $3}'; }
-loop() { local l; l=$(losetup -r -f --show -o "$2" --sizelimit "$3" "$1") && loops+=("$l") && echo "$l"; }
+# loop IMG OFFSET SIZE: a read-only loop device over part of IMG. It is called in $(...), a
+# subshell, so the device is recorded in a file for detach_loops.
+loop() { local l; l=$(losetup -r -f --show -o "$2" --sizelimit "$3" "$1") && echo "$l" >>"$work/loops" && echo "$l"; }
+detach_loops() {
+    [ -f "$work/loops" ] || return 0
+    while read -r l; do losetup -d "$l" 2>/dev/null; done <"$work/loops"
+    rm -f "$work/loops"
+}
 lvm_() { local dev=$1; shift; LVM_SUPPRESS_FD_WARNINGS=1 "$@" --devices "$dev" --config 'backup { backup = 0 archive = 0 }'; }
 
 boot() { # boot IMG LOG: OVMF, shim, GRUB, our initrd, systemd; console in LOG
@@ -151,8 +157,7 @@ if want plain || want boot; then
         cmdline=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["kernel_cmdline"][1])' <<<"$rv")
         [[ $cmdline == "grub_kernel_cmdline (hd0,gpt$bootnum)/boot/vmlinuz-$kver "* ]] || why+=("cmdline $cmdline")
         [ "$(sha256sum "$src" | cut -c1-64)" = "$src_sum" ] || why+=("the source changed")
-        for l in "${loops[@]}"; do losetup -d "$l"; done
-        loops=()
+        detach_loops
         if [ ${#why[@]} -eq 0 ]; then
             report "PASS  plain: as nobody; sgdisk, vgck, veritysetup verify, reference values = sha384sum/pesign; source unchanged"
         else
@@ -215,8 +220,7 @@ if want luks; then
         else
             report "FAIL  luks: cryptsetup: $(head -3 <<<"$dump" | tr '\n' ' ')"
         fi
-        for l in "${loops[@]}"; do losetup -d "$l"; done
-        loops=()
+        detach_loops
         boot "$img" "$work/luks.log"
         if grep -aq "FDE-CHECK root=/dev/mapper/rootfs fstype=ext4" "$work/luks.log" &&
             grep -aq "FDE-CHECK write ok" "$work/luks.log" && grep -aq "rootfs unlocked" "$work/luks.log"; then
