@@ -739,6 +739,25 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
     }
     let old_root_uuid = fs.uuid().to_string();
 
+    // The root partition goes to the start of DST first; its writeback to the disk runs on
+    // while /boot and the modules are read out.
+    let src_file = File::open(&o.src).map_err(Error::io(&o.src, "open"))?;
+    let mut dst = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&o.dst)
+        .map_err(Error::io(&o.dst, "create"))?;
+    dst.set_len(root.len(SECTOR))
+        .map_err(Error::io(&o.dst, "size"))?;
+    r.step("copying the root file system");
+    sparse_copy(&src_file, root.offset(SECTOR), &dst, 0, root.len(SECTOR), r)
+        .map_err(Error::io(&o.dst, "write"))?;
+    let flushed = {
+        let f = dst.try_clone().map_err(Error::io(&o.dst, "reopen"))?;
+        std::thread::spawn(move || f.sync_data())
+    };
+
     r.step("copying /boot and the kernel modules out of the root file system");
     let boot_tree = o.work.join("boot");
     if !o.boot_size.is_multiple_of(1 << 20) || o.boot_size < 64 << 20 {
@@ -808,7 +827,6 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
     // before it (no data moves), elsewhere by a copy inside the file. This saves a copy of
     // the whole file system and the disk space of one. (resize2fs truncates an image file to
     // the new size, so the file system cannot be shrunk at an offset inside DST.)
-    let src_file = File::open(&o.src).map_err(Error::io(&o.src, "open"))?;
     // Seeking gives a block device's size too (its metadata length is 0).
     let src_size = { &src_file }
         .seek(SeekFrom::End(0))
@@ -842,18 +860,11 @@ pub fn convert(o: &Options, r: &mut dyn Report) -> Result<Converted> {
         } else {
             0
         };
-    let mut dst = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&o.dst)
-        .map_err(Error::io(&o.dst, "create"))?;
-    dst.set_len(root.len(SECTOR))
-        .map_err(Error::io(&o.dst, "size"))?;
-
-    r.step("copying the root file system");
-    sparse_copy(&src_file, root.offset(SECTOR), &dst, 0, root.len(SECTOR), r)
-        .map_err(Error::io(&o.dst, "write"))?;
+    // e2fsprogs flush what is dirty as they open the file: the copy's writeback ran meanwhile.
+    flushed
+        .join()
+        .map_err(|_| Error::Unsupported("the output's flush stopped".into()))?
+        .map_err(Error::io(&o.dst, "flush"))?;
     let boot_uuid = guid_uuid(&gpt::random_guid().map_err(Error::io(&o.dst, "make a UUID for"))?);
 
     r.step("adding the boot partition to /etc/fstab, checking and shrinking the root file system");
