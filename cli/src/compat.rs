@@ -531,14 +531,16 @@ pub(crate) fn tool_of(arg: &OsStr) -> Option<Tool> {
 mod tests {
     use super::*;
 
-    fn run(tool: Tool, line: &str) -> Result<Vec<String>, String> {
+    /// Our command line for `line`, words joined by spaces, or the refusal.
+    fn run(tool: Tool, line: &str) -> Result<String, String> {
         let args: Vec<OsString> = line.split_whitespace().map(OsString::from).collect();
         match translate(tool, &args) {
             Ok(Request::Run { argv, .. }) => Ok(argv
                 .iter()
                 .map(|a| a.to_string_lossy().into_owned())
-                .collect()),
-            Ok(Request::Print(p)) => Ok(vec![p]),
+                .collect::<Vec<_>>()
+                .join(" ")),
+            Ok(Request::Print(p)) => Ok(p),
             Err(Refused(m)) => Err(m),
         }
     }
@@ -550,35 +552,21 @@ mod tests {
                 Tool::Cryptsetup,
                 "-q --type luks2 luksFormat -d- --pbkdf=pbkdf2 /dev/x"
             ),
-            Ok(
-                "cryptpilot luks format --batch-mode --key-file=- --pbkdf=pbkdf2 -- /dev/x"
-                    .split(' ')
-                    .map(str::to_owned)
-                    .collect()
-            )
+            Ok("cryptpilot luks format --batch-mode --key-file=- --pbkdf=pbkdf2 -- /dev/x".into())
         );
         assert_eq!(
             run(Tool::Cryptsetup, "luksDump --dump-json-metadata img"),
-            Ok("cryptpilot luks dump --json -- img"
-                .split(' ')
-                .map(str::to_owned)
-                .collect())
+            Ok("cryptpilot luks dump --json -- img".into())
         );
         // -h is --hash in cryptsetup; -S takes its value attached.
         assert_eq!(
             run(Tool::Cryptsetup, "luksFormat -h sha512 -S1 img"),
-            Ok("cryptpilot luks format --hash=sha512 --key-slot=1 -- img"
-                .split(' ')
-                .map(str::to_owned)
-                .collect())
+            Ok("cryptpilot luks format --hash=sha512 --key-slot=1 -- img".into())
         );
         // veritysetup's old create NAME DATA HASH ROOT.
         assert_eq!(
             run(Tool::Veritysetup, "create v data hash 00"),
-            Ok("cryptpilot verity open -- data v hash 00"
-                .split(' ')
-                .map(str::to_owned)
-                .collect())
+            Ok("cryptpilot verity open -- data v hash 00".into())
         );
     }
 
@@ -600,21 +588,20 @@ mod tests {
 
     #[test]
     fn short_options_are_each_tools_own() {
-        let argv = |t, l| run(t, l).map(|v| v.join(" "));
         assert_eq!(
-            argv(Tool::Integritysetup, "format -s 4096 -t 8 -q d"),
+            run(Tool::Integritysetup, "format -s 4096 -t 8 -q d"),
             Ok(
                 "cryptpilot integrity format --sector-size=4096 --tag-size=8 --batch-mode -- d"
                     .into()
             )
         );
         assert_eq!(
-            argv(Tool::Veritysetup, "format -h sha1 -s 00 d h"),
+            run(Tool::Veritysetup, "format -h sha1 -s 00 d h"),
             Ok("cryptpilot verity format --hash=sha1 --salt=00 -- d h".into())
         );
         // isLuks keeps --type: it is the question.
         assert_eq!(
-            argv(Tool::Cryptsetup, "isLuks --type luks1 d"),
+            run(Tool::Cryptsetup, "isLuks --type luks1 d"),
             Ok("cryptpilot luks is-luks --type=luks1 -- d".into())
         );
     }
