@@ -187,6 +187,24 @@ fn path_str(p: &Path) -> Result<&str> {
         .ok_or_else(|| bad(p, "the path is not UTF-8, which the tools need"))
 }
 
+/// The next run of data of `f` in `pos..end`, as (start, start of the following hole), both
+/// within `pos..end` and the run never empty; `None` when only holes remain. A file system
+/// that cannot say has data everywhere.
+fn next_data(f: &File, pos: u64, end: u64) -> Option<(u64, u64)> {
+    use nix::unistd::{lseek, Whence};
+    let data = match lseek(f, pos as i64, Whence::SeekData) {
+        Ok(d) => (d as u64).max(pos),
+        Err(nix::errno::Errno::ENXIO) => return None,
+        Err(_) => return Some((pos, end)),
+    };
+    if data >= end {
+        return None;
+    }
+    let hole =
+        lseek(f, data as i64, Whence::SeekHole).map_or(end, |h| (h as u64).clamp(data + 1, end));
+    Some((data, hole))
+}
+
 /// Copies `len` bytes from `src` at `from` to `dst` at `to`, skipping holes (the
 /// destination is a new sparse file: zeros are already there). Data ranges go through
 /// `copy_file_range`, which copies inside the kernel (or shares the blocks, on file systems
@@ -201,31 +219,16 @@ fn sparse_copy(
     r: &mut dyn Report,
 ) -> std::io::Result<()> {
     use nix::errno::Errno;
-    use nix::unistd::{lseek, Whence};
     let mut buf = Vec::new();
     let mut in_kernel = true;
     let mut pos = 0u64;
     while pos < len {
-        // Jump over a hole of the source file where the file system reports one; the data
-        // runs to the next hole.
-        let mut data_end = len;
-        match lseek(src, (from + pos) as i64, Whence::SeekData) {
-            Ok(data) => {
-                let data = data as u64;
-                if data >= from + len {
-                    break;
-                }
-                if data > from + pos {
-                    pos = data - from;
-                }
-                if let Ok(hole) = lseek(src, (from + pos) as i64, Whence::SeekHole) {
-                    data_end = (hole as u64).saturating_sub(from).clamp(pos + 1, len);
-                }
-            }
-            // No data after this point: the rest is a hole.
-            Err(Errno::ENXIO) => break,
-            Err(_) => {}
-        }
+        // Holes of the source are skipped; the data runs to the next hole.
+        let Some((data, hole)) = next_data(src, from + pos, from + len) else {
+            break;
+        };
+        pos = data - from;
+        let data_end = hole - from;
         let n = (data_end - pos).min(COPY_STEP);
         if in_kernel {
             let (mut i, mut o) = ((from + pos) as i64, (to + pos) as i64);
@@ -278,23 +281,11 @@ struct SkipHoles<'a>(&'a File);
 
 impl BlockIo for SkipHoles<'_> {
     fn read_exact_at(&mut self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-        use nix::unistd::{lseek, Whence};
         let end = offset + buf.len() as u64;
         let mut pos = offset;
         while pos < end {
-            // Where the next data begins and where it ends (a file system that cannot say
-            // has data everywhere).
-            let data = match lseek(self.0, pos as i64, Whence::SeekData) {
-                Ok(d) => (d as u64).min(end),
-                Err(nix::errno::Errno::ENXIO) => end,
-                Err(_) => pos,
-            };
+            let (data, hole) = next_data(self.0, pos, end).unwrap_or((end, end));
             buf[(pos - offset) as usize..(data - offset) as usize].fill(0);
-            if data >= end {
-                break;
-            }
-            let hole = lseek(self.0, data as i64, Whence::SeekHole)
-                .map_or(end, |h| (h as u64).clamp(data + 1, end));
             self.0.read_exact_at(
                 &mut buf[(data - offset) as usize..(hole - offset) as usize],
                 data,
