@@ -705,6 +705,9 @@ pub(crate) struct OpenArgs {
     /// Only check that the passphrase opens a keyslot.
     #[arg(long = "test-passphrase")]
     pub(crate) test_passphrase: bool,
+    /// Only a header of this version opens (`luks` takes either, as without the option).
+    #[arg(long = "type", value_name = "TYPE", value_parser = ["luks", "luks1", "luks2"])]
+    pub(crate) luks_type: Option<String>,
     /// Map read-only.
     #[arg(short = 'r', long)]
     pub(crate) readonly: bool,

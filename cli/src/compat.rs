@@ -479,9 +479,9 @@ pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refuse
     for o in &opts {
         match o.long.as_str() {
             "verbose" => verbose = true,
-            // The action was chosen by it; our verbs read the header's own version, except
-            // where the type is the question (isLuks) or the goal (convert).
-            "type" if verb != ["luks", "convert"] && verb != ["luks", "is-luks"] => {}
+            // The action was chosen by it; verbs that take it check the header's version
+            // (open, isLuks) or aim at it (convert); the others read the header's own.
+            "type" if !known.iter().any(|k| k == "type") => {}
             long => {
                 let ours = rename(long);
                 if !known.iter().any(|k| k == ours) {

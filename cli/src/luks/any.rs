@@ -27,6 +27,23 @@ pub(crate) fn open_any(path: &Path, write: bool) -> CliResult<AnyLuks> {
     })
 }
 
+/// Refuses a header of the other version than `--type` names (`luks1`, `luks2`; `luks` takes
+/// either), as cryptsetup's `open --type` does: "not a valid LUKS device", exit 1.
+pub(crate) fn check_type(path: &Path, f: &mut File, ty: Option<&str>) -> CliResult {
+    let v1 = starts_luks1(f);
+    match (ty, v1) {
+        (Some("luks1"), false) => Err(CliError::Usage(format!(
+            "{}: not a LUKS1 device (--type luks1 was asked for)",
+            path.display()
+        ))),
+        (Some("luks2"), true) => Err(CliError::Usage(format!(
+            "{}: not a LUKS2 device (a LUKS1 header; --type luks2 was asked for)",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Whether the device starts with a LUKS1 header's magic and version.
 pub(crate) fn starts_luks1(f: &mut File) -> bool {
     let mut head = [0u8; 8];

@@ -234,6 +234,10 @@ pub(crate) fn run(cmd: Luks, out: &mut dyn Write) -> CliResult<i32> {
 
 /// `open`: checks the passphrase only (`--test-passphrase`), or unlocks and maps.
 fn open(a: OpenArgs, keys: &mut Keys) -> CliResult<i32> {
+    if let Some(ty) = a.luks_type.as_deref() {
+        let header = a.hdr.of(&a.device);
+        any::check_type(header, &mut open_device(header, false, false)?, Some(ty))?;
+    }
     if a.test_passphrase {
         let header = a.hdr.of(&a.device);
         let mut dev = any::open_any(header, false)?;
