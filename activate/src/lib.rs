@@ -48,6 +48,8 @@ pub use dmioctl::{DmName, Error as DmError};
 pub use error::{Error, Result};
 pub use lock::{lock_device, release_locks};
 pub use mapper::Mapper;
-pub use plan::{KeyringKey, Layer, Luks2Volume, OnCorruption, Options, Plan, Table, VerityOptions};
+pub use plan::{
+    KeyringKey, Layer, Luks2Volume, OnCorruption, Options, PlainParams, Plan, Table, VerityOptions,
+};
 pub use status::{IntegrityStatus, Status};
 pub use wipe::{format_with_integrity, wipe_integrity, ProgressFn};

@@ -278,6 +278,25 @@ impl Mapper {
         self.activate(&plan)
     }
 
+    /// Maps `device` as the plain dm-crypt volume `name` with `key` (an image file through a
+    /// loop device). Returns the `/dev/mapper` path.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the parameters do not fit the device, [`Error::Dm`] when
+    /// mapping fails (a cipher the kernel does not know among them).
+    pub fn open_plain(
+        &self,
+        device: &Path,
+        file: &mut File,
+        params: &crate::PlainParams,
+        key: &VolumeKey,
+        name: &DmName,
+        options: &Options,
+    ) -> Result<PathBuf> {
+        let data = DataDevice::new(device, file, options.read_only)?;
+        self.activate(&Plan::plain(params, key, &data, name, options)?)
+    }
+
     /// Whether crypt tables can name a keyring key, as cryptsetup 2.6 decides: the kernel has
     /// key management, dm-crypt is at least 1.18.1, and the cipher is not `cipher_null`.
     pub fn keyring_usable(&self, cipher: &str) -> bool {

@@ -275,6 +275,114 @@ impl Plan {
     }
 }
 
+/// Where and how a plain dm-crypt volume (no header) is mapped: cryptsetup's `open --type
+/// plain` options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlainParams {
+    /// Cipher in dm-crypt notation (`aes-cbc-essiv:sha256`, `aes-xts-plain64`).
+    pub cipher: String,
+    /// Start of the data on the device (`--offset`).
+    pub offset: Sectors,
+    /// IV offset (`--skip`), in 512-byte sectors.
+    pub skip: u64,
+    /// Mapping size (`--size`), or the rest of the device.
+    pub size: Option<Sectors>,
+    /// Encryption sector size in bytes (`--sector-size`).
+    pub sector_size: u32,
+    /// IVs count in sectors of `sector_size` rather than 512 bytes (`--iv-large-sectors`).
+    pub iv_large_sectors: bool,
+}
+
+impl Plan {
+    /// cryptsetup's mapping of a plain volume as `name`: one crypt target with the hex key
+    /// (cryptsetup 2.6 keeps plain keys out of the keyring), UUID `CRYPT-PLAIN-<name>`.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an offset past the device's end, a size beyond it, a size not
+    /// a multiple of the sector size, or a sector size dm-crypt does not take.
+    pub fn plain(
+        p: &PlainParams,
+        key: &VolumeKey,
+        data: &DataDevice,
+        name: &DmName,
+        o: &Options,
+    ) -> Result<Plan> {
+        let invalid = |reason: String| Err(Error::Invalid { reason });
+        if !(512..=4096).contains(&p.sector_size) || !p.sector_size.is_power_of_two() {
+            return invalid(format!(
+                "unsupported encryption sector size {} (512, 1024, 2048 or 4096)",
+                p.sector_size
+            ));
+        }
+        if p.iv_large_sectors && p.sector_size == 512 {
+            return invalid("--iv-large-sectors needs a sector size larger than 512 bytes".into());
+        }
+        let offset = p
+            .offset
+            .bytes()
+            .filter(|&b| b.0 < data.size())
+            .ok_or_else(|| Error::Invalid {
+                reason: format!(
+                    "the requested offset of {} is beyond the device's {} bytes",
+                    p.offset,
+                    data.size()
+                ),
+            })?;
+        let available = data.size() - offset.0;
+        let size = match p.size {
+            Some(s) => match s.bytes().filter(|b| b.0 <= available && b.0 > 0) {
+                Some(b) => b.0,
+                None => {
+                    return invalid(format!(
+                        "the device is too small: {s} from sector {} need more than its {available} bytes",
+                        p.offset.0
+                    ))
+                }
+            },
+            None => available,
+        };
+        if size % u64::from(p.sector_size) != 0 {
+            return invalid(format!(
+                "the mapping's {size} bytes are not a multiple of the {}-byte sector size",
+                p.sector_size
+            ));
+        }
+        let a = Activation {
+            cipher: p.cipher.clone(),
+            key_size: key.as_bytes().len(),
+            iv_tweak: p.skip,
+            offset: offset.0,
+            size: Some(size),
+            sector_size: p.sector_size,
+            flags: Vec::new(),
+            integrity: None,
+        };
+        let lower = Lower {
+            device: data.dev_string(),
+            offset: p.offset,
+            available: Bytes(available),
+            tag_size: None,
+        };
+        let (mut crypt, sectors) = crypt_table(&a, key, &lower, o)?;
+        if p.iv_large_sectors {
+            // Before `sector_size:N`, where cryptsetup puts it.
+            let at = crypt.options.len() - 1;
+            crypt.options.insert(at, CryptOption::IvLargeSectors);
+        }
+        Ok(Plan {
+            layers: vec![Layer {
+                name: name.clone(),
+                uuid: Some(format!("CRYPT-PLAIN-{name}")),
+                sectors,
+                table: Table::Crypt(crypt),
+                on: None,
+            }],
+            read_only: o.read_only,
+            keyring_key: None,
+        })
+    }
+}
+
 /// What to do when a verity block does not match.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum OnCorruption {
@@ -642,5 +750,67 @@ mod tests {
         };
         let e = Plan::luks2(&v, &name("d"), None, &Options::default()).expect_err("no room");
         assert!(e.to_string().contains("no room for data"), "{e}");
+    }
+
+    fn plain(cipher: &str, offset: u64, size: Option<u64>, sector: u32) -> PlainParams {
+        PlainParams {
+            cipher: cipher.into(),
+            offset: Sectors(offset),
+            skip: 0,
+            size: size.map(Sectors),
+            sector_size: sector,
+            iv_large_sectors: false,
+        }
+    }
+
+    #[test]
+    fn plain_is_one_hex_keyed_crypt_layer_with_cryptsetups_uuid() {
+        let key = VolumeKey::from_slice(&[0x5a; 32]);
+        let data = DataDevice::fake(7, 1, 1 << 20);
+        let mut p = plain("aes-cbc-essiv:sha256", 8, None, 512);
+        p.skip = 3;
+        let o = Options {
+            allow_discards: true,
+            ..Options::default()
+        };
+        let plan = Plan::plain(&p, &key, &data, &name("swap"), &o).expect("plan");
+        assert_eq!(plan.layers[0].uuid.as_deref(), Some("CRYPT-PLAIN-swap"));
+        assert!(plan.keyring_key.is_none());
+        let t = plan.table_on(0, None);
+        assert_eq!((t.start, t.length), (0, 2048 - 8));
+        let want = format!(
+            "aes-cbc-essiv:sha256 {} 3 7:1 8 1 allow_discards",
+            "5a".repeat(32)
+        );
+        assert_eq!(t.params(), want);
+        // 4096-byte sectors with large IVs: iv_large_sectors comes before sector_size.
+        let mut p = plain("aes-xts-plain64", 0, Some(1024), 4096);
+        p.iv_large_sectors = true;
+        let plan = Plan::plain(&p, &key, &data, &name("s"), &Options::default()).expect("plan");
+        let t = plan.table_on(0, None);
+        assert_eq!(t.length, 1024);
+        assert!(t
+            .params()
+            .ends_with(" 7:1 0 2 iv_large_sectors sector_size:4096"));
+    }
+
+    #[test]
+    fn plain_refuses_what_does_not_fit() {
+        let key = VolumeKey::from_slice(&[1; 32]);
+        let data = DataDevice::fake(7, 1, 1 << 20);
+        let o = Options::default();
+        let n = name("p");
+        let refused = |p: PlainParams| {
+            Plan::plain(&p, &key, &data, &n, &o)
+                .expect_err("refused")
+                .to_string()
+        };
+        assert!(refused(plain("aes-xts-plain64", 2048, None, 512)).contains("beyond"));
+        assert!(refused(plain("aes-xts-plain64", 8, Some(2041), 512)).contains("too small"));
+        assert!(refused(plain("aes-xts-plain64", 1, None, 4096)).contains("multiple"));
+        assert!(refused(plain("aes-xts-plain64", 0, None, 3000)).contains("sector size"));
+        let mut p = plain("aes-xts-plain64", 0, None, 512);
+        p.iv_large_sectors = true;
+        assert!(refused(p).contains("iv-large-sectors"));
     }
 }

@@ -10,7 +10,8 @@ use crate::{Error, Mapper, Result};
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Status {
-    /// `LUKS2` for a LUKS2 volume, `n/a` otherwise.
+    /// `LUKS2`, `LUKS1` or `PLAIN` by the mapping's UUID, as cryptsetup tells them; `n/a`
+    /// otherwise.
     pub kind: &'static str,
     /// The device-mapper UUID.
     pub uuid: String,
@@ -25,8 +26,15 @@ pub struct Status {
     pub device: String,
     /// Encryption sector size.
     pub sector_size: u32,
+    /// The image file behind that device, when it is a loop device.
+    pub loop_file: Option<String>,
     /// Data offset on that device, in 512-byte sectors.
     pub offset_sectors: u64,
+    /// IV offset (plain mode's `--skip`), in 512-byte sectors.
+    pub iv_offset: u64,
+    /// The crypt target's performance and discard flags, in cryptsetup's words (`discards`,
+    /// `same_cpu_crypt`, `submit_from_crypt_cpus`, `no_read_workqueue`, `no_write_workqueue`).
+    pub flags: Vec<&'static str>,
     /// Mapping size in 512-byte sectors.
     pub size_sectors: u64,
     /// Read-only mapping.
@@ -74,18 +82,17 @@ impl Mapper {
             .transpose()
             .map_err(Error::dm(name.as_str()))?;
         let mut s = Status {
-            kind: if info.uuid.starts_with("CRYPT-LUKS2-") {
-                "LUKS2"
-            } else {
-                "n/a"
-            },
+            kind: kind_of(&info.uuid),
             uuid: info.uuid.clone(),
             cipher: String::new(),
             key_bits: 0,
             key_in_keyring: false,
             device: String::new(),
             sector_size: 512,
+            loop_file: None,
             offset_sectors: 0,
+            iv_offset: 0,
+            flags: Vec::new(),
             size_sectors: table
                 .iter()
                 .try_fold(0u64, |n, t| n.checked_add(t.length))
@@ -108,9 +115,16 @@ impl Mapper {
                 .split_once(':')
                 .and_then(|(a, b)| Some(device_path(a.parse().ok()?, b.parse().ok()?)))
                 .unwrap_or_else(|| c.device.clone());
+            s.loop_file = loop_file(&s.device);
             s.offset_sectors = c.offset;
+            s.iv_offset = c.iv_offset;
             for o in &c.options {
                 match o {
+                    CryptOption::AllowDiscards => s.flags.push("discards"),
+                    CryptOption::SameCpuCrypt => s.flags.push("same_cpu_crypt"),
+                    CryptOption::SubmitFromCryptCpus => s.flags.push("submit_from_crypt_cpus"),
+                    CryptOption::NoReadWorkqueue => s.flags.push("no_read_workqueue"),
+                    CryptOption::NoWriteWorkqueue => s.flags.push("no_write_workqueue"),
                     CryptOption::SectorSize(n) => s.sector_size = *n,
                     CryptOption::Integrity(tag, kind) => {
                         s.integrity = Some(IntegrityStatus {
@@ -138,6 +152,30 @@ impl Mapper {
             IntegrityMode::Recovery => "recovery",
         })
     }
+}
+
+/// cryptsetup's type name for a mapping with this device-mapper UUID.
+fn kind_of(uuid: &str) -> &'static str {
+    [
+        ("CRYPT-LUKS2-", "LUKS2"),
+        ("CRYPT-LUKS1-", "LUKS1"),
+        ("CRYPT-PLAIN-", "PLAIN"),
+        ("CRYPT-VERITY-", "VERITY"),
+        ("CRYPT-INTEGRITY-", "INTEGRITY"),
+    ]
+    .iter()
+    .find(|(prefix, _)| uuid.starts_with(prefix))
+    .map_or("n/a", |(_, kind)| kind)
+}
+
+/// The file behind `/dev/loopN`, from sysfs.
+pub(crate) fn loop_file(device: &str) -> Option<String> {
+    let name = device.strip_prefix("/dev/")?;
+    if !name.starts_with("loop") {
+        return None;
+    }
+    let f = std::fs::read_to_string(format!("/sys/block/{name}/loop/backing_file")).ok()?;
+    Some(f.trim_end_matches('\n').to_owned())
 }
 
 /// `/dev/NAME` of a block device, from sysfs; `major:minor` when sysfs does not say.

@@ -32,6 +32,10 @@ pub(crate) enum Command {
     /// volumes get theirs from `luks format --integrity`.
     #[command(subcommand)]
     Integrity(IntegrityCommand),
+    /// Plain dm-crypt: no header, the key hashed from the passphrase (cryptsetup's `open
+    /// --type plain`), for swap and scratch disks whose data need not outlive the mapping.
+    #[command(subcommand)]
+    Plain(PlainCommand),
     /// Full-disk protection: the `cryptpilot` volume group on the disk, brought up without
     /// lvm2.
     #[command(subcommand)]
@@ -728,6 +732,87 @@ pub(crate) struct OpenArgs {
     pub(crate) common: Common,
     #[command(flatten)]
     pub(crate) hdr: HeaderOpt,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PlainCommand {
+    /// Map DEVICE as NAME with a key hashed from the passphrase, or read from a key file. No
+    /// header records the key: a wrong passphrase is not detected, it maps noise. `luks
+    /// status` and `luks close` show and remove the mapping. The defaults are cryptsetup
+    /// 2.6's (aes-cbc-essiv:sha256, 256-bit key, ripemd160); for new uses prefer
+    /// `--cipher aes-xts-plain64 --key-size 512 --hash sha256`, or a random key:
+    /// `--key-file /dev/urandom` for swap.
+    Open(PlainOpenArgs),
+}
+
+/// `plain open`.
+#[derive(Debug, Args)]
+pub(crate) struct PlainOpenArgs {
+    /// Device or image file.
+    pub(crate) device: PathBuf,
+    /// Mapping name.
+    pub(crate) name: String,
+    /// Cipher in dm-crypt notation (`aes-xts-plain64`); a bare name gets `-cbc-plain`.
+    #[arg(
+        short = 'c',
+        long,
+        value_name = "CIPHER",
+        default_value = "aes-cbc-essiv:sha256"
+    )]
+    pub(crate) cipher: String,
+    /// Key size in bits (a multiple of 8).
+    #[arg(
+        short = 's',
+        long = "key-size",
+        value_name = "BITS",
+        default_value_t = 256
+    )]
+    pub(crate) key_size: u32,
+    /// How the passphrase becomes the key: a hash (`sha256`, `sha512`, `sha1`, `ripemd160`;
+    /// default ripemd160), `HASH:LEN` to hash only LEN bytes of the key, or `plain` to use
+    /// the passphrase's bytes. Ignored with a key file other than `-`, whose bytes are the key.
+    #[arg(long, value_name = "HASH")]
+    pub(crate) hash: Option<String>,
+    /// Start of the data on DEVICE, in 512-byte sectors.
+    #[arg(short = 'o', long, value_name = "SECTORS", default_value_t = 0)]
+    pub(crate) offset: u64,
+    /// IV offset: the first sector's IV is computed as for this sector number.
+    #[arg(short = 'p', long, value_name = "SECTORS", default_value_t = 0)]
+    pub(crate) skip: u64,
+    /// Mapping size in 512-byte sectors (default: the rest of DEVICE).
+    #[arg(short = 'b', long, value_name = "SECTORS")]
+    pub(crate) size: Option<u64>,
+    /// Encryption sector size: 512 (default), 1024, 2048 or 4096 bytes.
+    #[arg(long = "sector-size", value_name = "BYTES", default_value_t = 512)]
+    pub(crate) sector_size: u32,
+    /// With a sector size above 512: count IVs in those sectors, not in 512-byte ones.
+    #[arg(long = "iv-large-sectors")]
+    pub(crate) iv_large_sectors: bool,
+    /// Map read-only.
+    #[arg(short = 'r', long)]
+    pub(crate) readonly: bool,
+    /// Ask for the passphrase twice on a terminal (there is no header to catch a typo).
+    #[arg(short = 'y', long = "verify-passphrase")]
+    pub(crate) verify_passphrase: bool,
+    /// The key comes from this file: its first key-size bytes (after --keyfile-offset) are
+    /// the key, unhashed. `-` reads standard input to its end (or --keyfile-size bytes), and
+    /// that is hashed.
+    #[arg(short = 'd', long = "key-file", value_name = "FILE")]
+    pub(crate) key_file: Option<PathBuf>,
+    /// With `--key-file -`: read at most this many bytes.
+    #[arg(short = 'l', long = "keyfile-size", value_name = "BYTES")]
+    pub(crate) keyfile_size: Option<u64>,
+    /// Skip this many bytes of the key file first.
+    #[arg(long = "keyfile-offset", value_name = "BYTES", default_value_t = 0)]
+    pub(crate) keyfile_offset: u64,
+    /// Map DEVICE even when it is in use (mounted or mapped), as one of several plain
+    /// mappings over parts of it (cryptsetup's --shared). Without it a device in use is busy.
+    #[arg(long)]
+    pub(crate) shared: bool,
+    #[command(flatten)]
+    pub(crate) perf: PerfOpts,
+    #[command(flatten)]
+    pub(crate) common: Common,
 }
 
 /// `luks close`.

@@ -277,10 +277,10 @@ fn verb(tool: Tool, action: &str, ty: Option<&str>) -> Result<(Vec<&'static str>
             }
             vec!["luks", "format"]
         }
+        (Tool::Cryptsetup, "open") if ty == Some("plain") => vec!["plain", "open"],
+        // The old plain-mode action: `create NAME DEVICE`.
+        (Tool::Cryptsetup, "create") => return Ok((vec!["plain", "open"], true)),
         (Tool::Cryptsetup, "open" | "luksOpen") => {
-            if action == "open" && ty == Some("plain") {
-                return unsupported("--type plain is not supported: plain dm-crypt has no header to check a passphrase against");
-            }
             luks_type(ty)?;
             vec!["luks", "open"]
         }
@@ -307,7 +307,7 @@ fn verb(tool: Tool, action: &str, ty: Option<&str>) -> Result<(Vec<&'static str>
         (
             Tool::Cryptsetup,
             "erase" | "luksErase" | "luksSuspend" | "luksResume" | "reencrypt" | "tcryptDump"
-            | "bitlkDump" | "fvault2Dump" | "create" | "loopaesOpen" | "tcryptOpen" | "bitlkOpen"
+            | "bitlkDump" | "fvault2Dump" | "loopaesOpen" | "tcryptOpen" | "bitlkOpen"
             | "luksAddToken",
         ) => return unsupported("not supported by this cryptsetup (cryptpilot)"),
         (Tool::Veritysetup, "format") => vec!["verity", "format"],
@@ -563,6 +563,18 @@ mod tests {
             run(Tool::Cryptsetup, "luksFormat -h sha512 -S1 img"),
             Ok("cryptpilot luks format --hash=sha512 --key-slot=1 -- img".into())
         );
+        // Plain mode, and its old action create NAME DEVICE.
+        assert_eq!(
+            run(
+                Tool::Cryptsetup,
+                "open --type plain -c aes-xts-plain64 -s512 -h sha256 -o 8 -p 2 -b 64 d p"
+            ),
+            Ok("cryptpilot plain open --cipher=aes-xts-plain64 --key-size=512 --hash=sha256 --offset=8 --skip=2 --size=64 -- d p".into())
+        );
+        assert_eq!(
+            run(Tool::Cryptsetup, "create -d /dev/urandom swap /dev/x"),
+            Ok("cryptpilot plain open --key-file=/dev/urandom -- /dev/x swap".into())
+        );
         // veritysetup's old create NAME DATA HASH ROOT.
         assert_eq!(
             run(Tool::Veritysetup, "create v data hash 00"),
@@ -576,8 +588,10 @@ mod tests {
             run(Tool::Cryptsetup, "frobnicate x"),
             Err("Unknown action.".into())
         );
-        let e = run(Tool::Cryptsetup, "open --type plain /dev/x p").unwrap_err();
-        assert!(e.contains("--type plain"), "{e}");
+        let e = run(Tool::Cryptsetup, "open --type tcrypt /dev/x p").unwrap_err();
+        assert!(e.contains("--type tcrypt"), "{e}");
+        let e = run(Tool::Cryptsetup, "open --type plain -S 1 /dev/x p").unwrap_err();
+        assert!(e.contains("--key-slot"), "{e}");
         let e = run(Tool::Cryptsetup, "luksDump --tries 3 x").unwrap_err();
         assert!(e.contains("--tries"), "{e}");
         let e = run(Tool::Integritysetup, "open x y").unwrap_err();

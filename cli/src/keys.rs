@@ -77,7 +77,7 @@ impl Keys {
         if let Some(n) = size {
             if (buf.len() as u64) < n {
                 return Err(CliError::Usage(format!(
-                    "key file {} is shorter than --keyfile-size {n}",
+                    "key file {} holds fewer than the {n} bytes to read",
                     path.display()
                 )));
             }

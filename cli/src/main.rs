@@ -120,6 +120,9 @@ fn main() {
         args::Command::Luks(cmd) => luks::run(cmd, &mut out),
         args::Command::Verity(cmd) => verity::run(cmd, &mut out),
         args::Command::Integrity(cmd) => integrity_cmd::run(cmd, &mut out),
+        args::Command::Plain(args::PlainCommand::Open(a)) => {
+            mapping::open_plain(&a, &mut keys::Keys::default())
+        }
         args::Command::Crypt(cmd) => crypt::run(cmd, &mut out),
         args::Command::Fde(cmd) => fde_cmd::run(cmd, &mut out),
         args::Command::Completions { shell } => docs::completions(shell, &mut out),

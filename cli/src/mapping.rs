@@ -3,14 +3,15 @@
 use std::io::Write;
 use std::path::Path;
 
-use activate::{DmName, KeyringKey, Mapper, Options, Status};
+use activate::{DmName, KeyringKey, Mapper, Options, PlainParams, Status};
+use luks2::plain::PlainHash;
 use luks2::{Luks1, Luks2};
 
-use crate::args::{KeyOpts, PerfOpts, ResizeArgs};
+use crate::args::{KeyOpts, PerfOpts, PlainOpenArgs, ResizeArgs};
 use crate::error::{code, CliError, CliResult};
 use crate::keys::Keys;
 use crate::luks::any::starts_luks1;
-use crate::luks::{open_device, unlock, write_out};
+use crate::luks::{confirm, open_device, unlock, write_out};
 
 /// The mapping options of `open`'s flags.
 pub(crate) fn options(
@@ -84,6 +85,102 @@ pub(crate) fn open(
     mapper.open_luks2(device, &mut file, &header, &vk, &dm_name, options)?;
     Ok(0)
 }
+
+/// `plain open`: the key from a key file as is, or hashed from a passphrase, mapped with
+/// cryptsetup 2.6's plain table.
+pub(crate) fn open_plain(a: &PlainOpenArgs, keys: &mut Keys) -> CliResult<i32> {
+    if a.key_size == 0 || !a.key_size.is_multiple_of(8) {
+        return Err(CliError::Usage(format!(
+            "--key-size {}: the key size must be a multiple of 8 bits",
+            a.key_size
+        )));
+    }
+    let key_bytes = (a.key_size / 8) as usize;
+    // cryptsetup's parse of a cipher without a mode: `aes` is `aes-cbc-plain`.
+    let cipher = if a.cipher.contains('-') || a.cipher.starts_with("capi:") {
+        a.cipher.clone()
+    } else {
+        format!("{}-cbc-plain", a.cipher)
+    };
+    let spec = a.hash.as_deref().unwrap_or(PLAIN_DEFAULT_HASH);
+    let hash = PlainHash::parse(spec, key_bytes)
+        .map_err(|e| CliError::Usage(format!("--hash {spec}: {e}")))?;
+    let key_file = a.key_file.as_deref().filter(|f| *f != Path::new("-"));
+    if key_file.is_some() && !a.common.batch {
+        if a.hash.is_some() {
+            println!("WARNING: The --hash parameter is being ignored in plain mode with keyfile specified.");
+        }
+        if a.keyfile_size.is_some() {
+            println!("WARNING: The --keyfile-size option is being ignored, the read size is the same as the encryption key size.");
+        }
+    }
+    let dm_name = dm_name(&a.name)?;
+    let mapper = Mapper::open()?;
+    mapper.ensure_free(&dm_name)?;
+    if !a.shared {
+        // A device in use (mounted, or under another mapping) is busy, as in cryptsetup;
+        // the exclusive open is only a check: the kernel claims the device for the table.
+        drop(open_device(&a.device, false, true)?);
+    }
+    let mut file = open_device(&a.device, !a.readonly, false)?;
+    if a.offset == 0 {
+        if let Some(sig) =
+            luks2::probe::signature(&mut file).map_err(CliError::device(&a.device, "read"))?
+        {
+            // cryptsetup's report (blkid's names), then its question.
+            let (name, kind) = match sig {
+                "LUKS1" | "LUKS2" => ("crypto_LUKS", "superblock"),
+                "mbr" => ("dos", "partition"),
+                "gpt" => ("gpt", "partition"),
+                other => (other, "superblock"),
+            };
+            if !a.common.batch {
+                println!(
+                    "WARNING: Device {} already contains a '{name}' {kind} signature.",
+                    a.device.display()
+                );
+            }
+            let warning = format!(
+                "Detected device signature(s) on {}. Proceeding further may damage existing data.",
+                a.device.display()
+            );
+            confirm(&a.common, &warning)?;
+        }
+    }
+    let key = match key_file {
+        // A key file's bytes are the key, unhashed (cryptsetup reads exactly the key size).
+        Some(f) => {
+            let bytes = Keys::from_file(f, a.keyfile_offset, Some(key_bytes as u64))?;
+            PlainHash::parse("plain", key_bytes)
+                .and_then(|h| h.key(key_bytes, bytes.as_bytes()))
+                .map_err(|e| CliError::Usage(e.to_string()))?
+        }
+        _ => {
+            let prompt = format!("Enter passphrase for {}: ", a.device.display());
+            let pass = match &a.key_file {
+                Some(f) => Keys::from_file(f, a.keyfile_offset, a.keyfile_size)?,
+                None if a.verify_passphrase => keys.new_passphrase(None, &prompt)?,
+                None => keys.existing(&KeyOpts::default(), &prompt)?,
+            };
+            hash.key(key_bytes, pass.as_bytes())
+                .map_err(|e| CliError::Usage(e.to_string()))?
+        }
+    };
+    let params = PlainParams {
+        cipher,
+        offset: luks2::Sectors(a.offset),
+        skip: a.skip,
+        size: a.size.map(luks2::Sectors),
+        sector_size: a.sector_size,
+        iv_large_sectors: a.iv_large_sectors,
+    };
+    let o = options(&a.perf, a.readonly, false, true);
+    mapper.open_plain(&a.device, &mut file, &params, &key, &dm_name, &o)?;
+    Ok(0)
+}
+
+/// cryptsetup 2.6's plain-mode passphrase hash.
+const PLAIN_DEFAULT_HASH: &str = "ripemd160";
 
 /// Removes the mapping `name` (and its integrity layer).
 pub(crate) fn close(name: &str) -> CliResult<i32> {
@@ -161,7 +258,8 @@ fn status_json(name: &str, s: &Status) -> serde_json::Value {
     serde_json::json!({
         "name": name, "active": true, "type": s.kind, "uuid": s.uuid,
         "cipher": s.cipher, "key_bits": s.key_bits, "key_location": key_location(s), "device": s.device,
-        "sector_size": s.sector_size, "offset_sectors": s.offset_sectors,
+        "loop": s.loop_file, "sector_size": s.sector_size, "offset_sectors": s.offset_sectors,
+        "skipped_sectors": s.iv_offset, "flags": s.flags,
         "size_sectors": s.size_sectors, "mode": mode(s), "open_count": s.open_count,
         "integrity": integrity, "major": s.major, "minor": s.minor,
     })
@@ -186,8 +284,8 @@ fn status_text(path: &Path, s: &Status) -> String {
         ),
         None => String::new(),
     };
-    format!(
-        "{} is active{}.\n  type:    {}\n  cipher:  {}\n  keysize: {} bits\n  key location: {}\n{integrity}  device:  {}\n  sector size:  {}\n  offset:  {} sectors\n  size:    {} sectors\n  mode:    {}\n",
+    let mut t = format!(
+        "{} is active{}.\n  type:    {}\n  cipher:  {}\n  keysize: {} bits\n  key location: {}\n{integrity}  device:  {}\n",
         path.display(),
         if s.open_count > 0 { " and is in use" } else { "" },
         s.kind,
@@ -195,9 +293,29 @@ fn status_text(path: &Path, s: &Status) -> String {
         s.key_bits,
         key_location(s),
         s.device,
-        s.sector_size,
-        s.offset_sectors,
-        s.size_sectors,
-        mode(s),
-    )
+    );
+    if let Some(f) = &s.loop_file {
+        t.push_str(&format!("  loop:    {f}\n"));
+    }
+    t.push_str(&format!(
+        "  sector size:  {}\n  offset:  {} sectors\n  size:    {} sectors\n",
+        s.sector_size, s.offset_sectors, s.size_sectors
+    ));
+    if s.iv_offset != 0 {
+        t.push_str(&format!("  skipped: {} sectors\n", s.iv_offset));
+    }
+    t.push_str(&format!("  mode:    {}\n", mode(s)));
+    if !s.flags.is_empty() {
+        // cryptsetup ends each flag with a space but the last kind (no_write_workqueue).
+        let flags: String = s
+            .flags
+            .iter()
+            .map(|f| match *f {
+                "no_write_workqueue" => (*f).to_owned(),
+                f => format!("{f} "),
+            })
+            .collect();
+        t.push_str(&format!("  flags:   {flags}\n"));
+    }
+    t
 }

@@ -130,7 +130,9 @@ fn cases() -> Vec<Case> {
         with_stdin("cryptsetup open --test-passphrase --key-file=- img", "pass1", Code),
         with_stdin("cryptsetup open --test-passphrase -d - img", "wrong", Code),
         with_stdin("cryptsetup open --test-passphrase img", "pass1\n", Code),
-        c("cryptsetup open --type plain --test-passphrase img -d key", Unsupported("--type plain")),
+        c("cryptsetup open --type plain --test-passphrase img -d key", Code),
+        c("cryptsetup open --type plain -s 100 img p", Code),
+        c("cryptsetup open --type plain img", Code),
         c("cryptsetup open --type tcrypt img x", Unsupported("--type tcrypt")),
         // Keyslots.
         after("cryptsetup luksAddKey {FAST} img key2 -d key", Code, DUMP),

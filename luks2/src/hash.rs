@@ -1,5 +1,6 @@
 //! Hash algorithms named in LUKS2 metadata (checksums, AF splitter, PBKDF2, digests).
 
+use ripemd::Ripemd160;
 use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
@@ -16,6 +17,9 @@ pub enum HashAlg {
     Sha384,
     /// SHA-512 (64 bytes).
     Sha512,
+    /// RIPEMD-160 (20 bytes): cryptsetup 2.6's plain-mode passphrase hash, and the hash of
+    /// some old LUKS1 volumes.
+    Ripemd160,
 }
 
 impl HashAlg {
@@ -29,6 +33,7 @@ impl HashAlg {
             "sha256" => HashAlg::Sha256,
             "sha384" => HashAlg::Sha384,
             "sha512" => HashAlg::Sha512,
+            "ripemd160" => HashAlg::Ripemd160,
             _ => return Err(Error::unsupported("hash", name)),
         })
     }
@@ -40,13 +45,14 @@ impl HashAlg {
             HashAlg::Sha256 => "sha256",
             HashAlg::Sha384 => "sha384",
             HashAlg::Sha512 => "sha512",
+            HashAlg::Ripemd160 => "ripemd160",
         }
     }
 
     /// Output length in bytes.
     pub fn output_len(self) -> usize {
         match self {
-            HashAlg::Sha1 => 20,
+            HashAlg::Sha1 | HashAlg::Ripemd160 => 20,
             HashAlg::Sha256 => 32,
             HashAlg::Sha384 => 48,
             HashAlg::Sha512 => 64,
@@ -67,6 +73,7 @@ impl HashAlg {
             HashAlg::Sha256 => run::<Sha256>(parts),
             HashAlg::Sha384 => run::<Sha384>(parts),
             HashAlg::Sha512 => run::<Sha512>(parts),
+            HashAlg::Ripemd160 => run::<Ripemd160>(parts),
         }
     }
 
@@ -78,6 +85,7 @@ impl HashAlg {
             HashAlg::Sha256 => pbkdf2_hmac::<Sha256>(password, salt, iterations, out),
             HashAlg::Sha384 => pbkdf2_hmac::<Sha384>(password, salt, iterations, out),
             HashAlg::Sha512 => pbkdf2_hmac::<Sha512>(password, salt, iterations, out),
+            HashAlg::Ripemd160 => pbkdf2_hmac::<Ripemd160>(password, salt, iterations, out),
         }
     }
 }

@@ -57,12 +57,13 @@ const FLOOR_ARGON2_KIB_PER_SEC: f64 = 100_000.0;
 
 /// The measured speed of PBKDF2 with `hash`, in iterations per second (once per process).
 fn pbkdf2_per_sec(hash: HashAlg) -> f64 {
-    static RATES: [OnceLock<f64>; 4] = [const { OnceLock::new() }; 4];
+    static RATES: [OnceLock<f64>; 5] = [const { OnceLock::new() }; 5];
     let slot = match hash {
         HashAlg::Sha1 => 0,
         HashAlg::Sha256 => 1,
         HashAlg::Sha384 => 2,
         HashAlg::Sha512 => 3,
+        HashAlg::Ripemd160 => 4,
     };
     *RATES[slot].get_or_init(|| crate::pbkdf::pbkdf2_rate(hash))
 }

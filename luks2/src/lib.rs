@@ -42,6 +42,7 @@ mod kdf;
 pub mod keyslot;
 pub mod luks1;
 mod pbkdf;
+pub mod plain;
 pub mod probe;
 mod secret;
 pub mod sector;

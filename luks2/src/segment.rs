@@ -41,7 +41,9 @@ impl SegmentIntegrity {
             .strip_prefix("hmac-")
             .or_else(|| name.strip_prefix("hmac(").and_then(|h| h.strip_suffix(')')));
         match hash.map(HashAlg::parse) {
-            Some(Ok(h)) if h != HashAlg::Sha384 => Ok(SegmentIntegrity::Hmac(h)),
+            Some(Ok(h)) if !matches!(h, HashAlg::Sha384 | HashAlg::Ripemd160) => {
+                Ok(SegmentIntegrity::Hmac(h))
+            }
             _ => Err(Error::unsupported("integrity", name)),
         }
     }
