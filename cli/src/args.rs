@@ -620,6 +620,9 @@ pub(crate) enum LuksCommand {
     ChangeKey(ChangeKeyArgs),
     /// Wipe keyslot SLOT. Asks for a remaining passphrase unless --batch-mode.
     KillSlot(KillSlotArgs),
+    /// Wipe every keyslot (cryptsetup's erase/luksErase): no passphrase opens the volume
+    /// again; the header, its digests and tokens stay. Asks first unless --batch-mode.
+    Erase(EraseArgs),
     /// Save the header and keyslots area to a file.
     HeaderBackup(HeaderBackupArgs),
     /// Write a header backup back to the device.
@@ -934,6 +937,17 @@ pub(crate) struct KillSlotArgs {
     pub(crate) slot: u32,
     #[command(flatten)]
     pub(crate) key: KeyOpts,
+    #[command(flatten)]
+    pub(crate) common: Common,
+    #[command(flatten)]
+    pub(crate) hdr: HeaderOpt,
+}
+
+/// `luks erase`.
+#[derive(Debug, Args)]
+pub(crate) struct EraseArgs {
+    /// LUKS device.
+    pub(crate) device: PathBuf,
     #[command(flatten)]
     pub(crate) common: Common,
     #[command(flatten)]

@@ -291,6 +291,7 @@ fn verb(tool: Tool, action: &str, ty: Option<&str>) -> Result<(Vec<&'static str>
         (Tool::Cryptsetup, "luksRemoveKey") => vec!["luks", "remove-key"],
         (Tool::Cryptsetup, "luksChangeKey") => vec!["luks", "change-key"],
         (Tool::Cryptsetup, "luksKillSlot") => vec!["luks", "kill-slot"],
+        (Tool::Cryptsetup, "erase" | "luksErase") => vec!["luks", "erase"],
         (Tool::Cryptsetup, "luksUUID") => vec!["luks", "uuid"],
         (Tool::Cryptsetup, "isLuks") => {
             luks_type(ty)?;
@@ -306,9 +307,8 @@ fn verb(tool: Tool, action: &str, ty: Option<&str>) -> Result<(Vec<&'static str>
         (Tool::Cryptsetup, "benchmark") => vec!["benchmark"],
         (
             Tool::Cryptsetup,
-            "erase" | "luksErase" | "luksSuspend" | "luksResume" | "reencrypt" | "tcryptDump"
-            | "bitlkDump" | "fvault2Dump" | "loopaesOpen" | "tcryptOpen" | "bitlkOpen"
-            | "luksAddToken",
+            "luksSuspend" | "luksResume" | "reencrypt" | "tcryptDump" | "bitlkDump" | "fvault2Dump"
+            | "loopaesOpen" | "tcryptOpen" | "bitlkOpen" | "luksAddToken",
         ) => return unsupported("not supported by this cryptsetup (cryptpilot)"),
         (Tool::Veritysetup, "format") => vec!["verity", "format"],
         (Tool::Veritysetup, "verify") => vec!["verity", "verify"],
@@ -376,6 +376,10 @@ pub(crate) fn usage(tool: Tool) -> String {
             (
                 "luksKillSlot <device> <key slot>",
                 "wipes key with number <key slot> from LUKS device",
+            ),
+            (
+                "erase <device>",
+                "erase all keyslots (remove encryption key)",
             ),
             ("luksUUID <device>", "print UUID of LUKS device"),
             (

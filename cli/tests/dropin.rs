@@ -201,6 +201,28 @@ fn cases() -> Vec<Case> {
         c("cryptsetup -q convert --type luks1 img", Unsupported("luks1")),
         // Formatting.
         after("cryptsetup -q luksFormat {FAST} blank.img key", Code, BDUMP),
+        after("cryptsetup -q -v luksFormat {FAST} blank.img key", Stdout, BDUMP),
+        after("cryptsetup -q -v luksFormat {FAST} -S 3 blank.img key", Stdout, BDUMP),
+        // erase/luksErase: every keyslot wiped, the header (digests, tokens) kept; without a
+        // terminal, cryptsetup takes the question as answered yes.
+        after("cryptsetup erase img", Stdout, DUMP),
+        after("cryptsetup -q -v luksErase img", Stdout, DUMP),
+        with_pre("cryptsetup luksAddKey {FAST} img key2 -d key", "cryptsetup -v erase img", Stdout, DUMP),
+        after("cryptsetup -q -v erase luks1.img", Stdout, "cryptsetup luksDump luks1.img"),
+        with_pre("cryptsetup -q erase img", "cryptsetup open --test-passphrase img -d key", Code, DUMP),
+        with_pre("cryptsetup -q erase img", "cryptsetup -q erase img", Code, DUMP),
+        c("cryptsetup erase plain.img", Code),
+        c("cryptsetup erase nofile", Code),
+        c("cryptsetup erase", Code),
+        // -v reports of the keyslot verbs.
+        after("cryptsetup -v luksAddKey {FAST} img key2 -d key", Stdout, DUMP),
+        after("cryptsetup luksAddKey {FAST} -S 5 img key2 -d key", Stdout, DUMP),
+        after("cryptsetup -v luksChangeKey {FAST} img key2 -d key", Stdout, DUMP),
+        after("cryptsetup -v luksChangeKey {FAST} luks1.img key2 -d key", Stdout, "cryptsetup luksDump luks1.img"),
+        after("cryptsetup -v -q luksKillSlot img 0", Stdout, DUMP),
+        with_pre("cryptsetup luksAddKey {FAST} img key2 -d key", "cryptsetup -v luksKillSlot img 0 -d key2", Stdout, DUMP),
+        with_pre("cryptsetup luksAddKey {FAST} img key2 -d key", "cryptsetup -v luksRemoveKey img key2", Stdout, DUMP),
+        after("cryptsetup -v -q luksRemoveKey luks1.img key", Stdout, "cryptsetup luksDump luks1.img"),
         after("cryptsetup -q luksFormat --type luks2 {FAST} blank.img key", Code, BDUMP),
         after("cryptsetup luksFormat -q {FAST} --label L --subsystem S blank.img key", Code, BDUMP),
         after("cryptsetup luksFormat -q {FAST} --sector-size 512 blank.img key", Code, BDUMP),

@@ -147,6 +147,9 @@ impl<D: BlockIo> Luks2<D> {
                 v.into_iter().map(|(_, k)| k).collect()
             }
         };
+        if candidates.is_empty() {
+            return Err(Error::NoUsableKeyslot);
+        }
         // A keyslot that cannot be tried (an algorithm we lack, a cost over the caps, an
         // unreadable area) may be the one the passphrase is for: its error is the answer
         // when nothing opens, as cryptsetup's "cannot use cipher". A damaged keyslot (sizes

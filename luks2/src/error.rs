@@ -103,6 +103,8 @@ pub enum Error {
     KeyslotInUse(u32),
     /// All keyslot numbers are in use.
     NoFreeKeyslot,
+    /// No keyslot is left to try a passphrase on (all were wiped, as by `erase`).
+    NoUsableKeyslot,
     /// The keyslots area has no free gap large enough.
     NoKeyslotSpace {
         /// Bytes needed.
@@ -214,6 +216,7 @@ impl fmt::Display for Error {
                 max.as_secs()
             ),
             Error::WrongPassphrase => f.write_str("no key available with this passphrase"),
+            Error::NoUsableKeyslot => f.write_str("no usable keyslot is available (none is left)"),
             Error::UnusableKeyslot { id, .. } => write!(f, "keyslot {id} cannot be used"),
             Error::KeyslotNotFound(n) => write!(f, "keyslot {n} is not active"),
             Error::KeyslotInUse(n) => write!(f, "keyslot {n} is already in use"),

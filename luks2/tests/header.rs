@@ -494,6 +494,15 @@ fn backup_and_restore() {
     let backup = d.backup().expect("backup");
     assert_eq!(backup.len() as u64, d.header().header_area_size());
     d.kill_keyslot(0).expect("kill");
+    // With no keyslot left, no passphrase is even tried (cryptsetup: "No usable keyslot").
+    assert!(matches!(
+        d.unlock(
+            &luks2::Passphrase::from_slice(b"pw"),
+            None,
+            &luks2::KdfLimits::default()
+        ),
+        Err(Error::NoUsableKeyslot)
+    ));
     let mut dev = d.into_inner();
     luks2::restore_backup(&mut dev, &backup).expect("restore");
     let (r, _) = unlock(dev, b"pw");

@@ -72,6 +72,7 @@ impl AnyLuks {
         }
     }
 
+    /// Unlocks with `pass` (silently: each verb reports what cryptsetup -v says for it).
     pub(crate) fn unlock(
         &mut self,
         device: &Path,
@@ -85,7 +86,6 @@ impl AnyLuks {
             AnyLuks::V2(d) => d.unlock(pass, slot, &limits),
         }
         .map_err(CliError::luks(device))?;
-        super::report_unlocked(n, matches!(self, AnyLuks::V2(_)));
         Ok((n, vk))
     }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use luks2::SegmentIntegrity;
 
-use super::{confirm_overwrite, format_options, open_device, read_volume_key};
+use super::{confirm_overwrite, format_options, open_device, read_volume_key, say};
 use crate::args::FormatArgs;
 use crate::error::{CliError, CliResult};
 use crate::keys::Keys;
@@ -90,8 +90,10 @@ fn format<'a>(
                 .map_err(CliError::file(device, "size header file"))?;
         }
     }
+    let created_slot = format!("Key slot {} created.", a.key.key_slot.unwrap_or(0));
     if opts.integrity.is_none() {
         luks2::format(&mut f, &opts, &pass).map_err(CliError::luks(device))?;
+        say(&created_slot);
         return Ok(0);
     }
     let mut progress = Progress::new("Wiping device to initialize integrity checksum");
@@ -102,6 +104,7 @@ fn format<'a>(
     let fix_padding = !a.integrity_legacy_padding;
     activate::format_with_integrity(device, f, &opts, &pass, fix_padding, wipe)?;
     progress.finish();
+    say(&created_slot);
     Ok(0)
 }
 

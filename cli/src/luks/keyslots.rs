@@ -1,8 +1,8 @@
 //! `luks add-key`, `remove-key`, `change-key` and `kill-slot`, on LUKS2 and LUKS1.
 
 use super::any::open_any;
-use super::{confirm, read_volume_key};
-use crate::args::{AddKeyArgs, ChangeKeyArgs, KillSlotArgs, RemoveKeyArgs};
+use super::{as_cryptsetup, confirm, read_volume_key, report_unlocked, say};
+use crate::args::{AddKeyArgs, ChangeKeyArgs, EraseArgs, KillSlotArgs, RemoveKeyArgs};
 use crate::error::{CliError, CliResult};
 use crate::keys::Keys;
 
@@ -14,6 +14,9 @@ pub(super) fn add(a: AddKeyArgs, keys: &mut Keys) -> CliResult<i32> {
     let device = a.hdr.of(&a.device);
     let mut dev = open_any(device, true)?;
     dev.check_pbkdf(&a.pbkdf)?;
+    if a.key.key_slot.is_some() && as_cryptsetup() {
+        println!("WARNING: The --key-slot parameter is used for new keyslot number.");
+    }
     let vk = match &a.volume_key_file {
         Some(f) => {
             let vk = read_volume_key(f)?;
@@ -29,7 +32,8 @@ pub(super) fn add(a: AddKeyArgs, keys: &mut Keys) -> CliResult<i32> {
         a.new_key_file.as_deref(),
         "Enter new passphrase for key slot: ",
     )?;
-    dev.add_keyslot(device, &vk, &new, a.key.key_slot, &a.pbkdf)?;
+    let slot = dev.add_keyslot(device, &vk, &new, a.key.key_slot, &a.pbkdf)?;
+    say(&format!("Key slot {slot} created."));
     Ok(0)
 }
 
@@ -43,10 +47,13 @@ pub(super) fn remove(a: RemoveKeyArgs, keys: &mut Keys) -> CliResult<i32> {
         None => keys.existing(key, "Enter passphrase to be deleted: ")?,
     };
     let (slot, _) = dev.unlock(device, &pass, key.key_slot, key)?;
+    report_unlocked(slot, false);
+    say(&format!("Keyslot {slot} is selected for deletion."));
     if dev.keyslot_ids().len() == 1 {
         confirm(&a.common, LAST_SLOT)?;
     }
     dev.kill_keyslot(device, slot)?;
+    say(&format!("Key slot {slot} removed."));
     Ok(0)
 }
 
@@ -58,8 +65,10 @@ pub(super) fn change(a: ChangeKeyArgs, keys: &mut Keys) -> CliResult<i32> {
     dev.check_pbkdf(&a.pbkdf)?;
     let old = keys.existing(&a.key, "Enter passphrase to be changed: ")?;
     let (slot, vk) = dev.unlock(device, &old, a.key.key_slot, &a.key)?;
+    report_unlocked(slot, false);
     let new = keys.new_passphrase(a.new_key_file.as_deref(), "Enter new passphrase: ")?;
-    dev.change_keyslot(device, slot, &vk, &new, &a.pbkdf, a.key.key_slot.is_some())?;
+    let slot = dev.change_keyslot(device, slot, &vk, &new, &a.pbkdf, a.key.key_slot.is_some())?;
+    say(&format!("Key slot {slot} created."));
     Ok(0)
 }
 
@@ -72,13 +81,35 @@ pub(super) fn kill(a: KillSlotArgs, keys: &mut Keys) -> CliResult<i32> {
             a.slot,
         )));
     }
+    say(&format!("Keyslot {} is selected for deletion.", a.slot));
     if !a.common.batch || a.key.key_file.is_some() {
         let pass = keys.existing(&a.key, "Enter any remaining passphrase: ")?;
-        dev.unlock(device, &pass, None, &a.key)?;
+        let (slot, _) = dev.unlock(device, &pass, None, &a.key)?;
+        report_unlocked(slot, false);
     }
     if dev.keyslot_ids().len() == 1 {
         confirm(&a.common, LAST_SLOT)?;
     }
     dev.kill_keyslot(device, a.slot)?;
+    say(&format!("Key slot {} removed.", a.slot));
+    Ok(0)
+}
+
+/// Wipes every keyslot, one after the other as cryptsetup's `erase` (after confirming): the
+/// header stays, with digests and tokens, and no passphrase opens the volume again.
+pub(super) fn erase(a: EraseArgs) -> CliResult<i32> {
+    let device = a.hdr.of(&a.device);
+    let mut dev = open_any(device, true)?;
+    confirm(
+        &a.common,
+        &format!(
+            "This operation will erase all keyslots on device {}.\nDevice will become unusable after this operation.",
+            device.display()
+        ),
+    )?;
+    for slot in dev.keyslot_ids() {
+        dev.kill_keyslot(device, slot)?;
+        say(&format!("Key slot {slot} removed."));
+    }
     Ok(0)
 }

@@ -191,10 +191,23 @@ pub(crate) fn unlock<D: luks2::BlockIo>(
     Ok((n, vk))
 }
 
-/// cryptsetup -v's report of an unlock: on LUKS2, tokens are tried before the passphrase.
-pub(crate) fn report_unlocked(slot: u32, luks2: bool) {
+/// A line of cryptsetup's `-v` report ("Key slot 1 created."), on standard output.
+pub(crate) fn say(line: &str) {
     if VERBOSE.load(Ordering::Relaxed) {
-        if luks2 {
+        println!("{line}");
+    }
+}
+
+/// Whether the binary runs under cryptsetup's name (its warnings are printed then).
+pub(crate) fn as_cryptsetup() -> bool {
+    AS_CRYPTSETUP.load(Ordering::Relaxed)
+}
+
+/// cryptsetup -v's report of an unlock; `tokens`: the unlock was an activation of a LUKS2
+/// volume, where tokens are tried before the passphrase.
+pub(crate) fn report_unlocked(slot: u32, tokens: bool) {
+    if VERBOSE.load(Ordering::Relaxed) {
+        if tokens {
             println!("No usable token is available.");
         }
         println!("Key slot {slot} unlocked.");
@@ -217,6 +230,7 @@ pub(crate) fn run(cmd: Luks, out: &mut dyn Write) -> CliResult<i32> {
         Luks::RemoveKey(a) => keyslots::remove(a, keys),
         Luks::ChangeKey(a) => keyslots::change(a, keys),
         Luks::KillSlot(a) => keyslots::kill(a, keys),
+        Luks::Erase(a) => keyslots::erase(a),
         Luks::HeaderBackup(a) => header::backup(a),
         Luks::HeaderRestore(a) => header::restore(a),
         Luks::Repair(a) => header::repair(a, out),
@@ -243,7 +257,8 @@ fn open(a: OpenArgs, keys: &mut Keys) -> CliResult<i32> {
         let mut dev = any::open_any(header, false)?;
         let prompt = format!("Enter passphrase for {}: ", a.device.display());
         let pass = keys.existing(&a.key, &prompt)?;
-        dev.unlock(header, &pass, a.key.key_slot, &a.key)?;
+        let (slot, _) = dev.unlock(header, &pass, a.key.key_slot, &a.key)?;
+        report_unlocked(slot, matches!(dev, any::AnyLuks::V2(_)));
         return Ok(0);
     }
     let Some(name) = &a.name else {

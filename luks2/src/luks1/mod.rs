@@ -429,6 +429,9 @@ impl<D: BlockIo> Luks1<D> {
         };
         let digest = self.header.digest()?;
         crate::kdf::check_pbkdf2_work("mk digest", digest.hash, digest.iterations, limits)?;
+        if candidates.is_empty() {
+            return Err(Error::NoUsableKeyslot);
+        }
         let mut unusable = None;
         for id in candidates {
             let tried = self.header.keyslot_params(id).and_then(|p| {

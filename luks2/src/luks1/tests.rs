@@ -113,6 +113,12 @@ fn keyslots_round_trip_and_convert_to_luks2_with_the_same_key() {
     let mut argon = fast();
     argon.kind = PbkdfKind::Argon2id;
     assert!(d.add_keyslot(&key, &pass(b"a"), None, &argon).is_err());
+    // With no keyslot left, no passphrase is even tried (cryptsetup: "No usable keyslot").
+    d.kill_keyslot(2).expect("kill");
+    assert!(matches!(
+        d.unlock(&pass(b"three"), None, &limits),
+        Err(Error::NoUsableKeyslot)
+    ));
 }
 
 #[test]
