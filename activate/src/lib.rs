@@ -44,12 +44,14 @@ mod wipe;
 
 pub use device::{open_device, DataDevice};
 pub use dmioctl::node::mapper_path;
+pub use dmioctl::target::integrity::IntegrityMode;
 pub use dmioctl::{DmName, Error as DmError};
 pub use error::{Error, Result};
 pub use lock::{lock_device, release_locks};
 pub use mapper::Mapper;
 pub use plan::{
-    KeyringKey, Layer, Luks2Volume, OnCorruption, Options, PlainParams, Plan, Table, VerityOptions,
+    IntegrityOptions, KeyringKey, Layer, Luks2Volume, OnCorruption, Options, PlainParams, Plan,
+    Table, VerityOptions,
 };
-pub use status::{IntegrityStatus, Status};
+pub use status::{Active, IntegrityMapping, IntegrityStatus, Status, VerityStatus};
 pub use wipe::{format_with_integrity, wipe_integrity, ProgressFn};

@@ -297,6 +297,39 @@ impl Mapper {
         self.activate(&Plan::plain(params, key, &data, name, options)?)
     }
 
+    /// Maps the standalone dm-integrity device `device` (its superblock at sector 0) as
+    /// `name`, as integritysetup does; the padding and HMAC fixes are left out where the
+    /// kernel's dm-integrity predates them. Returns the `/dev/mapper` path.
+    ///
+    /// # Errors
+    /// [`Error::Integrity`] for a missing or bad superblock, [`Error::Dm`] when mapping fails.
+    pub fn open_integrity(
+        &self,
+        device: &Path,
+        file: &mut File,
+        name: &DmName,
+        options: &crate::IntegrityOptions,
+    ) -> Result<PathBuf> {
+        let sb =
+            integrity::dm_integrity::read_superblock(file, 0).map_err(Error::integrity(device))?;
+        let version = self
+            .dm
+            .target_versions()
+            .ok()
+            .and_then(|v| v.into_iter().find(|(n, _)| n == "integrity"))
+            .map(|(_, v)| v);
+        // Not loaded yet (the table load loads it): kernels from 5.11 have both (1.7).
+        let at_least = |want: [u32; 3], kernel: (u32, u32)| match version {
+            Some(v) => v >= want,
+            None => kernel_at_least(kernel.0, kernel.1),
+        };
+        let mut o = options.clone();
+        o.fix_padding &= at_least([1, 4, 0], (5, 4));
+        o.fix_hmac &= at_least([1, 7, 0], (5, 11));
+        let data = DataDevice::new(device, file, false)?;
+        self.activate(&Plan::integrity(&sb, &data, name, &o))
+    }
+
     /// Whether crypt tables can name a keyring key, as cryptsetup 2.6 decides: the kernel has
     /// key management, dm-crypt is at least 1.18.1, and the cipher is not `cipher_null`.
     pub fn keyring_usable(&self, cipher: &str) -> bool {

@@ -383,6 +383,80 @@ impl Plan {
     }
 }
 
+/// integritysetup's `open` flags for a standalone dm-integrity device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntegrityOptions {
+    /// Journal (default), direct (`--integrity-no-journal`), bitmap or recovery.
+    pub mode: IntegrityMode,
+    /// The tags' algorithm (`crc32c`, integritysetup's default; `sha256`, ...). The
+    /// superblock does not record it: it must be the one the device was written with.
+    pub algorithm: String,
+    /// Pass discards through (`--allow-discards`).
+    pub allow_discards: bool,
+    /// The padding of kernels from 5.4 on (integritysetup's default; off with
+    /// `--integrity-legacy-padding`).
+    pub fix_padding: bool,
+    /// The HMAC fix of kernels from 5.11 on (default; off with `--integrity-legacy-hmac`).
+    pub fix_hmac: bool,
+}
+
+impl Default for IntegrityOptions {
+    fn default() -> Self {
+        Self {
+            mode: IntegrityMode::Journal,
+            algorithm: "crc32c".into(),
+            allow_discards: false,
+            fix_padding: true,
+            fix_hmac: true,
+        }
+    }
+}
+
+impl Plan {
+    /// integritysetup's mapping of the standalone dm-integrity device `data` (superblock
+    /// `sb` at sector 0) as `name`: its data sectors, UUID `CRYPT-INTEGRITY-<name>`.
+    pub fn integrity(
+        sb: &Superblock,
+        data: &DataDevice,
+        name: &DmName,
+        o: &IntegrityOptions,
+    ) -> Plan {
+        let mut options = vec![
+            format!("block_size:{}", sb.block_size()),
+            format!("internal_hash:{}", o.algorithm),
+        ];
+        let flags = [
+            (o.fix_padding, "fix_padding"),
+            (o.fix_hmac, "fix_hmac"),
+            (o.allow_discards, "allow_discards"),
+        ];
+        options.extend(
+            flags
+                .iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, f)| (*f).to_owned()),
+        );
+        Plan {
+            layers: vec![Layer {
+                name: name.clone(),
+                uuid: Some(format!("CRYPT-INTEGRITY-{name}")),
+                sectors: Sectors(sb.provided_data_sectors),
+                table: Table::Integrity(Integrity {
+                    device: data.dev_string(),
+                    offset: 0,
+                    tag_size: Some(u32::from(sb.tag_size)),
+                    mode: o.mode,
+                    options,
+                }),
+                on: None,
+            }],
+            // Recovery mode too is mapped read/write, as integritysetup does.
+            read_only: false,
+            keyring_key: None,
+        }
+    }
+}
+
 /// What to do when a verity block does not match.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum OnCorruption {
@@ -812,5 +886,35 @@ mod tests {
         let mut p = plain("aes-xts-plain64", 0, None, 512);
         p.iv_large_sectors = true;
         assert!(refused(p).contains("iv-large-sectors"));
+    }
+
+    #[test]
+    fn standalone_integrity_is_integritysetups_table() {
+        let params = integrity::dm_integrity::IntegrityParams::new(4);
+        let sb = Superblock::new(&params, 32768, 0).expect("superblock");
+        let data = DataDevice::fake(254, 16, 16 << 20);
+        let plan = Plan::integrity(&sb, &data, &name("i"), &IntegrityOptions::default());
+        assert_eq!(plan.layers[0].uuid.as_deref(), Some("CRYPT-INTEGRITY-i"));
+        let t = plan.table_on(0, None);
+        assert_eq!(
+            (t.kind.as_str(), t.length),
+            ("integrity", sb.provided_data_sectors)
+        );
+        assert_eq!(
+            t.params(),
+            "254:16 0 4 J 4 block_size:512 internal_hash:crc32c fix_padding fix_hmac"
+        );
+        let o = IntegrityOptions {
+            mode: IntegrityMode::Bitmap,
+            algorithm: "sha256".into(),
+            allow_discards: true,
+            fix_padding: false,
+            fix_hmac: false,
+        };
+        let t = Plan::integrity(&sb, &data, &name("i"), &o).table_on(0, None);
+        assert_eq!(
+            t.params(),
+            "254:16 0 4 B 3 block_size:512 internal_hash:sha256 allow_discards"
+        );
     }
 }

@@ -2,6 +2,7 @@
 
 use dmioctl::target::crypt::{Crypt, CryptKey, CryptOption};
 use dmioctl::target::integrity::{Integrity, IntegrityMode};
+use dmioctl::target::verity::Verity;
 use dmioctl::{DmName, TableKind};
 
 use crate::{Error, Mapper, Result};
@@ -110,11 +111,7 @@ impl Mapper {
                 CryptKey::Keyring { size, .. } => size.saturating_mul(8),
             };
             s.key_in_keyring = matches!(c.key, CryptKey::Keyring { .. });
-            s.device = c
-                .device
-                .split_once(':')
-                .and_then(|(a, b)| Some(device_path(a.parse().ok()?, b.parse().ok()?)))
-                .unwrap_or_else(|| c.device.clone());
+            s.device = dev_path(&c.device);
             s.loop_file = loop_file(&s.device);
             s.offset_sectors = c.offset;
             s.iv_offset = c.iv_offset;
@@ -152,6 +149,163 @@ impl Mapper {
             IntegrityMode::Recovery => "recovery",
         })
     }
+}
+
+/// What every mapping's `status` starts with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Active {
+    /// The type by UUID, as [`Status::kind`].
+    pub kind: &'static str,
+    /// How many openers it has.
+    pub open_count: i32,
+    /// Read-only mapping.
+    pub read_only: bool,
+    /// Mapping size in 512-byte sectors.
+    pub size_sectors: u64,
+}
+
+/// An active dm-verity mapping as veritysetup's `status` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerityStatus {
+    /// The mapping.
+    pub active: Active,
+    /// Its table, with the devices as `/dev` paths; `None` when it is not a verity mapping.
+    pub table: Option<Verity>,
+    /// The kernel found no corrupted block so far (status `V`, not `C`).
+    pub verified: bool,
+    /// The image file behind the data device, when it is a loop device.
+    pub data_loop: Option<String>,
+    /// The image file behind the hash device, when it is a loop device.
+    pub hash_loop: Option<String>,
+}
+
+/// An active standalone dm-integrity mapping as integritysetup's `status` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IntegrityMapping {
+    /// The mapping.
+    pub active: Active,
+    /// Its table, with the device as a `/dev` path; `None` when it is not an integrity
+    /// mapping.
+    pub table: Option<Integrity>,
+    /// Sectors whose tags did not match so far (the status line's first field).
+    pub failures: u64,
+    /// The image file behind the device, when it is a loop device.
+    pub loop_file: Option<String>,
+}
+
+impl Mapper {
+    /// What every status starts with, and the first target of `name` (its type, table
+    /// parameters and status line), or `None` when it is not mapped.
+    fn first_target(&self, name: &DmName) -> Result<Option<(Active, Option<FirstTarget>)>> {
+        let dm = self.control();
+        let info = match dm.dev_status(name) {
+            Ok(i) => i,
+            Err(dmioctl::Error::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(Error::dm(name.as_str())(e)),
+        };
+        let table = dm
+            .table_status(name, TableKind::Table)
+            .map_err(Error::dm(name.as_str()))?;
+        let status = dm
+            .table_status(name, TableKind::Status)
+            .map_err(Error::dm(name.as_str()))?;
+        let active = Active {
+            kind: kind_of(&info.uuid),
+            open_count: info.open_count,
+            read_only: info.read_only,
+            size_sectors: table
+                .iter()
+                .try_fold(0u64, |n, t| n.checked_add(t.length))
+                .unwrap_or(u64::MAX),
+        };
+        let first = table.first().map(|t| FirstTarget {
+            kind: t.kind.clone(),
+            // A crypt table holds the key: it is not copied out.
+            params: match t.kind.as_str() {
+                "verity" | "integrity" => t.params().to_owned(),
+                _ => String::new(),
+            },
+            status: status
+                .first()
+                .map(|s| s.params().to_owned())
+                .unwrap_or_default(),
+        });
+        Ok(Some((active, first)))
+    }
+
+    /// The status of the dm-verity mapping `name`, or `None` when it is not mapped.
+    ///
+    /// # Errors
+    /// [`Error::Dm`] when the kernel cannot be asked, or its table cannot be read.
+    pub fn verity_status(&self, name: &DmName) -> Result<Option<VerityStatus>> {
+        let Some((active, first)) = self.first_target(name)? else {
+            return Ok(None);
+        };
+        let mut s = VerityStatus {
+            active,
+            table: None,
+            verified: false,
+            data_loop: None,
+            hash_loop: None,
+        };
+        if let Some(first) = first.filter(|t| t.kind == "verity") {
+            let mut t: Verity = first.params.parse().map_err(Error::dm(name.as_str()))?;
+            t.data_device = dev_path(&t.data_device);
+            t.hash_device = dev_path(&t.hash_device);
+            s.data_loop = loop_file(&t.data_device);
+            s.hash_loop = loop_file(&t.hash_device);
+            s.verified = first.status.starts_with('V');
+            s.table = Some(t);
+        }
+        Ok(Some(s))
+    }
+
+    /// The status of the dm-integrity mapping `name`, or `None` when it is not mapped.
+    ///
+    /// # Errors
+    /// [`Error::Dm`] when the kernel cannot be asked, or its table cannot be read.
+    pub fn integrity_status(&self, name: &DmName) -> Result<Option<IntegrityMapping>> {
+        let Some((active, first)) = self.first_target(name)? else {
+            return Ok(None);
+        };
+        let mut s = IntegrityMapping {
+            active,
+            table: None,
+            failures: 0,
+            loop_file: None,
+        };
+        if let Some(first) = first.filter(|t| t.kind == "integrity") {
+            let mut t: Integrity = first.params.parse().map_err(Error::dm(name.as_str()))?;
+            t.device = dev_path(&t.device);
+            s.loop_file = loop_file(&t.device);
+            s.failures = first
+                .status
+                .split_whitespace()
+                .next()
+                .and_then(|f| f.parse().ok())
+                .unwrap_or(0);
+            s.table = Some(t);
+        }
+        Ok(Some(s))
+    }
+}
+
+/// A mapping's first target; its parameters only for verity and integrity tables (a crypt
+/// table's hold the key).
+struct FirstTarget {
+    kind: String,
+    params: String,
+    status: String,
+}
+
+/// A table's `major:minor` as `/dev/NAME` where sysfs knows it.
+fn dev_path(dev: &str) -> String {
+    dev.split_once(':')
+        .and_then(|(a, b)| Some(device_path(a.parse().ok()?, b.parse().ok()?)))
+        .unwrap_or_else(|| dev.to_owned())
 }
 
 /// cryptsetup's type name for a mapping with this device-mapper UUID.

@@ -206,6 +206,62 @@ pub(crate) enum IntegrityCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Map the formatted DEVICE as /dev/mapper/NAME: every sector read is checked against
+    /// its tag, a mismatch fails with an I/O error (integritysetup open).
+    Open(IntegrityOpenArgs),
+    /// Remove the mapping NAME.
+    Close {
+        /// Mapping name.
+        name: String,
+    },
+    /// Show the mapping NAME as integritysetup status does, with the count of tag mismatches
+    /// so far (exit 4 when not mapped).
+    Status {
+        /// Mapping name.
+        name: String,
+    },
+}
+
+/// `integrity open`.
+#[derive(Debug, Args)]
+pub(crate) struct IntegrityOpenArgs {
+    /// Device or image formatted by `integrity format` (or integritysetup).
+    pub(crate) device: PathBuf,
+    /// Mapping name.
+    pub(crate) name: String,
+    /// The tags' algorithm: the one the device was written with (crc32c, integritysetup's
+    /// default; crc32, sha1, sha256). The superblock does not record it.
+    #[arg(
+        short = 'I',
+        long = "integrity",
+        value_name = "ALG",
+        default_value = "crc32c"
+    )]
+    pub(crate) algorithm: String,
+    /// Write data and tags directly, without the journal (faster; a crash can leave sectors
+    /// whose tags do not match).
+    #[arg(short = 'D', long = "integrity-no-journal")]
+    pub(crate) no_journal: bool,
+    /// Track dirty regions in a bitmap instead of journalling (a crash leaves them to be
+    /// recalculated rather than checked).
+    #[arg(short = 'B', long = "integrity-bitmap-mode", conflicts_with_all = ["no_journal", "recovery"])]
+    pub(crate) bitmap: bool,
+    /// Without checking tags: to copy data off a damaged device.
+    #[arg(
+        short = 'R',
+        long = "integrity-recovery-mode",
+        conflicts_with = "no_journal"
+    )]
+    pub(crate) recovery: bool,
+    /// Pass discards (TRIM) through.
+    #[arg(long = "allow-discards")]
+    pub(crate) allow_discards: bool,
+    /// Without the tag padding fix of kernels from 5.4 (for devices formatted before it).
+    #[arg(long = "integrity-legacy-padding")]
+    pub(crate) legacy_padding: bool,
+    /// Without the HMAC fix of kernels from 5.11.
+    #[arg(long = "integrity-legacy-hmac")]
+    pub(crate) legacy_hmac: bool,
 }
 
 /// Where the (existing) passphrase comes from.
@@ -1218,6 +1274,9 @@ pub(crate) enum VerityCommand {
     Open(VerityOpenArgs),
     /// Remove the mapping NAME.
     Close(VerityCloseArgs),
+    /// Show the mapping NAME as veritysetup status does: whether the kernel has found a
+    /// corrupted block so far, the tree's parameters and devices (exit 4 when not mapped).
+    Status(VerityCloseArgs),
     /// Print the superblock on HASH_DEVICE (veritysetup's dump layout).
     Dump(VerityDumpArgs),
 }

@@ -167,6 +167,7 @@ impl Tool {
             (Tool::Integritysetup, 'I') => "integrity",
             (Tool::Integritysetup, 'B') => "integrity-bitmap-mode",
             (Tool::Integritysetup, 'D') => "integrity-no-journal",
+            (Tool::Integritysetup, 'R') => "integrity-recovery-mode",
             _ => return None,
         })
     }
@@ -316,15 +317,13 @@ fn verb(tool: Tool, action: &str, ty: Option<&str>) -> Result<(Vec<&'static str>
         (Tool::Veritysetup, "create") => return Ok((vec!["verity", "open"], true)),
         (Tool::Veritysetup, "close" | "remove") => vec!["verity", "close"],
         (Tool::Veritysetup, "dump") => vec!["verity", "dump"],
+        (Tool::Veritysetup, "status") => vec!["verity", "status"],
         (Tool::Integritysetup, "format") => vec!["integrity", "format"],
         (Tool::Integritysetup, "dump") => vec!["integrity", "dump"],
-        (Tool::Veritysetup | Tool::Integritysetup, "status")
-        | (Tool::Integritysetup, "open" | "close" | "remove") => {
-            return unsupported(&format!(
-                "not supported by this {} (cryptpilot)",
-                tool.name()
-            ))
-        }
+        (Tool::Integritysetup, "open") => vec!["integrity", "open"],
+        (Tool::Integritysetup, "create") => return Ok((vec!["integrity", "open"], true)),
+        (Tool::Integritysetup, "close" | "remove") => vec!["integrity", "close"],
+        (Tool::Integritysetup, "status") => vec!["integrity", "status"],
         _ => return Err(Refused("Unknown action.".into())),
     };
     Ok((v, false))
@@ -415,10 +414,14 @@ pub(crate) fn usage(tool: Tool) -> String {
                 "open device as <name>",
             ),
             ("close <name>", "close device (remove mapping)"),
+            ("status <name>", "show active device status"),
             ("dump <hash_device>", "show on-disk information"),
         ],
         Tool::Integritysetup => &[
             ("format <integrity_device>", "format device"),
+            ("open <integrity_device> <name>", "open device as <name>"),
+            ("close <name>", "close device (remove mapping)"),
+            ("status <name>", "show active device status"),
             ("dump <integrity_device>", "show on-disk information"),
         ],
     };
@@ -598,8 +601,12 @@ mod tests {
         assert!(e.contains("--key-slot"), "{e}");
         let e = run(Tool::Cryptsetup, "luksDump --tries 3 x").unwrap_err();
         assert!(e.contains("--tries"), "{e}");
-        let e = run(Tool::Integritysetup, "open x y").unwrap_err();
-        assert!(e.contains("not supported"), "{e}");
+        let e = run(Tool::Integritysetup, "open --integrity-key-file k x y").unwrap_err();
+        assert!(e.contains("--integrity-key-file"), "{e}");
+        assert_eq!(
+            run(Tool::Integritysetup, "create -D i x"),
+            Ok("cryptpilot integrity open --integrity-no-journal -- x i".into())
+        );
         // Batch mode is accepted where nothing asks.
         assert!(run(Tool::Veritysetup, "-q dump h").is_ok());
     }

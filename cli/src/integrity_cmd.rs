@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+use activate::{IntegrityMode, IntegrityOptions};
 use integrity::dm_integrity::{self, IntegrityParams, Superblock, FLAG_FIXED_PADDING};
 
 use crate::args::IntegrityCommand;
@@ -94,6 +95,32 @@ pub(crate) fn run(cmd: IntegrityCommand, out: &mut dyn Write) -> CliResult<i32> 
                 dm_integrity::format(&mut f, 0, &params).map_err(CliError::integrity(&device))?;
             write_out(out, &report(&device, &sb, false))
         }
+        IntegrityCommand::Open(a) => {
+            let name = crate::mapping::dm_name(&a.name)?;
+            let mapper = activate::Mapper::open()?;
+            mapper.ensure_free(&name)?;
+            let mut f = open_device(&a.device, true, false)?;
+            let mode = if a.bitmap {
+                IntegrityMode::Bitmap
+            } else if a.recovery {
+                IntegrityMode::Recovery
+            } else if a.no_journal {
+                IntegrityMode::Direct
+            } else {
+                IntegrityMode::Journal
+            };
+            let o = IntegrityOptions {
+                mode,
+                algorithm: a.algorithm,
+                allow_discards: a.allow_discards,
+                fix_padding: !a.legacy_padding,
+                fix_hmac: !a.legacy_hmac,
+            };
+            mapper.open_integrity(&a.device, &mut f, &name, &o)?;
+            Ok(0)
+        }
+        IntegrityCommand::Close { name } => crate::mapping::close(&name),
+        IntegrityCommand::Status { name } => crate::mapping::integrity_status(&name, out),
         IntegrityCommand::Dump { device, json } => {
             let mut f = open_device(&device, false, false)?;
             let sb =

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use activate::{DmName, KeyringKey, Mapper, Options, PlainParams, Status};
+use activate::{Active, DmName, IntegrityMode, KeyringKey, Mapper, Options, PlainParams, Status};
 use luks2::plain::PlainHash;
 use luks2::{Luks1, Luks2};
 
@@ -243,11 +243,161 @@ pub(crate) fn status(name: &str, json: bool, out: &mut dyn Write) -> CliResult<i
 }
 
 fn mode(s: &Status) -> &'static str {
-    if s.read_only {
+    rw(s.read_only)
+}
+
+fn rw(read_only: bool) -> &'static str {
+    if read_only {
         "readonly"
     } else {
         "read/write"
     }
+}
+
+/// The first line of a mapping's status; `None` (after printing cryptsetup's "inactive"
+/// line) when `name` is not mapped.
+fn active_line(path: &Path, a: Option<&Active>, out: &mut dyn Write) -> CliResult<bool> {
+    let Some(a) = a else {
+        write_out(out, &format!("{} is inactive.\n", path.display()))?;
+        return Ok(false);
+    };
+    let busy = if a.open_count > 0 {
+        " and is in use"
+    } else {
+        ""
+    };
+    write_out(out, &format!("{} is active{busy}.\n", path.display()))?;
+    Ok(true)
+}
+
+/// `veritysetup status`: veritysetup 2.6's lines, from the kernel's table and status.
+pub(crate) fn verity_status(name: &str, out: &mut dyn Write) -> CliResult<i32> {
+    let dm_name = dm_name(name)?;
+    let path = activate::mapper_path(name);
+    let s = Mapper::open()?.verity_status(&dm_name)?;
+    if !active_line(&path, s.as_ref().map(|s| &s.active), out)? {
+        return Ok(code::WRONG_DEVICE);
+    }
+    let Some(s) = s else {
+        return Ok(code::WRONG_DEVICE);
+    };
+    let mut t = format!("  type:        {}\n", s.active.kind);
+    let Some(v) = &s.table else {
+        write_out(out, &t)?;
+        return Err(CliError::Usage(format!(
+            "{name} is not a dm-verity mapping"
+        )));
+    };
+    let salt = if v.salt.is_empty() { "-" } else { &v.salt };
+    let hash_offset = v.hash_start * u64::from(v.hash_block_size) / 512;
+    t.push_str(&format!(
+        "  status:      {}\n  hash type:   {}\n  data block:  {}\n  hash block:  {}\n  hash name:   {}\n  salt:        {salt}\n  data device: {}\n",
+        if s.verified { "verified" } else { "corrupted" },
+        v.version, v.data_block_size, v.hash_block_size, v.algorithm, v.data_device,
+    ));
+    if let Some(l) = &s.data_loop {
+        t.push_str(&format!("  data loop:   {l}\n"));
+    }
+    t.push_str(&format!(
+        "  size:        {} sectors\n  mode:        {}\n  hash device: {}\n",
+        s.active.size_sectors,
+        rw(s.active.read_only),
+        v.hash_device
+    ));
+    if let Some(l) = &s.hash_loop {
+        t.push_str(&format!("  hash loop:   {l}\n"));
+    }
+    t.push_str(&format!(
+        "  hash offset: {hash_offset} sectors\n  root hash:   {}\n",
+        v.root_digest
+    ));
+    // veritysetup's flag words, in its order (the last two without a trailing space).
+    let flags: String = [
+        ("ignore_corruption", "ignore_corruption "),
+        ("restart_on_corruption", "restart_on_corruption "),
+        ("panic_on_corruption", "panic_on_corruption "),
+        ("ignore_zero_blocks", "ignore_zero_blocks "),
+        ("check_at_most_once", "check_at_most_once"),
+        ("try_verify_in_tasklet", "try_verify_in_tasklet"),
+    ]
+    .iter()
+    .filter(|(o, _)| v.options.iter().any(|x| x == o))
+    .map(|(_, w)| *w)
+    .collect();
+    if !flags.is_empty() {
+        t.push_str(&format!("  flags:       {flags}\n"));
+    }
+    write_out(out, &t)?;
+    Ok(0)
+}
+
+/// `integritysetup status`: integritysetup 2.6's lines, from the kernel's table and status.
+pub(crate) fn integrity_status(name: &str, out: &mut dyn Write) -> CliResult<i32> {
+    let dm_name = dm_name(name)?;
+    let path = activate::mapper_path(name);
+    let s = Mapper::open()?.integrity_status(&dm_name)?;
+    if !active_line(&path, s.as_ref().map(|s| &s.active), out)? {
+        return Ok(code::WRONG_DEVICE);
+    }
+    let Some(s) = s else {
+        return Ok(code::WRONG_DEVICE);
+    };
+    let mut t = format!("  type:    {}\n", s.active.kind);
+    // Another kind of mapping: integritysetup stops after its type, and succeeds.
+    let Some(i) = &s.table else {
+        write_out(out, &t)?;
+        return Ok(0);
+    };
+    let opt = |key: &str| {
+        i.options
+            .iter()
+            .find_map(|o| o.strip_prefix(key)?.strip_prefix(':'))
+    };
+    let num = |key: &str| opt(key).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let algorithm = opt("internal_hash")
+        .map(|h| h.split(':').next().unwrap_or(h))
+        .unwrap_or("(none)");
+    t.push_str(&format!(
+        "  tag size: {}\n  integrity: {algorithm}\n  device:  {}\n",
+        i.tag_size.unwrap_or(0),
+        i.device
+    ));
+    if let Some(l) = &s.loop_file {
+        t.push_str(&format!("  loop:    {l}\n"));
+    }
+    let block_size = opt("block_size")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(512u64);
+    t.push_str(&format!(
+        "  sector size:  {block_size} bytes\n  interleave sectors: {}\n  size:    {} sectors\n  mode:    {}{}\n  failures: {}\n",
+        num("interleave_sectors"),
+        s.active.size_sectors,
+        rw(s.active.read_only),
+        if i.mode == IntegrityMode::Recovery { " recovery" } else { "" },
+        s.failures,
+    ));
+    if i.mode == IntegrityMode::Bitmap {
+        t.push_str(&format!(
+            "  bitmap 512-byte sectors per bit: {}\n  bitmap flush interval: {} ms\n",
+            num("sectors_per_bit"),
+            num("bitmap_flush_interval")
+        ));
+    }
+    if matches!(i.mode, IntegrityMode::Direct | IntegrityMode::Bitmap) {
+        t.push_str("  journal: not active\n");
+    } else {
+        t.push_str(&format!(
+            "  journal size: {} bytes\n  journal watermark: {}%\n  journal commit time: {} ms\n",
+            num("journal_sectors") * 512,
+            num("journal_watermark"),
+            num("commit_time")
+        ));
+    }
+    if i.options.iter().any(|o| o == "allow_discards") {
+        t.push_str("  flags: discards \n");
+    }
+    write_out(out, &t)?;
+    Ok(0)
 }
 
 fn status_json(name: &str, s: &Status) -> serde_json::Value {

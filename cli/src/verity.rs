@@ -182,6 +182,7 @@ pub(crate) fn run(cmd: VerityCommand, out: &mut dyn Write) -> CliResult<i32> {
         VerityCommand::Verify(a) => verify(a),
         VerityCommand::Open(a) => open(a),
         VerityCommand::Close(a) => crate::mapping::close(&a.name),
+        VerityCommand::Status(a) => crate::mapping::verity_status(&a.name, out),
         VerityCommand::Dump(a) => dump(a, out),
     }
 }
