@@ -14,6 +14,8 @@ use std::os::unix::ffi::OsStrExt;
 
 use clap::CommandFactory;
 
+use crate::error::CliError;
+
 /// The cryptsetup release whose command lines, output and exit codes these follow (the one
 /// the interoperability tests run against).
 pub(crate) const COMPAT_VERSION: &str = "2.6.1";
@@ -181,6 +183,8 @@ pub(crate) enum Request {
         argv: Vec<OsString>,
         /// `-v`: say "Command successful." or why the command failed, as cryptsetup does.
         verbose: bool,
+        /// The action works on LUKS2 only (its "not a valid LUKS2 device").
+        luks2_only: bool,
     },
     /// Print this to standard output and exit 0 (`--version`, `--help`).
     Print(String),
@@ -514,7 +518,12 @@ pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refuse
         argv.push("--".into());
         argv.extend(pos);
     }
-    Ok(Request::Run { argv, verbose })
+    let luks2_only = matches!(verb.as_slice(), ["luks", "config" | "token"]);
+    Ok(Request::Run {
+        argv,
+        verbose,
+        luks2_only,
+    })
 }
 
 /// cryptsetup's words for an exit code, after "Command failed with code -N".
@@ -527,6 +536,43 @@ pub(crate) fn failure_words(code: i32) -> &'static str {
         5 => "device already exists or device is busy",
         _ => "unknown error",
     }
+}
+
+/// libcryptsetup's sentence for `e`, where the tools print one for the same failure (the
+/// line scripts and users of those tools know); `None` keeps our own message.
+pub(crate) fn tool_message(e: &CliError, luks2_only: bool) -> Option<String> {
+    use activate::DmError as D;
+    use activate::Error as A;
+    use luks2::Error as L;
+    Some(match e {
+        CliError::Activate(A::Luks { device, source }) => match source {
+            L::WrongPassphrase => "No key available with this passphrase.".into(),
+            L::NoUsableKeyslot => "No usable keyslot is available.".into(),
+            L::NotLuks2 | L::Overwritten { .. } | L::IsLuks1 => format!(
+                "Device {} is not a valid LUKS{} device.",
+                device.display(),
+                if luks2_only { "2" } else { "" }
+            ),
+            L::KeyslotNotFound(n) => format!("Keyslot {n} is not active."),
+            L::KeyslotInUse(n) => format!("Key slot {n} is full, please select another one."),
+            _ => return None,
+        },
+        CliError::Activate(A::Device { path, source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            format!("Device {} does not exist or access denied.", path.display())
+        }
+        CliError::Activate(A::Dm { name, source }) => match source {
+            D::Exists(_) => format!("Device {name} already exists."),
+            D::NotFound(_) => format!("Device {name} is not active."),
+            D::Busy { .. } => format!("Device {name} is still in use."),
+            _ => return None,
+        },
+        CliError::File { what, .. } if what.contains("key file") => {
+            "Failed to open key file.".into()
+        }
+        _ => return None,
+    })
 }
 
 /// Whether `arg` names one of the tools (for `cryptpilot cryptsetup ...`).

@@ -77,6 +77,7 @@ fn main() {
     // takes their command lines and speaks under their names.
     let mut prog = "cryptpilot";
     let mut verbose = false;
+    let mut luks2_only = false;
     let as_tool = match invoked_as.as_deref().and_then(compat::Tool::from_name) {
         Some(t) => Some((t, 1)),
         None => argv.get(1).and_then(|a| compat::tool_of(a)).map(|t| (t, 2)),
@@ -91,9 +92,11 @@ fn main() {
             Ok(compat::Request::Run {
                 argv: ours,
                 verbose: v,
+                luks2_only: only,
             }) => {
                 argv = ours;
                 verbose = v;
+                luks2_only = only;
                 luks::cryptsetup_conventions(tool == compat::Tool::Cryptsetup, verbose);
             }
             Err(compat::Refused(why)) => {
@@ -149,13 +152,18 @@ fn main() {
     let code = match result {
         Ok(code) => code,
         Err(e) => {
-            let mut msg = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                msg.push_str(&format!(": {s}"));
-                src = s.source();
-            }
-            eprintln!("{prog}: {}", error::escape_controls(&msg));
+            // Under a drop-in name, the real tool's sentence where it has one.
+            let known = as_tool.and_then(|_| compat::tool_message(&e, luks2_only));
+            let msg = known.unwrap_or_else(|| {
+                let mut msg = format!("{prog}: {e}");
+                let mut src = std::error::Error::source(&e);
+                while let Some(s) = src {
+                    msg.push_str(&format!(": {s}"));
+                    src = s.source();
+                }
+                msg
+            });
+            eprintln!("{}", error::escape_controls(&msg));
             e.exit_code()
         }
     };

@@ -23,6 +23,8 @@ enum Check {
     Code,
     /// Exit codes and standard output.
     Stdout,
+    /// Exit codes and standard error: libcryptsetup's sentence for the failure.
+    Stderr,
     /// We refuse (exit 1, one line naming the reason); the real tool does it.
     Unsupported(&'static str),
 }
@@ -134,6 +136,19 @@ fn cases() -> Vec<Case> {
         c("cryptsetup open --type plain -s 100 img p", Code),
         c("cryptsetup open --type plain img", Code),
         c("cryptsetup open --type tcrypt img x", Unsupported("--type tcrypt")),
+        // libcryptsetup's sentences on standard error.
+        c("cryptsetup open --test-passphrase img -d bad", Stderr),
+        c("cryptsetup open --test-passphrase nofile -d key", Stderr),
+        c("cryptsetup open --test-passphrase plain.img -d key", Stderr),
+        c("cryptsetup luksDump plain.img", Stderr),
+        c("cryptsetup luksDump nofile", Stderr),
+        c("cryptsetup luksKillSlot -q img 7", Stderr),
+        c("cryptsetup open --test-passphrase img -d nofile", Stderr),
+        c("cryptsetup luksChangeKey img key2 -d bad", Stderr),
+        c("cryptsetup luksRemoveKey img bad", Stderr),
+        c("cryptsetup luksDump --dump-volume-key -q img -d bad", Stderr),
+        c("cryptsetup config --label x plain.img", Stderr),
+        with_pre("cryptsetup -q erase img", "cryptsetup open --test-passphrase img -d key", Stderr, ""),
         // Keyslots.
         after("cryptsetup luksAddKey {FAST} img key2 -d key", Code, DUMP),
         after("cryptsetup -q luksAddKey {FAST} -S 5 img key2 -d key", Code, DUMP),
@@ -458,7 +473,7 @@ fn same_command_lines_same_results() {
                 }
                 continue;
             }
-            Check::Code | Check::Stdout => {
+            Check::Code | Check::Stdout | Check::Stderr => {
                 if real.code != ours.code {
                     fail(format!(
                         "exit {} (real: {}); ours said: {} real said: {}",
@@ -472,6 +487,12 @@ fn same_command_lines_same_results() {
                     fail(format!(
                         "standard output differs:\n--- real\n{}--- ours\n{}",
                         real.stdout, ours.stdout
+                    ));
+                }
+                if case.check == Check::Stderr && real.stderr != ours.stderr {
+                    fail(format!(
+                        "standard error differs:\n--- real\n{}--- ours\n{}",
+                        real.stderr, ours.stderr
                     ));
                 }
                 if ours.stderr.contains("panicked") {

@@ -19,6 +19,9 @@ same() {
     if [ "$mode" = OUT ]; then
         cmp -s /tmp/real.out /tmp/ours.out || fail "cryptsetup $*: output differs: $(diff /tmp/real.out /tmp/ours.out | head -5)"
     fi
+    if [ "$mode" = ERR ]; then
+        cmp -s /tmp/real.err /tmp/ours.err || fail "cryptsetup $*: standard error differs: $(cat /tmp/real.err) / $(cat /tmp/ours.err)"
+    fi
     n=$((n + 1))
 }
 cleanup_real() { :; }
@@ -36,15 +39,15 @@ cmp -s /tmp/s.real /tmp/s.ours || fail "status differs: $(diff /tmp/s.real /tmp/
 n=$((n + 2))
 # status of an inactive name, close of a missing one, open under a name in use.
 same OUT status nothere
-same CODE close nothere
-same CODE open --key-file /tmp/k1 $D1 real0
-same CODE open --key-file /tmp/kw $D1 wrongkey
-same CODE open --key-file /tmp/k1 /dev/nonexistent x
+same ERR close nothere
+same ERR open --key-file /tmp/k1 $D1 real0
+same ERR open --key-file /tmp/kw $D1 wrongkey
+same ERR open --key-file /tmp/k1 /dev/nonexistent x
 same CODE luksClose nothere
 # A mounted mapping is busy: both refuse to close it (exit 5).
 mkfs.ext4 -q /dev/mapper/ours0
 mount -t ext4 /dev/mapper/ours0 /mnt
-same CODE close ours0
+same ERR close ours0
 umount /mnt
 /tmp/dropin/cryptsetup close ours0 || fail "close"
 "$REAL" close real0
