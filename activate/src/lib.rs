@@ -40,6 +40,7 @@ mod mapper;
 mod plan;
 mod resize;
 mod status;
+mod suspend;
 mod wipe;
 
 pub use device::{open_device, DataDevice};

@@ -40,6 +40,8 @@ pub struct Status {
     pub size_sectors: u64,
     /// Read-only mapping.
     pub read_only: bool,
+    /// Suspended (`luksSuspend`): I/O waits for the key.
+    pub suspended: bool,
     /// How many openers it has.
     pub open_count: i32,
     /// The integrity layer, for authenticated encryption.
@@ -99,6 +101,7 @@ impl Mapper {
                 .try_fold(0u64, |n, t| n.checked_add(t.length))
                 .unwrap_or(u64::MAX),
             read_only: info.read_only,
+            suspended: info.suspended,
             open_count: info.open_count,
             integrity: None,
             major: info.major,

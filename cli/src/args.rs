@@ -676,6 +676,11 @@ pub(crate) enum LuksCommand {
     ChangeKey(ChangeKeyArgs),
     /// Wipe keyslot SLOT. Asks for a remaining passphrase unless --batch-mode.
     KillSlot(KillSlotArgs),
+    /// Suspend the mapping NAME and wipe its key from the kernel (cryptsetup's
+    /// luksSuspend): I/O waits until `resume` gives the key back (for suspend to RAM).
+    Suspend(CloseArgs),
+    /// Give the suspended mapping NAME its key back from a passphrase, and resume its I/O.
+    Resume(ResumeArgs),
     /// Wipe every keyslot (cryptsetup's erase/luksErase): no passphrase opens the volume
     /// again; the header, its digests and tokens stay. Asks first unless --batch-mode.
     Erase(EraseArgs),
@@ -995,6 +1000,17 @@ pub(crate) struct KillSlotArgs {
     pub(crate) key: KeyOpts,
     #[command(flatten)]
     pub(crate) common: Common,
+    #[command(flatten)]
+    pub(crate) hdr: HeaderOpt,
+}
+
+/// `luks resume`.
+#[derive(Debug, Args)]
+pub(crate) struct ResumeArgs {
+    /// Mapping name.
+    pub(crate) name: String,
+    #[command(flatten)]
+    pub(crate) key: KeyOpts,
     #[command(flatten)]
     pub(crate) hdr: HeaderOpt,
 }

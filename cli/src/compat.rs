@@ -297,6 +297,8 @@ fn verb(tool: Tool, action: &str, ty: Option<&str>) -> Result<(Vec<&'static str>
         (Tool::Cryptsetup, "luksChangeKey") => vec!["luks", "change-key"],
         (Tool::Cryptsetup, "luksKillSlot") => vec!["luks", "kill-slot"],
         (Tool::Cryptsetup, "erase" | "luksErase") => vec!["luks", "erase"],
+        (Tool::Cryptsetup, "luksSuspend") => vec!["luks", "suspend"],
+        (Tool::Cryptsetup, "luksResume") => vec!["luks", "resume"],
         (Tool::Cryptsetup, "luksUUID") => vec!["luks", "uuid"],
         (Tool::Cryptsetup, "isLuks") => {
             luks_type(ty)?;
@@ -312,8 +314,8 @@ fn verb(tool: Tool, action: &str, ty: Option<&str>) -> Result<(Vec<&'static str>
         (Tool::Cryptsetup, "benchmark") => vec!["benchmark"],
         (
             Tool::Cryptsetup,
-            "luksSuspend" | "luksResume" | "reencrypt" | "tcryptDump" | "bitlkDump" | "fvault2Dump"
-            | "loopaesOpen" | "tcryptOpen" | "bitlkOpen" | "luksAddToken",
+            "reencrypt" | "tcryptDump" | "bitlkDump" | "fvault2Dump" | "loopaesOpen" | "tcryptOpen"
+            | "bitlkOpen" | "luksAddToken",
         ) => return unsupported("not supported by this cryptsetup (cryptpilot)"),
         (Tool::Veritysetup, "format") => vec!["verity", "format"],
         (Tool::Veritysetup, "verify") => vec!["verity", "verify"],
@@ -384,6 +386,11 @@ pub(crate) fn usage(tool: Tool) -> String {
                 "erase <device>",
                 "erase all keyslots (remove encryption key)",
             ),
+            (
+                "luksSuspend <device>",
+                "Suspend LUKS device and wipe key (all IOs are frozen)",
+            ),
+            ("luksResume <device>", "Resume suspended LUKS device"),
             ("luksUUID <device>", "print UUID of LUKS device"),
             (
                 "isLuks <device>",

@@ -7,7 +7,7 @@ use activate::{Active, DmName, IntegrityMode, KeyringKey, Mapper, Options, Plain
 use luks2::plain::PlainHash;
 use luks2::{Luks1, Luks2};
 
-use crate::args::{KeyOpts, PerfOpts, PlainOpenArgs, ResizeArgs};
+use crate::args::{KeyOpts, PerfOpts, PlainOpenArgs, ResizeArgs, ResumeArgs};
 use crate::error::{code, CliError, CliResult};
 use crate::keys::Keys;
 use crate::luks::any::starts_luks1;
@@ -181,6 +181,43 @@ pub(crate) fn open_plain(a: &PlainOpenArgs, keys: &mut Keys) -> CliResult<i32> {
 
 /// cryptsetup 2.6's plain-mode passphrase hash.
 const PLAIN_DEFAULT_HASH: &str = "ripemd160";
+
+/// `luks suspend`: I/O to `name` waits, its key wiped from the kernel.
+pub(crate) fn suspend(name: &str) -> CliResult<i32> {
+    Mapper::open()?.suspend_and_wipe_key(&dm_name(name)?)?;
+    Ok(0)
+}
+
+/// `luks resume`: the passphrase unlocks the header on the mapping's device (or `--header`),
+/// and the volume key goes back to the suspended mapping.
+pub(crate) fn resume(a: &ResumeArgs, keys: &mut Keys) -> CliResult<i32> {
+    let dm_name = dm_name(&a.name)?;
+    let mapper = Mapper::open()?;
+    let Some(s) = mapper.status(&dm_name)? else {
+        return Err(
+            activate::Error::dm(&a.name)(activate::DmError::NotFound(a.name.clone())).into(),
+        );
+    };
+    if !s.suspended {
+        return Err(CliError::Usage(format!(
+            "Volume {} is not suspended.",
+            a.name
+        )));
+    }
+    let data = Path::new(&s.device);
+    let header = a.hdr.of(data);
+    let mut dev = crate::luks::any::open_any(header, false)?;
+    let prompt = format!("Enter passphrase for {}: ", data.display());
+    let pass = keys.existing(&a.key, &prompt)?;
+    let (slot, vk) = dev.unlock(header, &pass, a.key.key_slot, &a.key)?;
+    crate::luks::report_unlocked(slot, false);
+    let description = match &dev {
+        crate::luks::any::AnyLuks::V2(d) => d.header().key_description(),
+        crate::luks::any::AnyLuks::V1(_) => None,
+    };
+    mapper.resume_with_key(&dm_name, &vk, description.as_deref())?;
+    Ok(0)
+}
 
 /// Removes the mapping `name` (and its integrity layer).
 pub(crate) fn close(name: &str) -> CliResult<i32> {
@@ -454,7 +491,8 @@ fn status_text(path: &Path, s: &Status) -> String {
     if s.iv_offset != 0 {
         t.push_str(&format!("  skipped: {} sectors\n", s.iv_offset));
     }
-    t.push_str(&format!("  mode:    {}\n", mode(s)));
+    let suspended = if s.suspended { " (suspended)" } else { "" };
+    t.push_str(&format!("  mode:    {}{suspended}\n", mode(s)));
     if !s.flags.is_empty() {
         // cryptsetup ends each flag with a space but the last kind (no_write_workqueue).
         let flags: String = s

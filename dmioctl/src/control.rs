@@ -488,6 +488,8 @@ impl DmControl {
     }
 
     /// `DM_TARGET_MSG`: sends `message` to the target at `sector`; returns any reply text.
+    /// The message may hold a key (dm-crypt's `key set`): it is sent with `DM_SECURE_DATA`,
+    /// so the kernel wipes its copy, and the buffer here is wiped when dropped.
     ///
     /// # Errors
     /// Ioctl errors.
@@ -496,6 +498,7 @@ impl DmControl {
             Cmd::TargetMsg,
             Some(name),
             |b| {
+                b.header_mut().flags |= flags::SECURE_DATA;
                 let bytes = b.bytes_mut();
                 bytes[HDR..HDR + 8].copy_from_slice(&sector.to_ne_bytes());
                 bytes[HDR + 8..HDR + 8 + message.len()].copy_from_slice(message.as_bytes());

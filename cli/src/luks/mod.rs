@@ -231,6 +231,8 @@ pub(crate) fn run(cmd: Luks, out: &mut dyn Write) -> CliResult<i32> {
         Luks::ChangeKey(a) => keyslots::change(a, keys),
         Luks::KillSlot(a) => keyslots::kill(a, keys),
         Luks::Erase(a) => keyslots::erase(a),
+        Luks::Suspend(a) => crate::mapping::suspend(&a.name),
+        Luks::Resume(a) => crate::mapping::resume(&a, keys),
         Luks::HeaderBackup(a) => header::backup(a),
         Luks::HeaderRestore(a) => header::restore(a),
         Luks::Repair(a) => header::repair(a, out),

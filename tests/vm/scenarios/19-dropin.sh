@@ -61,6 +61,33 @@ umount /mnt
 "$REAL" status rs0 | grep -q 'size:  *2048 sectors' || fail "real status after our resize: $("$REAL" status rs0)"
 /tmp/dropin/cryptsetup -v close rs0 | grep -qx 'Command successful.' || fail "-v close"
 n=$((n + 4))
+# luksSuspend wipes the key from dm-crypt (the table's key turns to zeros) and `status` says
+# so; luksResume gives it back. Ours and the real tool take turns, both ways.
+/tmp/dropin/cryptsetup open -d /tmp/k1 --disable-keyring $D1 sus0
+key_of() { dmsetup table --showkeys "$1" | awk '{ print $5 }'; }
+k_before=$(key_of sus0)
+/tmp/dropin/cryptsetup luksSuspend sus0 || fail "luksSuspend"
+[ "$(key_of sus0)" = "$(printf '%0128d' 0)" ] || fail "luksSuspend left the key: $(key_of sus0)"
+"$REAL" status sus0 > /tmp/s.real; /tmp/dropin/cryptsetup status sus0 > /tmp/s.ours
+cmp -s /tmp/s.real /tmp/s.ours || fail "suspended status differs: $(diff /tmp/s.real /tmp/s.ours | grep '^[-+] ')"
+grep -q 'mode:    read/write (suspended)' /tmp/s.ours || fail "status: $(cat /tmp/s.ours)"
+same ERR luksResume -d /tmp/kw sus0
+"$REAL" luksResume -d /tmp/k1 sus0
+"$REAL" luksSuspend sus0
+/tmp/dropin/cryptsetup luksResume -d /tmp/k1 sus0 || fail "luksResume"
+[ "$(key_of sus0)" = "$k_before" ] || fail "luksResume: another key"
+dd if=/dev/mapper/sus0 of=/dev/null bs=4k count=1 2>/dev/null || fail "read after luksResume"
+same CODE luksResume -d /tmp/k1 sus0
+same ERR luksSuspend nothere
+/tmp/dropin/cryptsetup close sus0
+# A keyring-keyed mapping: the resume loads the key under the table's description.
+/tmp/dropin/cryptsetup open -d /tmp/k1 $D1 sus1
+/tmp/dropin/cryptsetup luksSuspend sus1
+/tmp/dropin/cryptsetup luksResume -d /tmp/k1 sus1 || fail "luksResume (keyring)"
+"$REAL" status sus1 | grep -q 'mode:    read/write$' || fail "still suspended: $("$REAL" status sus1)"
+dd if=/dev/mapper/sus1 of=/dev/null bs=4k count=1 2>/dev/null || fail "read after luksResume (keyring)"
+/tmp/dropin/cryptsetup close sus1
+n=$((n + 5))
 # open --test-passphrase -v reports the slot as cryptsetup does.
 same OUT open --test-passphrase -v -d /tmp/k1 $D1
 # Plain mode: the same command line (and standard input) maps the same table, key included,
