@@ -745,6 +745,10 @@ pub(crate) struct FormatArgs {
     /// Use the volume key in this file instead of a random one.
     #[arg(long = "volume-key-file", value_name = "FILE")]
     pub(crate) volume_key_file: Option<PathBuf>,
+    /// luks2 (the default), or luks1 for boot loaders and systems that read only LUKS1
+    /// (PBKDF2 keyslots, 512-byte sectors, no labels or integrity).
+    #[arg(long = "type", value_name = "TYPE", value_parser = ["luks", "luks1", "luks2"])]
+    pub(crate) luks_type: Option<String>,
     /// Authenticated encryption over dm-integrity: hmac-sha256, hmac-sha512, hmac-sha1
     /// (with an XTS cipher; the MAC key is added to --key-size) or aead (with
     /// --cipher aes-gcm-random). Opening then detects any change to the data.

@@ -272,14 +272,7 @@ fn verb(tool: Tool, action: &str, ty: Option<&str>) -> Result<(Vec<&'static str>
     };
     let v = match (tool, action) {
         (Tool::Cryptsetup, "luksFormat") => {
-            match ty {
-                None | Some("luks" | "luks2") => {}
-                Some(t) => {
-                    return unsupported(&format!(
-                        "--type {t} is not supported: new volumes are LUKS2 (LUKS1 volumes are opened and converted)"
-                    ))
-                }
-            }
+            luks_type(ty)?;
             vec!["luks", "format"]
         }
         (Tool::Cryptsetup, "open") if ty == Some("plain") => vec!["plain", "open"],
@@ -569,6 +562,14 @@ pub(crate) fn tool_message(e: &CliError, luks2_only: bool) -> Option<String> {
         {
             format!("Device {} does not exist or access denied.", path.display())
         }
+        CliError::Activate(A::Device { path, source, .. })
+            if source.kind() == std::io::ErrorKind::ResourceBusy =>
+        {
+            format!(
+                "Cannot use device {} which is in use (already mapped or mounted).",
+                path.display()
+            )
+        }
         CliError::Activate(A::Dm { name, source }) => match source {
             D::Exists(_) => format!("Device {name} already exists."),
             D::NotFound(_) => format!("Device {name} is not active."),
@@ -612,7 +613,7 @@ mod tests {
                 Tool::Cryptsetup,
                 "-q --type luks2 luksFormat -d- --pbkdf=pbkdf2 /dev/x"
             ),
-            Ok("cryptpilot luks format --batch-mode --key-file=- --pbkdf=pbkdf2 -- /dev/x".into())
+            Ok("cryptpilot luks format --batch-mode --type=luks2 --key-file=- --pbkdf=pbkdf2 -- /dev/x".into())
         );
         assert_eq!(
             run(Tool::Cryptsetup, "luksDump --dump-json-metadata img"),

@@ -109,12 +109,10 @@ fn dropin_page() -> String {
         }
     }
     s.push_str(
-        ".SH NOT SUPPORTED\nPlain dm\\-crypt (\\fBopen \\-\\-type plain\\fR), TrueCrypt, BitLocker and \
-         FileVault volumes, creating LUKS1 volumes (they are opened, read and converted), \
-         \\fBerase\\fR, \\fBreencrypt\\fR, \\fBluksSuspend\\fR/\\fBluksResume\\fR, \
-         \\fBveritysetup status\\fR, and \\fBintegritysetup open/close/status\\fR \
-         (LUKS2 volumes with \\fB\\-\\-integrity\\fR open with their dm\\-integrity layer).\n\
-         .SH SEE ALSO\n\\fBcryptpilot\\-luks\\fR(1), \\fBcryptpilot\\-verity\\fR(1), \\fBcryptpilot\\-integrity\\fR(1)\n",
+        ".SH NOT SUPPORTED\nTrueCrypt, VeraCrypt, BitLocker, FileVault and loop\\-AES volumes, \
+         \\fBreencrypt\\fR, keyed dm\\-integrity (\\fB\\-\\-integrity\\-key\\-file\\fR), \
+         and a detached \\fB\\-\\-header\\fR for a new LUKS1 volume.\n\
+         .SH SEE ALSO\n\\fBcryptpilot\\-luks\\fR(1), \\fBcryptpilot\\-plain\\fR(1), \\fBcryptpilot\\-verity\\fR(1), \\fBcryptpilot\\-integrity\\fR(1)\n",
     );
     s
 }

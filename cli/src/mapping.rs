@@ -54,6 +54,9 @@ pub(crate) fn open(
     let mapper = Mapper::open()?;
     mapper.ensure_free(&dm_name)?;
     let device = volume.data;
+    // A device in use (mounted, or under another mapping) is busy, as in cryptsetup; the
+    // exclusive open is only a check: the kernel claims the device for the table.
+    drop(open_device(device, false, true)?);
     let mut file = open_device(device, !options.read_only, false)?;
     let mut detached = match volume.header {
         Some(h) => Some((h, open_device(h, false, false)?)),

@@ -269,7 +269,20 @@ fn cases() -> Vec<Case> {
             check: Code,
             after: "",
         },
-        c("cryptsetup luksFormat -q --type luks1 {FAST} blank.img key", Unsupported("--type luks1")),
+        // LUKS1 volumes (for boot loaders that read only LUKS1): the same header, and the
+        // real tool opens ours.
+        after("cryptsetup luksFormat -q --type luks1 {FAST} blank.img key", Code, BDUMP),
+        after("cryptsetup luksFormat -q --type luks1 {FAST} blank.img key", Code, "cryptsetup open --test-passphrase -v blank.img -d key"),
+        after("cryptsetup luksFormat -q -v --type luks1 {FAST} -c aes-cbc-essiv:sha256 -s 256 --hash sha1 -S 3 blank.img key", Stdout, BDUMP),
+        after("cryptsetup luksFormat -q --type luks1 {FAST} --offset 8192 --uuid 11111111-2222-3333-4444-555555555555 blank.img key", Code, BDUMP),
+        after("cryptsetup luksFormat -q --type luks1 {FAST} --hash sha512 -s 512 blank.img key", Code, "cryptsetup open --test-passphrase blank.img -d key"),
+        // cryptsetup writes the header, fails to add the keyslot, and exits 0 with no
+        // keyslot: we refuse before writing.
+        c("cryptsetup luksFormat -q --type luks1 --pbkdf argon2id blank.img key", Unsupported("PBKDF")),
+        c("cryptsetup luksFormat -q --type luks1 {FAST} --sector-size 4096 blank.img key", Code),
+        c("cryptsetup luksFormat -q --type luks1 {FAST} --offset 16 blank.img key", Code),
+        // A header whose data would start past the device's end (as for LUKS2).
+        c("cryptsetup luksFormat -q --type luks1 {FAST} tiny.img key", Unsupported("too small")),
         // veritysetup, with a fixed salt and UUID: its output is deterministic.
         c("veritysetup format data.img hash.img --salt 00112233445566778899aabbccddeeff --uuid 11111111-2222-3333-4444-555555555555", Stdout),
         c("veritysetup format --hash sha1 data.img hash.img --salt 0011 --uuid 11111111-2222-3333-4444-555555555555", Stdout),
@@ -316,6 +329,12 @@ fn mask(s: &str) -> String {
             format!("{k}Salt: <hex>")
         } else if let Some((k, _)) = line.split_once("Digest:") {
             format!("{k}Digest: <hex>")
+        } else if let Some(k) = ["MK digest:", "MK salt:"]
+            .iter()
+            .find(|k| line.starts_with(**k))
+        {
+            // LUKS1's: random for each new header.
+            format!("{k} <hex>")
         } else {
             line.to_owned()
         };

@@ -52,7 +52,7 @@ pub(crate) fn starts_luks1(f: &mut File) -> bool {
 
 /// New LUKS1 keyslots: PBKDF2 only (cryptsetup: "Requested PBKDF type is not supported for
 /// LUKS1"), calibrated to --iter-time unless forced.
-fn luks1_pbkdf(o: &PbkdfOpts) -> CliResult<luks2::PbkdfParams> {
+pub(crate) fn luks1_pbkdf(o: &PbkdfOpts) -> CliResult<luks2::PbkdfParams> {
     if o.pbkdf.is_some_and(|k| k != PbkdfKind::Pbkdf2) {
         return Err(CliError::Usage(
             "the requested PBKDF type is not supported for LUKS1 (pbkdf2 only)".into(),

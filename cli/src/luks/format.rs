@@ -5,6 +5,7 @@ use std::path::Path;
 
 use luks2::SegmentIntegrity;
 
+use super::any::luks1_pbkdf;
 use super::{confirm_overwrite, format_options, open_device, read_volume_key, say};
 use crate::args::FormatArgs;
 use crate::error::{CliError, CliResult};
@@ -34,6 +35,28 @@ fn format<'a>(
         ));
     }
     let mut opts = format_options(&a.new, &a.pbkdf, &a.key)?;
+    let luks1 = a.luks_type.as_deref() == Some("luks1");
+    if luks1 {
+        let needs_luks2 = [
+            (a.integrity.is_some(), "--integrity"),
+            (a.new.metadata_size.is_some(), "--luks2-metadata-size"),
+            (a.new.keyslots_size.is_some(), "--luks2-keyslots-size"),
+            (a.new.label.is_some(), "--label"),
+            (a.new.subsystem.is_some(), "--subsystem"),
+            (a.hdr.header.is_some(), "--header (with --type luks1)"),
+        ];
+        if let Some((_, opt)) = needs_luks2.iter().find(|(given, _)| *given) {
+            return Err(CliError::Usage(format!(
+                "{opt} is not supported for LUKS1: format LUKS2 (the default) for it"
+            )));
+        }
+        opts.keyslot.pbkdf = luks1_pbkdf(&a.pbkdf)?;
+        // cryptsetup skips the digest's benchmark too when the iterations are forced: it
+        // takes LUKS1's minimum.
+        if a.pbkdf.pbkdf_force_iterations.is_some() {
+            opts.digest_iterations = Some(1000);
+        }
+    }
     if let Some(kind) = a.integrity {
         with_integrity(&mut opts, kind)?;
     }
@@ -91,6 +114,11 @@ fn format<'a>(
         }
     }
     let created_slot = format!("Key slot {} created.", a.key.key_slot.unwrap_or(0));
+    if luks1 {
+        luks2::luks1::format(&mut f, &opts, &pass).map_err(CliError::luks(device))?;
+        say(&created_slot);
+        return Ok(0);
+    }
     if opts.integrity.is_none() {
         luks2::format(&mut f, &opts, &pass).map_err(CliError::luks(device))?;
         say(&created_slot);

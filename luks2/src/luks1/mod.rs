@@ -684,5 +684,8 @@ impl Luks1Header {
     }
 }
 
+mod format;
+pub use format::format;
+
 #[cfg(test)]
 mod tests;

@@ -31,18 +31,22 @@ printf wrong > /tmp/kw
 
 # open: the same table either way, and `status` prints the same text for both mappings.
 "$REAL" open --key-file /tmp/k1 $D1 real0
-/tmp/dropin/cryptsetup open --key-file /tmp/k1 $D1 ours0 2>/tmp/err || fail "open: $(cat /tmp/err)"
-[ "$(table_nokey real0)" = "$(table_nokey ours0)" ] || fail "tables: $(table_nokey real0) / $(table_nokey ours0)"
+table_nokey real0 > /tmp/t.real
 "$REAL" status real0 | sed 's/real0/NAME/' > /tmp/s.real
-/tmp/dropin/cryptsetup status ours0 | sed 's/ours0/NAME/' > /tmp/s.ours
-cmp -s /tmp/s.real /tmp/s.ours || fail "status differs: $(diff /tmp/s.real /tmp/s.ours | grep "^[-+] ")"
-n=$((n + 2))
-# status of an inactive name, close of a missing one, open under a name in use.
+# status of an inactive name, close of a missing one, open under a name in use, open of a
+# device in use (by the real tool's mapping).
 same OUT status nothere
 same ERR close nothere
 same ERR open --key-file /tmp/k1 $D1 real0
+same ERR open --key-file /tmp/k1 $D1 second
+"$REAL" close real0
 same ERR open --key-file /tmp/kw $D1 wrongkey
 same ERR open --key-file /tmp/k1 /dev/nonexistent x
+/tmp/dropin/cryptsetup open --key-file /tmp/k1 $D1 ours0 2>/tmp/err || fail "open: $(cat /tmp/err)"
+[ "$(cat /tmp/t.real)" = "$(table_nokey ours0)" ] || fail "tables: $(cat /tmp/t.real) / $(table_nokey ours0)"
+/tmp/dropin/cryptsetup status ours0 | sed 's/ours0/NAME/' > /tmp/s.ours
+cmp -s /tmp/s.real /tmp/s.ours || fail "status differs: $(diff /tmp/s.real /tmp/s.ours | grep "^[-+] ")"
+n=$((n + 2))
 same CODE luksClose nothere
 # A mounted mapping is busy: both refuse to close it (exit 5).
 mkfs.ext4 -q /dev/mapper/ours0
@@ -50,7 +54,6 @@ mount -t ext4 /dev/mapper/ours0 /mnt
 same ERR close ours0
 umount /mnt
 /tmp/dropin/cryptsetup close ours0 || fail "close"
-"$REAL" close real0
 # read-only, and the old luksOpen; resize to a size and back.
 /tmp/dropin/cryptsetup luksOpen --readonly -d /tmp/k1 $D1 ro0 || fail "luksOpen --readonly"
 /tmp/dropin/cryptsetup status ro0 | grep -q 'mode:.*readonly' || fail "status: $(/tmp/dropin/cryptsetup status ro0)"
@@ -217,5 +220,18 @@ tool_same integritysetup CODE open /dev/nonexistent x1
 tool_same integritysetup CODE close nothere
 tool_same integritysetup OUT status nothere
 n=$((n + 1))
+# A LUKS1 volume of ours: the real tool maps it with the same table as ours, and reads
+# what ours wrote.
+/tmp/dropin/cryptsetup luksFormat -q --type luks1 $FAST --key-file /tmp/k1 $D1 || fail "luksFormat --type luks1"
+/tmp/dropin/cryptsetup open -d /tmp/k1 $D1 l1 || fail "open of our LUKS1"
+table_nokey l1 > /tmp/t.ours
+head -c 65536 /dev/urandom > /tmp/l1.data
+dd if=/tmp/l1.data of=/dev/mapper/l1 bs=64k oflag=direct 2>/dev/null
+/tmp/dropin/cryptsetup close l1
+"$REAL" open -d /tmp/k1 $D1 l1
+[ "$(table_nokey l1)" = "$(cat /tmp/t.ours)" ] || fail "LUKS1 tables: $(table_nokey l1) / $(cat /tmp/t.ours)"
+cmp -n 65536 /tmp/l1.data /dev/mapper/l1 || fail "LUKS1 data differs between the mappings"
+"$REAL" close l1
+n=$((n + 2))
 [ -z "$(dmsetup ls 2>/dev/null | grep -v 'No devices')" ] || fail "stray mapping: $(dmsetup ls)"
 echo "drop-in: $n command lines agree with the real tools on the kernel"
