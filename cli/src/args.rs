@@ -281,6 +281,10 @@ pub(crate) struct KeyOpts {
     /// Use (or, when adding, create) this keyslot only.
     #[arg(short = 'S', long = "key-slot", value_name = "NUM")]
     pub(crate) key_slot: Option<u32>,
+    /// On a terminal, how many times a passphrase may be typed before a wrong one ends the
+    /// command (opening and resuming; at least once).
+    #[arg(short = 'T', long, value_name = "N", default_value_t = 3)]
+    pub(crate) tries: u32,
     /// Do not try a keyslot whose key derivation would take longer than this many seconds on
     /// this machine, estimated from the header's costs before any work is done (a hostile
     /// header can ask for days). 0 lifts the limit.

@@ -576,6 +576,9 @@ pub(crate) fn tool_message(e: &CliError, luks2_only: bool) -> Option<String> {
             D::Busy { .. } => format!("Device {name} is still in use."),
             _ => return None,
         },
+        CliError::Aborted(m, _) => (*m).to_owned(),
+        CliError::NothingToRead(_) => "Nothing to read on input.".into(),
+        CliError::PassphraseMismatch => "Passphrases do not match.".into(),
         CliError::File { what, .. } if what.contains("key file") => {
             "Failed to open key file.".into()
         }
@@ -653,8 +656,8 @@ mod tests {
         assert!(e.contains("--type tcrypt"), "{e}");
         let e = run(Tool::Cryptsetup, "open --type plain -S 1 /dev/x p").unwrap_err();
         assert!(e.contains("--key-slot"), "{e}");
-        let e = run(Tool::Cryptsetup, "luksDump --tries 3 x").unwrap_err();
-        assert!(e.contains("--tries"), "{e}");
+        let e = run(Tool::Cryptsetup, "luksDump --timeout 3 x").unwrap_err();
+        assert!(e.contains("--timeout"), "{e}");
         let e = run(Tool::Integritysetup, "open --integrity-key-file k x y").unwrap_err();
         assert!(e.contains("--integrity-key-file"), "{e}");
         assert_eq!(

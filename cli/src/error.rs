@@ -39,6 +39,13 @@ pub(crate) enum CliError {
     Usage(String),
     /// The operation was refused or not confirmed; nothing was changed.
     Refused(String),
+    /// The passphrase typed twice was not the same (cryptsetup: exit 2).
+    PassphraseMismatch,
+    /// The passphrase source gave nothing (an empty key file, or no line on standard input).
+    NothingToRead(String),
+    /// The user answered no: cryptsetup's words for it, and its exit code (1, or 2 where
+    /// cryptsetup treats it as a permission refused).
+    Aborted(&'static str, i32),
 }
 
 pub(crate) type CliResult<T = ()> = Result<T, CliError>;
@@ -86,6 +93,9 @@ impl CliError {
             CliError::Fde(fde::Error::Volume(volumes::Error::Activate(e))) => activation_code(e),
             CliError::Fde(_) => code::FAILURE,
             CliError::Usage(_) | CliError::Refused(_) => code::FAILURE,
+            CliError::Aborted(_, code) => *code,
+            CliError::NothingToRead(_) => code::FAILURE,
+            CliError::PassphraseMismatch => code::PERMISSION,
         }
     }
 }
@@ -164,6 +174,10 @@ impl fmt::Display for CliError {
             CliError::Volume(e) => write!(f, "{e}"),
             CliError::Fde(e) => write!(f, "{e}"),
             CliError::Usage(m) | CliError::Refused(m) => f.write_str(m),
+            CliError::Aborted("", _) => f.write_str("operation aborted; nothing was changed"),
+            CliError::Aborted(m, _) => f.write_str(m),
+            CliError::PassphraseMismatch => f.write_str("passphrases do not match"),
+            CliError::NothingToRead(what) => write!(f, "nothing to read from {what}"),
         }
     }
 }
@@ -175,7 +189,12 @@ impl std::error::Error for CliError {
             CliError::Volume(e) => std::error::Error::source(e),
             CliError::Fde(e) => std::error::Error::source(e),
             CliError::File { source, .. } => Some(source),
-            CliError::Provider(_) | CliError::Usage(_) | CliError::Refused(_) => None,
+            CliError::Provider(_)
+            | CliError::Usage(_)
+            | CliError::Refused(_)
+            | CliError::Aborted(..)
+            | CliError::NothingToRead(_)
+            | CliError::PassphraseMismatch => None,
         }
     }
 }

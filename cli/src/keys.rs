@@ -105,10 +105,25 @@ impl Keys {
 
     /// The existing passphrase: `--key-file` if given, else asked with `prompt`.
     pub(crate) fn existing(&mut self, opts: &KeyOpts, prompt: &str) -> CliResult<Passphrase> {
-        match &opts.key_file {
-            Some(f) => Self::from_file(f, opts.keyfile_offset, opts.keyfile_size),
-            None => self.ask(prompt, false),
+        let pass = match &opts.key_file {
+            Some(f) => Self::from_file(f, opts.keyfile_offset, opts.keyfile_size)?,
+            None => self.ask(prompt, false)?,
+        };
+        // Nothing from standard input, a pipe or a device is "Nothing to read on input." in
+        // cryptsetup; an empty regular file is an empty passphrase (a wrong one, mostly).
+        let regular_file = opts
+            .key_file
+            .as_deref()
+            .filter(|f| *f != Path::new("-"))
+            .is_some_and(|f| std::fs::metadata(f).is_ok_and(|m| m.is_file()));
+        if pass.as_bytes().is_empty() && !regular_file {
+            let what = match &opts.key_file {
+                Some(f) if f != Path::new("-") => format!("the key file {}", f.display()),
+                _ => "standard input".into(),
+            };
+            return Err(CliError::NothingToRead(what));
         }
+        Ok(pass)
     }
 
     /// A new passphrase: from `file` if given, else asked (twice on a terminal).
@@ -135,7 +150,7 @@ impl Keys {
             if verify {
                 let second = read("Verify passphrase: ")?;
                 if *first != *second {
-                    return Err(CliError::Usage("passphrases do not match".into()));
+                    return Err(CliError::PassphraseMismatch);
                 }
             }
             if first.is_empty() {
@@ -146,7 +161,7 @@ impl Keys {
         let lines = self.stdin_lines.get_or_insert_with(|| stdin.lock());
         let line = read_line(lines)?;
         if line.is_empty() {
-            return Err(CliError::Usage("no passphrase on standard input".into()));
+            return Err(CliError::NothingToRead("standard input".into()));
         }
         Ok(Passphrase::from(line))
     }

@@ -163,7 +163,15 @@ fn main() {
                 }
                 msg
             });
-            eprintln!("{}", error::escape_controls(&msg));
+            // Under a drop-in name an abort may say nothing (as cryptsetup's volume-key
+            // dump), or end in a blank line (its other questions).
+            match &e {
+                error::CliError::Aborted("", _) if as_tool.is_some() => {}
+                error::CliError::Aborted(..) if as_tool.is_some() => {
+                    eprintln!("{}\n", error::escape_controls(&msg))
+                }
+                _ => eprintln!("{}", error::escape_controls(&msg)),
+            }
             e.exit_code()
         }
     };

@@ -11,7 +11,7 @@ use crate::args::{KeyOpts, PerfOpts, PlainOpenArgs, ResizeArgs, ResumeArgs};
 use crate::error::{code, CliError, CliResult};
 use crate::keys::Keys;
 use crate::luks::any::starts_luks1;
-use crate::luks::{confirm, open_device, unlock, write_out};
+use crate::luks::{confirm, open_device, unlock, with_tries, write_out};
 
 /// The mapping options of `open`'s flags.
 pub(crate) fn options(
@@ -69,10 +69,10 @@ pub(crate) fn open(
     let prompt = format!("Enter passphrase for {}: ", device.display());
     if starts_luks1(f) {
         let mut dev = Luks1::open(f).map_err(CliError::luks(path))?;
-        let pass = keys.existing(key, &prompt)?;
-        let (_, vk) = dev
-            .unlock(&pass, key.key_slot, &key.kdf_limits())
-            .map_err(CliError::luks(path))?;
+        let (_, vk) = with_tries(keys, key, &prompt, |pass| {
+            dev.unlock(pass, key.key_slot, &key.kdf_limits())
+                .map_err(CliError::luks(path))
+        })?;
         let header = dev.header().clone();
         drop(detached);
         mapper.open_luks1(device, &mut file, &header, &vk, &dm_name, options)?;
@@ -80,8 +80,10 @@ pub(crate) fn open(
     }
     let mut dev = Luks2::open(f).map_err(CliError::luks(path))?;
     dev.header().activation().map_err(CliError::luks(path))?;
-    let pass = keys.existing(key, &prompt)?;
-    let (_, vk) = unlock(&mut dev, path, &pass, key.key_slot, key)?;
+    crate::luks::report_no_token();
+    let (_, vk) = with_tries(keys, key, &prompt, |pass| {
+        unlock(&mut dev, path, pass, key.key_slot, key)
+    })?;
     let header = dev.header().clone();
     drop(dev);
     drop(detached);
@@ -211,9 +213,10 @@ pub(crate) fn resume(a: &ResumeArgs, keys: &mut Keys) -> CliResult<i32> {
     let header = a.hdr.of(data);
     let mut dev = crate::luks::any::open_any(header, false)?;
     let prompt = format!("Enter passphrase for {}: ", data.display());
-    let pass = keys.existing(&a.key, &prompt)?;
-    let (slot, vk) = dev.unlock(header, &pass, a.key.key_slot, &a.key)?;
-    crate::luks::report_unlocked(slot, false);
+    let (slot, vk) = with_tries(keys, &a.key, &prompt, |pass| {
+        dev.unlock(header, pass, a.key.key_slot, &a.key)
+    })?;
+    crate::luks::report_unlocked(slot);
     let description = match &dev {
         crate::luks::any::AnyLuks::V2(d) => d.header().key_description(),
         crate::luks::any::AnyLuks::V1(_) => None,
@@ -256,6 +259,7 @@ fn keyring_key(s: &Status, a: &ResizeArgs, keys: &mut Keys) -> CliResult<Keyring
         ))
     })?;
     let prompt = format!("Enter passphrase for {}: ", data.display());
+    crate::luks::report_no_token();
     let pass = keys.existing(&a.key, &prompt)?;
     let (_, key) = unlock(&mut dev, device, &pass, a.key.key_slot, &a.key)?;
     Ok(KeyringKey { description, key })

@@ -337,7 +337,7 @@ fn passphrases_from_standard_input() {
     fails_cleanly(
         &ours_in(&["open", "--test-passphrase", &img], Some(b"")),
         1,
-        "no passphrase",
+        "nothing to read from standard input",
     );
 }
 

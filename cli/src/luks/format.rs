@@ -6,7 +6,9 @@ use std::path::Path;
 use luks2::SegmentIntegrity;
 
 use super::any::luks1_pbkdf;
-use super::{confirm_overwrite, format_options, open_device, read_volume_key, say};
+use super::{
+    as_cryptsetup, confirm, confirm_overwrite, format_options, open_device, read_volume_key, say,
+};
 use crate::args::FormatArgs;
 use crate::error::{CliError, CliResult};
 use crate::keys::Keys;
@@ -91,12 +93,36 @@ fn format<'a>(
     let device = a.hdr.of(&a.device);
     let mut f = open_device(device, true, true)?;
     let sig = luks2::probe::signature(&mut f).map_err(CliError::device(device, "read"))?;
-    if let Some(sig) = sig {
-        let warning = format!(
-            "{} contains a {sig} signature. This will overwrite data on it irrevocably.",
-            device.display()
-        );
-        confirm_overwrite(&a.common, &warning)?;
+    let overwrite = format!(
+        "This will overwrite data on {} irrevocably.",
+        device.display()
+    );
+    match sig {
+        // cryptsetup names the signature, then asks as for any device.
+        Some(sig) if as_cryptsetup() => {
+            if !a.common.batch {
+                let name = if sig.starts_with("LUKS") {
+                    "crypto_LUKS"
+                } else {
+                    sig
+                };
+                println!(
+                    "WARNING: Device {} already contains a '{name}' superblock signature.",
+                    device.display()
+                );
+            }
+            confirm_overwrite(&a.common, &overwrite)?;
+        }
+        Some(sig) => {
+            let warning = format!(
+                "{} contains a {sig} signature. This will overwrite data on it irrevocably.",
+                device.display()
+            );
+            confirm_overwrite(&a.common, &warning)?;
+        }
+        // cryptsetup asks before any format; with no terminal that is a yes.
+        None if as_cryptsetup() => confirm(&a.common, &overwrite)?,
+        None => {}
     }
     let pass = match a.passphrase_file.as_ref().or(a.key.key_file.as_ref()) {
         Some(kf) => Keys::new_from_file(kf, a.key.keyfile_offset, a.key.keyfile_size)?,

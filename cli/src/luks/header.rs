@@ -7,7 +7,7 @@ use luks2::Luks2;
 
 use super::any::{open_any, starts_luks1, AnyLuks};
 use super::{
-    confirm, confirm_overwrite, open_device, open_luks, unlock, write_bytes, write_out,
+    confirm, confirm_as, confirm_overwrite, open_device, open_luks, unlock, write_bytes, write_out,
     write_secret_file, writeln_out,
 };
 use crate::args::{
@@ -19,7 +19,7 @@ use crate::input::{read_bounded, HEADER_BACKUP_MAX, TOKEN_JSON_MAX};
 use crate::keys::Keys;
 
 /// cryptsetup's warning before a volume key dump.
-const VOLUME_KEY_WARNING: &str = "The header dump with volume key is sensitive information that allows access to encrypted partition without a passphrase. This dump should be stored encrypted in a safe place.";
+const VOLUME_KEY_WARNING: &str = "The header dump with volume key is sensitive information\nthat allows access to encrypted partition without a passphrase.\nThis dump should be stored encrypted in a safe place.";
 
 /// cryptsetup's luksDump text, the JSON metadata, or (after confirming and unlocking) the
 /// volume key.
@@ -39,8 +39,9 @@ pub(super) fn dump(a: DumpArgs, keys: &mut Keys, out: &mut dyn Write) -> CliResu
         };
         return write_bytes(out, &text);
     }
-    confirm(&a.common, VOLUME_KEY_WARNING)?;
+    confirm_as(&a.common, VOLUME_KEY_WARNING, ("", 2))?;
     let prompt = format!("Enter passphrase for {}: ", device.display());
+    super::report_no_token();
     let pass = keys.existing(&a.key, &prompt)?;
     let (_, vk) = unlock(&mut dev, device, &pass, a.key.key_slot, &a.key)?;
     if let Some(f) = a.volume_key_file {
@@ -70,7 +71,7 @@ fn dump_luks1(
     if !a.dump_volume_key {
         return write_out(out, &dev.header().dump_text(&name));
     }
-    confirm(&a.common, VOLUME_KEY_WARNING)?;
+    confirm_as(&a.common, VOLUME_KEY_WARNING, ("", 2))?;
     let pass = keys.existing(&a.key, &format!("Enter passphrase for {name}: "))?;
     let (_, vk) = dev
         .unlock(&pass, a.key.key_slot, &a.key.kdf_limits())
@@ -104,20 +105,37 @@ pub(super) fn restore(a: HeaderRestoreArgs) -> CliResult<i32> {
     }
     let backup = luks2::check_backup(&bytes).map_err(CliError::luks(&a.file))?;
     let mut f = open_device(device, true, true)?;
-    let warning = match Luks2::open(&mut f) {
-        Ok(cur) if cur.header().uuid() == backup.uuid() => {
-            "Device already contains a LUKS2 header. Replacing it will destroy existing keyslots.".to_owned()
-        }
-        Ok(cur) => format!(
-            "Device contains a LUKS2 header with UUID {}, the backup has UUID {}. Replacing it will destroy existing keyslots.",
-            cur.header().uuid(),
-            backup.uuid()
-        ),
-        Err(_) => "Device does not contain a valid LUKS2 header. Replacing the header can destroy data on it.".to_owned(),
-    };
-    confirm(&a.common, &warning)?;
+    let current = Luks2::open(&mut f).map(|cur| cur.header().uuid().to_owned());
+    let warning = replace_warning(device, "LUKS2", current.ok(), backup.uuid());
+    confirm_as(&a.common, &warning, ("", 1))?;
     luks2::restore_backup(&mut f, &bytes).map_err(CliError::luks(device))?;
     Ok(0)
+}
+
+/// libcryptsetup's question before a header restore: what the device holds now (`kind`
+/// LUKS2, or LUKS for LUKS1, with its UUID `current`), and whether the backup is another's.
+fn replace_warning(
+    device: &std::path::Path,
+    kind: &str,
+    current: Option<String>,
+    backup: &str,
+) -> String {
+    let d = device.display();
+    match current {
+        None => format!(
+            "Device {d} does not contain {kind} header. Replacing header can destroy data on that device."
+        ),
+        Some(u) => {
+            let other = if u == backup {
+                ""
+            } else {
+                "\nWARNING: real device header has different UUID than backup!"
+            };
+            format!(
+                "Device {d} already contains {kind} header. Replacing header will destroy existing keyslots.{other}"
+            )
+        }
+    }
 }
 
 /// Writes a LUKS1 backup back (cryptsetup's luksHeaderRestore for LUKS1), after confirming.
@@ -131,15 +149,8 @@ fn restore_luks1(a: &HeaderRestoreArgs, device: &std::path::Path, bytes: &[u8]) 
     } else {
         None
     };
-    let warning = match current {
-        Some(u) if u == backup.uuid() => "Device already contains a LUKS1 header. Replacing it will destroy existing keyslots.".to_owned(),
-        Some(u) => format!(
-            "Device contains a LUKS1 header with UUID {u}, the backup has UUID {}. Replacing it will destroy existing keyslots.",
-            backup.uuid()
-        ),
-        None => "Device does not contain a valid LUKS1 header. Replacing the header can destroy data on it.".to_owned(),
-    };
-    confirm(&a.common, &warning)?;
+    let warning = replace_warning(device, "LUKS", current, &backup.uuid());
+    confirm_as(&a.common, &warning, ("", 1))?;
     luks2::luks1::restore_backup(&mut f, bytes).map_err(CliError::luks(device))?;
     Ok(0)
 }
@@ -179,11 +190,11 @@ pub(super) fn uuid(a: UuidArgs, out: &mut dyn Write) -> CliResult<i32> {
         return write_out(out, &format!("{}\n", dev.uuid()));
     };
     let mut dev = open_any(device, true)?;
-    let warning = format!(
-        "Do you really want to change the UUID of {}?",
-        device.display()
-    );
-    confirm(&a.common, &warning)?;
+    confirm_as(
+        &a.common,
+        "Do you really want to change UUID of device?",
+        ("Operation aborted.", 2),
+    )?;
     dev.set_uuid(device, &u)?;
     Ok(0)
 }

@@ -1,13 +1,15 @@
 //! `luks add-key`, `remove-key`, `change-key` and `kill-slot`, on LUKS2 and LUKS1.
 
 use super::any::open_any;
-use super::{as_cryptsetup, confirm, read_volume_key, report_unlocked, say};
+use super::{as_cryptsetup, confirm_as, read_volume_key, report_unlocked, say, Abort};
 use crate::args::{AddKeyArgs, ChangeKeyArgs, EraseArgs, KillSlotArgs, RemoveKeyArgs};
 use crate::error::{CliError, CliResult};
 use crate::keys::Keys;
 
 const LAST_SLOT: &str =
-    "This is the last keyslot. The device will become unusable after purging this key.";
+    "This is the last keyslot. Device will become unusable after purging this key.";
+/// A "no" to removing a keyslot (cryptsetup: exit 2).
+const SLOT_KEPT: Abort = ("Operation aborted, the keyslot was NOT wiped.", 2);
 
 /// Adds a keyslot; an existing passphrase or the volume key proves access.
 pub(super) fn add(a: AddKeyArgs, keys: &mut Keys) -> CliResult<i32> {
@@ -47,10 +49,10 @@ pub(super) fn remove(a: RemoveKeyArgs, keys: &mut Keys) -> CliResult<i32> {
         None => keys.existing(key, "Enter passphrase to be deleted: ")?,
     };
     let (slot, _) = dev.unlock(device, &pass, key.key_slot, key)?;
-    report_unlocked(slot, false);
+    report_unlocked(slot);
     say(&format!("Keyslot {slot} is selected for deletion."));
     if dev.keyslot_ids().len() == 1 {
-        confirm(&a.common, LAST_SLOT)?;
+        confirm_as(&a.common, LAST_SLOT, SLOT_KEPT)?;
     }
     dev.kill_keyslot(device, slot)?;
     say(&format!("Key slot {slot} removed."));
@@ -65,7 +67,7 @@ pub(super) fn change(a: ChangeKeyArgs, keys: &mut Keys) -> CliResult<i32> {
     dev.check_pbkdf(&a.pbkdf)?;
     let old = keys.existing(&a.key, "Enter passphrase to be changed: ")?;
     let (slot, vk) = dev.unlock(device, &old, a.key.key_slot, &a.key)?;
-    report_unlocked(slot, false);
+    report_unlocked(slot);
     let new = keys.new_passphrase(a.new_key_file.as_deref(), "Enter new passphrase: ")?;
     let slot = dev.change_keyslot(device, slot, &vk, &new, &a.pbkdf, a.key.key_slot.is_some())?;
     say(&format!("Key slot {slot} created."));
@@ -82,13 +84,19 @@ pub(super) fn kill(a: KillSlotArgs, keys: &mut Keys) -> CliResult<i32> {
         )));
     }
     say(&format!("Keyslot {} is selected for deletion.", a.slot));
+    // The last keyslot: cryptsetup asks before the passphrase; our own verb checks the
+    // passphrase first, so a wrong one is said before a question that cannot be asked.
+    let last = dev.keyslot_ids().len() == 1;
+    if last && as_cryptsetup() {
+        confirm_as(&a.common, LAST_SLOT, SLOT_KEPT)?;
+    }
     if !a.common.batch || a.key.key_file.is_some() {
         let pass = keys.existing(&a.key, "Enter any remaining passphrase: ")?;
         let (slot, _) = dev.unlock(device, &pass, None, &a.key)?;
-        report_unlocked(slot, false);
+        report_unlocked(slot);
     }
-    if dev.keyslot_ids().len() == 1 {
-        confirm(&a.common, LAST_SLOT)?;
+    if last && !as_cryptsetup() {
+        confirm_as(&a.common, LAST_SLOT, SLOT_KEPT)?;
     }
     dev.kill_keyslot(device, a.slot)?;
     say(&format!("Key slot {} removed.", a.slot));
@@ -100,12 +108,13 @@ pub(super) fn kill(a: KillSlotArgs, keys: &mut Keys) -> CliResult<i32> {
 pub(super) fn erase(a: EraseArgs) -> CliResult<i32> {
     let device = a.hdr.of(&a.device);
     let mut dev = open_any(device, true)?;
-    confirm(
+    confirm_as(
         &a.common,
         &format!(
             "This operation will erase all keyslots on device {}.\nDevice will become unusable after this operation.",
             device.display()
         ),
+        ("Operation aborted, keyslots were NOT wiped.", 2),
     )?;
     for slot in dev.keyslot_ids() {
         dev.kill_keyslot(device, slot)?;

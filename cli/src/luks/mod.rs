@@ -41,19 +41,34 @@ pub(crate) fn cryptsetup_conventions(questions: bool, verbose: bool) {
     VERBOSE.store(verbose, Ordering::Relaxed);
 }
 
+/// What answering no to a question gives: cryptsetup's words and exit code.
+pub(crate) type Abort = (&'static str, i32);
+
+/// cryptsetup's answer to a "no" in most questions (luksFormat's, among others).
+pub(crate) const ABORTED: Abort = ("Operation aborted.", 1);
+
 /// Asks for confirmation of a destructive step; `--batch-mode` skips the question, and
 /// without a terminal to ask on, the step is refused (under cryptsetup's name, taken as
 /// confirmed, as cryptsetup does).
 pub(crate) fn confirm(common: &Common, warning: &str) -> CliResult {
+    confirm_as(common, warning, ABORTED)
+}
+
+/// [`confirm`], with what a "no" says and exits with.
+pub(crate) fn confirm_as(common: &Common, warning: &str, abort: Abort) -> CliResult {
     if !common.batch && !io::stdin().is_terminal() && AS_CRYPTSETUP.load(Ordering::Relaxed) {
         return Ok(());
     }
-    confirm_overwrite(common, warning)
+    ask_yes(common, warning, abort)
 }
 
 /// [`confirm`] before overwriting a file system or other signature: never without
 /// `--batch-mode` or an answer, whatever the name the binary runs under.
 pub(crate) fn confirm_overwrite(common: &Common, warning: &str) -> CliResult {
+    ask_yes(common, warning, ABORTED)
+}
+
+fn ask_yes(common: &Common, warning: &str, abort: Abort) -> CliResult {
     if common.batch {
         return Ok(());
     }
@@ -62,7 +77,16 @@ pub(crate) fn confirm_overwrite(common: &Common, warning: &str) -> CliResult {
             "{warning} Not confirmed (no terminal to ask on); pass --batch-mode to proceed"
         )));
     }
-    eprint!("\nWARNING!\n========\n{warning}\n\nAre you sure? (Type 'yes' in capital letters): ");
+    let question = format!(
+        "\nWARNING!\n========\n{warning}\n\nAre you sure? (Type 'yes' in capital letters): "
+    );
+    // cryptsetup asks on standard output; our own verbs keep it for results.
+    if AS_CRYPTSETUP.load(Ordering::Relaxed) {
+        print!("{question}");
+        let _ = io::stdout().flush();
+    } else {
+        eprint!("{question}");
+    }
     let mut answer = String::new();
     io::stdin()
         .read_line(&mut answer)
@@ -70,9 +94,7 @@ pub(crate) fn confirm_overwrite(common: &Common, warning: &str) -> CliResult {
     if answer.trim_end() == "YES" {
         Ok(())
     } else {
-        Err(CliError::Refused(
-            "operation aborted; nothing was changed".into(),
-        ))
+        Err(CliError::Aborted(abort.0, abort.1))
     }
 }
 
@@ -187,8 +209,33 @@ pub(crate) fn unlock<D: luks2::BlockIo>(
     let (n, vk) = dev
         .unlock(pass, slot, &key.kdf_limits())
         .map_err(CliError::luks(device))?;
-    report_unlocked(n, true);
+    report_unlocked(n);
     Ok((n, vk))
+}
+
+/// Asks for the existing passphrase and tries it with `attempt`; typed on a terminal, a wrong
+/// one is asked for again, `--tries` times in all, as cryptsetup does.
+pub(crate) fn with_tries<T>(
+    keys: &mut Keys,
+    key: &KeyOpts,
+    prompt: &str,
+    mut attempt: impl FnMut(&Passphrase) -> CliResult<T>,
+) -> CliResult<T> {
+    let again = key.key_file.is_none() && io::stdin().is_terminal();
+    let mut n = 1;
+    loop {
+        let pass = keys.existing(key, prompt)?;
+        match attempt(&pass) {
+            Err(CliError::Activate(activate::Error::Luks {
+                source: luks2::Error::WrongPassphrase,
+                ..
+            })) if again && n < key.tries => {
+                eprintln!("No key available with this passphrase.");
+                n += 1;
+            }
+            r => return r,
+        }
+    }
 }
 
 /// A line of cryptsetup's `-v` report ("Key slot 1 created."), on standard output.
@@ -203,15 +250,15 @@ pub(crate) fn as_cryptsetup() -> bool {
     AS_CRYPTSETUP.load(Ordering::Relaxed)
 }
 
-/// cryptsetup -v's report of an unlock; `tokens`: the unlock was an activation of a LUKS2
-/// volume, where tokens are tried before the passphrase.
-pub(crate) fn report_unlocked(slot: u32, tokens: bool) {
-    if VERBOSE.load(Ordering::Relaxed) {
-        if tokens {
-            println!("No usable token is available.");
-        }
-        println!("Key slot {slot} unlocked.");
-    }
+/// cryptsetup -v's report of an unlock.
+pub(crate) fn report_unlocked(slot: u32) {
+    say(&format!("Key slot {slot} unlocked."));
+}
+
+/// cryptsetup -v's line before it asks for the passphrase to open a LUKS2 volume: tokens
+/// are tried first.
+pub(crate) fn report_no_token() {
+    say("No usable token is available.");
 }
 
 /// Runs one `luks` verb; returns the exit code for verbs that report through it (is-luks,
@@ -258,9 +305,13 @@ fn open(a: OpenArgs, keys: &mut Keys) -> CliResult<i32> {
         let header = a.hdr.of(&a.device);
         let mut dev = any::open_any(header, false)?;
         let prompt = format!("Enter passphrase for {}: ", a.device.display());
-        let pass = keys.existing(&a.key, &prompt)?;
-        let (slot, _) = dev.unlock(header, &pass, a.key.key_slot, &a.key)?;
-        report_unlocked(slot, matches!(dev, any::AnyLuks::V2(_)));
+        if matches!(dev, any::AnyLuks::V2(_)) {
+            report_no_token();
+        }
+        let (slot, _) = with_tries(keys, &a.key, &prompt, |pass| {
+            dev.unlock(header, pass, a.key.key_slot, &a.key)
+        })?;
+        report_unlocked(slot);
         return Ok(0);
     }
     let Some(name) = &a.name else {

@@ -1,0 +1,246 @@
+//! The drop-in's questions and passphrase prompts on a terminal: each case runs the real
+//! cryptsetup and ours under its name on a pseudo-terminal (their controlling terminal, as a
+//! user's), answers each prompt as it appears, and compares the whole transcript and the exit
+//! code. Answers the terminal may echo (depending on when a program turns echo off) are taken
+//! out of both transcripts, so the comparison does not depend on timing.
+
+mod common;
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::tool_path;
+
+const FAST: &[&str] = &["--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"];
+
+/// Runs `program args` in `dir` on a new pseudo-terminal, answering each prompt (output
+/// ending in ": ") with the next of `answers`. Returns the transcript and the exit code.
+fn on_terminal(program: &Path, args: &[&str], dir: &Path, answers: &[&str]) -> (String, i32) {
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let slave = File::from(pty.slave);
+    let mut master = File::from(pty.master);
+    // setsid --ctty makes the terminal the controlling one, as a login's: programs that
+    // open /dev/tty find it.
+    let mut child = Command::new("setsid")
+        .arg("--ctty")
+        .arg(program)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::from(slave.try_clone().expect("dup")))
+        .stdout(Stdio::from(slave.try_clone().expect("dup")))
+        .stderr(Stdio::from(slave))
+        .spawn()
+        .expect("spawn setsid");
+    let (tx, rx) = mpsc::channel();
+    let mut reader = master.try_clone().expect("dup");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        // EIO once the last holder of the terminal's other side has gone.
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut out = Vec::new();
+    let mut answers = answers.iter();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(chunk) => {
+                out.extend_from_slice(&chunk);
+                if out.ends_with(b": ") {
+                    if let Some(a) = answers.next() {
+                        // Give the program the moment it takes to turn echo off.
+                        std::thread::sleep(Duration::from_millis(200));
+                        master
+                            .write_all(format!("{a}\n").as_bytes())
+                            .expect("answer");
+                    }
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                panic!(
+                    "{} {args:?} hung; so far: {}",
+                    program.display(),
+                    String::from_utf8_lossy(&out)
+                );
+            }
+        }
+    }
+    let code = child.wait().expect("wait").code().unwrap_or(-1);
+    (String::from_utf8_lossy(&out).replace("\r\n", "\n"), code)
+}
+
+/// The transcript without the answers' echoes after their prompts ("YES" typed at a
+/// question, or a passphrase typed before the program turned echo off).
+fn strip_echoes(text: &str, answers: &[&str]) -> String {
+    answers
+        .iter()
+        .fold(text.to_owned(), |t, a| t.replace(&format!(": {a}\n"), ": "))
+}
+
+fn case(name: &str, args: &[&str], answers: &[&str], base: &Path, links: &Path) -> Option<String> {
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+    let mut results = Vec::new();
+    for (side, program) in [
+        ("real", Path::new(&tool_path("cryptsetup")).to_owned()),
+        ("ours", links.join("cryptsetup")),
+    ] {
+        let dir = tmp.path().join(side);
+        std::fs::create_dir(&dir).expect("mkdir");
+        for e in std::fs::read_dir(base).expect("base") {
+            let e = e.expect("entry");
+            std::fs::copy(e.path(), dir.join(e.file_name())).expect("copy");
+        }
+        let (text, code) = on_terminal(&program, args, &dir, answers);
+        results.push((strip_echoes(&text, answers), code));
+    }
+    let (real, ours) = (&results[0], &results[1]);
+    (real != ours).then(|| {
+        format!(
+            "{name}: cryptsetup {}\n--- real (exit {})\n{}--- ours (exit {})\n{}",
+            args.join(" "),
+            real.1,
+            real.0,
+            ours.1,
+            ours.0
+        )
+    })
+}
+
+#[test]
+fn questions_and_prompts_read_as_cryptsetups() {
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+    let links = tmp.path().join("bin");
+    std::fs::create_dir(&links).expect("mkdir");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_cryptpilot"), links.join("cryptsetup"))
+        .expect("link");
+    let base = tmp.path().join("base");
+    std::fs::create_dir(&base).expect("mkdir");
+    for name in ["blank.img", "img"] {
+        File::create(base.join(name))
+            .and_then(|f| f.set_len(32 << 20))
+            .expect("image");
+    }
+    std::fs::write(base.join("key"), b"pw1").expect("key");
+    let mut format = vec!["luksFormat", "-q"];
+    format.extend(FAST);
+    format.extend(["img", "key"]);
+    let st = Command::new(tool_path("cryptsetup"))
+        .args(&format)
+        .current_dir(&base)
+        .status()
+        .expect("format");
+    assert!(st.success());
+    let st = Command::new(tool_path("cryptsetup"))
+        .args(["luksHeaderBackup", "img", "--header-backup-file", "backup"])
+        .current_dir(&base)
+        .status()
+        .expect("backup");
+    assert!(st.success());
+    let with_fast = |head: &[&'static str], tail: &[&'static str]| -> Vec<&'static str> {
+        head.iter().chain(FAST).chain(tail).copied().collect()
+    };
+    let cases: Vec<(&str, Vec<&str>, Vec<&str>)> = vec![
+        (
+            "format",
+            with_fast(&["luksFormat"], &["blank.img"]),
+            vec!["YES", "pw1", "pw1"],
+        ),
+        ("format, no", vec!["luksFormat", "blank.img"], vec!["no"]),
+        (
+            "format, typo",
+            with_fast(&["luksFormat"], &["blank.img"]),
+            vec!["YES", "pw1", "pw2"],
+        ),
+        (
+            "format over LUKS",
+            with_fast(&["luksFormat"], &["img"]),
+            vec!["no"],
+        ),
+        (
+            "three tries",
+            vec!["open", "--test-passphrase", "img"],
+            vec!["wrong1", "wrong2", "wrong3"],
+        ),
+        (
+            "second try",
+            vec!["open", "--test-passphrase", "-v", "img"],
+            vec!["wrong1", "pw1"],
+        ),
+        (
+            "--tries 2",
+            vec!["open", "--test-passphrase", "-T", "2", "img"],
+            vec!["wrong1", "wrong2"],
+        ),
+        (
+            "add key",
+            with_fast(&["luksAddKey"], &["img"]),
+            vec!["pw1", "pw2", "pw2"],
+        ),
+        (
+            "change key",
+            with_fast(&["luksChangeKey"], &["img"]),
+            vec!["pw1", "pw2", "pw2"],
+        ),
+        (
+            "change key, typo",
+            with_fast(&["luksChangeKey"], &["img"]),
+            vec!["pw1", "pw2", "pw3"],
+        ),
+        (
+            "remove key",
+            vec!["luksRemoveKey", "img"],
+            vec!["pw1", "YES"],
+        ),
+        (
+            "kill last slot, no",
+            vec!["luksKillSlot", "img", "0"],
+            vec!["no"],
+        ),
+        ("erase, no", vec!["erase", "img"], vec!["no"]),
+        ("erase", vec!["-v", "erase", "img"], vec!["YES"]),
+        (
+            "volume key, no",
+            vec!["luksDump", "--dump-volume-key", "img"],
+            vec!["no"],
+        ),
+        (
+            "volume key, empty key file",
+            vec!["luksDump", "--dump-volume-key", "-d", "/dev/null", "img"],
+            vec!["YES"],
+        ),
+        (
+            "UUID",
+            vec![
+                "luksUUID",
+                "--uuid",
+                "11111111-2222-3333-4444-555555555555",
+                "img",
+            ],
+            vec!["no"],
+        ),
+        (
+            "header restore, no",
+            vec!["luksHeaderRestore", "img", "--header-backup-file", "backup"],
+            vec!["no"],
+        ),
+    ];
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|(name, args, answers)| case(name, args, answers, &base, &links))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} terminal sessions differ:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
