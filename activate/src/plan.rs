@@ -366,7 +366,11 @@ impl Plan {
         let (mut crypt, sectors) = crypt_table(&a, key, &lower, o)?;
         if p.iv_large_sectors {
             // Before `sector_size:N`, where cryptsetup puts it.
-            let at = crypt.options.len() - 1;
+            let at = crypt
+                .options
+                .iter()
+                .position(|o| matches!(o, CryptOption::SectorSize(_)))
+                .unwrap_or(crypt.options.len());
             crypt.options.insert(at, CryptOption::IvLargeSectors);
         }
         Ok(Plan {

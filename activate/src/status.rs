@@ -228,7 +228,8 @@ impl Mapper {
             kind: t.kind.clone(),
             // A crypt table holds the key: it is not copied out.
             params: match t.kind.as_str() {
-                "verity" | "integrity" => t.params().to_owned(),
+                "verity" => t.params().to_owned(),
+                "integrity" => without_keys(t.params()),
                 _ => String::new(),
             },
             status: status
@@ -304,6 +305,27 @@ struct FirstTarget {
     status: String,
 }
 
+/// An integrity table's parameters with the keys of keyed hashes and journal protection
+/// cut off (`internal_hash:hmac(sha256):KEY` keeps `internal_hash:hmac(sha256)`): what
+/// `status` shows needs no key, and the copy is not a secret. Built word by word into a
+/// string that never grows past its first size.
+fn without_keys(params: &str) -> String {
+    let mut out = String::with_capacity(params.len());
+    for (i, word) in params.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let keyed = ["internal_hash:", "journal_crypt:", "journal_mac:"]
+            .iter()
+            .any(|p| word.starts_with(p));
+        match word.match_indices(':').nth(1) {
+            Some((at, _)) if keyed => out.push_str(&word[..at]),
+            _ => out.push_str(word),
+        }
+    }
+    out
+}
+
 /// A table's `major:minor` as `/dev/NAME` where sysfs knows it.
 fn dev_path(dev: &str) -> String {
     dev.split_once(':')
@@ -344,4 +366,22 @@ fn device_path(major: u32, minor: u32) -> String {
                 .find_map(|l| l.strip_prefix("DEVNAME=").map(|d| format!("/dev/{d}")))
         })
         .unwrap_or_else(|| format!("{major}:{minor}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integrity_keys_are_cut_from_status_copies() {
+        let t = "254:1 0 32 J 4 block_size:512 internal_hash:hmac(sha256):00112233 journal_mac:hmac(sha1):aabb fix_padding";
+        assert_eq!(
+            without_keys(t),
+            "254:1 0 32 J 4 block_size:512 internal_hash:hmac(sha256) journal_mac:hmac(sha1) fix_padding"
+        );
+        assert_eq!(
+            without_keys("1:2 0 4 J 1 internal_hash:crc32c"),
+            "1:2 0 4 J 1 internal_hash:crc32c"
+        );
+    }
 }

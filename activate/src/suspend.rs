@@ -32,6 +32,12 @@ impl Mapper {
     pub fn suspend_and_wipe_key(&self, name: &DmName) -> Result<()> {
         let dm = self.control();
         let info = dm.dev_status(name).map_err(Error::dm(name.as_str()))?;
+        // Only a LUKS volume can be resumed: its header gives the key back.
+        if !(info.uuid.starts_with("CRYPT-LUKS1-") || info.uuid.starts_with("CRYPT-LUKS2-")) {
+            return Err(Error::Invalid {
+                reason: format!("{name}: this operation is supported only for LUKS devices"),
+            });
+        }
         self.crypt_table(name)?;
         if info.suspended {
             return Err(Error::Invalid {

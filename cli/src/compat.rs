@@ -276,6 +276,7 @@ fn verb(tool: Tool, action: &str, ty: Option<&str>) -> Result<(Vec<&'static str>
             vec!["luks", "format"]
         }
         (Tool::Cryptsetup, "open") if ty == Some("plain") => vec!["plain", "open"],
+        (Tool::Cryptsetup, "plainOpen") => vec!["plain", "open"],
         // The old plain-mode action: `create NAME DEVICE`.
         (Tool::Cryptsetup, "create") => return Ok((vec!["plain", "open"], true)),
         (Tool::Cryptsetup, "open" | "luksOpen") => {

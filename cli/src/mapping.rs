@@ -101,16 +101,15 @@ pub(crate) fn open_plain(a: &PlainOpenArgs, keys: &mut Keys) -> CliResult<i32> {
         )));
     }
     let key_bytes = (a.key_size / 8) as usize;
-    // cryptsetup's parse of a cipher without a mode: `aes` is `aes-cbc-plain`.
-    let cipher = if a.cipher.contains('-') || a.cipher.starts_with("capi:") {
-        a.cipher.clone()
-    } else {
-        format!("{}-cbc-plain", a.cipher)
+    // cryptsetup's parse of a cipher without a mode: `aes` is `aes-cbc-plain`, `null` is
+    // `cipher_null-ecb`.
+    let cipher = match a.cipher.as_str() {
+        "null" | "cipher_null" => "cipher_null-ecb".to_owned(),
+        c if c.contains('-') || c.starts_with("capi:") => c.to_owned(),
+        c => format!("{c}-cbc-plain"),
     };
-    let spec = a.hash.as_deref().unwrap_or(PLAIN_DEFAULT_HASH);
-    let hash = PlainHash::parse(spec, key_bytes)
-        .map_err(|e| CliError::Usage(format!("--hash {spec}: {e}")))?;
     let key_file = a.key_file.as_deref().filter(|f| *f != Path::new("-"));
+
     if key_file.is_some() && !a.common.batch {
         if a.hash.is_some() {
             println!("WARNING: The --hash parameter is being ignored in plain mode with keyfile specified.");
@@ -160,7 +159,11 @@ pub(crate) fn open_plain(a: &PlainOpenArgs, keys: &mut Keys) -> CliResult<i32> {
                 .and_then(|h| h.key(key_bytes, bytes.as_bytes()))
                 .map_err(|e| CliError::Usage(e.to_string()))?
         }
-        _ => {
+        // The hash applies to passphrases only.
+        None => {
+            let spec = a.hash.as_deref().unwrap_or(PLAIN_DEFAULT_HASH);
+            let hash = PlainHash::parse(spec, key_bytes)
+                .map_err(|e| CliError::Usage(format!("--hash {spec}: {e}")))?;
             let prompt = format!("Enter passphrase for {}: ", a.device.display());
             let pass = match &a.key_file {
                 Some(f) => Keys::from_file(f, a.keyfile_offset, a.keyfile_size)?,
@@ -175,7 +178,8 @@ pub(crate) fn open_plain(a: &PlainOpenArgs, keys: &mut Keys) -> CliResult<i32> {
         cipher,
         offset: luks2::Sectors(a.offset),
         skip: a.skip,
-        size: a.size.map(luks2::Sectors),
+        // 0 is the rest of the device, as in cryptsetup.
+        size: a.size.filter(|&n| n > 0).map(luks2::Sectors),
         sector_size: a.sector_size,
         iv_large_sectors: a.iv_large_sectors,
     };
@@ -217,6 +221,21 @@ pub(crate) fn resume(a: &ResumeArgs, keys: &mut Keys) -> CliResult<i32> {
         dev.unlock(header, pass, a.key.key_slot, &a.key)
     })?;
     crate::luks::report_unlocked(slot);
+    // The header must be this mapping's (its UUID is in the mapping's), or a foreign key
+    // would go in and the volume read as noise.
+    let version = match &dev {
+        crate::luks::any::AnyLuks::V2(_) => 2,
+        crate::luks::any::AnyLuks::V1(_) => 1,
+    };
+    let prefix = format!("CRYPT-LUKS{version}-{}-", dev.uuid().replace('-', ""));
+    if !s.uuid.starts_with(&prefix) {
+        return Err(CliError::Usage(format!(
+            "{}: its header is not {}'s (the mapping's UUID is {})",
+            header.display(),
+            a.name,
+            s.uuid
+        )));
+    }
     let description = match &dev {
         crate::luks::any::AnyLuks::V2(d) => d.header().key_description(),
         crate::luks::any::AnyLuks::V1(_) => None,

@@ -1,8 +1,8 @@
 //! The drop-in's questions and passphrase prompts on a terminal: each case runs the real
 //! cryptsetup and ours under its name on a pseudo-terminal (their controlling terminal, as a
-//! user's), answers each prompt as it appears, and compares the whole transcript and the exit
-//! code. Answers the terminal may echo (depending on when a program turns echo off) are taken
-//! out of both transcripts, so the comparison does not depend on timing.
+//! user's), answers each prompt as it appears (a passphrase once the program has turned echo
+//! off), and compares the whole transcript and the exit code. Answers echoed after their
+//! prompts are taken out of both transcripts.
 
 mod common;
 
@@ -54,8 +54,12 @@ fn on_terminal(program: &Path, args: &[&str], dir: &Path, answers: &[&str]) -> (
                 out.extend_from_slice(&chunk);
                 if out.ends_with(b": ") {
                     if let Some(a) = answers.next() {
-                        // Give the program the moment it takes to turn echo off.
-                        std::thread::sleep(Duration::from_millis(200));
+                        // A passphrase prompt: wait until the program has turned echo off
+                        // (cryptsetup flushes input as it does, so an earlier answer would
+                        // be lost). A yes/no question keeps echo on.
+                        if !out.ends_with(b"capital letters): ") {
+                            echo_off(&master);
+                        }
                         master
                             .write_all(format!("{a}\n").as_bytes())
                             .expect("answer");
@@ -77,12 +81,24 @@ fn on_terminal(program: &Path, args: &[&str], dir: &Path, answers: &[&str]) -> (
     (String::from_utf8_lossy(&out).replace("\r\n", "\n"), code)
 }
 
-/// The transcript without the answers' echoes after their prompts ("YES" typed at a
-/// question, or a passphrase typed before the program turned echo off).
+/// Waits (up to 10 s) until the terminal's echo is off.
+fn echo_off(master: &File) {
+    use nix::sys::termios::{tcgetattr, LocalFlags};
+    for _ in 0..500 {
+        match tcgetattr(master) {
+            Ok(t) if !t.local_flags.contains(LocalFlags::ECHO) => return,
+            Ok(_) => std::thread::sleep(Duration::from_millis(20)),
+            Err(_) => return,
+        }
+    }
+}
+
+/// The transcript with each answer's echo after its prompt taken out: "prompt: ANSWER\n"
+/// reads as "prompt: \n", as a passphrase prompt shows when echo was off.
 fn strip_echoes(text: &str, answers: &[&str]) -> String {
-    answers
-        .iter()
-        .fold(text.to_owned(), |t, a| t.replace(&format!(": {a}\n"), ": "))
+    answers.iter().fold(text.to_owned(), |t, a| {
+        t.replace(&format!(": {a}\n"), ": \n")
+    })
 }
 
 fn case(name: &str, args: &[&str], answers: &[&str], base: &Path, links: &Path) -> Option<String> {

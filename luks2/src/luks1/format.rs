@@ -14,6 +14,9 @@ use crate::{Error, FormatOptions, Result};
 const AREA_ALIGN: u64 = 4096;
 /// The data is aligned to 1 MiB after the keyslots (cryptsetup's default alignment).
 const DATA_ALIGN: u64 = 1 << 20;
+/// cryptsetup zeroes the header area up to the data only when the data starts within 8
+/// keyslots of its largest size (16 MiB each).
+const WIPE_LIMIT: u64 = 8 * (16 << 20);
 /// The digest of the volume key is 20 bytes in LUKS1, whatever the hash.
 const DIGEST_BYTES: usize = 20;
 
@@ -151,10 +154,12 @@ pub fn format<D: BlockIo>(
         uuid: uuid_field,
         keyslots,
     };
-    // cryptsetup's wipe: zeros up to the data (the first 4 KiB for a detached header), then
-    // random bytes in every keyslot area.
+    // cryptsetup's wipe: zeros up to the data, then random bytes in every keyslot area; only
+    // the first 4 KiB for a detached header or data beyond 8 of the largest keyslots (128
+    // MiB), which must not zero what lies before a far data offset.
     let zeros_end = match opts.detached_data_size {
         Some(_) => AREA_ALIGN,
+        None if payload > WIPE_LIMIT => AREA_ALIGN,
         None => payload,
     };
     let chunk = 1 << 20;
