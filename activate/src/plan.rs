@@ -137,6 +137,27 @@ impl Plan {
         }
     }
 
+    /// A plan of one mapping: `name` with one target, on no other layer.
+    fn single(
+        name: &DmName,
+        uuid: Option<String>,
+        sectors: Sectors,
+        table: Table,
+        read_only: bool,
+    ) -> Plan {
+        Plan {
+            layers: vec![Layer {
+                name: name.clone(),
+                uuid,
+                sectors,
+                table,
+                on: None,
+            }],
+            read_only,
+            keyring_key: None,
+        }
+    }
+
     /// The mapping users see (the last layer).
     pub fn top(&self) -> &DmName {
         &self.layers[self.layers.len() - 1].name
@@ -190,17 +211,13 @@ impl Plan {
                 tag_size: None,
             };
             let (crypt, sectors) = crypt_table(a, v.key, &lower, o)?;
-            return Ok(Plan {
-                layers: vec![Layer {
-                    name: name.clone(),
-                    uuid,
-                    sectors,
-                    table: Table::Crypt(crypt),
-                    on: None,
-                }],
-                read_only: o.read_only,
-                keyring_key: None,
-            });
+            return Ok(Plan::single(
+                name,
+                uuid,
+                sectors,
+                Table::Crypt(crypt),
+                o.read_only,
+            ));
         };
         let dif_name = format!("{name}_dif");
         let dif = DmName::new(&dif_name).map_err(Error::dm(&dif_name))?;
@@ -261,17 +278,13 @@ impl Plan {
             tag_size: None,
         };
         let (crypt, sectors) = crypt_table(a, key, &lower, o)?;
-        Ok(Plan {
-            layers: vec![Layer {
-                name: name.clone(),
-                uuid: Some(uuid),
-                sectors,
-                table: Table::Crypt(crypt),
-                on: None,
-            }],
-            read_only: o.read_only,
-            keyring_key: None,
-        })
+        Ok(Plan::single(
+            name,
+            Some(uuid),
+            sectors,
+            Table::Crypt(crypt),
+            o.read_only,
+        ))
     }
 }
 
@@ -373,17 +386,13 @@ impl Plan {
                 .unwrap_or(crypt.options.len());
             crypt.options.insert(at, CryptOption::IvLargeSectors);
         }
-        Ok(Plan {
-            layers: vec![Layer {
-                name: name.clone(),
-                uuid: Some(format!("CRYPT-PLAIN-{name}")),
-                sectors,
-                table: Table::Crypt(crypt),
-                on: None,
-            }],
-            read_only: o.read_only,
-            keyring_key: None,
-        })
+        Ok(Plan::single(
+            name,
+            Some(format!("CRYPT-PLAIN-{name}")),
+            sectors,
+            Table::Crypt(crypt),
+            o.read_only,
+        ))
     }
 }
 
@@ -440,24 +449,16 @@ impl Plan {
                 .filter(|(on, _)| *on)
                 .map(|(_, f)| (*f).to_owned()),
         );
-        Plan {
-            layers: vec![Layer {
-                name: name.clone(),
-                uuid: Some(format!("CRYPT-INTEGRITY-{name}")),
-                sectors: Sectors(sb.provided_data_sectors),
-                table: Table::Integrity(Integrity {
-                    device: data.dev_string(),
-                    offset: 0,
-                    tag_size: Some(u32::from(sb.tag_size)),
-                    mode: o.mode,
-                    options,
-                }),
-                on: None,
-            }],
-            // Recovery mode too is mapped read/write, as integritysetup does.
-            read_only: false,
-            keyring_key: None,
-        }
+        let table = Table::Integrity(Integrity {
+            device: data.dev_string(),
+            offset: 0,
+            tag_size: Some(u32::from(sb.tag_size)),
+            mode: o.mode,
+            options,
+        });
+        let uuid = Some(format!("CRYPT-INTEGRITY-{name}"));
+        // Recovery mode too is mapped read/write, as integritysetup does.
+        Plan::single(name, uuid, Sectors(sb.provided_data_sectors), table, false)
     }
 }
 
@@ -534,18 +535,8 @@ impl Plan {
                 integrity::verity::format_uuid(&p.uuid).replace('-', "")
             )
         });
-        Plan {
-            layers: vec![Layer {
-                name: name.clone(),
-                uuid,
-                sectors: Bytes(p.data_blocks.saturating_mul(u64::from(p.data_block_size)))
-                    .sectors(),
-                table: Table::Verity(table),
-                on: None,
-            }],
-            read_only: true,
-            keyring_key: None,
-        }
+        let sectors = Bytes(p.data_blocks.saturating_mul(u64::from(p.data_block_size))).sectors();
+        Plan::single(name, uuid, sectors, Table::Verity(table), true)
     }
 }
 

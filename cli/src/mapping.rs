@@ -42,6 +42,13 @@ pub(crate) struct Volume<'a> {
     pub(crate) header: Option<&'a Path>,
 }
 
+/// Refuses a device in use (mounted, or under another mapping) as busy, as cryptsetup does;
+/// the exclusive open is only a check: the kernel claims the device for the table.
+fn ensure_unused(device: &Path) -> CliResult {
+    drop(open_device(device, false, true)?);
+    Ok(())
+}
+
 /// Unlocks `volume` and maps it as `name`.
 pub(crate) fn open(
     volume: &Volume<'_>,
@@ -54,9 +61,7 @@ pub(crate) fn open(
     let mapper = Mapper::open()?;
     mapper.ensure_free(&dm_name)?;
     let device = volume.data;
-    // A device in use (mounted, or under another mapping) is busy, as in cryptsetup; the
-    // exclusive open is only a check: the kernel claims the device for the table.
-    drop(open_device(device, false, true)?);
+    ensure_unused(device)?;
     let mut file = open_device(device, !options.read_only, false)?;
     let mut detached = match volume.header {
         Some(h) => Some((h, open_device(h, false, false)?)),
@@ -122,9 +127,7 @@ pub(crate) fn open_plain(a: &PlainOpenArgs, keys: &mut Keys) -> CliResult<i32> {
     let mapper = Mapper::open()?;
     mapper.ensure_free(&dm_name)?;
     if !a.shared {
-        // A device in use (mounted, or under another mapping) is busy, as in cryptsetup;
-        // the exclusive open is only a check: the kernel claims the device for the table.
-        drop(open_device(&a.device, false, true)?);
+        ensure_unused(&a.device)?;
     }
     let mut file = open_device(&a.device, !a.readonly, false)?;
     if a.offset == 0 {
