@@ -282,7 +282,7 @@ pub(crate) struct KeyOpts {
     #[arg(short = 'S', long = "key-slot", value_name = "NUM")]
     pub(crate) key_slot: Option<u32>,
     /// On a terminal, how many times a passphrase may be typed before a wrong one ends the
-    /// command (opening and resuming; at least once).
+    /// command (opening and resuming; at least once: 0 is one try, as cryptsetup).
     #[arg(short = 'T', long, value_name = "N", default_value_t = 3)]
     pub(crate) tries: u32,
     /// Do not try a keyslot whose key derivation would take longer than this many seconds on

@@ -217,6 +217,18 @@ impl From<keyprovider::Error> for CliError {
     }
 }
 
+/// The error line for `e` under the program name `prog`: `e` and each of its sources, joined
+/// by ": ".
+pub(crate) fn chain(prog: &str, e: &CliError) -> String {
+    let mut msg = format!("{prog}: {e}");
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg.push_str(&format!(": {s}"));
+        src = s.source();
+    }
+    msg
+}
+
 /// `line` with its control characters escaped (`\n`, `\u{1b}`, ...), so that a device path
 /// or a volume name from the user cannot break an error line in two or send a terminal
 /// escape sequence.

@@ -154,15 +154,7 @@ fn main() {
         Err(e) => {
             // Under a drop-in name, the real tool's sentence where it has one.
             let known = as_tool.and_then(|_| compat::tool_message(&e, luks2_only));
-            let msg = known.unwrap_or_else(|| {
-                let mut msg = format!("{prog}: {e}");
-                let mut src = std::error::Error::source(&e);
-                while let Some(s) = src {
-                    msg.push_str(&format!(": {s}"));
-                    src = s.source();
-                }
-                msg
-            });
+            let msg = known.unwrap_or_else(|| error::chain(prog, &e));
             // Under a drop-in name an abort may say nothing (as cryptsetup's volume-key
             // dump), or end in a blank line (its other questions).
             match &e {

@@ -196,6 +196,11 @@ fn questions_and_prompts_read_as_cryptsetups() {
             vec!["wrong1", "wrong2"],
         ),
         (
+            "--tries 0 (one try)",
+            vec!["open", "--test-passphrase", "-T", "0", "img"],
+            vec!["wrong1"],
+        ),
+        (
             "add key",
             with_fast(&["luksAddKey"], &["img"]),
             vec!["pw1", "pw2", "pw2"],

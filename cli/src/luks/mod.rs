@@ -226,11 +226,21 @@ pub(crate) fn with_tries<T>(
     loop {
         let pass = keys.existing(key, prompt)?;
         match attempt(&pass) {
-            Err(CliError::Activate(activate::Error::Luks {
-                source: luks2::Error::WrongPassphrase,
-                ..
-            })) if again && n < key.tries => {
-                eprintln!("No key available with this passphrase.");
+            Err(
+                e @ CliError::Activate(activate::Error::Luks {
+                    source: luks2::Error::WrongPassphrase,
+                    ..
+                }),
+            ) if again && n < key.tries => {
+                // The line the command would end with, under the name it runs as.
+                let line = match as_cryptsetup() {
+                    true => crate::compat::tool_message(&e, false),
+                    false => None,
+                };
+                eprintln!(
+                    "{}",
+                    line.unwrap_or_else(|| crate::error::chain("cryptpilot", &e))
+                );
                 n += 1;
             }
             r => return r,
