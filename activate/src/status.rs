@@ -4,6 +4,7 @@ use dmioctl::target::crypt::{Crypt, CryptKey, CryptOption};
 use dmioctl::target::integrity::{Integrity, IntegrityMode};
 use dmioctl::target::verity::Verity;
 use dmioctl::{DmName, TableKind};
+use luks2::SegmentIntegrity;
 
 use crate::{Error, Mapper, Result};
 
@@ -54,11 +55,16 @@ pub struct Status {
 
 /// The dm-integrity layer under a crypt mapping.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct IntegrityStatus {
     /// Tag bytes per sector.
     pub tag_size: u32,
-    /// `aead` (the crypt target's integrity type).
+    /// The protection as the LUKS2 metadata names it (`hmac(sha256)`, `aead`), from the
+    /// crypt target's kernel cipher; the crypt target's integrity type when that is not one
+    /// LUKS2 writes.
     pub kind: String,
+    /// Bits of MAC key after the cipher key (0 for an AEAD cipher).
+    pub key_bits: usize,
     /// `journal`, `direct (no journal)`, `bitmap` or `recovery`, when `NAME_dif` is found.
     pub mode: Option<&'static str>,
 }
@@ -127,11 +133,26 @@ impl Mapper {
                     CryptOption::NoWriteWorkqueue => s.flags.push("no_write_workqueue"),
                     CryptOption::SectorSize(n) => s.sector_size = *n,
                     CryptOption::Integrity(tag, kind) => {
-                        s.integrity = Some(IntegrityStatus {
+                        let mut i = IntegrityStatus {
                             tag_size: *tag,
                             kind: kind.clone(),
-                            mode: self.dif_mode(name),
-                        })
+                            key_bits: 0,
+                            mode: None,
+                        };
+                        // cryptsetup names the cipher and protection as the header does.
+                        if let Some((cipher, p)) = SegmentIntegrity::from_dm_cipher(&c.cipher) {
+                            s.cipher = cipher;
+                            i.kind = p.json_type();
+                            i.key_bits = p.mac_key_size() * 8;
+                        }
+                        // The crypt target sits on NAME_dif; the device is the one under
+                        // it (where the header is), as cryptsetup reports it.
+                        if let Some(dif) = self.dif(name) {
+                            i.mode = Some(dif.mode);
+                            s.device = dif.device;
+                            s.loop_file = loop_file(&s.device);
+                        }
+                        s.integrity = Some(i);
                     }
                     _ => {}
                 }
@@ -140,18 +161,28 @@ impl Mapper {
         Ok(Some(s))
     }
 
-    /// The journalling mode of `NAME_dif`, the integrity mapping under `name`.
-    fn dif_mode(&self, name: &DmName) -> Option<&'static str> {
+    /// `NAME_dif`, the integrity mapping under `name`: its journalling mode and device.
+    fn dif(&self, name: &DmName) -> Option<Dif> {
         let dif = DmName::new(&format!("{name}_dif")).ok()?;
         let t = self.control().table_status(&dif, TableKind::Table).ok()?;
         let i: Integrity = t.first()?.params().parse().ok()?;
-        Some(match i.mode {
+        let mode = match i.mode {
             IntegrityMode::Journal => "journal",
             IntegrityMode::Direct => "direct (no journal)",
             IntegrityMode::Bitmap => "bitmap",
             IntegrityMode::Recovery => "recovery",
+        };
+        Some(Dif {
+            mode,
+            device: dev_path(&i.device),
         })
     }
+}
+
+/// What `status` takes from `NAME_dif`.
+struct Dif {
+    mode: &'static str,
+    device: String,
 }
 
 /// What every mapping's `status` starts with.

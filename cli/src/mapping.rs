@@ -470,7 +470,7 @@ fn status_json(name: &str, s: &Status) -> serde_json::Value {
     let integrity = s
         .integrity
         .as_ref()
-        .map(|i| serde_json::json!({"type": i.kind, "tag_size": i.tag_size, "mode": i.mode}));
+        .map(|i| serde_json::json!({"type": i.kind, "key_bits": i.key_bits, "tag_size": i.tag_size, "mode": i.mode}));
     serde_json::json!({
         "name": name, "active": true, "type": s.kind, "uuid": s.uuid,
         "cipher": s.cipher, "key_bits": s.key_bits, "key_location": key_location(s), "device": s.device,
@@ -490,14 +490,14 @@ fn key_location(s: &Status) -> &'static str {
 }
 
 fn status_text(path: &Path, s: &Status) -> String {
-    // With integrity, the crypt target sits on NAME_dif: report its tag size and mode.
+    // With integrity: the protection and its key, as cryptsetup (tag size and journalling
+    // mode are in --json).
     let integrity = match &s.integrity {
-        Some(i) => format!(
-            "  integrity: {}, {}-byte tags, {}\n",
-            i.kind,
-            i.tag_size,
-            i.mode.unwrap_or("unknown mode")
+        Some(i) if i.key_bits > 0 => format!(
+            "  integrity: {}\n  integrity keysize: {} bits\n",
+            i.kind, i.key_bits
         ),
+        Some(i) => format!("  integrity: {}\n", i.kind),
         None => String::new(),
     };
     let mut t = format!(

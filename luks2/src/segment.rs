@@ -96,6 +96,35 @@ impl SegmentIntegrity {
         };
         Ok((capi, (auth + iv_tag) as u32))
     }
+
+    /// The inverse of [`dm_params`](Self::dm_params) for the cipher part: dm-crypt's
+    /// kernel-API cipher back to the LUKS2 cipher and its protection
+    /// (`capi:authenc(hmac(sha256),xts(aes))-plain64` is `aes-xts-plain64` with
+    /// `hmac(sha256)`), as cryptsetup's `status` names them; `None` for another string.
+    pub fn from_dm_cipher(capi: &str) -> Option<(String, Self)> {
+        let (spec, iv) = capi.strip_prefix("capi:")?.rsplit_once(')')?;
+        let iv = iv.strip_prefix('-')?;
+        let (protection, inner) = match spec.strip_prefix("authenc(hmac(") {
+            Some(rest) => {
+                let (hash, inner) = rest.split_once("),")?;
+                let h = HashAlg::parse(hash).ok()?;
+                (SegmentIntegrity::Hmac(h), inner)
+            }
+            None => (SegmentIntegrity::Aead, spec),
+        };
+        let inner = match protection {
+            SegmentIntegrity::Hmac(_) => inner.strip_suffix(')')?,
+            SegmentIntegrity::Aead => inner,
+        };
+        let (mode, cipher) = inner.split_once('(')?;
+        let cipher = cipher.strip_suffix(')').unwrap_or(cipher);
+        let name = format!("{cipher}-{mode}-{iv}");
+        // Only what dm_params builds reads back.
+        match protection.dm_params(&name) {
+            Ok((again, _)) if again == capi => Some((name, protection)),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -129,6 +158,20 @@ mod tests {
         for (name, cipher, capi, tag) in cases {
             let i = SegmentIntegrity::parse(name).unwrap();
             assert_eq!(i.dm_params(cipher).unwrap(), (capi.to_string(), tag));
+            assert_eq!(
+                SegmentIntegrity::from_dm_cipher(capi),
+                Some((cipher.to_string(), i))
+            );
+        }
+        for other in [
+            "aes-xts-plain64",
+            "capi:xts(aes)-plain64",
+            "capi:authenc(hmac(md4),xts(aes))-plain64",
+            "capi:authenc(hmac(sha256),xts(aes)-plain64",
+            "capi:gcm(aes)",
+            "capi:rfc7539(chacha20,poly1305)-random",
+        ] {
+            assert_eq!(SegmentIntegrity::from_dm_cipher(other), None, "{other}");
         }
         assert_eq!(
             SegmentIntegrity::parse("hmac-sha256").unwrap().json_type(),

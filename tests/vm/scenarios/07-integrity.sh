@@ -24,8 +24,8 @@ for args in "--integrity hmac-sha256 --sector-size 512" \
         cryptsetup close x
         cryptpilot luks open --key-file /tmp/k1 $mode $D2 x
         want=journal; [ -n "$mode" ] && want=direct
-        cryptpilot luks status x | grep -q "integrity: aead, [0-9]*-byte tags, $want" \
-            || { cryptpilot luks status x; fail "status does not show the integrity layer"; }
+        cryptpilot luks status --json x | grep -q "\"mode\":\"$want" \
+            || { cryptpilot luks status --json x; fail "status does not show the integrity layer"; }
         ours="$(table_nokey x) / $(dmsetup table x_dif) / $(dmsetup info -c --noheadings -o uuid x x_dif | tr '\n' ' ')"
         our_journal=$(journal_md5 $D2 x_dif)
         cryptpilot luks close x
