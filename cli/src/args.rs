@@ -44,28 +44,9 @@ pub(crate) enum Command {
     /// from their key providers; the same verbs as cryptpilot-crypt (which runs this).
     Crypt(CryptArgs),
     /// Measure key derivation and sector encryption in memory, like `cryptsetup benchmark`:
-    /// PBKDF2 iterations per second, the time Argon2 takes for a given cost, and AES-XTS
+    /// PBKDF2 iterations per second, Argon2 costs calibrated to --iter-time, and AES
     /// MiB/s on one thread and on all.
-    Benchmark {
-        /// Print one JSON array of objects.
-        #[arg(long)]
-        json: bool,
-        /// Argon2 memory cost in KiB.
-        #[arg(long = "pbkdf-memory", value_name = "KIB", default_value_t = 1_048_576)]
-        pbkdf_memory: u32,
-        /// Argon2 time cost.
-        #[arg(long = "pbkdf-force-iterations", value_name = "N", default_value_t = 4)]
-        time_cost: u32,
-        /// Argon2 threads (default: online CPUs, at most 4).
-        #[arg(long = "pbkdf-parallel", value_name = "N")]
-        parallel: Option<u32>,
-        /// Sector size for the cipher runs.
-        #[arg(long = "sector-size", value_name = "BYTES", default_value_t = 4096)]
-        sector_size: usize,
-        /// Seconds per cipher measurement.
-        #[arg(long, value_name = "SECONDS", default_value_t = 0.5)]
-        seconds: f64,
-    },
+    Benchmark(BenchmarkArgs),
     /// Print the completion script for SHELL (of cryptpilot and its verbs) to standard output,
     /// e.g. `cryptpilot completions bash > /usr/share/bash-completion/completions/cryptpilot`.
     Completions {
@@ -1446,4 +1427,45 @@ mod tests {
         assert_eq!(parse_size("512"), Ok(512));
         assert!(parse_size("x").is_err());
     }
+}
+
+/// `cryptpilot benchmark` (and cryptsetup's `benchmark` action, which prints its layout).
+#[derive(Args, Debug)]
+pub(crate) struct BenchmarkArgs {
+    /// Print one JSON array of objects.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Measure only this cipher (`aes-xts-plain64`, `aes-cbc-essiv:sha256`, ...).
+    #[arg(short = 'c', long, value_name = "CIPHER")]
+    pub(crate) cipher: Option<String>,
+    /// Key size in bits for --cipher, and the derived key's size for the KDF lines
+    /// (default 256).
+    #[arg(short = 's', long = "key-size", value_name = "BITS")]
+    pub(crate) key_size: Option<u32>,
+    /// Measure only PBKDF2 with this hash (alone, or with --pbkdf pbkdf2).
+    #[arg(long, value_name = "HASH")]
+    pub(crate) hash: Option<String>,
+    /// Measure only this KDF: pbkdf2, argon2i or argon2id.
+    #[arg(long, value_name = "KDF")]
+    pub(crate) pbkdf: Option<String>,
+    /// The unlock time Argon2's costs are calibrated to, in milliseconds.
+    #[arg(
+        short = 'i',
+        long = "iter-time",
+        value_name = "MS",
+        default_value_t = 2000
+    )]
+    pub(crate) iter_time: u32,
+    /// Argon2's memory ceiling in KiB.
+    #[arg(long = "pbkdf-memory", value_name = "KIB", default_value_t = 1_048_576)]
+    pub(crate) pbkdf_memory: u32,
+    /// Argon2 threads.
+    #[arg(long = "pbkdf-parallel", value_name = "N", default_value_t = 4)]
+    pub(crate) pbkdf_parallel: u32,
+    /// Sector size for the cipher runs.
+    #[arg(long = "sector-size", value_name = "BYTES", default_value_t = 4096)]
+    pub(crate) sector_size: usize,
+    /// Seconds per cipher measurement and direction.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.5)]
+    pub(crate) seconds: f64,
 }

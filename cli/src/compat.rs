@@ -132,6 +132,8 @@ impl Tool {
             "journal-crypt-key-size",
             "bitmap-sectors-per-bit",
             "bitmap-flush-time",
+            // ours (benchmark)
+            "seconds",
         ];
         let _ = self;
         COMMON.contains(&long)
@@ -329,6 +331,19 @@ fn verb(tool: Tool, action: &str, ty: Option<&str>) -> Result<(Vec<&'static str>
     Ok((v, false))
 }
 
+/// Options the tool refuses with `action` although our verb has them (cryptsetup's
+/// benchmark chooses its own sectors and calibrates Argon2).
+fn not_allowed(tool: Tool, action: &str, long: &str) -> bool {
+    matches!(
+        (tool, action, long),
+        (
+            Tool::Cryptsetup,
+            "benchmark",
+            "sector-size" | "iv-large-sectors" | "pbkdf-force-iterations"
+        )
+    )
+}
+
 /// Our options renamed from the tool's.
 fn rename(long: &str) -> &str {
     match long {
@@ -494,6 +509,11 @@ pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refuse
             // The action was chosen by it; verbs that take it check the header's version
             // (open, isLuks) or aim at it (convert); the others read the header's own.
             "type" if !known.iter().any(|k| k == "type") => {}
+            long if not_allowed(tool, &action, long) => {
+                return Err(Refused(format!(
+                    "Option --{long} is not allowed with {action} action."
+                )))
+            }
             long => {
                 let ours = rename(long);
                 if !known.iter().any(|k| k == ours) {

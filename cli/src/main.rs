@@ -130,24 +130,7 @@ fn main() {
         args::Command::Fde(cmd) => fde_cmd::run(cmd, &mut out),
         args::Command::Completions { shell } => docs::completions(shell, &mut out),
         args::Command::Manpages { dir } => docs::manpages(&dir, &mut out),
-        args::Command::Benchmark {
-            json,
-            pbkdf_memory,
-            time_cost,
-            parallel,
-            sector_size,
-            seconds,
-        } => benchmark::run(
-            json,
-            &benchmark::Costs {
-                memory_kib: pbkdf_memory,
-                time: time_cost,
-                parallel,
-                sector_size,
-                seconds,
-            },
-            &mut out,
-        ),
+        args::Command::Benchmark(a) => benchmark::run(&a, &mut out),
     };
     let code = match result {
         Ok(code) => code,

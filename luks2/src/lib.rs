@@ -64,7 +64,7 @@ pub use image::SegmentCipher;
 pub use io::{BlockIo, MemoryDevice};
 pub use kdf::{Argon2Variant, Kdf, KdfLimits};
 pub use luks1::{Luks1, Luks1Header};
-pub use pbkdf::{argon2_time, pbkdf2_rate, PbkdfKind, PbkdfParams};
+pub use pbkdf::{argon2_time, pbkdf2_rate, pbkdf2_rate_for_key, PbkdfKind, PbkdfParams};
 pub use secret::{Passphrase, SecretBuf, SecretBufFull, VolumeKey};
 pub use segment::SegmentIntegrity;
 pub use units::{Bytes, Sectors, SECTOR_SIZE};

@@ -86,7 +86,7 @@ fn half_of_ram_kib() -> u32 {
         })
 }
 
-/// PBKDF2 iterations per second for `hash`, measured for about 50 ms.
+/// PBKDF2 iterations per second for `hash` deriving a 32-byte key, measured for about 50 ms.
 pub fn pbkdf2_rate(hash: HashAlg) -> f64 {
     let mut iterations = 1000u32;
     let mut out = [0u8; 32];
@@ -99,6 +99,15 @@ pub fn pbkdf2_rate(hash: HashAlg) -> f64 {
         }
         iterations = iterations.saturating_mul(2);
     }
+}
+
+/// PBKDF2 iterations per second for `hash` deriving a `key_len`-byte key: one chain of
+/// iterations runs per hash-sized block of output, so a 64-byte key with SHA-256 halves
+/// the rate (and a 32-byte key with SHA-1 already takes two blocks), as cryptsetup
+/// benchmarks with the real key length.
+pub fn pbkdf2_rate_for_key(hash: HashAlg, key_len: usize) -> f64 {
+    let blocks = |n: usize| n.div_ceil(hash.output_len()).max(1) as f64;
+    pbkdf2_rate(hash) * blocks(32) / blocks(key_len)
 }
 
 /// Time one Argon2 derivation of a 32-byte key takes with these costs.
@@ -142,10 +151,8 @@ impl PbkdfParams {
         self.resolve_for_key(32)
     }
 
-    /// [`PbkdfParams::resolve`] for a derived key of `key_len` bytes: PBKDF2 computes one
-    /// chain of iterations per hash-sized block of output, so a calibrated count is divided
-    /// by the blocks (a 64-byte key with SHA-256 takes two), as cryptsetup benchmarks with
-    /// the real key length.
+    /// [`PbkdfParams::resolve`] for a derived key of `key_len` bytes: a calibrated PBKDF2
+    /// count is [`pbkdf2_rate_for_key`] times the target time.
     ///
     /// # Errors
     /// As [`PbkdfParams::resolve`].
@@ -162,11 +169,8 @@ impl PbkdfParams {
                         ))
                     }
                     Some(n) => n,
-                    None => {
-                        let blocks = key_len.div_ceil(self.hash.output_len()).max(1) as f64;
-                        ((pbkdf2_rate(self.hash) * target / blocks) as u32)
-                            .max(MIN_PBKDF2_ITERATIONS)
-                    }
+                    None => ((pbkdf2_rate_for_key(self.hash, key_len) * target) as u32)
+                        .max(MIN_PBKDF2_ITERATIONS),
                 };
                 Kdf::Pbkdf2 {
                     hash: self.hash,
