@@ -106,8 +106,14 @@ pub fn pbkdf2_rate(hash: HashAlg) -> f64 {
 /// the rate (and a 32-byte key with SHA-1 already takes two blocks), as cryptsetup
 /// benchmarks with the real key length.
 pub fn pbkdf2_rate_for_key(hash: HashAlg, key_len: usize) -> f64 {
+    pbkdf2_rate(hash) * key_rate_factor(hash, key_len)
+}
+
+/// [`pbkdf2_rate`]'s measurement (a 32-byte key) scaled to a `key_len`-byte key: the ratio
+/// of hash blocks the two take.
+fn key_rate_factor(hash: HashAlg, key_len: usize) -> f64 {
     let blocks = |n: usize| n.div_ceil(hash.output_len()).max(1) as f64;
-    pbkdf2_rate(hash) * blocks(32) / blocks(key_len)
+    blocks(32) / blocks(key_len)
 }
 
 /// Time one Argon2 derivation of a 32-byte key takes with these costs.
@@ -249,4 +255,28 @@ fn calibrate_argon2(
 /// Iterations for a new volume-key digest: cryptsetup's 125 ms of PBKDF2, at least 1000.
 pub(crate) fn digest_iterations(hash: HashAlg) -> u32 {
     ((pbkdf2_rate(hash) * 0.125) as u32).max(MIN_PBKDF2_ITERATIONS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One PBKDF2 chain per hash block of output: the rate measured for 32 bytes scales by
+    /// the blocks each key size takes (SHA-1's 32 bytes are already two blocks).
+    #[test]
+    fn key_size_scales_the_rate_by_hash_blocks() {
+        let cases = [
+            (HashAlg::Sha1, 32, 1.0),
+            (HashAlg::Sha1, 64, 0.5),
+            (HashAlg::Sha1, 16, 2.0),
+            (HashAlg::Ripemd160, 40, 1.0),
+            (HashAlg::Sha256, 32, 1.0),
+            (HashAlg::Sha256, 64, 0.5),
+            (HashAlg::Sha512, 64, 1.0),
+            (HashAlg::Sha512, 128, 0.5),
+        ];
+        for (hash, len, want) in cases {
+            assert_eq!(key_rate_factor(hash, len), want, "{hash:?} {len}");
+        }
+    }
 }
