@@ -187,10 +187,36 @@ pub(crate) enum Request {
         verbose: bool,
         /// The action works on LUKS2 only (its "not a valid LUKS2 device").
         luks2_only: bool,
+        /// `--type` for an action that loads a header of that type (checked before it runs).
+        type_check: Option<TypeCheck>,
     },
     /// Print this to standard output and exit 0 (`--version`, `--help`).
     Print(String),
 }
+
+/// The header at `device` must be of LUKS type `ty` (`luks`, `luks1`, `luks2`; any other
+/// name is no LUKS type): cryptsetup's actions on an existing header load it by `--type`.
+#[derive(Debug)]
+pub(crate) struct TypeCheck {
+    pub(crate) device: std::path::PathBuf,
+    pub(crate) ty: String,
+    /// cryptsetup says nothing when the type is wrong (luksUUID, repair), only exits 1.
+    pub(crate) quiet: bool,
+}
+
+/// cryptsetup's actions that load the header by `--type` and take no such option of ours
+/// (open and isLuks have theirs).
+const TYPED_ACTIONS: &[&str] = &[
+    "luksDump",
+    "luksUUID",
+    "luksAddKey",
+    "luksRemoveKey",
+    "luksChangeKey",
+    "luksKillSlot",
+    "erase",
+    "luksErase",
+    "repair",
+];
 
 /// Why a command line is refused: one line for standard error; the exit code is 1.
 #[derive(Debug)]
@@ -485,6 +511,21 @@ pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refuse
         .and_then(|o| o.value.as_ref())
         .map(|v| v.to_string_lossy().into_owned());
     let (verb, swapped) = verb(tool, &action, ty.as_deref())?;
+    // The header is the detached one, else the device (the first argument).
+    let type_check = match (tool, &ty) {
+        (Tool::Cryptsetup, Some(ty)) if TYPED_ACTIONS.contains(&&*action) => opts
+            .iter()
+            .rev()
+            .find(|o| o.long == "header")
+            .and_then(|o| o.value.clone())
+            .or_else(|| pos.first().cloned())
+            .map(|d| TypeCheck {
+                device: d.into(),
+                ty: ty.clone(),
+                quiet: matches!(&*action, "luksUUID" | "repair"),
+            }),
+        _ => None,
+    };
     if swapped && pos.len() >= 2 {
         pos.swap(0, 1);
     }
@@ -507,7 +548,7 @@ pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refuse
         match o.long.as_str() {
             "verbose" => verbose = true,
             // The action was chosen by it; verbs that take it check the header's version
-            // (open, isLuks) or aim at it (convert); the others read the header's own.
+            // (open, isLuks) or aim at it (convert); for the others, type_check does.
             "type" if !known.iter().any(|k| k == "type") => {}
             long if not_allowed(tool, &action, long) => {
                 return Err(Refused(format!(
@@ -544,6 +585,7 @@ pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refuse
         argv,
         verbose,
         luks2_only,
+        type_check,
     })
 }
 
@@ -578,6 +620,9 @@ pub(crate) fn tool_message(e: &CliError, luks2_only: bool) -> Option<String> {
             L::KeyslotInUse(n) => format!("Key slot {n} is full, please select another one."),
             _ => return None,
         },
+        CliError::WrongType { device, .. } => {
+            format!("Device {} is not a valid LUKS device.", device.display())
+        }
         CliError::Activate(A::Device { path, source, .. })
             if source.kind() == std::io::ErrorKind::NotFound =>
         {

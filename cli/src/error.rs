@@ -43,6 +43,8 @@ pub(crate) enum CliError {
     PassphraseMismatch,
     /// The passphrase source gave nothing (an empty key file, or no line on standard input).
     NothingToRead(String),
+    /// `--type` named another LUKS version than the header's (or no LUKS version at all).
+    WrongType { device: PathBuf, ty: String },
     /// The user answered no: cryptsetup's words for it, and its exit code (1, or 2 where
     /// cryptsetup treats it as a permission refused).
     Aborted(&'static str, i32),
@@ -92,7 +94,7 @@ impl CliError {
             CliError::Fde(fde::Error::Volume(volumes::Error::Provider(e))) => provider_code(e),
             CliError::Fde(fde::Error::Volume(volumes::Error::Activate(e))) => activation_code(e),
             CliError::Fde(_) => code::FAILURE,
-            CliError::Usage(_) | CliError::Refused(_) => code::FAILURE,
+            CliError::Usage(_) | CliError::Refused(_) | CliError::WrongType { .. } => code::FAILURE,
             CliError::Aborted(_, code) => *code,
             CliError::NothingToRead(_) => code::FAILURE,
             CliError::PassphraseMismatch => code::PERMISSION,
@@ -177,6 +179,15 @@ impl fmt::Display for CliError {
             CliError::Aborted("", _) => f.write_str("operation aborted; nothing was changed"),
             CliError::Aborted(m, _) => f.write_str(m),
             CliError::PassphraseMismatch => f.write_str("passphrases do not match"),
+            CliError::WrongType { device, ty } => match ty.as_str() {
+                "luks1" | "luks2" => write!(
+                    f,
+                    "{}: not a {} device (--type {ty} was asked for)",
+                    device.display(),
+                    ty.to_ascii_uppercase()
+                ),
+                _ => write!(f, "--type {ty}: not a LUKS type (luks, luks1 or luks2)"),
+            },
             CliError::NothingToRead(what) => write!(f, "nothing to read from {what}"),
         }
     }
@@ -194,6 +205,7 @@ impl std::error::Error for CliError {
             | CliError::Refused(_)
             | CliError::Aborted(..)
             | CliError::NothingToRead(_)
+            | CliError::WrongType { .. }
             | CliError::PassphraseMismatch => None,
         }
     }

@@ -78,6 +78,7 @@ fn main() {
     let mut prog = "cryptpilot";
     let mut verbose = false;
     let mut luks2_only = false;
+    let mut type_check = None;
     let as_tool = match invoked_as.as_deref().and_then(compat::Tool::from_name) {
         Some(t) => Some((t, 1)),
         None => argv.get(1).and_then(|a| compat::tool_of(a)).map(|t| (t, 2)),
@@ -93,10 +94,12 @@ fn main() {
                 argv: ours,
                 verbose: v,
                 luks2_only: only,
+                type_check: check,
             }) => {
                 argv = ours;
                 verbose = v;
                 luks2_only = only;
+                type_check = check;
                 luks::cryptsetup_conventions(tool == compat::Tool::Cryptsetup, verbose);
             }
             Err(compat::Refused(why)) => {
@@ -119,7 +122,14 @@ fn main() {
     protect_memory();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let result = match cli.command {
+    let checked = match &type_check {
+        Some(t) => luks::any::require_type(&t.device, &t.ty).map_err(|e| match e {
+            error::CliError::WrongType { .. } if t.quiet => error::CliError::Aborted("", 1),
+            e => e,
+        }),
+        None => Ok(()),
+    };
+    let result = checked.and_then(|()| match cli.command {
         args::Command::Luks(cmd) => luks::run(cmd, &mut out),
         args::Command::Verity(cmd) => verity::run(cmd, &mut out),
         args::Command::Integrity(cmd) => integrity_cmd::run(cmd, &mut out),
@@ -131,7 +141,7 @@ fn main() {
         args::Command::Completions { shell } => docs::completions(shell, &mut out),
         args::Command::Manpages { dir } => docs::manpages(&dir, &mut out),
         args::Command::Benchmark(a) => benchmark::run(&a, &mut out),
-    };
+    });
     let code = match result {
         Ok(code) => code,
         Err(e) => {

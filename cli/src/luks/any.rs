@@ -27,21 +27,23 @@ pub(crate) fn open_any(path: &Path, write: bool) -> CliResult<AnyLuks> {
     })
 }
 
-/// Refuses a header of the other version than `--type` names (`luks1`, `luks2`; `luks` takes
-/// either), as cryptsetup's `open --type` does: "not a valid LUKS device", exit 1.
-pub(crate) fn check_type(path: &Path, f: &mut File, ty: Option<&str>) -> CliResult {
+/// Refuses a header of another version than `--type` names (`luks1`, `luks2`; `luks` takes
+/// either; any other name none), as cryptsetup loads a header of the type asked for: "not
+/// a valid LUKS device", exit 1.
+pub(crate) fn check_type(path: &Path, f: &mut File, ty: &str) -> CliResult {
     let v1 = starts_luks1(f);
     match (ty, v1) {
-        (Some("luks1"), false) => Err(CliError::Usage(format!(
-            "{}: not a LUKS1 device (--type luks1 was asked for)",
-            path.display()
-        ))),
-        (Some("luks2"), true) => Err(CliError::Usage(format!(
-            "{}: not a LUKS2 device (a LUKS1 header; --type luks2 was asked for)",
-            path.display()
-        ))),
-        _ => Ok(()),
+        ("luks", _) | ("luks1", true) | ("luks2", false) => Ok(()),
+        _ => Err(CliError::WrongType {
+            device: path.to_owned(),
+            ty: ty.to_owned(),
+        }),
     }
+}
+
+/// [`check_type`] on the device (or detached header) at `path`.
+pub(crate) fn require_type(path: &Path, ty: &str) -> CliResult {
+    check_type(path, &mut open_device(path, false, false)?, ty)
 }
 
 /// Whether the device starts with a LUKS1 header's magic and version.

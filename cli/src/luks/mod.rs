@@ -309,7 +309,7 @@ pub(crate) fn run(cmd: Luks, out: &mut dyn Write) -> CliResult<i32> {
 fn open(a: OpenArgs, keys: &mut Keys) -> CliResult<i32> {
     if let Some(ty) = a.luks_type.as_deref() {
         let header = a.hdr.of(&a.device);
-        any::check_type(header, &mut open_device(header, false, false)?, Some(ty))?;
+        any::require_type(header, ty)?;
     }
     if a.test_passphrase {
         let header = a.hdr.of(&a.device);
