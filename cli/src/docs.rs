@@ -110,8 +110,8 @@ fn dropin_page() -> String {
     }
     s.push_str(
         ".SH NOT SUPPORTED\nTrueCrypt, VeraCrypt, BitLocker, FileVault and loop\\-AES volumes, \
-         \\fBreencrypt\\fR, keyed dm\\-integrity (\\fB\\-\\-integrity\\-key\\-file\\fR), \
-         and a detached \\fB\\-\\-header\\fR for a new LUKS1 volume. \\fBbenchmark\\fR prints \
+         \\fBreencrypt\\fR and keyed dm\\-integrity (\\fB\\-\\-integrity\\-key\\-file\\fR). \
+         \\fBbenchmark\\fR prints \
          N/A for serpent, twofish and PBKDF2\\-whirlpool (not implemented).\n\
          .SH SEE ALSO\n\\fBcryptpilot\\-luks\\fR(1), \\fBcryptpilot\\-plain\\fR(1), \\fBcryptpilot\\-verity\\fR(1), \\fBcryptpilot\\-integrity\\fR(1)\n",
     );

@@ -304,6 +304,13 @@ fn cases() -> Vec<Case> {
         c("cryptsetup luksFormat -q --type luks1 {FAST} --offset 16 blank.img key", Code),
         // A header whose data would start past the device's end (as for LUKS2).
         c("cryptsetup luksFormat -q --type luks1 {FAST} tiny.img key", Unsupported("too small")),
+        // A detached LUKS1 header: the data from sector 0 (or --offset past the header's
+        // size) on the device, which is not written.
+        after("cryptsetup luksFormat -q --type luks1 {FAST} --header hdr1 blank.img key", Code, "cryptsetup luksDump hdr1"),
+        after("cryptsetup luksFormat -q --type luks1 {FAST} --header hdr1 blank.img key", Code, "cryptsetup open --test-passphrase -v --header hdr1 blank.img -d key"),
+        after("cryptsetup luksFormat -q --type luks1 {FAST} -s 256 --offset 4096 --header hdr1 blank.img key", Code, "cryptsetup luksDump hdr1"),
+        after("cryptsetup luksFormat -q --type luks1 {FAST} --header hdr1 blank.img key", Code, BDUMP),
+        c("cryptsetup luksFormat -q --type luks1 {FAST} -s 256 --offset 2048 --header hdr1 blank.img key", Code),
         // veritysetup, with a fixed salt and UUID: its output is deterministic.
         c("veritysetup format data.img hash.img --salt 00112233445566778899aabbccddeeff --uuid 11111111-2222-3333-4444-555555555555", Stdout),
         c("veritysetup format --hash sha1 data.img hash.img --salt 0011 --uuid 11111111-2222-3333-4444-555555555555", Stdout),

@@ -45,7 +45,6 @@ fn format<'a>(
             (a.new.keyslots_size.is_some(), "--luks2-keyslots-size"),
             (a.new.label.is_some(), "--label"),
             (a.new.subsystem.is_some(), "--subsystem"),
-            (a.hdr.header.is_some(), "--header (with --type luks1)"),
         ];
         if let Some((_, opt)) = needs_luks2.iter().find(|(given, _)| *given) {
             return Err(CliError::Usage(format!(
@@ -84,7 +83,11 @@ fn format<'a>(
         let mut data = open_device(&a.device, false, false)?;
         let size = luks2::BlockIo::size(&mut data).map_err(CliError::device(&a.device, "read"))?;
         opts.detached_data_size = Some(size);
-        let size = opts.planned_header_size().map_err(CliError::luks(header))?;
+        let size = match luks1 {
+            true => luks2::luks1::planned_header_size(&opts),
+            false => opts.planned_header_size(),
+        }
+        .map_err(CliError::luks(header))?;
         if create_header_file(header, size)? {
             *created = Some(header);
         }

@@ -33,6 +33,32 @@ fn field(name: &'static str, text: &str) -> Result<[u8; 32]> {
     Ok(f)
 }
 
+/// The bytes a LUKS1 header with `opts.key_size`-byte keys takes: the header's 4 KiB and
+/// eight keyslot areas (what a detached header file holds).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for a key size LUKS1 cannot hold.
+pub fn planned_header_size(opts: &FormatOptions) -> Result<u64> {
+    Ok(keyslots_end(key_bytes(opts)?))
+}
+
+fn key_bytes(opts: &FormatOptions) -> Result<u32> {
+    u32::try_from(opts.key_size)
+        .ok()
+        .filter(|&k| (1..=MAX_KEY_BYTES).contains(&k))
+        .ok_or_else(|| Error::invalid("key size", format!("{} bytes (1 to 512)", opts.key_size)))
+}
+
+/// Where the eighth keyslot area ends.
+fn keyslots_end(key_bytes: u32) -> u64 {
+    AREA_ALIGN + u64::from(super::NUM_KEYSLOTS) * keyslot_area(key_bytes)
+}
+
+/// One keyslot area's bytes: the split key, rounded up to 4 KiB.
+fn keyslot_area(key_bytes: u32) -> u64 {
+    align_up(af_sectors_bytes(key_bytes, AF_STRIPES), AREA_ALIGN)
+}
+
 /// Writes a LUKS1 header to `io` with `passphrase` in keyslot `opts.keyslot_id`, as cryptsetup
 /// 2.6 does: keyslot areas from 4 KiB, each rounded up to 4 KiB; the data at `data_offset`
 /// or aligned to 1 MiB after them (with a detached header, `detached_data_size` set: at
@@ -66,21 +92,29 @@ pub fn format<D: BlockIo>(
     if opts.keyslot_id >= super::NUM_KEYSLOTS {
         return refuse("key slot", "keyslots are 0 to 7");
     }
-    let key_bytes = u32::try_from(opts.key_size)
-        .ok()
-        .filter(|&k| (1..=MAX_KEY_BYTES).contains(&k))
-        .ok_or_else(|| Error::invalid("key size", format!("{} bytes (1 to 512)", opts.key_size)))?;
+    let key_bytes = key_bytes(opts)?;
     let (name, mode) = opts
         .cipher
         .split_once('-')
         .ok_or_else(|| Error::invalid("cipher", format!("'{}' has no mode", opts.cipher)))?;
     let hash = opts.digest_hash;
-    let area = align_up(af_sectors_bytes(key_bytes, AF_STRIPES), AREA_ALIGN);
-    let keyslots_end = AREA_ALIGN + u64::from(super::NUM_KEYSLOTS) * area;
+    let area = keyslot_area(key_bytes);
+    let keyslots_end = keyslots_end(key_bytes);
     let size = io
         .size()
         .map_err(|e| Error::io("reading the device size", e))?;
     let payload = match (opts.detached_data_size, opts.data_offset) {
+        // cryptsetup: "Data offset for LUKS header must be either 0 or higher than header
+        // size."
+        (Some(_), Some(off)) if off != 0 && off < keyslots_end => {
+            return Err(Error::invalid(
+                "data offset",
+                format!(
+                    "{off} bytes: with a detached header it must be 0 or at least the \
+                     header's {keyslots_end} bytes"
+                ),
+            ))
+        }
         (Some(_), off) => off.unwrap_or(0),
         (None, Some(off)) if off < keyslots_end => {
             return Err(Error::invalid(
@@ -228,6 +262,22 @@ mod tests {
         }
     }
 
+    /// A detached header file's size as cryptsetup 2.6 creates it (2068480 bytes for a
+    /// 512-bit key); the data starts at 0 and the header is all the file holds.
+    #[test]
+    fn detached_header_size_is_cryptsetups() {
+        assert_eq!(planned_header_size(&opts(64)).unwrap(), 2_068_480);
+        assert_eq!(planned_header_size(&opts(32)).unwrap(), 4096 + 8 * 131_072);
+        let pass = Passphrase::from_slice(b"pw");
+        let mut o = opts(64);
+        o.detached_data_size = Some(8 << 20);
+        let (d, _) = format(MemoryDevice::new(2_068_480), &o, &pass).expect("format");
+        assert_eq!(d.header().payload_offset, 0);
+        o.data_offset = Some(4 << 20);
+        let (d, _) = format(MemoryDevice::new(2_068_480), &o, &pass).expect("format");
+        assert_eq!(d.header().payload_offset, 8192);
+    }
+
     #[test]
     fn refuses_what_luks1_cannot_hold() {
         let pass = Passphrase::from_slice(b"pw");
@@ -239,7 +289,11 @@ mod tests {
         sector.sector_size = Some(4096);
         let mut inside = opts(64);
         inside.data_offset = Some(8192);
-        for o in [argon, label, sector, inside] {
+        // A detached header's data offset: 0, or past the header (2068480 bytes here).
+        let mut detached_inside = opts(64);
+        detached_inside.detached_data_size = Some(8 << 20);
+        detached_inside.data_offset = Some(1 << 20);
+        for o in [argon, label, sector, inside, detached_inside] {
             let dev = MemoryDevice::new(8 << 20);
             assert!(format(dev, &o, &pass).is_err());
         }
