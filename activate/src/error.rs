@@ -44,6 +44,31 @@ pub enum Error {
         /// What is wrong, naming the value.
         reason: String,
     },
+    /// A suspend or resume the mapping's state does not allow.
+    Suspend {
+        /// The mapping.
+        name: String,
+        /// Why.
+        refusal: SuspendRefusal,
+    },
+}
+
+/// Why a mapping cannot be suspended or resumed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SuspendRefusal {
+    /// Not a LUKS mapping: nothing could give its key back.
+    NotLuks,
+    /// Not one crypt target.
+    NotCrypt,
+    /// Suspended already.
+    AlreadySuspended,
+    /// Not suspended.
+    NotSuspended,
+    /// The header given is another volume's (its UUID is not in the mapping's).
+    ForeignHeader,
+    /// The key given does not fit the table (its size, or keyring description).
+    ForeignKey,
 }
 
 /// The crate's result type.
@@ -92,6 +117,21 @@ impl fmt::Display for Error {
             Error::Dm { name, source } => write!(f, "{name}: {source}"),
             Error::Device { path, what, .. } => write!(f, "cannot {what} {}", path.display()),
             Error::Invalid { reason } => f.write_str(reason),
+            Error::Suspend { name, refusal } => match refusal {
+                SuspendRefusal::NotLuks => {
+                    write!(
+                        f,
+                        "{name}: this operation is supported only for LUKS devices"
+                    )
+                }
+                SuspendRefusal::NotCrypt => write!(f, "{name} is not a single crypt mapping"),
+                SuspendRefusal::AlreadySuspended => write!(f, "{name} is already suspended"),
+                SuspendRefusal::NotSuspended => write!(f, "{name} is not suspended"),
+                SuspendRefusal::ForeignHeader => {
+                    write!(f, "{name}: the header given is another volume's")
+                }
+                SuspendRefusal::ForeignKey => write!(f, "{name}: the key given is not its key"),
+            },
         }
     }
 }
@@ -104,7 +144,7 @@ impl std::error::Error for Error {
             Error::Integrity { source, .. } => std::error::Error::source(source),
             Error::Dm { source, .. } => std::error::Error::source(source),
             Error::Device { source, .. } => Some(source),
-            Error::Invalid { .. } => None,
+            Error::Invalid { .. } | Error::Suspend { .. } => None,
         }
     }
 }

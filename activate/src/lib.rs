@@ -47,7 +47,7 @@ pub use device::{open_device, DataDevice};
 pub use dmioctl::node::mapper_path;
 pub use dmioctl::target::integrity::IntegrityMode;
 pub use dmioctl::{DmName, Error as DmError};
-pub use error::{Error, Result};
+pub use error::{Error, Result, SuspendRefusal};
 pub use lock::{lock_device, release_locks};
 pub use mapper::Mapper;
 pub use plan::{

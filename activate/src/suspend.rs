@@ -6,7 +6,15 @@ use dmioctl::{DmName, TableKind};
 use luks2::VolumeKey;
 use zeroize::Zeroizing;
 
-use crate::{Error, Mapper, Result};
+use crate::{Error, Mapper, Result, SuspendRefusal};
+
+/// The refusal `refusal` for `name`.
+fn refused(name: &DmName, refusal: SuspendRefusal) -> Error {
+    Error::Suspend {
+        name: name.as_str().to_owned(),
+        refusal,
+    }
+}
 
 impl Mapper {
     /// The crypt table of `name` (its one target).
@@ -17,9 +25,7 @@ impl Mapper {
             .map_err(Error::dm(name.as_str()))?;
         match table.as_slice() {
             [t] if t.kind == "crypt" => Crypt::parse(t.params()).map_err(Error::dm(name.as_str())),
-            _ => Err(Error::Invalid {
-                reason: format!("{name} is not a single crypt mapping"),
-            }),
+            _ => Err(refused(name, SuspendRefusal::NotCrypt)),
         }
     }
 
@@ -27,22 +33,18 @@ impl Mapper {
     /// dm-crypt, as `cryptsetup luksSuspend`.
     ///
     /// # Errors
-    /// [`Error::Dm`] (`NotFound` when not mapped), [`Error::Invalid`] for a mapping that is
-    /// not one crypt target or is already suspended.
+    /// [`Error::Dm`] (`NotFound` when not mapped), [`Error::Suspend`] for a mapping that is
+    /// not LUKS, not one crypt target, or already suspended.
     pub fn suspend_and_wipe_key(&self, name: &DmName) -> Result<()> {
         let dm = self.control();
         let info = dm.dev_status(name).map_err(Error::dm(name.as_str()))?;
         // Only a LUKS volume can be resumed: its header gives the key back.
         if !(info.uuid.starts_with("CRYPT-LUKS1-") || info.uuid.starts_with("CRYPT-LUKS2-")) {
-            return Err(Error::Invalid {
-                reason: format!("{name}: this operation is supported only for LUKS devices"),
-            });
+            return Err(refused(name, SuspendRefusal::NotLuks));
         }
         self.crypt_table(name)?;
         if info.suspended {
-            return Err(Error::Invalid {
-                reason: format!("{name} is already suspended"),
-            });
+            return Err(refused(name, SuspendRefusal::AlreadySuspended));
         }
         dm.dev_suspend(name).map_err(Error::dm(name.as_str()))?;
         if let Err(e) = dm.target_msg(name, 0, "key wipe") {
@@ -58,8 +60,8 @@ impl Mapper {
     ///
     /// # Errors
     /// [`Error::Dm`] (`NotFound` when not mapped; the kernel refusing the key), and
-    /// [`Error::Invalid`] for a mapping that is not suspended or not one crypt target, or a
-    /// key of another size than the table's.
+    /// [`Error::Suspend`] for a mapping that is not suspended or not one crypt target, or a
+    /// key of another size or keyring description than the table's.
     pub fn resume_with_key(
         &self,
         name: &DmName,
@@ -70,9 +72,7 @@ impl Mapper {
         let info = dm.dev_status(name).map_err(Error::dm(name.as_str()))?;
         let crypt = self.crypt_table(name)?;
         if !info.suspended {
-            return Err(Error::Invalid {
-                reason: format!("volume {name} is not suspended"),
-            });
+            return Err(refused(name, SuspendRefusal::NotSuspended));
         }
         let size = key.as_bytes().len();
         let _loaded;
@@ -83,9 +83,7 @@ impl Mapper {
                 ..
             } => {
                 if *want != size || description.is_some_and(|x| x != d) {
-                    return Err(Error::Invalid {
-                        reason: format!("the key given is not {name}'s ({d})"),
-                    });
+                    return Err(refused(name, SuspendRefusal::ForeignKey));
                 }
                 _loaded = dmioctl::keyring::LogonKey::add(d, key.as_bytes())
                     .map_err(Error::dm(name.as_str()))?;
@@ -93,12 +91,7 @@ impl Mapper {
             }
             CryptKey::Hex(old) => {
                 if old.len() != size {
-                    return Err(Error::Invalid {
-                        reason: format!(
-                            "the key given has {size} bytes, {name}'s has {}",
-                            old.len()
-                        ),
-                    });
+                    return Err(refused(name, SuspendRefusal::ForeignKey));
                 }
                 // Sized once, so the key is never left behind by a reallocation.
                 let mut m = Zeroizing::new(String::with_capacity(8 + 2 * size));

@@ -620,6 +620,18 @@ pub(crate) fn tool_message(e: &CliError, luks2_only: bool) -> Option<String> {
             L::KeyslotInUse(n) => format!("Key slot {n} is full, please select another one."),
             _ => return None,
         },
+        CliError::Activate(A::Suspend { name, refusal }) => {
+            use activate::SuspendRefusal as R;
+            match refusal {
+                R::NotLuks => "This operation is supported only for LUKS device.".into(),
+                R::AlreadySuspended => format!("Volume {name} is already suspended."),
+                R::NotSuspended => format!("Volume {name} is not suspended."),
+                R::ForeignHeader => {
+                    format!("{name} is not active LUKS device name or header is missing.")
+                }
+                _ => return None,
+            }
+        }
         CliError::WrongType { device, .. } => {
             format!("Device {} is not a valid LUKS device.", device.display())
         }

@@ -211,10 +211,11 @@ pub(crate) fn resume(a: &ResumeArgs, keys: &mut Keys) -> CliResult<i32> {
         );
     };
     if !s.suspended {
-        return Err(CliError::Usage(format!(
-            "Volume {} is not suspended.",
-            a.name
-        )));
+        return Err(activate::Error::Suspend {
+            name: a.name.clone(),
+            refusal: activate::SuspendRefusal::NotSuspended,
+        }
+        .into());
     }
     let data = Path::new(&s.device);
     let header = a.hdr.of(data);
@@ -232,12 +233,11 @@ pub(crate) fn resume(a: &ResumeArgs, keys: &mut Keys) -> CliResult<i32> {
     };
     let prefix = format!("CRYPT-LUKS{version}-{}-", dev.uuid().replace('-', ""));
     if !s.uuid.starts_with(&prefix) {
-        return Err(CliError::Usage(format!(
-            "{}: its header is not {}'s (the mapping's UUID is {})",
-            header.display(),
-            a.name,
-            s.uuid
-        )));
+        return Err(activate::Error::Suspend {
+            name: a.name.clone(),
+            refusal: activate::SuspendRefusal::ForeignHeader,
+        }
+        .into());
     }
     let description = match &dev {
         crate::luks::any::AnyLuks::V2(d) => d.header().key_description(),

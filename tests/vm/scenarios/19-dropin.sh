@@ -80,9 +80,24 @@ same ERR luksResume -d /tmp/kw sus0
 /tmp/dropin/cryptsetup luksResume -d /tmp/k1 sus0 || fail "luksResume"
 [ "$(key_of sus0)" = "$k_before" ] || fail "luksResume: another key"
 dd if=/dev/mapper/sus0 of=/dev/null bs=4k count=1 2>/dev/null || fail "read after luksResume"
-same CODE luksResume -d /tmp/k1 sus0
+same ERR luksResume -d /tmp/k1 sus0
 same ERR luksSuspend nothere
 /tmp/dropin/cryptsetup close sus0
+# Refusals in the real tool's words: suspending a plain mapping (nothing could resume it) or a
+# suspended one, resuming with another volume's header (the mapping stays suspended).
+printf 'a passphrase\n' | "$REAL" open --type plain $D1 pl0
+same ERR luksSuspend pl0
+"$REAL" close pl0
+truncate -s 20M /tmp/other.img
+"$REAL" luksFormat -q $FAST --key-file /tmp/k2 /tmp/other.img
+/tmp/dropin/cryptsetup open -d /tmp/k1 $D1 sus2
+"$REAL" luksSuspend sus2
+same ERR luksSuspend sus2
+same ERR luksResume --header /tmp/other.img -d /tmp/k2 sus2
+"$REAL" status sus2 | grep -q 'mode:    read/write (suspended)' || fail "resumed with another header: $("$REAL" status sus2)"
+/tmp/dropin/cryptsetup luksResume -d /tmp/k1 sus2 || fail "luksResume after refusals"
+/tmp/dropin/cryptsetup close sus2
+rm -f /tmp/other.img
 # A keyring-keyed mapping: the resume loads the key under the table's description.
 /tmp/dropin/cryptsetup open -d /tmp/k1 $D1 sus1
 /tmp/dropin/cryptsetup luksSuspend sus1
