@@ -75,15 +75,11 @@ impl Mapper {
     /// # Errors
     /// [`Error::Dm`] when the kernel cannot be asked, or its table cannot be read.
     pub fn status(&self, name: &DmName) -> Result<Option<Status>> {
-        let dm = self.control();
-        let info = match dm.dev_status(name) {
-            Ok(i) => i,
-            Err(dmioctl::Error::NotFound(_)) => return Ok(None),
-            Err(e) => return Err(Error::dm(name.as_str())(e)),
+        let Some(q) = self.query(name, false)? else {
+            return Ok(None);
         };
-        let table = dm
-            .table_status(name, TableKind::Table)
-            .map_err(Error::dm(name.as_str()))?;
+        let active = q.active();
+        let (info, table) = (q.info, q.table);
         let crypt = table
             .iter()
             .find(|t| t.kind == "crypt")
@@ -91,7 +87,7 @@ impl Mapper {
             .transpose()
             .map_err(Error::dm(name.as_str()))?;
         let mut s = Status {
-            kind: kind_of(&info.uuid),
+            kind: active.kind,
             uuid: info.uuid.clone(),
             cipher: String::new(),
             key_bits: 0,
@@ -102,13 +98,10 @@ impl Mapper {
             offset_sectors: 0,
             iv_offset: 0,
             flags: Vec::new(),
-            size_sectors: table
-                .iter()
-                .try_fold(0u64, |n, t| n.checked_add(t.length))
-                .unwrap_or(u64::MAX),
-            read_only: info.read_only,
+            size_sectors: active.size_sectors,
+            read_only: active.read_only,
             suspended: info.suspended,
-            open_count: info.open_count,
+            open_count: active.open_count,
             integrity: None,
             major: info.major,
             minor: info.minor,
@@ -234,27 +227,11 @@ impl Mapper {
     /// What every status starts with, and the first target of `name` (its type, table
     /// parameters and status line), or `None` when it is not mapped.
     fn first_target(&self, name: &DmName) -> Result<Option<(Active, Option<FirstTarget>)>> {
-        let dm = self.control();
-        let info = match dm.dev_status(name) {
-            Ok(i) => i,
-            Err(dmioctl::Error::NotFound(_)) => return Ok(None),
-            Err(e) => return Err(Error::dm(name.as_str())(e)),
+        let Some(q) = self.query(name, true)? else {
+            return Ok(None);
         };
-        let table = dm
-            .table_status(name, TableKind::Table)
-            .map_err(Error::dm(name.as_str()))?;
-        let status = dm
-            .table_status(name, TableKind::Status)
-            .map_err(Error::dm(name.as_str()))?;
-        let active = Active {
-            kind: kind_of(&info.uuid),
-            open_count: info.open_count,
-            read_only: info.read_only,
-            size_sectors: table
-                .iter()
-                .try_fold(0u64, |n, t| n.checked_add(t.length))
-                .unwrap_or(u64::MAX),
-        };
+        let active = q.active();
+        let (table, status) = (q.table, q.status);
         let first = table.first().map(|t| FirstTarget {
             kind: t.kind.clone(),
             // A crypt table holds the key: it is not copied out.
@@ -325,6 +302,56 @@ impl Mapper {
             s.table = Some(t);
         }
         Ok(Some(s))
+    }
+}
+
+/// A mapping as the kernel reports it: device info, table, and status lines when asked.
+struct Queried {
+    info: dmioctl::DeviceInfo,
+    table: Vec<dmioctl::Target>,
+    status: Vec<dmioctl::Target>,
+}
+
+impl Queried {
+    /// What every status starts with.
+    fn active(&self) -> Active {
+        Active {
+            kind: kind_of(&self.info.uuid),
+            open_count: self.info.open_count,
+            read_only: self.info.read_only,
+            size_sectors: self
+                .table
+                .iter()
+                .try_fold(0u64, |n, t| n.checked_add(t.length))
+                .unwrap_or(u64::MAX),
+        }
+    }
+}
+
+impl Mapper {
+    /// `name`'s device info and table (and status lines with `with_status`), or `None`
+    /// when it is not mapped.
+    fn query(&self, name: &DmName, with_status: bool) -> Result<Option<Queried>> {
+        let dm = self.control();
+        let info = match dm.dev_status(name) {
+            Ok(i) => i,
+            Err(dmioctl::Error::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(Error::dm(name.as_str())(e)),
+        };
+        let table = dm
+            .table_status(name, TableKind::Table)
+            .map_err(Error::dm(name.as_str()))?;
+        let status = match with_status {
+            true => dm
+                .table_status(name, TableKind::Status)
+                .map_err(Error::dm(name.as_str()))?,
+            false => Vec::new(),
+        };
+        Ok(Some(Queried {
+            info,
+            table,
+            status,
+        }))
     }
 }
 

@@ -192,6 +192,8 @@ pub(crate) enum Request {
     },
     /// Print this to standard output and exit 0 (`--version`, `--help`).
     Print(String),
+    /// The tool's own refusal: this line on standard error, and its exit code.
+    Fail { line: String, code: i32 },
 }
 
 /// The header at `device` must be of LUKS type `ty` (`luks`, `luks1`, `luks2`; any other
@@ -541,6 +543,20 @@ pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refuse
         .get_arguments()
         .filter_map(|a| a.get_long().map(str::to_owned))
         .collect();
+    // The tools ignore arguments after the ones an action takes (popt leaves them over).
+    let takes: Option<usize> = sub.get_positionals().try_fold(0usize, |n, a| {
+        let most = a.get_num_args().map_or(1, |r| r.max_values());
+        (most <= 1).then_some(n + 1)
+    });
+    if let Some(n) = takes {
+        if tool == Tool::Cryptsetup && action == "isLuks" && pos.len() > n {
+            return Ok(Request::Fail {
+                line: "Only one device argument for isLuks operation is supported.".into(),
+                code: crate::error::code::WRONG_DEVICE,
+            });
+        }
+        pos.truncate(n);
+    }
     let mut argv: Vec<OsString> = vec!["cryptpilot".into()];
     argv.extend(verb.iter().map(OsString::from));
     let mut verbose = false;
@@ -620,6 +636,10 @@ pub(crate) fn tool_message(e: &CliError, luks2_only: bool) -> Option<String> {
             L::KeyslotInUse(n) => format!("Key slot {n} is full, please select another one."),
             _ => return None,
         },
+        CliError::Activate(A::Dm {
+            source: D::NoDeviceMapper,
+            ..
+        }) => "Cannot initialize device-mapper. Is dm_mod kernel module loaded?".into(),
         CliError::Activate(A::Suspend { name, refusal }) => {
             use activate::SuspendRefusal as R;
             match refusal {
@@ -683,6 +703,7 @@ mod tests {
                 .collect::<Vec<_>>()
                 .join(" ")),
             Ok(Request::Print(p)) => Ok(p),
+            Ok(Request::Fail { line, code }) => Err(format!("{line} (exit {code})")),
             Err(Refused(m)) => Err(m),
         }
     }

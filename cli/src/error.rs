@@ -129,7 +129,8 @@ fn dm_code(e: &activate::DmError) -> i32 {
     use activate::DmError;
     match e {
         DmError::Exists(_) | DmError::Busy { .. } => code::BUSY,
-        DmError::NotFound(_) => code::WRONG_DEVICE,
+        // cryptsetup: "Cannot initialize device-mapper", exit 4.
+        DmError::NotFound(_) | DmError::NoDeviceMapper => code::WRONG_DEVICE,
         e => match e.errno() {
             Some(nix::Error::EBUSY) => code::BUSY,
             Some(nix::Error::EPERM | nix::Error::EACCES) => code::PERMISSION,

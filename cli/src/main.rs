@@ -102,6 +102,10 @@ fn main() {
                 type_check = check;
                 luks::cryptsetup_conventions(tool == compat::Tool::Cryptsetup, verbose);
             }
+            Ok(compat::Request::Fail { line, code }) => {
+                eprintln!("{}", error::escape_controls(&line));
+                std::process::exit(code);
+            }
             Err(compat::Refused(why)) => {
                 eprintln!("{prog}: {}", error::escape_controls(&why));
                 std::process::exit(1);
@@ -164,7 +168,8 @@ fn main() {
         if code == 0 {
             println!("Command successful.");
         } else {
-            eprintln!(
+            // On standard output, as cryptsetup prints it.
+            println!(
                 "Command failed with code -{code} ({}).",
                 compat::failure_words(code)
             );

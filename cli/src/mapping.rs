@@ -320,20 +320,25 @@ fn rw(read_only: bool) -> &'static str {
     }
 }
 
-/// The first line of a mapping's status; `None` (after printing cryptsetup's "inactive"
-/// line) when `name` is not mapped.
-fn active_line(path: &Path, a: Option<&Active>, out: &mut dyn Write) -> CliResult<bool> {
-    let Some(a) = a else {
+/// Prints the first line of a mapping's status (`active` finds its [`Active`] part) and
+/// gives the status back; `None` (after cryptsetup's "inactive" line) when it is not mapped.
+fn active_line<T>(
+    path: &Path,
+    status: Option<T>,
+    active: impl Fn(&T) -> &Active,
+    out: &mut dyn Write,
+) -> CliResult<Option<T>> {
+    let Some(s) = status else {
         write_out(out, &format!("{} is inactive.\n", path.display()))?;
-        return Ok(false);
+        return Ok(None);
     };
-    let busy = if a.open_count > 0 {
+    let busy = if active(&s).open_count > 0 {
         " and is in use"
     } else {
         ""
     };
     write_out(out, &format!("{} is active{busy}.\n", path.display()))?;
-    Ok(true)
+    Ok(Some(s))
 }
 
 /// `veritysetup status`: veritysetup 2.6's lines, from the kernel's table and status.
@@ -341,10 +346,7 @@ pub(crate) fn verity_status(name: &str, out: &mut dyn Write) -> CliResult<i32> {
     let dm_name = dm_name(name)?;
     let path = activate::mapper_path(name);
     let s = Mapper::open()?.verity_status(&dm_name)?;
-    if !active_line(&path, s.as_ref().map(|s| &s.active), out)? {
-        return Ok(code::WRONG_DEVICE);
-    }
-    let Some(s) = s else {
+    let Some(s) = active_line(&path, s, |s| &s.active, out)? else {
         return Ok(code::WRONG_DEVICE);
     };
     let mut t = format!("  type:        {}\n", s.active.kind);
@@ -402,10 +404,7 @@ pub(crate) fn integrity_status(name: &str, out: &mut dyn Write) -> CliResult<i32
     let dm_name = dm_name(name)?;
     let path = activate::mapper_path(name);
     let s = Mapper::open()?.integrity_status(&dm_name)?;
-    if !active_line(&path, s.as_ref().map(|s| &s.active), out)? {
-        return Ok(code::WRONG_DEVICE);
-    }
-    let Some(s) = s else {
+    let Some(s) = active_line(&path, s, |s| &s.active, out)? else {
         return Ok(code::WRONG_DEVICE);
     };
     let mut t = format!("  type:    {}\n", s.active.kind);

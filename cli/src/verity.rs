@@ -172,7 +172,10 @@ fn report(path: &Path, p: &VerityParams, root: Option<&[u8]>, json: bool) -> Str
     if let Some(r) = root {
         s += &format!("Root hash:      \t{}\n", verity::to_hex(r));
     }
-    s += &format!("Hash device size: \t{hash_size} [bytes]\n");
+    // veritysetup leaves the line out for a tree at an offset (data and hash in one file).
+    if p.hash_offset == 0 {
+        s += &format!("Hash device size: \t{hash_size} [bytes]\n");
+    }
     s
 }
 
@@ -201,12 +204,34 @@ fn format(a: VerityFormatArgs, out: &mut dyn Write) -> CliResult<i32> {
         .open(hash_device)
         // veritysetup: "Cannot create hash image ... for writing", exit 1.
         .map_err(CliError::file(hash_device, "create the hash image"))?;
+    // Data and hash in one file (or device): the tree must start after the data, or it
+    // would overwrite it (veritysetup refuses the same).
+    let data_end = p.data_blocks.saturating_mul(u64::from(p.data_block_size));
+    if same_file(&data_file, &hash_file) && data_end > p.hash_offset {
+        return Err(CliError::Usage(format!(
+            "Data area overlaps with hash area (the data ends at {data_end} bytes, \
+             --hash-offset is {}).",
+            p.hash_offset
+        )));
+    }
     let root = verity::format(&mut data_file, &mut hash_file, &p)
         .map_err(CliError::integrity(hash_device))?;
     if let Some(f) = &a.root_hash_file {
         std::fs::write(f, verity::to_hex(&root)).map_err(CliError::file(f, "write"))?;
     }
     write_out(out, &report(hash_device, &p, Some(&root), a.json))
+}
+
+/// Whether `a` and `b` are the same file or block device.
+fn same_file(a: &File, b: &File) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    match (a.metadata(), b.metadata()) {
+        (Ok(a), Ok(b)) if a.file_type().is_block_device() && b.file_type().is_block_device() => {
+            a.rdev() == b.rdev()
+        }
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
 }
 
 /// The data and hash files, the tree's shape and the root hash the verbs that check need.

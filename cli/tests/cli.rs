@@ -66,7 +66,7 @@ fn table_of_bad_inputs() {
         ),
         (
             vec!["open", "--key-file", &key, &img, "name"],
-            1,
+            4,
             "device-mapper",
         ),
         (

@@ -102,6 +102,14 @@ fn cases() -> Vec<Case> {
         c("cryptsetup isLuks --type luks2 luks1.img", Code),
         c("cryptsetup isLuks --type luks luks1.img", Code),
         c("cryptsetup isLuks luks1.img", Code),
+        // -v's report of a failure is on standard output; arguments after those an action
+        // takes are ignored (isLuks refuses them).
+        c("cryptsetup -v isLuks plain.img", Stdout),
+        after("cryptsetup -v luksRemoveKey img bad", Stdout, DUMP),
+        c("cryptsetup luksDump img extra", Stdout),
+        c("cryptsetup luksUUID img extra", Stdout),
+        c("veritysetup dump plain.img extra", Code),
+        c("cryptsetup isLuks img extra", Stderr),
         // --type on actions that load an existing header: a header of another type is not
         // a valid LUKS device (some actions say nothing); the header is left as it was.
         c("cryptsetup luksDump --type luks1 img", Stderr),
@@ -301,6 +309,8 @@ fn cases() -> Vec<Case> {
         // keyslot: we refuse before writing.
         c("cryptsetup luksFormat -q --type luks1 --pbkdf argon2id blank.img key", Unsupported("PBKDF")),
         c("cryptsetup luksFormat -q --type luks1 {FAST} --sector-size 4096 blank.img key", Code),
+        // A key size the cipher does not take: refused before the header is written.
+        after("cryptsetup luksFormat -q --type luks1 {FAST} -s 384 blank.img key", Code, BDUMP),
         c("cryptsetup luksFormat -q --type luks1 {FAST} --offset 16 blank.img key", Code),
         // A header whose data would start past the device's end (as for LUKS2).
         c("cryptsetup luksFormat -q --type luks1 {FAST} tiny.img key", Unsupported("too small")),
@@ -322,6 +332,9 @@ fn cases() -> Vec<Case> {
         with_pre("veritysetup format data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", "veritysetup verify data.img hash.img 0000000000000000000000000000000000000000000000000000000000000000", Code, ""),
         with_pre("veritysetup format data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", "veritysetup verify data.img hash.img nothex", Code, ""),
         c("veritysetup dump plain.img", Code),
+        // Data and hash in one file: the tree may not start inside the data.
+        after("veritysetup format --hash-offset 1048576 data.img data.img", Code, "veritysetup verify --hash-offset 4194304 data.img data.img 00"),
+        after("veritysetup format --hash-offset 4194304 --salt 00 --uuid 11111111-2222-3333-4444-555555555555 data.img data.img", Stdout, "veritysetup dump --hash-offset 4194304 data.img"),
         c("veritysetup dump nofile", Code),
         c("veritysetup frobnicate", Code),
         // veritysetup status, integritysetup open/close/status: device-mapper, the VM suite's.

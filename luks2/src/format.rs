@@ -111,7 +111,7 @@ impl Default for FormatOptions {
 }
 
 /// Checks that the cipher, key size and integrity mode go together.
-fn check_cipher(opts: &FormatOptions) -> Result<()> {
+pub(crate) fn check_cipher(opts: &FormatOptions) -> Result<()> {
     let bad_size = |bytes: usize| {
         Error::invalid(
             "key size",

@@ -92,6 +92,9 @@ pub fn format<D: BlockIo>(
     if opts.keyslot_id >= super::NUM_KEYSLOTS {
         return refuse("key slot", "keyslots are 0 to 7");
     }
+    // The keyslot is encrypted with the volume's cipher: one this library cannot compute
+    // (or a key size it does not take) is refused before anything is written.
+    crate::format::check_cipher(opts)?;
     let key_bytes = key_bytes(opts)?;
     let (name, mode) = opts
         .cipher
@@ -289,13 +292,27 @@ mod tests {
         sector.sector_size = Some(4096);
         let mut inside = opts(64);
         inside.data_offset = Some(8192);
+        let mut key_size = opts(48);
+        key_size.cipher = "aes-xts-plain64".into();
+        let mut serpent = opts(64);
+        serpent.cipher = "serpent-xts-plain64".into();
         // A detached header's data offset: 0, or past the header (2068480 bytes here).
         let mut detached_inside = opts(64);
         detached_inside.detached_data_size = Some(8 << 20);
         detached_inside.data_offset = Some(1 << 20);
-        for o in [argon, label, sector, inside, detached_inside] {
-            let dev = MemoryDevice::new(8 << 20);
-            assert!(format(dev, &o, &pass).is_err());
+        for o in [
+            argon,
+            label,
+            sector,
+            inside,
+            detached_inside,
+            key_size,
+            serpent,
+        ] {
+            let mut dev = MemoryDevice::new(8 << 20);
+            assert!(format(&mut dev, &o, &pass).is_err());
+            // Refused before anything is written.
+            assert!(dev.into_vec().iter().all(|&b| b == 0), "{}", o.cipher);
         }
         // No room for data.
         assert!(matches!(
