@@ -619,7 +619,28 @@ pub(crate) fn failure_words(code: i32) -> &'static str {
 
 /// libcryptsetup's sentence for `e`, where the tools print one for the same failure (the
 /// line scripts and users of those tools know); `None` keeps our own message.
-pub(crate) fn tool_message(e: &CliError, luks2_only: bool) -> Option<String> {
+pub(crate) fn tool_message(e: &CliError, luks2_only: bool) -> Option<Vec<String>> {
+    // veritysetup verify's two lines for a data block that fails its hash.
+    if let CliError::Activate(activate::Error::Integrity {
+        source:
+            integrity::Error::Corrupt {
+                area: "data",
+                offset,
+                ..
+            },
+        ..
+    }) = e
+    {
+        return Some(vec![
+            format!("Verification failed at position {offset}."),
+            "Verification of data area failed.".into(),
+        ]);
+    }
+    tool_line(e, luks2_only).map(|l| vec![l])
+}
+
+/// [`tool_message`]'s one-line sentences.
+fn tool_line(e: &CliError, luks2_only: bool) -> Option<String> {
     use activate::DmError as D;
     use activate::Error as A;
     use luks2::Error as L;
@@ -652,6 +673,11 @@ pub(crate) fn tool_message(e: &CliError, luks2_only: bool) -> Option<String> {
                 _ => return None,
             }
         }
+        CliError::Activate(A::Integrity { source, .. }) => match source {
+            integrity::Error::Corrupt { .. } => "Verification of data area failed.".into(),
+            integrity::Error::WrongRootHash => "Verification of root hash failed.".into(),
+            _ => return None,
+        },
         CliError::WrongType { device, .. } => {
             format!("Device {} is not a valid LUKS device.", device.display())
         }

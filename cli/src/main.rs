@@ -151,15 +151,16 @@ fn main() {
         Err(e) => {
             // Under a drop-in name, the real tool's sentence where it has one.
             let known = as_tool.and_then(|_| compat::tool_message(&e, luks2_only));
-            let msg = known.unwrap_or_else(|| error::chain(prog, &e));
+            let lines = known.unwrap_or_else(|| vec![error::chain(prog, &e)]);
+            let text: Vec<String> = lines.iter().map(|l| error::escape_controls(l)).collect();
             // Under a drop-in name an abort may say nothing (as cryptsetup's volume-key
             // dump), or end in a blank line (its other questions).
             match &e {
                 error::CliError::Aborted("", _) if as_tool.is_some() => {}
                 error::CliError::Aborted(..) if as_tool.is_some() => {
-                    eprintln!("{}\n", error::escape_controls(&msg))
+                    eprintln!("{}\n", text.join("\n"))
                 }
-                _ => eprintln!("{}", error::escape_controls(&msg)),
+                _ => eprintln!("{}", text.join("\n")),
             }
             e.exit_code()
         }

@@ -329,7 +329,9 @@ fn cases() -> Vec<Case> {
         c("veritysetup format data.img nodir/hash.img", Code),
         c("veritysetup format nofile hash.img", Code),
         with_pre("veritysetup format data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", "veritysetup dump hash.img", Stdout, ""),
-        with_pre("veritysetup format data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", "veritysetup verify data.img hash.img 0000000000000000000000000000000000000000000000000000000000000000", Code, ""),
+        with_pre("veritysetup format data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", "veritysetup verify data.img hash.img 0000000000000000000000000000000000000000000000000000000000000000", Stderr, ""),
+        with_pre("veritysetup format data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", "veritysetup verify data-bad.img hash.img e4688a2bd65c55cdaefef24f6245e179b18a7b74c648aedd8bbdf7a234f776a7", Stderr, ""),
+        with_pre("veritysetup format data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", "veritysetup verify -v data-bad.img hash.img e4688a2bd65c55cdaefef24f6245e179b18a7b74c648aedd8bbdf7a234f776a7", Stdout, ""),
         with_pre("veritysetup format data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", "veritysetup verify data.img hash.img nothex", Code, ""),
         c("veritysetup dump plain.img", Code),
         // Data and hash in one file: the tree may not start inside the data.
@@ -499,6 +501,9 @@ fn make_base(base: &Path) {
         *b = (i * 7 % 251) as u8;
     }
     w("data.img", &data);
+    // One byte changed in data block 122.
+    data[500_000] ^= 0xff;
+    w("data-bad.img", &data);
     let side = Side {
         dir: base.to_owned(),
         real: true,

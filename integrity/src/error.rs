@@ -28,6 +28,8 @@ pub enum Error {
         area: &'static str,
         /// Block number within that area.
         block: u64,
+        /// Its byte offset in that area (the block times the area's block size).
+        offset: u64,
     },
     /// The root hash does not match.
     WrongRootHash,
@@ -57,7 +59,7 @@ impl fmt::Display for Error {
             Error::Io { context, .. } => f.write_str(context),
             Error::Invalid { what, reason } => write!(f, "invalid {what}: {reason}"),
             Error::BadSuperblock(r) => write!(f, "bad superblock: {r}"),
-            Error::Corrupt { area, block } => {
+            Error::Corrupt { area, block, .. } => {
                 write!(f, "{area} block {block} does not match its hash")
             }
             Error::WrongRootHash => f.write_str("the hash tree does not match the root hash"),

@@ -380,9 +380,11 @@ pub fn verify<D: BlockIo, H: BlockIo>(
     for i in (1..l.counts.len()).rev() {
         let computed = level_above(p, &l, &stored[i - 1], l.counts[i - 1]);
         if let Some(b) = first_mismatch(&computed, &stored[i], l.counts[i - 1]) {
+            let block = l.level_start(i - 1) + b as u64;
             return Err(Error::Corrupt {
                 area: "hash",
-                block: l.level_start(i - 1) + b as u64,
+                block,
+                offset: block * u64::from(p.hash_block_size),
             });
         }
     }
@@ -391,6 +393,7 @@ pub fn verify<D: BlockIo, H: BlockIo>(
         return Err(Error::Corrupt {
             area: "data",
             block: b as u64,
+            offset: b as u64 * u64::from(p.data_block_size),
         });
     }
     Ok(())

@@ -187,7 +187,8 @@ fn verify_names_the_first_bad_block() {
             err,
             Error::Corrupt {
                 area: "data",
-                block: 345
+                block: 345,
+                offset: 1_413_120
             }
         ),
         "{err}"
@@ -208,7 +209,8 @@ fn verify_names_the_first_bad_block() {
             err,
             Error::Corrupt {
                 area: "hash",
-                block: 2
+                block: 2,
+                ..
             }
         ),
         "{err}"
