@@ -9,6 +9,7 @@ use crate::args::IntegrityCommand;
 use crate::error::{CliError, CliResult};
 use crate::luks::{confirm_overwrite, open_device, write_out};
 
+/// The superblock's flag names, each followed by a space (as integritysetup prints them).
 fn flags_text(sb: &Superblock) -> String {
     let names = [
         (dm_integrity::FLAG_HAVE_JOURNAL_MAC, "journal_mac"),
@@ -20,9 +21,8 @@ fn flags_text(sb: &Superblock) -> String {
     names
         .iter()
         .filter(|(bit, _)| sb.flags & bit != 0)
-        .map(|(_, n)| *n)
-        .collect::<Vec<_>>()
-        .join(" ")
+        .map(|(_, n)| format!("{n} "))
+        .collect()
 }
 
 fn report(device: &std::path::Path, sb: &Superblock, json: bool) -> String {
@@ -39,7 +39,7 @@ fn report(device: &std::path::Path, sb: &Superblock, json: bool) -> String {
                 "provided_data_sectors": sb.provided_data_sectors,
                 "sector_size": sb.block_size(),
                 "log2_blocks_per_bitmap": sb.log2_blocks_per_bitmap_bit,
-                "flags": flags_text(sb),
+                "flags": flags_text(sb).trim_end(),
             })
         );
     }

@@ -158,6 +158,20 @@ fn restore_luks1(a: &HeaderRestoreArgs, device: &std::path::Path, bytes: &[u8]) 
 /// Rewrites a damaged or stale header copy from the good one.
 pub(super) fn repair(a: RepairArgs, out: &mut dyn Write) -> CliResult<i32> {
     let device = a.hdr.of(&a.device);
+    // cryptsetup says nothing, or with -v that it found no known problem (after a repair
+    // too).
+    let report = |out: &mut dyn Write, ours: &str| match super::as_cryptsetup() {
+        true => {
+            super::say("No known problems detected for LUKS header.");
+            Ok(0)
+        }
+        false => write_out(out, ours),
+    };
+    // LUKS1 has one header copy: a valid one needs nothing.
+    if !a.overwrite_signature && starts_luks1(&mut open_device(device, false, false)?) {
+        luks2::Luks1::open(open_device(device, false, false)?).map_err(CliError::luks(device))?;
+        return report(out, "The LUKS1 header is valid; nothing to repair.\n");
+    }
     let mut dev = if a.overwrite_signature {
         let mut f = open_device(device, true, true)?;
         if let Some(sig) =
@@ -179,7 +193,7 @@ pub(super) fn repair(a: RepairArgs, out: &mut dyn Write) -> CliResult<i32> {
         Some(copy) => format!("Repaired the {copy} header copy.\n"),
         None => "Both header copies are valid; nothing to repair.\n".to_owned(),
     };
-    write_out(out, &msg)
+    report(out, &msg)
 }
 
 /// Prints the UUID, or sets it (confirmed).
@@ -248,14 +262,26 @@ pub(super) fn token(a: TokenArgs, out: &mut dyn Write) -> CliResult<i32> {
     };
     match a.action {
         TokenAction::Import => {
-            let bytes = read_bounded(a.json_file.as_deref(), TOKEN_JSON_MAX, "token JSON")?;
+            // `-` is standard input, as without the option.
+            let file = a
+                .json_file
+                .as_deref()
+                .filter(|p| *p != std::path::Path::new("-"));
+            let bytes = read_bounded(file, TOKEN_JSON_MAX, "token JSON")?;
             let text = String::from_utf8(bytes)
                 .map_err(|_| CliError::Usage("token JSON is not UTF-8 text".into()))?;
             let mut dev = open_luks(device, true)?;
             let id = dev
                 .import_token_json(&text, a.token_id, a.replace)
                 .map_err(CliError::luks(device))?;
-            write_out(out, &format!("Token {id} created.\n"))
+            // cryptsetup reports it with -v only.
+            match super::as_cryptsetup() {
+                true => {
+                    super::say(&format!("Token {id} created."));
+                    Ok(0)
+                }
+                false => write_out(out, &format!("Token {id} created.\n")),
+            }
         }
         TokenAction::Export => {
             let dev = open_luks(device, false)?;
@@ -271,8 +297,9 @@ pub(super) fn token(a: TokenArgs, out: &mut dyn Write) -> CliResult<i32> {
         }
         TokenAction::Remove => {
             let mut dev = open_luks(device, true)?;
-            dev.remove_token(need_id()?)
-                .map_err(CliError::luks(device))?;
+            let id = need_id()?;
+            dev.remove_token(id).map_err(CliError::luks(device))?;
+            super::say(&format!("Token {id} removed."));
             Ok(0)
         }
     }

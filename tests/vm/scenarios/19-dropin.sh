@@ -215,6 +215,9 @@ n=$((n + 3))
 # integrity mapping at a time); the tables the kernel reports and the status text agree,
 # and what the real mapping wrote, ours reads with its tags checked.
 "$(command -v integritysetup)" format -q --no-wipe $D2
+integritysetup dump $D2 > /tmp/d.real; /tmp/dropin/integritysetup dump $D2 > /tmp/d.ours
+cmp -s /tmp/d.real /tmp/d.ours || fail "integritysetup dump differs: $(diff /tmp/d.real /tmp/d.ours | grep '^[-+] ')"
+n=$((n + 1))
 integrity_same() {
     integritysetup open "$@" $D2 realint
     dmsetup table realint > /tmp/t.real
