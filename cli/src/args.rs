@@ -1099,6 +1099,13 @@ pub(crate) struct ConfigArgs {
     /// New subsystem.
     #[arg(long)]
     pub(crate) subsystem: Option<String>,
+    /// The priority of the keyslot --key-slot names: prefer (tried first), normal, or
+    /// ignore (tried only when named).
+    #[arg(long, value_name = "PRIORITY", requires = "key_slot")]
+    pub(crate) priority: Option<String>,
+    /// The keyslot --priority sets.
+    #[arg(short = 'S', long = "key-slot", value_name = "NUM")]
+    pub(crate) key_slot: Option<u32>,
     #[command(flatten)]
     pub(crate) common: Common,
     #[command(flatten)]

@@ -213,6 +213,17 @@ fn cases() -> Vec<Case> {
         after("cryptsetup config img --subsystem cryptpilot", Code, DUMP),
         after("cryptsetup config --label a --subsystem b img", Code, DUMP),
         after("cryptsetup config plain.img --label x", Code, ""),
+        // Keyslot priorities: prefer, normal (the field left out), ignore (tried only when
+        // named).
+        after("cryptsetup config --priority prefer -S 0 img", Code, DUMP),
+        after("cryptsetup config --priority ignore -S 0 img --label x", Code, DUMP),
+        with_pre("cryptsetup config --priority prefer -S 0 img", "cryptsetup config --priority normal -S 0 img", Code, DUMP),
+        with_pre("cryptsetup config --priority ignore -S 0 img", "cryptsetup open --test-passphrase img -d key", Code, ""),
+        with_pre("cryptsetup config --priority ignore -S 0 img", "cryptsetup open --test-passphrase -S 0 img -d key", Code, ""),
+        c("cryptsetup config --priority prefer -S 3 img", Code),
+        c("cryptsetup config --priority bogus -S 0 img", Code),
+        c("cryptsetup config --priority prefer img", Code),
+        c("cryptsetup config -S 0 img", Code),
         // Header backups.
         after("cryptsetup luksHeaderBackup img --header-backup-file hdr.bak", Code, "cryptsetup luksDump hdr.bak"),
         after("cryptsetup luksHeaderBackup plain.img --header-backup-file hdr.bak", Code, ""),

@@ -344,6 +344,30 @@ impl<D: BlockIo> Luks2<D> {
         self.commit(bin, self.header.meta.clone())
     }
 
+    /// Sets keyslot `slot`'s priority, as cryptsetup's `config --priority`: 0 (ignore:
+    /// tried only when named), 1 (normal: the metadata leaves the field out, as cryptsetup
+    /// writes it) or 2 (prefer: tried first).
+    ///
+    /// # Errors
+    /// [`Error::KeyslotNotFound`], [`Error::InvalidArgument`] for another priority; I/O
+    /// errors.
+    pub fn set_keyslot_priority(&mut self, slot: u32, priority: u32) -> Result<()> {
+        if priority > 2 {
+            return Err(Error::invalid(
+                "priority",
+                format!("{priority} (0 ignore, 1 normal, 2 prefer)"),
+            ));
+        }
+        self.header.ensure_writable()?;
+        let mut meta = self.header.meta.clone();
+        let ks = meta
+            .keyslots
+            .get_mut(&ObjId(slot))
+            .ok_or(Error::KeyslotNotFound(slot))?;
+        ks.priority = (priority != 1).then_some(priority);
+        self.commit(self.header.bin.clone(), meta)
+    }
+
     /// Sets the UUID (canonical text form).
     ///
     /// # Errors

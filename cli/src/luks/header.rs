@@ -242,14 +242,31 @@ pub(super) fn is_luks(a: IsLuksArgs) -> CliResult<i32> {
 /// Sets the label and/or subsystem.
 pub(super) fn config(a: ConfigArgs) -> CliResult<i32> {
     let device = a.hdr.of(&a.device);
-    if a.label.is_none() && a.subsystem.is_none() {
+    if a.label.is_none() && a.subsystem.is_none() && a.priority.is_none() {
         return Err(CliError::Usage(
-            "config needs --label and/or --subsystem".into(),
+            "Option --priority, --label or --subsystem is missing.".into(),
         ));
     }
+    let priority = match a.priority.as_deref() {
+        None => None,
+        Some("ignore") => Some(0),
+        Some("normal") => Some(1),
+        Some("prefer") => Some(2),
+        Some(_) => {
+            return Err(CliError::Usage(
+                "Option --priority can be only ignore/normal/prefer.".into(),
+            ))
+        }
+    };
     let mut dev = open_luks(device, true)?;
-    dev.set_labels(a.label.as_deref(), a.subsystem.as_deref())
-        .map_err(CliError::luks(device))?;
+    if let (Some(p), Some(slot)) = (priority, a.key_slot) {
+        dev.set_keyslot_priority(slot, p)
+            .map_err(CliError::luks(device))?;
+    }
+    if a.label.is_some() || a.subsystem.is_some() {
+        dev.set_labels(a.label.as_deref(), a.subsystem.as_deref())
+            .map_err(CliError::luks(device))?;
+    }
     Ok(0)
 }
 
