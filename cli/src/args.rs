@@ -932,6 +932,23 @@ pub(crate) struct AddKeyArgs {
     pub(crate) device: PathBuf,
     /// Key file holding the new passphrase (else asked).
     pub(crate) new_key_file: Option<PathBuf>,
+    /// The new passphrase's key file, as the argument above.
+    #[arg(
+        long = "new-keyfile",
+        value_name = "FILE",
+        conflicts_with = "new_key_file"
+    )]
+    pub(crate) new_keyfile: Option<PathBuf>,
+    /// Read at most this many bytes of the new key file.
+    #[arg(long = "new-keyfile-size", value_name = "BYTES")]
+    pub(crate) new_keyfile_size: Option<u64>,
+    /// Skip this many bytes at the start of the new key file.
+    #[arg(long = "new-keyfile-offset", value_name = "BYTES", default_value_t = 0)]
+    pub(crate) new_keyfile_offset: u64,
+    /// The keyslot for the new passphrase; --key-slot then names the keyslot to unlock
+    /// (without it, --key-slot is the new keyslot, as in older cryptsetup).
+    #[arg(long = "new-key-slot", value_name = "NUM")]
+    pub(crate) new_key_slot: Option<u32>,
     #[command(flatten)]
     pub(crate) key: KeyOpts,
     #[command(flatten)]

@@ -16,7 +16,13 @@ pub(super) fn add(a: AddKeyArgs, keys: &mut Keys) -> CliResult<i32> {
     let device = a.hdr.of(&a.device);
     let mut dev = open_any(device, true)?;
     dev.check_pbkdf(&a.pbkdf)?;
-    if a.key.key_slot.is_some() && as_cryptsetup() {
+    // --new-key-slot names the new keyslot and leaves --key-slot to the unlock; alone,
+    // --key-slot is the new keyslot (cryptsetup warns so).
+    let (new_slot, unlock_slot) = match a.new_key_slot {
+        Some(n) => (Some(n), a.key.key_slot),
+        None => (a.key.key_slot, None),
+    };
+    if a.new_key_slot.is_none() && a.key.key_slot.is_some() && as_cryptsetup() {
         println!("WARNING: The --key-slot parameter is used for new keyslot number.");
     }
     let vk = match &a.volume_key_file {
@@ -27,14 +33,14 @@ pub(super) fn add(a: AddKeyArgs, keys: &mut Keys) -> CliResult<i32> {
         }
         None => {
             let pass = keys.existing(&a.key, "Enter any existing passphrase: ")?;
-            dev.unlock(device, &pass, None, &a.key)?.1
+            dev.unlock(device, &pass, unlock_slot, &a.key)?.1
         }
     };
-    let new = keys.new_passphrase(
-        a.new_key_file.as_deref(),
-        "Enter new passphrase for key slot: ",
-    )?;
-    let slot = dev.add_keyslot(device, &vk, &new, a.key.key_slot, &a.pbkdf)?;
+    let new = match a.new_key_file.as_deref().or(a.new_keyfile.as_deref()) {
+        Some(f) => Keys::new_from_file(f, a.new_keyfile_offset, a.new_keyfile_size)?,
+        None => keys.new_passphrase(None, "Enter new passphrase for key slot: ")?,
+    };
+    let slot = dev.add_keyslot(device, &vk, &new, new_slot, &a.pbkdf)?;
     say(&format!("Key slot {slot} created."));
     Ok(0)
 }
