@@ -659,6 +659,9 @@ pub(crate) enum LuksCommand {
     RemoveKey(RemoveKeyArgs),
     /// Change the passphrase of a keyslot (kept under the same number).
     ChangeKey(ChangeKeyArgs),
+    /// Give the keyslot the passphrase opens new key derivation costs (--pbkdf,
+    /// --iter-time, ...), the passphrase unchanged (LUKS2; cryptsetup luksConvertKey).
+    ConvertKey(ConvertKeyArgs),
     /// Wipe keyslot SLOT. Asks for a remaining passphrase unless --batch-mode.
     KillSlot(KillSlotArgs),
     /// Suspend the mapping NAME and wipe its key from the kernel (cryptsetup's
@@ -985,6 +988,21 @@ pub(crate) struct ChangeKeyArgs {
     pub(crate) device: PathBuf,
     /// Key file holding the new passphrase (else asked).
     pub(crate) new_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) key: KeyOpts,
+    #[command(flatten)]
+    pub(crate) pbkdf: PbkdfOpts,
+    #[command(flatten)]
+    pub(crate) common: Common,
+    #[command(flatten)]
+    pub(crate) hdr: HeaderOpt,
+}
+
+/// `luks convert-key`.
+#[derive(Debug, Args)]
+pub(crate) struct ConvertKeyArgs {
+    /// LUKS2 device.
+    pub(crate) device: PathBuf,
     #[command(flatten)]
     pub(crate) key: KeyOpts,
     #[command(flatten)]

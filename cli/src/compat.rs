@@ -319,6 +319,7 @@ fn verb(tool: Tool, action: &str, ty: Option<&str>) -> Result<(Vec<&'static str>
         (Tool::Cryptsetup, "luksAddKey") => vec!["luks", "add-key"],
         (Tool::Cryptsetup, "luksRemoveKey") => vec!["luks", "remove-key"],
         (Tool::Cryptsetup, "luksChangeKey") => vec!["luks", "change-key"],
+        (Tool::Cryptsetup, "luksConvertKey") => vec!["luks", "convert-key"],
         (Tool::Cryptsetup, "luksKillSlot") => vec!["luks", "kill-slot"],
         (Tool::Cryptsetup, "erase" | "luksErase") => vec!["luks", "erase"],
         (Tool::Cryptsetup, "luksSuspend") => vec!["luks", "suspend"],
@@ -414,6 +415,10 @@ pub(crate) fn usage(tool: Tool) -> String {
             (
                 "luksChangeKey <device> [<key file>]",
                 "changes supplied key or key file of LUKS device",
+            ),
+            (
+                "luksConvertKey <device> [<key file>]",
+                "converts a key to new pbkdf parameters",
             ),
             (
                 "luksKillSlot <device> <key slot>",
@@ -596,7 +601,10 @@ pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refuse
         argv.push("--".into());
         argv.extend(pos);
     }
-    let luks2_only = matches!(verb.as_slice(), ["luks", "config" | "token"]);
+    let luks2_only = matches!(
+        verb.as_slice(),
+        ["luks", "config" | "token" | "convert-key"]
+    );
     Ok(Request::Run {
         argv,
         verbose,

@@ -190,6 +190,11 @@ fn cases() -> Vec<Case> {
         after("cryptsetup luksAddKey {FAST} --new-keyfile key2 --new-keyfile-size 3 img -d key", Code, "cryptsetup open --test-passphrase -v img -d key2 --keyfile-size 3"),
         after("cryptsetup luksAddKey {FAST} --new-keyfile-offset 2 img key2 -d key", Code, "cryptsetup open --test-passphrase -v img -d key2 --keyfile-offset 2"),
         c("cryptsetup luksAddKey {FAST} --new-key-slot 0 img key2 -d key", Code),
+        // luksConvertKey: new key derivation costs, the passphrase kept (LUKS2 only).
+        after("cryptsetup -v luksConvertKey --pbkdf pbkdf2 --pbkdf-force-iterations 2000 img -d key", Stdout, DUMP),
+        after("cryptsetup luksConvertKey -S 0 --pbkdf argon2i --pbkdf-memory 32 --pbkdf-force-iterations 4 img -d key", Code, "cryptsetup open --test-passphrase -v img -d key"),
+        after("cryptsetup luksConvertKey --pbkdf pbkdf2 --pbkdf-force-iterations 2000 img -d bad", Stderr, DUMP),
+        c("cryptsetup luksConvertKey --pbkdf pbkdf2 --pbkdf-force-iterations 2000 luks1.img -d key", Stderr),
         c("cryptsetup luksAddKey {FAST} --new-key-slot 40 img key2 -d key", Code),
         after("cryptsetup luksAddKey {FAST} --new-key-slot 2 luks1.img key2 -d key", Code, "cryptsetup luksDump luks1.img"),
         after("cryptsetup luksAddKey {FAST} img key2 -d bad", Code, DUMP),

@@ -1,8 +1,13 @@
 //! `luks add-key`, `remove-key`, `change-key` and `kill-slot`, on LUKS2 and LUKS1.
 
 use super::any::open_any;
-use super::{as_cryptsetup, confirm_as, read_volume_key, report_unlocked, say, Abort};
-use crate::args::{AddKeyArgs, ChangeKeyArgs, EraseArgs, KillSlotArgs, RemoveKeyArgs};
+use super::{
+    as_cryptsetup, confirm_as, keyslot_options, open_luks, read_volume_key, report_unlocked, say,
+    Abort,
+};
+use crate::args::{
+    AddKeyArgs, ChangeKeyArgs, ConvertKeyArgs, EraseArgs, KillSlotArgs, RemoveKeyArgs,
+};
 use crate::error::{CliError, CliResult};
 use crate::keys::Keys;
 
@@ -76,6 +81,23 @@ pub(super) fn change(a: ChangeKeyArgs, keys: &mut Keys) -> CliResult<i32> {
     report_unlocked(slot);
     let new = keys.new_passphrase(a.new_key_file.as_deref(), "Enter new passphrase: ")?;
     let slot = dev.change_keyslot(device, slot, &vk, &new, &a.pbkdf, a.key.key_slot.is_some())?;
+    say(&format!("Key slot {slot} created."));
+    Ok(0)
+}
+
+/// New key derivation costs for the keyslot the passphrase opens (LUKS2), the passphrase and
+/// keyslot number kept.
+pub(super) fn convert(a: ConvertKeyArgs, keys: &mut Keys) -> CliResult<i32> {
+    let device = a.hdr.of(&a.device);
+    let mut dev = open_luks(device, true)?;
+    let pass = keys.existing(&a.key, "Enter passphrase for keyslot to be converted: ")?;
+    // No "unlocked" report: cryptsetup -v says only that the keyslot was created.
+    let (slot, vk) = dev
+        .unlock(&pass, a.key.key_slot, &a.key.kdf_limits())
+        .map_err(CliError::luks(device))?;
+    let opts = keyslot_options(&a.pbkdf)?;
+    dev.change_keyslot(slot, &vk, &pass, &opts)
+        .map_err(CliError::luks(device))?;
     say(&format!("Key slot {slot} created."));
     Ok(0)
 }

@@ -286,6 +286,7 @@ pub(crate) fn run(cmd: Luks, out: &mut dyn Write) -> CliResult<i32> {
         Luks::AddKey(a) => keyslots::add(a, keys),
         Luks::RemoveKey(a) => keyslots::remove(a, keys),
         Luks::ChangeKey(a) => keyslots::change(a, keys),
+        Luks::ConvertKey(a) => keyslots::convert(a, keys),
         Luks::KillSlot(a) => keyslots::kill(a, keys),
         Luks::Erase(a) => keyslots::erase(a),
         Luks::Suspend(a) => crate::mapping::suspend(&a.name),
