@@ -730,6 +730,10 @@ pub(crate) struct FormatArgs {
     pub(crate) pbkdf: PbkdfOpts,
     #[command(flatten)]
     pub(crate) new: NewVolumeOpts,
+    /// Align the data to a multiple of this many 512-byte sectors, past the header's
+    /// areas (cryptsetup's --align-payload; 0 is the default alignment).
+    #[arg(long = "align-payload", value_name = "SECTORS")]
+    pub(crate) align_payload: Option<u64>,
     /// Use the volume key in this file instead of a random one.
     #[arg(long = "volume-key-file", value_name = "FILE")]
     pub(crate) volume_key_file: Option<PathBuf>,

@@ -347,6 +347,13 @@ fn cases() -> Vec<Case> {
         // keyslot: we refuse before writing.
         c("cryptsetup luksFormat -q --type luks1 --pbkdf argon2id blank.img key", Unsupported("PBKDF")),
         c("cryptsetup luksFormat -q --type luks1 {FAST} --sector-size 4096 blank.img key", Code),
+        // --align-payload: the data at the first multiple past the header's areas.
+        after("cryptsetup luksFormat -q {FAST} --align-payload 3000 blank.img key", Code, BDUMP),
+        after("cryptsetup luksFormat -q {FAST} --align-payload 8192 blank.img key", Code, BDUMP),
+        // cryptsetup leaves no data area here (the data offset is the device's end).
+        c("cryptsetup luksFormat -q {FAST} --align-payload 65536 blank.img key", Unsupported("too small")),
+        after("cryptsetup luksFormat -q --type luks1 {FAST} --align-payload 3000 blank.img key", Code, BDUMP),
+        c("cryptsetup luksFormat -q {FAST} --align-payload 8 --offset 40000 blank.img key", Code),
         // A key size the cipher does not take: refused before the header is written.
         after("cryptsetup luksFormat -q --type luks1 {FAST} -s 384 blank.img key", Code, BDUMP),
         c("cryptsetup luksFormat -q --type luks1 {FAST} --offset 16 blank.img key", Code),

@@ -61,6 +61,37 @@ fn format<'a>(
     if let Some(kind) = a.integrity {
         with_integrity(&mut opts, kind)?;
     }
+    if let Some(align) = a.align_payload.filter(|&n| n > 0) {
+        if a.new.offset.is_some() {
+            return Err(CliError::Usage(
+                "Options --align-payload and --offset cannot be combined.".into(),
+            ));
+        }
+        if a.hdr.header.is_some() {
+            return Err(CliError::Usage(
+                "--align-payload with a detached --header is not supported".into(),
+            ));
+        }
+        // The first multiple of the alignment past the keyslots (LUKS1) or the default
+        // header areas (LUKS2), as cryptsetup places it.
+        let unit = align
+            .checked_mul(512)
+            .ok_or_else(|| CliError::Usage(format!("--align-payload {align} is too large")))?;
+        let base = match luks1 {
+            true => luks2::luks1::planned_header_size(&opts),
+            false => opts.planned_data_offset(),
+        }
+        .map_err(CliError::luks(&a.device))?;
+        opts.data_offset = Some(
+            base.div_ceil(unit)
+                .checked_mul(unit)
+                .ok_or_else(|| CliError::Usage(format!("--align-payload {align} is too large")))?,
+        );
+        // The keyslots area keeps its default size; only the data moves.
+        if !luks1 && opts.keyslots_size.is_none() {
+            opts.keyslots_size = Some(base.saturating_sub(2 * opts.metadata_size));
+        }
+    }
     if let Some(f) = &a.volume_key_file {
         opts.volume_key = Some(read_volume_key(f)?);
     }
