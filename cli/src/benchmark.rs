@@ -137,7 +137,9 @@ fn argon2_line(kind: PbkdfKind, a: &BenchmarkArgs) -> KdfLine {
 
 /// MiB/s of `cipher` (a full specification) each way, on `threads` threads.
 fn speed(a: &BenchmarkArgs, cipher: &str, key_bits: u32, threads: usize) -> Option<(f64, f64)> {
-    let duration = Duration::from_secs_f64(a.seconds.clamp(0.01, 60.0));
+    // NaN is not clamped: it takes the default.
+    let seconds = if a.seconds.is_nan() { 0.5 } else { a.seconds };
+    let duration = Duration::from_secs_f64(seconds.clamp(0.01, 60.0));
     let key_len = usize::try_from(key_bits / 8).ok()?;
     let (enc, dec) =
         luks2::sector::throughput(cipher, key_len, a.sector_size, threads, duration).ok()?;
@@ -225,7 +227,8 @@ fn kdf_json(line: &KdfLine, key_bits: u32) -> serde_json::Value {
 /// Runs the benchmark `a` asks for. Exit 1 when the one thing asked for is not available
 /// (and, as cryptsetup, when its table's last cipher is not).
 pub(crate) fn run(a: &BenchmarkArgs, out: &mut dyn Write) -> CliResult<i32> {
-    let key_bits = a.key_size.unwrap_or(256);
+    // 0 is the default, as cryptsetup reads it.
+    let key_bits = a.key_size.filter(|&k| k > 0).unwrap_or(256);
     if !key_bits.is_multiple_of(8) {
         return Err(CliError::Usage(
             "Key size must be a multiple of 8 bits".into(),
@@ -275,7 +278,9 @@ pub(crate) fn run(a: &BenchmarkArgs, out: &mut dyn Write) -> CliResult<i32> {
     };
     if let Plan::Cipher(c) = &plan {
         if rows.iter().all(|r| r.speed.is_none()) {
-            write_out(out, &text)?;
+            if !a.json {
+                write_out(out, &text)?;
+            }
             eprintln!("Cipher {c} (with {key_bits} bits key) is not available.");
             return Ok(1);
         }

@@ -192,8 +192,13 @@ pub(crate) enum Request {
     },
     /// Print this to standard output and exit 0 (`--version`, `--help`).
     Print(String),
-    /// The tool's own refusal: this line on standard error, and its exit code.
-    Fail { line: String, code: i32 },
+    /// The tool's own refusal: this line on standard error, and its exit code (with `-v`,
+    /// cryptsetup's "Command failed" line too).
+    Fail {
+        line: String,
+        code: i32,
+        verbose: bool,
+    },
 }
 
 /// The header at `device` must be of LUKS type `ty` (`luks`, `luks1`, `luks2`; any other
@@ -558,6 +563,7 @@ pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refuse
             return Ok(Request::Fail {
                 line: "Only one device argument for isLuks operation is supported.".into(),
                 code: crate::error::code::WRONG_DEVICE,
+                verbose: opts.iter().any(|o| o.long == "verbose"),
             });
         }
         pos.truncate(n);
@@ -737,7 +743,7 @@ mod tests {
                 .collect::<Vec<_>>()
                 .join(" ")),
             Ok(Request::Print(p)) => Ok(p),
-            Ok(Request::Fail { line, code }) => Err(format!("{line} (exit {code})")),
+            Ok(Request::Fail { line, code, .. }) => Err(format!("{line} (exit {code})")),
             Err(Refused(m)) => Err(m),
         }
     }

@@ -182,7 +182,7 @@ impl fmt::Display for CliError {
             CliError::Aborted("", _) => f.write_str("operation aborted; nothing was changed"),
             CliError::Aborted(m, _) => f.write_str(m),
             CliError::PassphraseMismatch => f.write_str("passphrases do not match"),
-            CliError::WrongType { device, ty } => match ty.as_str() {
+            CliError::WrongType { device, ty } => match ty.to_ascii_lowercase().as_str() {
                 "luks1" | "luks2" => write!(
                     f,
                     "{}: not a {} device (--type {ty} was asked for)",

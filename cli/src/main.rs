@@ -102,8 +102,18 @@ fn main() {
                 type_check = check;
                 luks::cryptsetup_conventions(tool == compat::Tool::Cryptsetup, verbose);
             }
-            Ok(compat::Request::Fail { line, code }) => {
+            Ok(compat::Request::Fail {
+                line,
+                code,
+                verbose,
+            }) => {
                 eprintln!("{}", error::escape_controls(&line));
+                if verbose {
+                    println!(
+                        "Command failed with code -{code} ({}).",
+                        compat::failure_words(code)
+                    );
+                }
                 std::process::exit(code);
             }
             Err(compat::Refused(why)) => {

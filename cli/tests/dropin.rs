@@ -194,6 +194,10 @@ fn cases() -> Vec<Case> {
         after("cryptsetup -v luksConvertKey --pbkdf pbkdf2 --pbkdf-force-iterations 2000 img -d key", Stdout, DUMP),
         after("cryptsetup luksConvertKey -S 0 --pbkdf argon2i --pbkdf-memory 32 --pbkdf-force-iterations 4 img -d key", Code, "cryptsetup open --test-passphrase -v img -d key"),
         after("cryptsetup luksConvertKey --pbkdf pbkdf2 --pbkdf-force-iterations 2000 img -d bad", Stderr, DUMP),
+        after("cryptsetup luksConvertKey -S 5 --pbkdf pbkdf2 --pbkdf-force-iterations 2000 img -d key", Code, DUMP),
+        c("cryptsetup -v isLuks img extra", Stdout),
+        c("cryptsetup luksDump --type LUKS2 img", Stdout),
+        c("cryptsetup benchmark --hash sha1 -s 0", Measured),
         c("cryptsetup luksConvertKey --pbkdf pbkdf2 --pbkdf-force-iterations 2000 luks1.img -d key", Stderr),
         c("cryptsetup luksAddKey {FAST} --new-key-slot 40 img key2 -d key", Code),
         after("cryptsetup luksAddKey {FAST} --new-key-slot 2 luks1.img key2 -d key", Code, "cryptsetup luksDump luks1.img"),
@@ -411,8 +415,6 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// Masks what differs between two runs of the same command: UUIDs, hex byte groups (salts,
-/// digests), base64 salts and digests, and calibrated iteration counts.
 /// benchmark's output with the measured counts (and the padding they take) masked: the
 /// words before `iterations` and `memory,` on key derivation lines.
 fn mask_measured(s: &str) -> String {
@@ -436,6 +438,8 @@ fn mask_measured(s: &str) -> String {
     out
 }
 
+/// Masks what differs between two runs of the same command: UUIDs, hex byte groups (salts,
+/// digests), base64 salts and digests, and calibrated iteration counts.
 fn mask(s: &str) -> String {
     let mut out = String::new();
     for line in s.lines() {

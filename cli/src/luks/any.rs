@@ -32,8 +32,9 @@ pub(crate) fn open_any(path: &Path, write: bool) -> CliResult<AnyLuks> {
 /// a valid LUKS device", exit 1.
 pub(crate) fn check_type(path: &Path, f: &mut File, ty: &str) -> CliResult {
     let v1 = starts_luks1(f);
-    match (ty, v1) {
-        ("luks", _) | ("luks1", true) | ("luks2", false) => Ok(()),
+    // cryptsetup compares the names without case; an empty one is any LUKS.
+    match (ty.to_ascii_lowercase().as_str(), v1) {
+        ("" | "luks", _) | ("luks1", true) | ("luks2", false) => Ok(()),
         _ => Err(CliError::WrongType {
             device: path.to_owned(),
             ty: ty.to_owned(),

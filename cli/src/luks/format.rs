@@ -114,6 +114,10 @@ fn format<'a>(
         let mut data = open_device(&a.device, false, false)?;
         let size = luks2::BlockIo::size(&mut data).map_err(CliError::device(&a.device, "read"))?;
         opts.detached_data_size = Some(size);
+        // Refused before the header file is created or grown.
+        if luks1 {
+            luks2::luks1::check(&opts).map_err(CliError::luks(header))?;
+        }
         let size = match luks1 {
             true => luks2::luks1::planned_header_size(&opts),
             false => opts.planned_header_size(),
@@ -123,6 +127,9 @@ fn format<'a>(
             *created = Some(header);
         }
         header_size = Some(size);
+    } else if luks1 {
+        // Refused before the questions and the passphrase.
+        luks2::luks1::check(&opts).map_err(CliError::luks(&a.device))?;
     }
     let device = a.hdr.of(&a.device);
     let mut f = open_device(device, true, true)?;

@@ -90,12 +90,18 @@ pub(super) fn change(a: ChangeKeyArgs, keys: &mut Keys) -> CliResult<i32> {
 pub(super) fn convert(a: ConvertKeyArgs, keys: &mut Keys) -> CliResult<i32> {
     let device = a.hdr.of(&a.device);
     let mut dev = open_luks(device, true)?;
+    // The new costs and the keyslot are checked before the passphrase is asked for.
+    let opts = keyslot_options(&a.pbkdf)?;
+    if let Some(s) = a.key.key_slot {
+        if !dev.header().keyslot_ids().contains(&s) {
+            return Err(CliError::luks(device)(luks2::Error::KeyslotNotFound(s)));
+        }
+    }
     let pass = keys.existing(&a.key, "Enter passphrase for keyslot to be converted: ")?;
     // No "unlocked" report: cryptsetup -v says only that the keyslot was created.
     let (slot, vk) = dev
         .unlock(&pass, a.key.key_slot, &a.key.kdf_limits())
         .map_err(CliError::luks(device))?;
-    let opts = keyslot_options(&a.pbkdf)?;
     dev.change_keyslot(slot, &vk, &pass, &opts)
         .map_err(CliError::luks(device))?;
     say(&format!("Key slot {slot} created."));

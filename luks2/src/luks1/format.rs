@@ -59,23 +59,12 @@ fn keyslot_area(key_bytes: u32) -> u64 {
     align_up(af_sectors_bytes(key_bytes, AF_STRIPES), AREA_ALIGN)
 }
 
-/// Writes a LUKS1 header to `io` with `passphrase` in keyslot `opts.keyslot_id`, as cryptsetup
-/// 2.6 does: keyslot areas from 4 KiB, each rounded up to 4 KiB; the data at `data_offset`
-/// or aligned to 1 MiB after them (with a detached header, `detached_data_size` set: at
-/// `data_offset` on the data device, 0 by default). The header area is zeroed and the
-/// keyslot areas filled with random bytes first. One hash (`digest_hash`) serves the volume
-/// key digest, the AF splitter and the keyslots' PBKDF2, as LUKS1 has one.
+/// Refuses options a LUKS1 header cannot hold, as [`format`] would, without touching any
+/// device: callers check before they create or grow a detached header file.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] for what LUKS1 cannot hold (a KDF other than PBKDF2, integrity,
-/// labels, a sector size other than 512, a key over 512 bytes, a cipher without a mode, a
-/// keyslot above 7, a data offset inside the keyslots); [`Error::DeviceTooSmall`] when no
-/// data would fit; I/O errors.
-pub fn format<D: BlockIo>(
-    mut io: D,
-    opts: &FormatOptions,
-    passphrase: &Passphrase,
-) -> Result<(Luks1<D>, VolumeKey)> {
+/// As [`format`]'s [`Error::InvalidArgument`]s.
+pub fn check(opts: &FormatOptions) -> Result<()> {
     let refuse = |name, why: &str| Err(Error::invalid(name, format!("{why} (LUKS1)")));
     if opts.keyslot.pbkdf.kind != PbkdfKind::Pbkdf2 {
         return refuse("pbkdf", "keyslots use pbkdf2 only; argon2 needs LUKS2");
@@ -96,6 +85,45 @@ pub fn format<D: BlockIo>(
     // (or a key size it does not take) is refused before anything is written.
     crate::format::check_cipher(opts)?;
     let key_bytes = key_bytes(opts)?;
+    if !opts.cipher.contains('-') {
+        return Err(Error::invalid(
+            "cipher",
+            format!("'{}' has no mode", opts.cipher),
+        ));
+    }
+    // cryptsetup: "Data offset for LUKS header must be either 0 or higher than header size."
+    let end = keyslots_end(key_bytes);
+    match (opts.detached_data_size, opts.data_offset) {
+        (Some(_), Some(off)) if off != 0 && off < end => Err(Error::invalid(
+            "data offset",
+            format!(
+                "{off} bytes: with a detached header it must be 0 or at least the header's \
+                 {end} bytes"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Writes a LUKS1 header to `io` with `passphrase` in keyslot `opts.keyslot_id`, as cryptsetup
+/// 2.6 does: keyslot areas from 4 KiB, each rounded up to 4 KiB; the data at `data_offset`
+/// or aligned to 1 MiB after them (with a detached header, `detached_data_size` set: at
+/// `data_offset` on the data device, 0 by default). The header area is zeroed and the
+/// keyslot areas filled with random bytes first. One hash (`digest_hash`) serves the volume
+/// key digest, the AF splitter and the keyslots' PBKDF2, as LUKS1 has one.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for what LUKS1 cannot hold (a KDF other than PBKDF2, integrity,
+/// labels, a sector size other than 512, a key over 512 bytes, a cipher without a mode, a
+/// keyslot above 7, a data offset inside the keyslots); [`Error::DeviceTooSmall`] when no
+/// data would fit; I/O errors.
+pub fn format<D: BlockIo>(
+    mut io: D,
+    opts: &FormatOptions,
+    passphrase: &Passphrase,
+) -> Result<(Luks1<D>, VolumeKey)> {
+    check(opts)?;
+    let key_bytes = key_bytes(opts)?;
     let (name, mode) = opts
         .cipher
         .split_once('-')
@@ -107,17 +135,6 @@ pub fn format<D: BlockIo>(
         .size()
         .map_err(|e| Error::io("reading the device size", e))?;
     let payload = match (opts.detached_data_size, opts.data_offset) {
-        // cryptsetup: "Data offset for LUKS header must be either 0 or higher than header
-        // size."
-        (Some(_), Some(off)) if off != 0 && off < keyslots_end => {
-            return Err(Error::invalid(
-                "data offset",
-                format!(
-                    "{off} bytes: with a detached header it must be 0 or at least the \
-                     header's {keyslots_end} bytes"
-                ),
-            ))
-        }
         (Some(_), off) => off.unwrap_or(0),
         (None, Some(off)) if off < keyslots_end => {
             return Err(Error::invalid(

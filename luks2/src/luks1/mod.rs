@@ -685,7 +685,7 @@ impl Luks1Header {
 }
 
 mod format;
-pub use format::{format, planned_header_size};
+pub use format::{check, format, planned_header_size};
 
 #[cfg(test)]
 mod tests;
