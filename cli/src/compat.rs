@@ -674,7 +674,10 @@ fn tool_line(e: &CliError, luks2_only: bool) -> Option<String> {
         CliError::Activate(A::Dm {
             source: D::NoDeviceMapper,
             ..
-        }) => "Cannot initialize device-mapper. Is dm_mod kernel module loaded?".into(),
+        }) => match nix::unistd::geteuid().is_root() {
+            true => "Cannot initialize device-mapper. Is dm_mod kernel module loaded?".into(),
+            false => "Cannot initialize device-mapper, running as non-root user.".into(),
+        },
         CliError::Activate(A::Suspend { name, refusal }) => {
             use activate::SuspendRefusal as R;
             match refusal {

@@ -27,7 +27,8 @@ impl Keys {
         let size = size.filter(|&n| n > 0);
         if size.is_some_and(|n| n > KEYFILE_MAX) {
             return Err(CliError::Usage(format!(
-                "--keyfile-size is larger than the {KEYFILE_MAX}-byte maximum"
+                "a key file size of {} bytes is larger than the {KEYFILE_MAX}-byte maximum",
+                size.unwrap_or(0)
             )));
         }
         let limit = size.unwrap_or(KEYFILE_MAX);

@@ -260,8 +260,13 @@ pub(super) fn config(a: ConfigArgs) -> CliResult<i32> {
     };
     let mut dev = open_luks(device, true)?;
     if let (Some(p), Some(slot)) = (priority, a.key_slot) {
-        dev.set_keyslot_priority(slot, p)
-            .map_err(CliError::luks(device))?;
+        dev.set_keyslot_priority(slot, p).map_err(|e| match e {
+            // cryptsetup fails silently on a keyslot that is not active.
+            luks2::Error::KeyslotNotFound(_) if super::as_cryptsetup() => {
+                CliError::Aborted("", code::FAILURE)
+            }
+            e => CliError::luks(device)(e),
+        })?;
     }
     if a.label.is_some() || a.subsystem.is_some() {
         dev.set_labels(a.label.as_deref(), a.subsystem.as_deref())
