@@ -1140,7 +1140,7 @@ pub(crate) struct ConfigArgs {
     pub(crate) subsystem: Option<String>,
     /// The priority of the keyslot --key-slot names: prefer (tried first), normal, or
     /// ignore (tried only when named).
-    #[arg(long, value_name = "PRIORITY", requires = "key_slot")]
+    #[arg(long, value_name = "PRIORITY")]
     pub(crate) priority: Option<String>,
     /// The keyslot --priority sets.
     #[arg(short = 'S', long = "key-slot", value_name = "NUM")]

@@ -258,6 +258,9 @@ pub(super) fn config(a: ConfigArgs) -> CliResult<i32> {
             ))
         }
     };
+    if priority.is_some() && a.key_slot.is_none() {
+        return Err(CliError::Usage("Keyslot specification is required.".into()));
+    }
     let mut dev = open_luks(device, true)?;
     if let (Some(p), Some(slot)) = (priority, a.key_slot) {
         dev.set_keyslot_priority(slot, p).map_err(|e| match e {
