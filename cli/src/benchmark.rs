@@ -102,6 +102,14 @@ fn pbkdf2_line(hash: Option<&str>, key_len: usize) -> KdfLine {
     }
 }
 
+/// `--iter-time` in milliseconds; cryptsetup's 0 is its default, 2000.
+fn iter_time_ms(a: &BenchmarkArgs) -> u32 {
+    match a.iter_time {
+        0 => 2000,
+        t => t,
+    }
+}
+
 /// Argon2's costs calibrated to `--iter-time` under the memory ceiling, as a new keyslot's.
 fn argon2_line(kind: PbkdfKind, a: &BenchmarkArgs) -> KdfLine {
     let name = match kind {
@@ -110,11 +118,7 @@ fn argon2_line(kind: PbkdfKind, a: &BenchmarkArgs) -> KdfLine {
     };
     let params = PbkdfParams {
         kind,
-        // cryptsetup's 0 is its default time.
-        iter_time: Duration::from_millis(u64::from(match a.iter_time {
-            0 => 2000,
-            t => t,
-        })),
+        iter_time: Duration::from_millis(u64::from(iter_time_ms(a))),
         memory_kib: a.pbkdf_memory,
         parallel: a.pbkdf_parallel,
         force_iterations: None,
@@ -236,7 +240,7 @@ pub(crate) fn run(a: &BenchmarkArgs, out: &mut dyn Write) -> CliResult<i32> {
     }
     let key_len = (key_bits / 8) as usize;
     let cryptsetup = crate::luks::as_cryptsetup();
-    let iter_time = if a.iter_time == 0 { 2000 } else { a.iter_time };
+    let iter_time = iter_time_ms(a);
     let plan = plan(a)?;
     let mut text = String::from("# Tests are approximate using memory only (no storage IO).\n");
     let mut json_rows = Vec::new();
