@@ -696,18 +696,20 @@ pub(crate) enum LuksCommand {
     Write(WriteArgs),
     /// Token JSON: import (from standard input), export (to standard output), remove.
     Token(TokenArgs),
-    /// Convert a LUKS1 volume to LUKS2 in place (`--type luks2`), as cryptsetup convert: the
-    /// keyslots move 28 KiB up for the LUKS2 header copies, keys and data stay. Back up the
-    /// header first (an interruption midway can leave neither format openable).
+    /// Convert a LUKS1 volume to LUKS2 in place (`--type luks2`) or back (`--type luks1`), as
+    /// cryptsetup convert: the keyslots move 28 KiB up for the LUKS2 header copies (or down
+    /// again), keys and data stay. LUKS1 takes PBKDF2 keyslots 0-7, 512-byte sectors and no
+    /// tokens. Back up the header first (an interruption midway can leave neither format
+    /// openable).
     Convert(ConvertArgs),
 }
 
 /// `luks convert`.
 #[derive(Debug, Args)]
 pub(crate) struct ConvertArgs {
-    /// LUKS1 device.
+    /// LUKS device.
     pub(crate) device: PathBuf,
-    /// The format to convert to: luks2.
+    /// The format to convert to: luks2 or luks1.
     #[arg(long = "type", value_name = "TYPE")]
     pub(crate) kind: String,
     #[command(flatten)]

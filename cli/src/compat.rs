@@ -401,10 +401,7 @@ pub(crate) fn usage(tool: Tool) -> String {
             ("status <name>", "show device status"),
             ("benchmark", "benchmark cipher"),
             ("repair <device>", "try to repair on-disk metadata"),
-            (
-                "convert <device> --type luks2",
-                "convert LUKS1 to LUKS2 format",
-            ),
+            ("convert <device>", "convert LUKS from/to LUKS2 format"),
             (
                 "luksFormat <device> [<new key file>]",
                 "formats a LUKS device",
@@ -669,6 +666,12 @@ fn tool_line(e: &CliError, luks2_only: bool) -> Option<String> {
             ),
             L::KeyslotNotFound(n) => format!("Keyslot {n} is not active."),
             L::KeyslotInUse(n) => format!("Key slot {n} is full, please select another one."),
+            L::NotLuks1Compatible(why) => {
+                format!(
+                    "Cannot convert to LUKS1 format - {}.",
+                    why.cryptsetup_reason()?
+                )
+            }
             _ => return None,
         },
         CliError::Activate(A::Dm {
@@ -717,7 +720,7 @@ fn tool_line(e: &CliError, luks2_only: bool) -> Option<String> {
             D::Busy { .. } => format!("Device {name} is still in use."),
             _ => return None,
         },
-        CliError::Aborted(m, _) => (*m).to_owned(),
+        CliError::Aborted(m, _) | CliError::Stated(m) => (*m).to_owned(),
         CliError::NothingToRead(_) => "Nothing to read on input.".into(),
         CliError::PassphraseMismatch => "Passphrases do not match.".into(),
         CliError::File { what, .. } if what.contains("key file") => {

@@ -39,6 +39,11 @@ pub(crate) enum CliError {
     Usage(String),
     /// The operation was refused or not confirmed; nothing was changed.
     Refused(String),
+    /// A refusal worded as cryptsetup words it (a sentence, printed alone under a drop-in
+    /// name); nothing was changed.
+    Stated(&'static str),
+    /// The device is in use (mapped), so it must not change (exit 5, as cryptsetup's busy).
+    Busy(String),
     /// The passphrase typed twice was not the same (cryptsetup: exit 2).
     PassphraseMismatch,
     /// The passphrase source gave nothing (an empty key file, or no line on standard input).
@@ -94,7 +99,11 @@ impl CliError {
             CliError::Fde(fde::Error::Volume(volumes::Error::Provider(e))) => provider_code(e),
             CliError::Fde(fde::Error::Volume(volumes::Error::Activate(e))) => activation_code(e),
             CliError::Fde(_) => code::FAILURE,
-            CliError::Usage(_) | CliError::Refused(_) | CliError::WrongType { .. } => code::FAILURE,
+            CliError::Usage(_)
+            | CliError::Refused(_)
+            | CliError::Stated(_)
+            | CliError::WrongType { .. } => code::FAILURE,
+            CliError::Busy(_) => code::BUSY,
             CliError::Aborted(_, code) => *code,
             CliError::NothingToRead(_) => code::FAILURE,
             CliError::PassphraseMismatch => code::PERMISSION,
@@ -178,7 +187,8 @@ impl fmt::Display for CliError {
             CliError::Provider(e) => write!(f, "{e}"),
             CliError::Volume(e) => write!(f, "{e}"),
             CliError::Fde(e) => write!(f, "{e}"),
-            CliError::Usage(m) | CliError::Refused(m) => f.write_str(m),
+            CliError::Usage(m) | CliError::Refused(m) | CliError::Busy(m) => f.write_str(m),
+            CliError::Stated(m) => f.write_str(m),
             CliError::Aborted("", _) => f.write_str("operation aborted; nothing was changed"),
             CliError::Aborted(m, _) => f.write_str(m),
             CliError::PassphraseMismatch => f.write_str("passphrases do not match"),
@@ -206,6 +216,8 @@ impl std::error::Error for CliError {
             CliError::Provider(_)
             | CliError::Usage(_)
             | CliError::Refused(_)
+            | CliError::Stated(_)
+            | CliError::Busy(_)
             | CliError::Aborted(..)
             | CliError::NothingToRead(_)
             | CliError::WrongType { .. }

@@ -273,12 +273,13 @@ fn conversion_to_luks2_equals_cryptsetups() {
         cryptsetup(&["convert", "-q", "--type", "luks2", &img]).code,
         0
     );
-    // Only LUKS2 is a target.
+    // A LUKS1 volume is already LUKS1.
     fails_cleanly(
         &ours(&["convert", "-q", "--type", "luks1", &img]),
         1,
-        "not supported",
+        "already LUKS1",
     );
+    assert_eq!(contents(&img), before);
 }
 
 #[test]

@@ -653,7 +653,7 @@ fn default_area_cipher(h: &Header, key_size: usize) -> (String, usize) {
 
 /// First 4 KiB-aligned gap of `size` bytes in the keyslots area, outside the keyslots' areas
 /// and the byte ranges in `avoid`.
-fn free_area(h: &Header, size: u64, avoid: &[(u64, u64)]) -> Result<u64> {
+pub(crate) fn free_area(h: &Header, size: u64, avoid: &[(u64, u64)]) -> Result<u64> {
     let start = 2 * h.metadata_size();
     let end = start + h.keyslots_size();
     let mut used: Vec<(u64, u64)> = h

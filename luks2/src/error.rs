@@ -141,6 +141,75 @@ pub enum Error {
     },
     /// The operating system's random generator failed.
     Random,
+    /// The LUKS2 header cannot become LUKS1 (`convert --type luks1`); nothing was written.
+    NotLuks1Compatible(Luks1Incompatibility),
+}
+
+/// Why a LUKS2 header cannot be converted to LUKS1.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Luks1Incompatibility {
+    /// The data is encrypted in sectors other than 512 bytes.
+    SectorSize(u32),
+    /// Not exactly one volume key digest, or not a PBKDF2 one.
+    Digests,
+    /// Tokens, which LUKS1 has no place for.
+    Tokens(usize),
+    /// A keyslot assigned to no digest.
+    InvalidKeyslot(u32),
+    /// An active keyslot above 7.
+    SlotOverMax(u32),
+    /// A keyslot LUKS1 cannot express.
+    Keyslot {
+        /// The keyslot.
+        id: u32,
+        /// Why.
+        reason: String,
+    },
+    /// The layout: segments, integrity, the data offset, room for eight keyslot areas.
+    Layout(String),
+}
+
+impl Luks1Incompatibility {
+    /// cryptsetup's words after "Cannot convert to LUKS1 format - ", where it has any
+    /// (it refuses a layout without a message).
+    pub fn cryptsetup_reason(&self) -> Option<String> {
+        Some(match self {
+            Self::SectorSize(_) => "default segment encryption sector size is not 512 bytes".into(),
+            Self::Digests => "key slot digests are not LUKS1 compatible".into(),
+            Self::Tokens(n) => format!("LUKS2 header contains {n} token(s)"),
+            Self::InvalidKeyslot(id) => format!("keyslot {id} is in invalid state"),
+            Self::SlotOverMax(id) => format!("slot {id} (over maximum slots) is still active"),
+            Self::Keyslot { id, .. } => format!("keyslot {id} is not LUKS1 compatible"),
+            Self::Layout(_) => return None,
+        })
+    }
+}
+
+impl fmt::Display for Luks1Incompatibility {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::SectorSize(n) => write!(f, "the data uses {n}-byte sectors; LUKS1 has 512"),
+            Self::Digests => f.write_str(
+                "LUKS1 holds exactly one PBKDF2 digest of the volume key; this header has others",
+            ),
+            Self::Tokens(n) => write!(
+                f,
+                "the header holds {n} token(s), which LUKS1 cannot keep (remove them first)"
+            ),
+            Self::InvalidKeyslot(id) => write!(f, "keyslot {id} belongs to no volume key digest"),
+            Self::SlotOverMax(id) => {
+                write!(
+                    f,
+                    "keyslot {id} is active and LUKS1 has keyslots 0 to 7 only"
+                )
+            }
+            Self::Keyslot { id, reason } => {
+                write!(f, "keyslot {id} is not LUKS1 compatible: {reason}")
+            }
+            Self::Layout(r) => f.write_str(r),
+        }
+    }
 }
 
 impl Error {
@@ -245,6 +314,7 @@ impl fmt::Display for Error {
                 "device of {size} bytes is too small, {needed} bytes needed"
             ),
             Error::Random => f.write_str("the system random number generator failed"),
+            Error::NotLuks1Compatible(why) => write!(f, "cannot convert to LUKS1: {why}"),
         }
     }
 }

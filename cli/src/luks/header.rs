@@ -259,7 +259,7 @@ pub(super) fn config(a: ConfigArgs) -> CliResult<i32> {
         }
     };
     if priority.is_some() && a.key_slot.is_none() {
-        return Err(CliError::Usage("Keyslot specification is required.".into()));
+        return Err(CliError::Stated("Keyslot specification is required."));
     }
     let mut dev = open_luks(device, true)?;
     if let (Some(p), Some(slot)) = (priority, a.key_slot) {
@@ -330,29 +330,42 @@ pub(super) fn token(a: TokenArgs, out: &mut dyn Write) -> CliResult<i32> {
     }
 }
 
-/// Converts a LUKS1 volume to LUKS2 in place, after confirming; refused while it is mapped.
+/// Converts a LUKS volume in place to the other version (`--type luks2` or `luks1`), after
+/// confirming; refused while it is mapped.
 pub(super) fn convert(a: ConvertArgs) -> CliResult<i32> {
     let device = a.hdr.of(&a.device);
-    if a.kind != "luks2" {
-        return Err(CliError::Usage(format!(
-            "converting to '{}' is not supported (only --type luks2, from LUKS1)",
-            a.kind
-        )));
-    }
+    let to_luks1 = match a.kind.to_ascii_lowercase().as_str() {
+        "luks2" => false,
+        "luks1" => true,
+        _ => {
+            return Err(CliError::Stated(
+                "Invalid LUKS type, only luks1 and luks2 are supported.",
+            ))
+        }
+    };
     let mut f = open_device(device, true, true)?;
-    if !starts_luks1(&mut f) {
-        return Err(match Luks2::open(&mut f) {
-            Ok(_) => CliError::Usage(format!("{} is already LUKS2", device.display())),
-            Err(e) => CliError::luks(device)(e),
-        });
+    let is_luks1 = starts_luks1(&mut f);
+    if is_luks1 == to_luks1 {
+        // Only a header of the other version gets here: anything else is not LUKS.
+        if is_luks1 {
+            luks2::Luks1::open(&mut f).map_err(CliError::luks(device))?;
+            return Err(CliError::Stated("Device is already LUKS1 type."));
+        }
+        Luks2::open(&mut f).map_err(CliError::luks(device))?;
+        return Err(CliError::Stated("Device is already LUKS2 type."));
     }
-    let dev = luks2::Luks1::open(f).map_err(CliError::luks(device))?;
-    let prefix = format!("CRYPT-LUKS1-{}-", dev.header().uuid().replace('-', ""));
+    let (prefix, target) = if is_luks1 {
+        let dev = luks2::Luks1::open(&mut f).map_err(CliError::luks(device))?;
+        (dev.header().dm_uuid(""), "LUKS2")
+    } else {
+        let dev = Luks2::open(&mut f).map_err(CliError::luks(device))?;
+        (dev.header().dm_uuid(""), "LUKS1")
+    };
     if let Some(name) = activate::Mapper::open()
         .ok()
         .and_then(|m| m.mapped_with_uuid_prefix(&prefix))
     {
-        return Err(CliError::Refused(format!(
+        return Err(CliError::Busy(format!(
             "cannot convert {}: it is in use (mapped as {name})",
             device.display()
         )));
@@ -360,10 +373,16 @@ pub(super) fn convert(a: ConvertArgs) -> CliResult<i32> {
     confirm(
         &a.common,
         &format!(
-            "This operation will convert {} to LUKS2 format.",
+            "This operation will convert {} to {target} format.",
             device.display()
         ),
     )?;
-    dev.convert_to_luks2().map_err(CliError::luks(device))?;
+    if is_luks1 {
+        let dev = luks2::Luks1::open(f).map_err(CliError::luks(device))?;
+        dev.convert_to_luks2().map_err(CliError::luks(device))?;
+    } else {
+        let dev = Luks2::open(f).map_err(CliError::luks(device))?;
+        dev.convert_to_luks1().map_err(CliError::luks(device))?;
+    }
     Ok(0)
 }

@@ -93,12 +93,14 @@ pub fn ours_verity(args: &[&str]) -> Run {
 
 /// Where Debian installs the real tool `name`; its absence fails the test.
 pub fn tool_path(name: &str) -> String {
-    [format!("/usr/sbin/{name}"), format!("/sbin/{name}")]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .unwrap_or_else(|| {
-            panic!("{name} not found: install Debian's cryptsetup-bin (.ci/run does)")
-        })
+    [
+        format!("/usr/sbin/{name}"),
+        format!("/sbin/{name}"),
+        format!("/usr/bin/{name}"),
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+    .unwrap_or_else(|| panic!("{name} not found: install Debian's cryptsetup-bin (.ci/run does)"))
 }
 
 fn tool(name: &str, args: &[&str]) -> Run {

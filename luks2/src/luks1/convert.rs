@@ -100,7 +100,7 @@ impl<D: BlockIo> Luks1<D> {
             subsystem: Vec::new(),
             hdr_offset: 0,
         };
-        move_up(&mut self.io, 4096, src_end, CONVERT_SHIFT)?;
+        move_area(&mut self.io, 4096, 4096 + CONVERT_SHIFT, src_end - 4096)?;
         let mut dev = Luks2::from_loaded(
             self.io,
             Loaded {
@@ -180,20 +180,22 @@ impl<D: BlockIo> Luks1<D> {
     }
 }
 
-/// Moves `[start, end)` up by `shift` bytes, last chunk first, so that no byte is
-/// overwritten before it was copied; synced.
-fn move_up<D: BlockIo>(io: &mut D, start: u64, end: u64, shift: u64) -> Result<()> {
+/// Moves the `len` bytes at `from` to `to` (either way; the ranges may overlap), in chunks
+/// ordered so that no byte is overwritten before it was copied; synced.
+pub(super) fn move_area<D: BlockIo>(io: &mut D, from: u64, to: u64, len: u64) -> Result<()> {
     const CHUNK: u64 = 1 << 20;
-    let mut buf = zeroize::Zeroizing::new(vec![0u8; CHUNK.min(end - start) as usize]);
-    let mut hi = end;
-    while hi > start {
-        let lo = hi.saturating_sub(CHUNK).max(start);
-        let n = (hi - lo) as usize;
-        io.read_exact_at(&mut buf[..n], lo)
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; CHUNK.min(len) as usize]);
+    let mut done = 0;
+    while done < len {
+        let n = CHUNK.min(len - done);
+        // Moving up, the last chunk goes first; moving down, the first.
+        let at = if to > from { len - done - n } else { done };
+        let chunk = &mut buf[..n as usize];
+        io.read_exact_at(chunk, from + at)
             .map_err(|e| Error::io("reading the keyslot areas", e))?;
-        io.write_all_at(&buf[..n], lo + shift)
+        io.write_all_at(chunk, to + at)
             .map_err(|e| Error::io("moving the keyslot areas", e))?;
-        hi = lo;
+        done += n;
     }
     io.sync()
         .map_err(|e| Error::io("syncing the moved keyslot areas", e))

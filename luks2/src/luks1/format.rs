@@ -21,7 +21,7 @@ const WIPE_LIMIT: u64 = 8 * (16 << 20);
 const DIGEST_BYTES: usize = 20;
 
 /// Copies `text` into a fixed, NUL-padded header field of 32 bytes (at most 31 used).
-fn field(name: &'static str, text: &str) -> Result<[u8; 32]> {
+pub(super) fn field(name: &'static str, text: &str) -> Result<[u8; 32]> {
     let mut f = [0u8; 32];
     if text.is_empty() || text.len() > 31 || !text.is_ascii() {
         return Err(Error::invalid(

@@ -27,6 +27,7 @@ use crate::util::align_up;
 use crate::{Activation, Error, HashAlg, Result};
 
 mod convert;
+mod to_luks1;
 
 /// The LUKS magic, shared by both versions.
 pub const MAGIC: [u8; 6] = *b"LUKS\xba\xbe";

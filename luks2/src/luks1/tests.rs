@@ -212,3 +212,119 @@ fn headers_breaking_cryptsetups_rules_are_refused() {
         Err(Error::KdfTooSlow { .. })
     ));
 }
+
+#[test]
+fn luks1_to_luks2_and_back_gives_back_the_same_bytes() {
+    let key = VolumeKey::from_slice(&KEY);
+    let mut d = Luks1::open(MemoryDevice::from_vec(device())).expect("open");
+    d.add_keyslot(&key, &pass(b"one"), Some(1), &fast())
+        .expect("add");
+    d.add_keyslot(&key, &pass(b"two"), Some(6), &fast())
+        .expect("add");
+    let before = d.into_inner().into_vec();
+    let l2 = Luks1::open(MemoryDevice::from_vec(before.clone()))
+        .expect("open")
+        .convert_to_luks2()
+        .expect("to luks2");
+    let mut back = l2.convert_to_luks1().expect("to luks1");
+    let limits = KdfLimits::default();
+    let (slot, got) = back.unlock(&pass(b"two"), None, &limits).expect("unlock");
+    assert_eq!((slot, got.as_bytes()), (6, &KEY[..]));
+    // The disabled keyslots get their areas back in order, and the moves undo each other.
+    assert!(back.into_inner().into_vec() == before);
+}
+
+/// A 16 MiB LUKS2 volume with 512-byte sectors and a fast PBKDF2 keyslot 0 ("one"), as
+/// `change` changes the options.
+fn luks2_volume(change: impl FnOnce(&mut crate::FormatOptions)) -> crate::Luks2<MemoryDevice> {
+    let mut opts = crate::FormatOptions {
+        sector_size: Some(512),
+        keyslots_size: Some(2 << 20),
+        data_offset: Some(4 << 20),
+        ..Default::default()
+    };
+    opts.keyslot.pbkdf = fast();
+    change(&mut opts);
+    crate::format(
+        MemoryDevice::from_vec(vec![0; 16 << 20]),
+        &opts,
+        &pass(b"one"),
+    )
+    .expect("format")
+    .0
+}
+
+#[test]
+fn luks2_to_luks1_keeps_keys_and_data_offset() {
+    let mut l2 = luks2_volume(|_| {});
+    let (_, key) = l2
+        .unlock(&pass(b"one"), None, &KdfLimits::default())
+        .expect("unlock");
+    let opts = crate::KeyslotOptions {
+        pbkdf: fast(),
+        ..Default::default()
+    };
+    l2.add_keyslot(&key, &pass(b"three"), Some(3), &opts)
+        .expect("add");
+    let uuid = l2.header().uuid().to_owned();
+    let mut l1 = l2.convert_to_luks1().expect("convert");
+    let h = l1.header().clone();
+    assert_eq!(
+        (h.cipher().as_str(), h.key_bytes, h.payload_offset),
+        ("aes-xts-plain64", 64, 8192)
+    );
+    assert_eq!(h.uuid(), uuid);
+    assert_eq!(h.keyslot_ids(), vec![0, 3]);
+    // Active areas keep their place (28 KiB lower); the free ones follow in order.
+    let offsets: Vec<u32> = h.keyslots.iter().map(|k| k.offset).collect();
+    assert_eq!(offsets, vec![8, 1016, 1520, 512, 2024, 2528, 3032, 3536]);
+    let limits = KdfLimits::default();
+    let (slot, got) = l1.unlock(&pass(b"three"), None, &limits).expect("unlock");
+    assert_eq!((slot, got.as_bytes()), (3, key.as_bytes()));
+}
+
+#[test]
+fn luks2_that_luks1_cannot_hold_is_refused_before_any_write() {
+    use crate::error::Luks1Incompatibility as W;
+    type Expect = fn(&W) -> bool;
+    let argon = |o: &mut crate::FormatOptions| {
+        o.keyslot.pbkdf.kind = PbkdfKind::Argon2id;
+        o.keyslot.pbkdf.memory_kib = 32;
+        o.keyslot.pbkdf.parallel = 1;
+    };
+    let mut token = luks2_volume(|_| {});
+    token
+        .import_token_json(r#"{"type":"x","keyslots":[]}"#, None, false)
+        .expect("token");
+    let cases: Vec<(crate::Luks2<MemoryDevice>, Expect)> = vec![
+        (luks2_volume(|o| o.sector_size = Some(4096)), |w| {
+            *w == W::SectorSize(4096)
+        }),
+        (luks2_volume(argon), |w| {
+            matches!(w, W::Keyslot { id: 0, .. })
+        }),
+        (luks2_volume(|o| o.keyslot_id = 9), |w| {
+            *w == W::SlotOverMax(9)
+        }),
+        (
+            luks2_volume(|o| o.keyslot.cipher = Some(("aes-cbc-essiv:sha256".into(), 32))),
+            |w| matches!(w, W::Keyslot { id: 0, .. }),
+        ),
+        (luks2_volume(|o| o.keyslots_size = Some(1 << 20)), |w| {
+            matches!(w, W::Layout(_))
+        }),
+        (token, |w| *w == W::Tokens(1)),
+    ];
+    for (d, expected) in cases {
+        let mut mem = d.into_inner();
+        let before = mem.as_slice().to_vec();
+        match crate::Luks2::open(&mut mem)
+            .expect("open")
+            .convert_to_luks1()
+        {
+            Err(Error::NotLuks1Compatible(w)) => assert!(expected(&w), "{w:?}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(mem.as_slice() == before.as_slice());
+    }
+}
