@@ -9,7 +9,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 need_cargo
-need_packages cryptsetup-bin libssl-dev pkg-config systemd openssl e2fsprogs util-linux lvm2 gdisk cpio pesign sbsigntool systemd-boot-efi \
+need_packages cryptsetup-bin keyutils libssl-dev pkg-config systemd openssl e2fsprogs util-linux lvm2 gdisk cpio pesign sbsigntool systemd-boot-efi \
     dosfstools mtools qemu-utils binutils zstd python3
 # One pass over a clean tree gains nothing from incremental state, which would double the
 # debug target's size on disk; the whole run needs about 8 GiB free (a full disk fails every

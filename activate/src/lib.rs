@@ -41,6 +41,7 @@ mod plan;
 mod resize;
 mod status;
 mod suspend;
+mod token;
 mod wipe;
 
 pub use device::{open_device, DataDevice};
@@ -55,4 +56,5 @@ pub use plan::{
     Table, VerityOptions,
 };
 pub use status::{Active, IntegrityMapping, IntegrityStatus, Status, VerityStatus};
+pub use token::{unlock_by_keyring_token, TokenUnlock};
 pub use wipe::{format_with_integrity, wipe_integrity, ProgressFn};

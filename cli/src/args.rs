@@ -789,6 +789,8 @@ pub(crate) struct OpenArgs {
     #[command(flatten)]
     pub(crate) perf: PerfOpts,
     #[command(flatten)]
+    pub(crate) tokens: TokenOpts,
+    #[command(flatten)]
     pub(crate) key: KeyOpts,
     #[command(flatten)]
     pub(crate) common: Common,
@@ -1256,10 +1258,24 @@ pub(crate) struct WriteArgs {
     pub(crate) hdr: HeaderOpt,
 }
 
+/// How `open` uses a LUKS2 header's tokens. Before asking for a passphrase it tries each
+/// `luks2-keyring` token (cryptsetup's built-in type, `luks token add --key-description`):
+/// the passphrase is the kernel keyring's `user` key of that name (`keyctl add user NAME
+/// PASS @u`). Other token types need programs this tool does not run.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct TokenOpts {
+    /// Try this token only.
+    #[arg(long = "token-id", value_name = "NUM")]
+    pub(crate) token_id: Option<u32>,
+    /// Open through a token or fail: never ask for a passphrase.
+    #[arg(long = "token-only")]
+    pub(crate) token_only: bool,
+}
+
 /// `luks token`.
 #[derive(Debug, Args)]
 pub(crate) struct TokenArgs {
-    /// import, export or remove.
+    /// add (a luks2-keyring token: --key-description), import, export or remove.
     pub(crate) action: TokenAction,
     /// LUKS2 device.
     pub(crate) device: PathBuf,
@@ -1269,9 +1285,15 @@ pub(crate) struct TokenArgs {
     /// Read (import) or write (export) this file instead of standard input/output.
     #[arg(long = "json-file", value_name = "FILE")]
     pub(crate) json_file: Option<PathBuf>,
-    /// Import over an existing token of the same number.
+    /// Import or add over an existing token of the same number.
     #[arg(long = "token-replace")]
     pub(crate) replace: bool,
+    /// add: the kernel keyring `user` key whose payload is the passphrase.
+    #[arg(long = "key-description", value_name = "NAME")]
+    pub(crate) key_description: Option<String>,
+    /// add: the keyslot the token opens (default: every keyslot).
+    #[arg(short = 'S', long = "key-slot", value_name = "NUM")]
+    pub(crate) key_slot: Option<u32>,
     #[command(flatten)]
     pub(crate) common: Common,
     #[command(flatten)]
@@ -1426,6 +1448,7 @@ pub(crate) struct VerityDumpArgs {
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub(crate) enum TokenAction {
+    Add,
     Import,
     Export,
     Remove,

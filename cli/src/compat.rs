@@ -666,6 +666,7 @@ fn tool_line(e: &CliError, luks2_only: bool) -> Option<String> {
             ),
             L::KeyslotNotFound(n) => format!("Keyslot {n} is not active."),
             L::KeyslotInUse(n) => format!("Key slot {n} is full, please select another one."),
+            L::TokenInUse(n) => format!("Token {n} in use."),
             L::NotLuks1Compatible(why) => {
                 format!(
                     "Cannot convert to LUKS1 format - {}.",

@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
+use crate::args::TokenOpts;
 use activate::{Active, DmName, IntegrityMode, KeyringKey, Mapper, Options, PlainParams, Status};
 use luks2::plain::PlainHash;
 use luks2::{Luks1, Luks2};
@@ -54,6 +55,7 @@ pub(crate) fn open(
     volume: &Volume<'_>,
     name: &str,
     key: &KeyOpts,
+    tokens: &TokenOpts,
     keys: &mut Keys,
     options: &Options,
 ) -> CliResult<i32> {
@@ -85,10 +87,12 @@ pub(crate) fn open(
     }
     let mut dev = Luks2::open(f).map_err(CliError::luks(path))?;
     dev.header().activation().map_err(CliError::luks(path))?;
-    crate::luks::report_no_token();
-    let (_, vk) = with_tries(keys, key, &prompt, |pass| {
-        unlock(&mut dev, path, pass, key.key_slot, key)
-    })?;
+    let (_, vk) = match crate::luks::try_tokens(&mut dev, path, key, tokens)? {
+        Some(unlocked) => unlocked,
+        None => with_tries(keys, key, &prompt, |pass| {
+            unlock(&mut dev, path, pass, key.key_slot, key)
+        })?,
+    };
     let header = dev.header().clone();
     drop(dev);
     drop(detached);
@@ -281,9 +285,13 @@ fn keyring_key(s: &Status, a: &ResizeArgs, keys: &mut Keys) -> CliResult<Keyring
         ))
     })?;
     let prompt = format!("Enter passphrase for {}: ", data.display());
-    crate::luks::report_no_token();
-    let pass = keys.existing(&a.key, &prompt)?;
-    let (_, key) = unlock(&mut dev, device, &pass, a.key.key_slot, &a.key)?;
+    let (_, key) = match crate::luks::try_tokens(&mut dev, device, &a.key, &Default::default())? {
+        Some(unlocked) => unlocked,
+        None => {
+            let pass = keys.existing(&a.key, &prompt)?;
+            unlock(&mut dev, device, &pass, a.key.key_slot, &a.key)?
+        }
+    };
     Ok(KeyringKey { description, key })
 }
 

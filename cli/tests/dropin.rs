@@ -17,6 +17,12 @@ use common::tool_path;
 /// Fast PBKDF2 for every new keyslot.
 const FAST: &str = "--pbkdf pbkdf2 --pbkdf-force-iterations 1000";
 
+/// `{KEY}` in a command line: the name of a kernel keyring `user` key for keyring tokens,
+/// this process's own (runs at the same time do not share it).
+fn keyring_name() -> String {
+    format!("cryptpilot-dropin-{}", std::process::id())
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Check {
     /// Exit codes only.
@@ -335,6 +341,56 @@ fn cases() -> Vec<Case> {
             Stderr,
             "sha256sum blank.img",
         ),
+        // cryptsetup's built-in keyring token: the passphrase is a kernel keyring `user` key
+        // (in the user keyring: both tools find it there, or, where the session does not
+        // link it, neither does), tried before anyone is asked.
+        after("cryptsetup token add --key-description {KEY} -v img", Stdout, DUMP),
+        after("cryptsetup token add --key-description k -S 3 img", Stderr, DUMP),
+        after("cryptsetup token add img", Code, DUMP),
+        with_pre(
+            "cryptsetup token add --key-description k img",
+            "cryptsetup token add --key-description k2 --token-id 0 img",
+            Stderr,
+            DUMP,
+        ),
+        with_pre(
+            "cryptsetup token add --key-description k img",
+            "cryptsetup token add --key-description k2 --token-id 0 --token-replace -S 0 img",
+            Code,
+            DUMP,
+        ),
+        with_pre(
+            "cryptsetup token add --key-description {KEY}-absent img",
+            "cryptsetup open --test-passphrase -v --token-only img",
+            Stdout,
+            "",
+        ),
+        with_pre(
+            "cryptsetup token add --key-description {KEY} img && keyctl add user {KEY} pass1 @u",
+            "cryptsetup open --test-passphrase -v --token-only img",
+            Stdout,
+            "",
+        ),
+        with_pre(
+            "cryptsetup token add --key-description {KEY}-wrong img && keyctl add user {KEY}-wrong wrong @u",
+            "cryptsetup open --test-passphrase -v --token-only --token-id 0 img",
+            Stdout,
+            "",
+        ),
+        with_pre(
+            "cryptsetup token add --key-description {KEY}-wrong -S 0 img",
+            "cryptsetup open --test-passphrase -v img -d key",
+            Stdout,
+            "",
+        ),
+        c("cryptsetup open --test-passphrase -v --token-only img", Stdout),
+        Case {
+            line: "cryptsetup token import img",
+            stdin: Some("{\"type\":\"luks2-keyring\",\"keyslots\":[\"0\"]}"),
+            pre: "",
+            check: Code,
+            after: DUMP,
+        },
         c("cryptsetup -q convert --type luks1 luks1.img", Stderr),
         c("cryptsetup -q convert --type luks2 img", Stderr),
         c("cryptsetup -q convert --type luks3 img", Stderr),
@@ -542,7 +598,9 @@ struct Out {
 }
 
 fn run(side: &Side, line: &str, stdin: Option<&str>, links: &Path) -> Out {
-    let line = line.replace("{FAST}", FAST);
+    let line = line
+        .replace("{FAST}", FAST)
+        .replace("{KEY}", &keyring_name());
     let mut words = line.split_whitespace();
     let tool = words.next().expect("a tool");
     let program = if side.real {
@@ -735,6 +793,11 @@ fn same_command_lines_same_results() {
         for s in &sides {
             let _ = std::fs::remove_dir_all(&s.dir);
         }
+    }
+    for suffix in ["", "-wrong"] {
+        let _ = Command::new(tool_path("keyctl"))
+            .args(["purge", "user", &format!("{}{suffix}", keyring_name())])
+            .output();
     }
     assert!(
         failures.is_empty(),

@@ -64,6 +64,44 @@ impl Drop for LogonKey {
     }
 }
 
+/// The payload of the `user` key `description` that the calling thread can find (its
+/// thread, process, session or user keyring), as cryptsetup's keyring token reads a
+/// passphrase; `None` when there is no such key. The buffer is sized once from the key's
+/// length, so the secret is never copied by a reallocation, and is wiped when dropped.
+///
+/// # Errors
+/// [`Error::Invalid`] for a description with a NUL byte; [`Error::Io`] when the key exists
+/// but cannot be read.
+pub fn read_user_key(description: &str) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+    let desc = CString::new(description)
+        .map_err(|_| Error::invalid("key description", "it contains a NUL byte"))?;
+    let serial = match sys::request_key(c"user", &desc) {
+        Ok(s) => s,
+        Err(nix::Error::ENOKEY | nix::Error::EKEYEXPIRED | nix::Error::EKEYREVOKED) => {
+            return Ok(None)
+        }
+        Err(nix::Error::ENOSYS) => return Ok(None),
+        Err(e) => return Err(read_error(description, e)),
+    };
+    // A key may change between asking its length and reading it: then ask again.
+    loop {
+        let len = sys::keyctl_read(serial, &mut []).map_err(|e| read_error(description, e))?;
+        let mut buf = zeroize::Zeroizing::new(vec![0u8; len]);
+        let got = sys::keyctl_read(serial, &mut buf).map_err(|e| read_error(description, e))?;
+        if got <= len {
+            buf.truncate(got);
+            return Ok(Some(buf));
+        }
+    }
+}
+
+fn read_error(description: &str, e: nix::Error) -> Error {
+    Error::io(
+        format!("reading the key {description} from the kernel keyring"),
+        std::io::Error::from(e),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +133,27 @@ mod tests {
         );
         let e = LogonKey::add("cryptsetup:has space", b"k").expect_err("whitespace");
         assert!(e.to_string().contains("whitespace"), "{e}");
+    }
+
+    #[test]
+    fn a_user_key_in_the_thread_keyring_is_read_back_and_a_missing_one_is_none() {
+        if !supported() {
+            eprintln!("no kernel key management here; nothing to check");
+            return;
+        }
+        let desc = format!("cryptpilot:user-test-{}", std::process::id());
+        let cdesc = CString::new(desc.clone()).expect("cstring");
+        assert!(read_user_key(&desc).expect("read").is_none());
+        let serial = sys::add_key(
+            c"user",
+            &cdesc,
+            b"pass phrase",
+            sys::KEY_SPEC_THREAD_KEYRING,
+        )
+        .expect("add_key");
+        let got = read_user_key(&desc).expect("read");
+        let _ = sys::revoke_and_unlink(serial, sys::KEY_SPEC_THREAD_KEYRING);
+        assert_eq!(got.as_deref().map(Vec::as_slice), Some(&b"pass phrase"[..]));
+        assert!(read_user_key(&desc).expect("read").is_none());
     }
 }

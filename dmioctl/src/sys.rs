@@ -276,6 +276,22 @@ pub(crate) fn request_key(key_type: &CStr, description: &CStr) -> nix::Result<i3
     nix::errno::Errno::result(r).map(|serial| serial as i32)
 }
 
+/// `KEYCTL_READ`.
+const KEYCTL_READ: libc::c_long = 11;
+
+/// `keyctl(KEYCTL_READ, key, buf, len)`: the payload's whole length; the first `buf.len()`
+/// bytes of it are copied into `buf` (none when `buf` is empty).
+pub(crate) fn keyctl_read(key: i32, buf: &mut [u8]) -> nix::Result<usize> {
+    let ptr = match buf.is_empty() {
+        true => std::ptr::null_mut(),
+        false => buf.as_mut_ptr(),
+    };
+    // SAFETY: the kernel writes at most `buf.len()` bytes to `ptr`, which points into one
+    // live, exclusively borrowed slice of that length (or is null with length 0).
+    let r = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_READ, key, ptr, buf.len()) };
+    nix::errno::Errno::result(r).map(|n| n as usize)
+}
+
 /// `keyctl(KEYCTL_REVOKE, key)` then `keyctl(KEYCTL_UNLINK, key, keyring)`: the key can no
 /// longer be read and leaves the keyring.
 pub(crate) fn revoke_and_unlink(key: i32, keyring: i32) -> nix::Result<()> {

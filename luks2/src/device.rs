@@ -415,7 +415,7 @@ impl<D: BlockIo> Luks2<D> {
     ///
     /// # Errors
     /// [`Error::Metadata`] for a malformed token, [`Error::TokenInUse`] unless `replace`.
-    fn import_token(
+    pub(crate) fn import_token(
         &mut self,
         token: Map<String, Value>,
         id: Option<u32>,
@@ -440,6 +440,16 @@ impl<D: BlockIo> Luks2<D> {
         };
         let mut meta = self.header.meta.clone();
         crate::header::validate::validate_token(&meta, ObjId(id), &token)?;
+        // cryptsetup checks its built-in token type on import (not on load): it must name
+        // its key.
+        if token.get("type").and_then(Value::as_str) == Some(crate::KEYRING_TOKEN)
+            && !token.get("key_description").is_some_and(Value::is_string)
+        {
+            return Err(Error::metadata(
+                format!("tokens.{id}.key_description"),
+                "a luks2-keyring token needs the key's description (a string)",
+            ));
+        }
         meta.tokens.insert(ObjId(id), token);
         self.commit(self.header.bin.clone(), meta)?;
         Ok(id)

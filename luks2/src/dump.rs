@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use zeroize::Zeroizing;
 
 use crate::header::json::{KeyslotJson, ObjId, SegmentJson, SegmentSize};
-use crate::{Header, VolumeKey};
+use crate::{Header, VolumeKey, KEYRING_TOKEN};
 
 /// luksDump text being built: text, and the label and subsystem as the bytes they are
 /// (cryptsetup prints them raw, UTF-8 or not).
@@ -85,6 +85,11 @@ pub fn dump_bytes(h: &Header) -> Vec<u8> {
     for (id, t) in &m.tokens {
         let kind = t.get("type").and_then(|v| v.as_str()).unwrap_or("?");
         let _ = writeln!(o, "  {id}: {kind}");
+        // cryptsetup's built-in keyring token shows the key's name.
+        if let (KEYRING_TOKEN, Some(d)) = (kind, t.get("key_description").and_then(|v| v.as_str()))
+        {
+            let _ = writeln!(o, "\tKey description: {d}");
+        }
         if let Some(serde_json::Value::Array(a)) = t.get("keyslots") {
             for s in a.iter().filter_map(|v| v.as_str()) {
                 let _ = writeln!(o, "\tKeyslot:    {s}");

@@ -47,6 +47,7 @@ pub mod probe;
 mod secret;
 pub mod sector;
 mod segment;
+mod token;
 pub mod units;
 mod util;
 #[cfg(target_arch = "x86_64")]
@@ -67,4 +68,5 @@ pub use luks1::{Luks1, Luks1Header};
 pub use pbkdf::{argon2_time, pbkdf2_rate, pbkdf2_rate_for_key, PbkdfKind, PbkdfParams};
 pub use secret::{Passphrase, SecretBuf, SecretBufFull, VolumeKey};
 pub use segment::SegmentIntegrity;
+pub use token::{KeyringToken, KEYRING_TOKEN};
 pub use units::{Bytes, Sectors, SECTOR_SIZE};

@@ -41,9 +41,13 @@ pub(super) fn dump(a: DumpArgs, keys: &mut Keys, out: &mut dyn Write) -> CliResu
     }
     confirm_as(&a.common, VOLUME_KEY_WARNING, ("", 2))?;
     let prompt = format!("Enter passphrase for {}: ", device.display());
-    super::report_no_token();
-    let pass = keys.existing(&a.key, &prompt)?;
-    let (_, vk) = unlock(&mut dev, device, &pass, a.key.key_slot, &a.key)?;
+    let (_, vk) = match super::try_tokens(&mut dev, device, &a.key, &Default::default())? {
+        Some(unlocked) => unlocked,
+        None => {
+            let pass = keys.existing(&a.key, &prompt)?;
+            unlock(&mut dev, device, &pass, a.key.key_slot, &a.key)?
+        }
+    };
     if let Some(f) = a.volume_key_file {
         write_secret_file(&f, vk.as_bytes())?;
         writeln_out(out, &format!("Key stored to file {}.", f.display()))?;
@@ -278,7 +282,19 @@ pub(super) fn config(a: ConfigArgs) -> CliResult<i32> {
     Ok(0)
 }
 
-/// Token JSON: import from standard input or a file, export, remove.
+/// "Token N created.": cryptsetup prints it with -v only.
+fn report_created(id: u32, out: &mut dyn Write) -> CliResult<i32> {
+    match super::as_cryptsetup() {
+        true => {
+            super::say(&format!("Token {id} created."));
+            Ok(0)
+        }
+        false => write_out(out, &format!("Token {id} created.\n")),
+    }
+}
+
+/// Tokens: a keyring token added, JSON imported from standard input or a file, exported,
+/// removed.
 pub(super) fn token(a: TokenArgs, out: &mut dyn Write) -> CliResult<i32> {
     let device = a.hdr.of(&a.device);
     let need_id = || {
@@ -286,6 +302,18 @@ pub(super) fn token(a: TokenArgs, out: &mut dyn Write) -> CliResult<i32> {
             .ok_or_else(|| CliError::Usage("this token action needs --token-id".into()))
     };
     match a.action {
+        TokenAction::Add => {
+            let Some(description) = a.key_description.as_deref() else {
+                return Err(CliError::Usage(
+                    "--key-description parameter is mandatory for token add action.".into(),
+                ));
+            };
+            let mut dev = open_luks(device, true)?;
+            let id = dev
+                .add_keyring_token(description, a.key_slot, a.token_id, a.replace)
+                .map_err(CliError::luks(device))?;
+            report_created(id, out)
+        }
         TokenAction::Import => {
             // `-` is standard input, as without the option.
             let file = a
@@ -299,14 +327,7 @@ pub(super) fn token(a: TokenArgs, out: &mut dyn Write) -> CliResult<i32> {
             let id = dev
                 .import_token_json(&text, a.token_id, a.replace)
                 .map_err(CliError::luks(device))?;
-            // cryptsetup reports it with -v only.
-            match super::as_cryptsetup() {
-                true => {
-                    super::say(&format!("Token {id} created."));
-                    Ok(0)
-                }
-                false => write_out(out, &format!("Token {id} created.\n")),
-            }
+            report_created(id, out)
         }
         TokenAction::Export => {
             let dev = open_luks(device, false)?;

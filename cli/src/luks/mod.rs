@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use luks2::{FormatOptions, KeyslotOptions, Luks2, Passphrase, PbkdfParams, SecretBuf, VolumeKey};
 
-use crate::args::{Common, KeyOpts, LuksCommand as Luks, NewVolumeOpts, OpenArgs, PbkdfOpts};
+use crate::args::{
+    Common, KeyOpts, LuksCommand as Luks, NewVolumeOpts, OpenArgs, PbkdfOpts, TokenOpts,
+};
 use crate::error::{CliError, CliResult};
 use crate::keys::Keys;
 
@@ -265,10 +267,43 @@ pub(crate) fn report_unlocked(slot: u32) {
     say(&format!("Key slot {slot} unlocked."));
 }
 
-/// cryptsetup -v's line before it asks for the passphrase to open a LUKS2 volume: tokens
-/// are tried first.
-pub(crate) fn report_no_token() {
-    say("No usable token is available.");
+/// cryptsetup's first try at opening a LUKS2 volume: its keyring tokens. `Some` keyslot and
+/// volume key when a token opened one; `None` to ask for the passphrase; with --token-only,
+/// the failure instead (exit 1 without a usable token, 2 when the tokens' keys open nothing).
+pub(crate) fn try_tokens<D: luks2::BlockIo>(
+    dev: &mut Luks2<D>,
+    device: &Path,
+    key: &KeyOpts,
+    t: &TokenOpts,
+) -> CliResult<Option<(u32, VolumeKey)>> {
+    use activate::TokenUnlock as T;
+    let failed =
+        match activate::unlock_by_keyring_token(dev, key.key_slot, t.token_id, &key.kdf_limits()) {
+            T::Unlocked { slot, key, .. } => {
+                report_unlocked(slot);
+                return Ok(Some((slot, key)));
+            }
+            T::NoUsableToken => {
+                say("No usable token is available.");
+                CliError::Refused(format!(
+                "{}: no usable token (a luks2-keyring token whose key is in the kernel keyring)",
+                device.display()
+            ))
+            }
+            T::KeyMissing { .. } => CliError::luks(device)(luks2::Error::WrongPassphrase),
+            T::WrongPassphrase { token } => {
+                if t.token_id.is_some() {
+                    say(&format!(
+                    "Token {token} cannot unlock assigned keyslot(s) (wrong keyslot passphrase)."
+                ));
+                }
+                CliError::luks(device)(luks2::Error::WrongPassphrase)
+            }
+        };
+    match t.token_only {
+        true => Err(failed),
+        false => Ok(None),
+    }
 }
 
 /// Runs one `luks` verb; returns the exit code for verbs that report through it (is-luks,
@@ -316,8 +351,10 @@ fn open(a: OpenArgs, keys: &mut Keys) -> CliResult<i32> {
         let header = a.hdr.of(&a.device);
         let mut dev = any::open_any(header, false)?;
         let prompt = format!("Enter passphrase for {}: ", a.device.display());
-        if matches!(dev, any::AnyLuks::V2(_)) {
-            report_no_token();
+        if let any::AnyLuks::V2(d) = &mut dev {
+            if try_tokens(d, header, &a.key, &a.tokens)?.is_some() {
+                return Ok(0);
+            }
         }
         let (slot, _) = with_tries(keys, &a.key, &prompt, |pass| {
             dev.unlock(header, pass, a.key.key_slot, &a.key)
@@ -340,7 +377,7 @@ fn open(a: OpenArgs, keys: &mut Keys) -> CliResult<i32> {
         data: &a.device,
         header: a.hdr.header.as_deref(),
     };
-    crate::mapping::open(&device, name, &a.key, keys, &options)
+    crate::mapping::open(&device, name, &a.key, &a.tokens, keys, &options)
 }
 
 /// Writes to standard output; a closed pipe is not an error.

@@ -1,0 +1,138 @@
+//! cryptsetup's built-in token type, `luks2-keyring`: a keyslot's passphrase kept in the
+//! kernel keyring as a `user` key, which `open` looks up before it asks for one.
+
+use serde_json::{Map, Value};
+
+use crate::device::Luks2;
+use crate::header::json::ObjId;
+use crate::io::BlockIo;
+use crate::{Error, Header, Result};
+
+/// The token type.
+pub const KEYRING_TOKEN: &str = "luks2-keyring";
+
+/// A `luks2-keyring` token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyringToken {
+    /// The token number.
+    pub id: u32,
+    /// The `user` key's description in the kernel keyring.
+    pub description: String,
+    /// The keyslots its passphrase opens.
+    pub keyslots: Vec<u32>,
+}
+
+impl Header {
+    /// The header's `luks2-keyring` tokens, by number.
+    pub fn keyring_tokens(&self) -> Vec<KeyringToken> {
+        self.meta
+            .tokens
+            .iter()
+            .filter(|(_, t)| t.get("type").and_then(Value::as_str) == Some(KEYRING_TOKEN))
+            .filter_map(|(id, t)| {
+                let description = t.get("key_description")?.as_str()?.to_owned();
+                let keyslots = t
+                    .get("keyslots")?
+                    .as_array()?
+                    .iter()
+                    .filter_map(|s| s.as_str()?.parse().ok())
+                    .collect();
+                Some(KeyringToken {
+                    id: id.0,
+                    description,
+                    keyslots,
+                })
+            })
+            .collect()
+    }
+}
+
+impl<D: BlockIo> Luks2<D> {
+    /// Adds a `luks2-keyring` token for the passphrase in the kernel keyring's `user` key
+    /// `description`, assigned to keyslot `slot` or (as cryptsetup's `token add` without
+    /// `--key-slot`) every keyslot; as number `id` or the first free one (an existing token
+    /// of that number is replaced only with `replace`). Returns the number.
+    ///
+    /// # Errors
+    /// [`Error::KeyslotNotFound`] for a `slot` that is not active; [`Error::InvalidArgument`]
+    /// for an empty description; as [`Luks2::import_token_json`] otherwise.
+    pub fn add_keyring_token(
+        &mut self,
+        description: &str,
+        slot: Option<u32>,
+        id: Option<u32>,
+        replace: bool,
+    ) -> Result<u32> {
+        if description.is_empty() {
+            return Err(Error::invalid("key description", "it is empty"));
+        }
+        let keyslots: Vec<u32> = match slot {
+            Some(s) if !self.header().meta.keyslots.contains_key(&ObjId(s)) => {
+                return Err(Error::KeyslotNotFound(s))
+            }
+            Some(s) => vec![s],
+            None => self.header().keyslot_ids(),
+        };
+        let mut token = Map::new();
+        token.insert("type".into(), KEYRING_TOKEN.into());
+        token.insert(
+            "keyslots".into(),
+            keyslots
+                .iter()
+                .map(|s| Value::from(s.to_string()))
+                .collect(),
+        );
+        token.insert("key_description".into(), description.into());
+        self.import_token(token, id, replace)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{FormatOptions, MemoryDevice, Passphrase, PbkdfParams};
+
+    #[test]
+    fn keyring_tokens_are_added_for_every_or_one_keyslot_and_listed() {
+        let mut opts = FormatOptions::default();
+        opts.keyslot.pbkdf = PbkdfParams::insecure_fast();
+        let (mut d, _) = crate::format(
+            MemoryDevice::new(32 << 20),
+            &opts,
+            &Passphrase::from_slice(b"p"),
+        )
+        .expect("format");
+        assert_eq!(
+            d.add_keyring_token("all", None, None, false).expect("add"),
+            0
+        );
+        assert_eq!(
+            d.add_keyring_token("one", Some(0), Some(4), false)
+                .expect("add"),
+            4
+        );
+        assert!(matches!(
+            d.add_keyring_token("x", Some(3), None, false),
+            Err(crate::Error::KeyslotNotFound(3))
+        ));
+        assert!(matches!(
+            d.add_keyring_token("x", None, Some(4), false),
+            Err(crate::Error::TokenInUse(4))
+        ));
+        assert!(d.add_keyring_token("", None, None, false).is_err());
+        // A keyring token must name its key.
+        assert!(d
+            .import_token_json(r#"{"type":"luks2-keyring","keyslots":[]}"#, None, false)
+            .is_err());
+        let listed: Vec<_> = d
+            .header()
+            .keyring_tokens()
+            .into_iter()
+            .map(|t| (t.id, t.description, t.keyslots))
+            .collect();
+        assert_eq!(
+            listed,
+            vec![(0, "all".into(), vec![0]), (4, "one".into(), vec![0])]
+        );
+        assert!(crate::dump_text(d.header()).contains("\tKey description: one\n"));
+    }
+}
