@@ -95,6 +95,11 @@ impl<'f> Segment<'f> {
         self.keyed(&key)
     }
 
+    /// The volume key's size in bytes.
+    pub fn key_size(&self) -> usize {
+        self.activation.key_size
+    }
+
     /// Unlocks with the volume key itself, checked against the header's digest.
     ///
     /// # Errors

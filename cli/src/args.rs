@@ -788,6 +788,10 @@ pub(crate) struct OpenArgs {
     pub(crate) disable_keyring: bool,
     #[command(flatten)]
     pub(crate) perf: PerfOpts,
+    /// Open with the volume key in this file (its first key-size bytes) instead of a
+    /// passphrase, as after `luks dump --dump-volume-key --volume-key-file`.
+    #[arg(long = "volume-key-file", value_name = "FILE")]
+    pub(crate) volume_key_file: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) tokens: TokenOpts,
     #[command(flatten)]

@@ -497,7 +497,7 @@ pub(crate) fn usage(tool: Tool) -> String {
 
 /// Translates `args` (after the program name) of `tool` into our command line.
 pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refused> {
-    let (opts, mut pos) = split(tool, args)?;
+    let (mut opts, mut pos) = split(tool, args)?;
     if opts.iter().any(|o| o.long == "version") {
         return Ok(Request::Print(format!(
             "{} {COMPAT_VERSION} flags: cryptpilot {}\n",
@@ -513,6 +513,15 @@ pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refuse
     }
     let action = pos.remove(0);
     let action = action.to_string_lossy();
+    // luksFormat and isLuks also take libcryptsetup's own names (`--type LUKS2`); open
+    // does not.
+    if matches!(&*action, "luksFormat" | "isLuks") {
+        for o in opts.iter_mut().filter(|o| o.long == "type") {
+            if let Some(v) = o.value.as_mut().filter(|v| *v == "LUKS1" || *v == "LUKS2") {
+                *v = v.to_ascii_lowercase();
+            }
+        }
+    }
     let ty = opts
         .iter()
         .rev()
@@ -666,6 +675,7 @@ fn tool_line(e: &CliError, luks2_only: bool) -> Option<String> {
             ),
             L::KeyslotNotFound(n) => format!("Keyslot {n} is not active."),
             L::KeyslotInUse(n) => format!("Key slot {n} is full, please select another one."),
+            L::WrongVolumeKey => "Volume key does not match the volume.".into(),
             L::TokenInUse(n) => format!("Token {n} in use."),
             L::NotLuks1Compatible(why) => {
                 format!(
@@ -721,7 +731,8 @@ fn tool_line(e: &CliError, luks2_only: bool) -> Option<String> {
             D::Busy { .. } => format!("Device {name} is still in use."),
             _ => return None,
         },
-        CliError::Aborted(m, _) | CliError::Stated(m) => (*m).to_owned(),
+        CliError::Aborted(m, _) => (*m).to_owned(),
+        CliError::Stated(m) => m.to_string(),
         CliError::NothingToRead(_) => "Nothing to read on input.".into(),
         CliError::PassphraseMismatch => "Passphrases do not match.".into(),
         CliError::File { what, .. } if what.contains("key file") => {

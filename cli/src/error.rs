@@ -41,7 +41,7 @@ pub(crate) enum CliError {
     Refused(String),
     /// A refusal worded as cryptsetup words it (a sentence, printed alone under a drop-in
     /// name); nothing was changed.
-    Stated(&'static str),
+    Stated(std::borrow::Cow<'static, str>),
     /// The device is in use (mapped), so it must not change (exit 5, as cryptsetup's busy).
     Busy(String),
     /// The passphrase typed twice was not the same (cryptsetup: exit 2).

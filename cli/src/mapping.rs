@@ -50,15 +50,23 @@ fn ensure_unused(device: &Path) -> CliResult {
     Ok(())
 }
 
+/// How `open` gets the volume key: the volume key file, else the keyring tokens, else the
+/// passphrase (asked for, or from the key file).
+pub(crate) struct Unlock<'a> {
+    pub(crate) key: &'a KeyOpts,
+    pub(crate) tokens: &'a TokenOpts,
+    pub(crate) volume_key_file: Option<&'a Path>,
+}
+
 /// Unlocks `volume` and maps it as `name`.
 pub(crate) fn open(
     volume: &Volume<'_>,
     name: &str,
-    key: &KeyOpts,
-    tokens: &TokenOpts,
+    unlock_with: &Unlock<'_>,
     keys: &mut Keys,
     options: &Options,
 ) -> CliResult<i32> {
+    let key = unlock_with.key;
     let dm_name = dm_name(name)?;
     let mapper = Mapper::open()?;
     mapper.ensure_free(&dm_name)?;
@@ -76,22 +84,39 @@ pub(crate) fn open(
     let prompt = format!("Enter passphrase for {}: ", device.display());
     if starts_luks1(f) {
         let mut dev = Luks1::open(f).map_err(CliError::luks(path))?;
-        let (_, vk) = with_tries(keys, key, &prompt, |pass| {
-            dev.unlock(pass, key.key_slot, &key.kdf_limits())
-                .map_err(CliError::luks(path))
-        })?;
+        let vk = match unlock_with.volume_key_file {
+            Some(file) => {
+                let vk = crate::luks::read_volume_key(file, dev.header().key_bytes as usize)?;
+                dev.verify_volume_key(&vk).map_err(CliError::luks(path))?;
+                vk
+            }
+            None => {
+                with_tries(keys, key, &prompt, |pass| {
+                    dev.unlock(pass, key.key_slot, &key.kdf_limits())
+                        .map_err(CliError::luks(path))
+                })?
+                .1
+            }
+        };
         let header = dev.header().clone();
         drop(detached);
         mapper.open_luks1(device, &mut file, &header, &vk, &dm_name, options)?;
         return Ok(0);
     }
     let mut dev = Luks2::open(f).map_err(CliError::luks(path))?;
-    dev.header().activation().map_err(CliError::luks(path))?;
-    let (_, vk) = match crate::luks::try_tokens(&mut dev, path, key, tokens)? {
-        Some(unlocked) => unlocked,
-        None => with_tries(keys, key, &prompt, |pass| {
+    let activation = dev.header().activation().map_err(CliError::luks(path))?;
+    let vk = if let Some(file) = unlock_with.volume_key_file {
+        let vk = crate::luks::read_volume_key(file, activation.key_size)?;
+        dev.verify_volume_key(&vk).map_err(CliError::luks(path))?;
+        vk
+    } else if let Some((_, vk)) = crate::luks::try_tokens(&mut dev, path, key, unlock_with.tokens)?
+    {
+        vk
+    } else {
+        with_tries(keys, key, &prompt, |pass| {
             unlock(&mut dev, path, pass, key.key_slot, key)
-        })?,
+        })?
+        .1
     };
     let header = dev.header().clone();
     drop(dev);

@@ -109,6 +109,40 @@ fn cases() -> Vec<Case> {
         c("cryptsetup isLuks --type luks2 luks1.img", Code),
         c("cryptsetup isLuks --type luks luks1.img", Code),
         c("cryptsetup isLuks luks1.img", Code),
+        // libcryptsetup's own type names; other spellings are not types.
+        c("cryptsetup isLuks --type LUKS2 img", Code),
+        c("cryptsetup isLuks --type LUKS1 luks1.img", Code),
+        c("cryptsetup isLuks --type LUKS1 img", Code),
+        c("cryptsetup isLuks --type Luks2 img", Code),
+        after("cryptsetup luksFormat -q {FAST} --type LUKS1 blank.img key", Code, BDUMP),
+        // The volume key instead of a passphrase: its first key-size bytes, checked.
+        with_pre(
+            "cryptsetup luksDump -q --dump-volume-key --volume-key-file vk img -d key",
+            "cryptsetup open --test-passphrase -v --volume-key-file vk img",
+            Stdout,
+            "",
+        ),
+        with_pre(
+            "cryptsetup luksDump -q --dump-volume-key --volume-key-file vk luks1.img -d key",
+            "cryptsetup open --test-passphrase -v --volume-key-file vk luks1.img",
+            Stdout,
+            "",
+        ),
+        with_pre(
+            "cryptsetup luksDump -q --dump-volume-key --volume-key-file vk other.img -d key2",
+            "cryptsetup open --test-passphrase --volume-key-file vk img",
+            Stderr,
+            "",
+        ),
+        with_pre(
+            "cryptsetup luksDump -q --dump-volume-key --volume-key-file vk img -d key",
+            "cryptsetup luksAddKey {FAST} --volume-key-file vk img key2",
+            Code,
+            DUMP,
+        ),
+        c("cryptsetup open --test-passphrase --volume-key-file key img", Stderr),
+        c("cryptsetup open --test-passphrase --volume-key-file nofile img", Stderr),
+        after("cryptsetup luksAddKey {FAST} --volume-key-file key img key2", Stderr, DUMP),
         // -v's report of a failure is on standard output; arguments after those an action
         // takes are ignored (isLuks refuses them).
         c("cryptsetup -v isLuks plain.img", Stdout),

@@ -92,6 +92,18 @@ impl AnyLuks {
         Ok((n, vk))
     }
 
+    /// The volume key's size in bytes.
+    pub(crate) fn key_size(&self, device: &Path) -> CliResult<usize> {
+        match self {
+            AnyLuks::V1(d) => Ok(d.header().key_bytes as usize),
+            AnyLuks::V2(d) => d
+                .header()
+                .activation()
+                .map(|a| a.key_size)
+                .map_err(CliError::luks(device)),
+        }
+    }
+
     pub(crate) fn verify_volume_key(&self, device: &Path, vk: &VolumeKey) -> CliResult {
         match self {
             AnyLuks::V1(d) => d.verify_volume_key(vk),

@@ -93,7 +93,7 @@ fn format<'a>(
         }
     }
     if let Some(f) = &a.volume_key_file {
-        opts.volume_key = Some(read_volume_key(f)?);
+        opts.volume_key = Some(read_volume_key(f, opts.key_size)?);
     }
     // The wipe needs device-mapper: make sure of it before anything is written.
     let mapper = if a.integrity.is_some() && !a.integrity_no_wipe {

@@ -263,7 +263,9 @@ pub(super) fn config(a: ConfigArgs) -> CliResult<i32> {
         }
     };
     if priority.is_some() && a.key_slot.is_none() {
-        return Err(CliError::Stated("Keyslot specification is required."));
+        return Err(CliError::Stated(
+            "Keyslot specification is required.".into(),
+        ));
     }
     let mut dev = open_luks(device, true)?;
     if let (Some(p), Some(slot)) = (priority, a.key_slot) {
@@ -360,7 +362,7 @@ pub(super) fn convert(a: ConvertArgs) -> CliResult<i32> {
         "luks1" => true,
         _ => {
             return Err(CliError::Stated(
-                "Invalid LUKS type, only luks1 and luks2 are supported.",
+                "Invalid LUKS type, only luks1 and luks2 are supported.".into(),
             ))
         }
     };
@@ -370,10 +372,10 @@ pub(super) fn convert(a: ConvertArgs) -> CliResult<i32> {
         // Only a header of the other version gets here: anything else is not LUKS.
         if is_luks1 {
             luks2::Luks1::open(&mut f).map_err(CliError::luks(device))?;
-            return Err(CliError::Stated("Device is already LUKS1 type."));
+            return Err(CliError::Stated("Device is already LUKS1 type.".into()));
         }
         Luks2::open(&mut f).map_err(CliError::luks(device))?;
-        return Err(CliError::Stated("Device is already LUKS2 type."));
+        return Err(CliError::Stated("Device is already LUKS2 type.".into()));
     }
     let (prefix, target) = if is_luks1 {
         let dev = luks2::Luks1::open(&mut f).map_err(CliError::luks(device))?;

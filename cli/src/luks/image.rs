@@ -46,7 +46,8 @@ fn unlock(
         None => Segment::open(path, file)?,
     };
     if let Some(f) = vk_file {
-        return Ok(seg.unlock_with_key(&read_volume_key(f)?)?);
+        let key = read_volume_key(f, seg.key_size())?;
+        return Ok(seg.unlock_with_key(&key)?);
     }
     let pass = keys.existing(key, &format!("Enter passphrase for {}: ", path.display()))?;
     Ok(seg.unlock(&pass, key.key_slot, &key.kdf_limits())?)
@@ -71,7 +72,7 @@ pub(super) fn encrypt(a: EncryptImageArgs, keys: &mut Keys) -> CliResult<i32> {
     let inp = File::open(input).map_err(CliError::file(input, "open"))?;
     let mut opts = format_options(&a.new, &a.pbkdf, &a.key)?;
     if let Some(f) = &a.volume_key_file {
-        opts.volume_key = Some(read_volume_key(f)?);
+        opts.volume_key = Some(read_volume_key(f, opts.key_size)?);
     }
     let pass = match a.key.key_file.as_ref() {
         Some(kf) => Keys::new_from_file(kf, a.key.keyfile_offset, a.key.keyfile_size)?,

@@ -32,7 +32,7 @@ pub(super) fn add(a: AddKeyArgs, keys: &mut Keys) -> CliResult<i32> {
     }
     let vk = match &a.volume_key_file {
         Some(f) => {
-            let vk = read_volume_key(f)?;
+            let vk = read_volume_key(f, dev.key_size(device)?)?;
             dev.verify_volume_key(device, &vk)?;
             vk
         }

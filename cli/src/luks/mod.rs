@@ -184,11 +184,18 @@ pub(crate) fn format_options(
 const VOLUME_KEY_MAX: usize = 4096;
 
 /// Reads a volume key file into a buffer that never grows.
-pub(crate) fn read_volume_key(path: &Path) -> CliResult<VolumeKey> {
-    let mut buf = SecretBuf::with_capacity(VOLUME_KEY_MAX);
+pub(crate) fn read_volume_key(path: &Path, size: usize) -> CliResult<VolumeKey> {
+    use std::io::Read as _;
+    let shown = path.display();
+    let mut buf = SecretBuf::with_capacity(size.min(VOLUME_KEY_MAX));
     File::open(path)
-        .and_then(|mut f| buf.read_to_end(&mut f))
-        .map_err(CliError::file(path, "read volume key file"))?;
+        .and_then(|f| buf.read_to_end(&mut f.take(size.min(VOLUME_KEY_MAX) as u64)))
+        .map_err(|_| CliError::Stated(format!("Cannot read keyfile {shown}.").into()))?;
+    if buf.len() < size {
+        return Err(CliError::Stated(
+            format!("Cannot read {size} bytes from keyfile {shown}.").into(),
+        ));
+    }
     Ok(VolumeKey::from(buf))
 }
 
@@ -351,6 +358,11 @@ fn open(a: OpenArgs, keys: &mut Keys) -> CliResult<i32> {
         let header = a.hdr.of(&a.device);
         let mut dev = any::open_any(header, false)?;
         let prompt = format!("Enter passphrase for {}: ", a.device.display());
+        if let Some(f) = &a.volume_key_file {
+            let vk = read_volume_key(f, dev.key_size(header)?)?;
+            dev.verify_volume_key(header, &vk)?;
+            return Ok(0);
+        }
         if let any::AnyLuks::V2(d) = &mut dev {
             if try_tokens(d, header, &a.key, &a.tokens)?.is_some() {
                 return Ok(0);
@@ -377,7 +389,12 @@ fn open(a: OpenArgs, keys: &mut Keys) -> CliResult<i32> {
         data: &a.device,
         header: a.hdr.header.as_deref(),
     };
-    crate::mapping::open(&device, name, &a.key, &a.tokens, keys, &options)
+    let unlock = crate::mapping::Unlock {
+        key: &a.key,
+        tokens: &a.tokens,
+        volume_key_file: a.volume_key_file.as_deref(),
+    };
+    crate::mapping::open(&device, name, &unlock, keys, &options)
 }
 
 /// Writes to standard output; a closed pipe is not an error.
