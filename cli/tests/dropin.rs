@@ -217,6 +217,11 @@ fn cases() -> Vec<Case> {
         c("cryptsetup luksChangeKey img key2 -d bad", Stderr),
         c("cryptsetup luksRemoveKey img bad", Stderr),
         c("cryptsetup luksDump --dump-volume-key -q img -d bad", Stderr),
+        // The key to a file: the dump's head, then where the key went (a file that exists
+        // is refused).
+        c("cryptsetup luksDump --dump-volume-key --volume-key-file vk -q img -d key", Stdout),
+        c("cryptsetup luksDump --dump-volume-key --volume-key-file vk -q luks1.img -d key", Stdout),
+        c("cryptsetup luksDump --dump-volume-key --volume-key-file key -q img -d key", Code),
         c("cryptsetup config --label x plain.img", Stderr),
         with_pre("cryptsetup -q erase img", "cryptsetup open --test-passphrase img -d key", Stderr, ""),
         // Keyslots.

@@ -228,6 +228,50 @@ pub fn dump_volume_key_text(header: &Header, device: &str, key: &VolumeKey) -> Z
     volume_key_text(device, (name, mode), offset, header.uuid(), key)
 }
 
+/// cryptsetup's `luksDump --dump-volume-key --volume-key-file FILE` text for a LUKS2 header
+/// whose `key_len`-byte volume key went to `file`: the dump's head, then where the key is.
+pub fn dump_volume_key_stored_text(
+    header: &Header,
+    device: &str,
+    key_len: usize,
+    file: &str,
+) -> String {
+    let seg = header.data_segment().map(|(_, s)| s);
+    let cipher = seg.and_then(|s| s.encryption.clone()).unwrap_or_default();
+    let (name, mode) = cipher.split_once('-').unwrap_or((&cipher, ""));
+    let offset = seg.map_or(0, |s| crate::Bytes(s.offset.0).sectors().0);
+    volume_key_stored_text(device, (name, mode), offset, header.uuid(), key_len, file)
+}
+
+/// The volume key dump's head and "Key stored to file FILE.", for LUKS1 and LUKS2.
+pub(crate) fn volume_key_stored_text(
+    device: &str,
+    cipher: (&str, &str),
+    offset_sectors: u64,
+    uuid: &str,
+    key_len: usize,
+    file: &str,
+) -> String {
+    format!(
+        "{}Key stored to file {file}.\n",
+        key_dump_head(device, cipher, offset_sectors, uuid, key_len)
+    )
+}
+
+/// The lines before the key in cryptsetup's volume key dump.
+fn key_dump_head(
+    device: &str,
+    (name, mode): (&str, &str),
+    offset_sectors: u64,
+    uuid: &str,
+    key_len: usize,
+) -> String {
+    format!(
+        "LUKS header information for {device}\nCipher name:   \t{name}\nCipher mode:   \t{mode}\nPayload offset:\t{offset_sectors}\nUUID:          \t{uuid}\nMK bits:       \t{}\n",
+        key_len * 8
+    )
+}
+
 /// cryptsetup's volume key dump, the same for LUKS1 and LUKS2: cipher, payload offset in
 /// sectors, UUID, then the key in lines of 16 bytes.
 pub(crate) fn volume_key_text(
@@ -238,8 +282,8 @@ pub(crate) fn volume_key_text(
     key: &VolumeKey,
 ) -> Zeroizing<String> {
     let head = format!(
-        "LUKS header information for {device}\nCipher name:   \t{name}\nCipher mode:   \t{mode}\nPayload offset:\t{offset_sectors}\nUUID:          \t{uuid}\nMK bits:       \t{}\nMK dump:\t",
-        key.len() * 8
+        "{}MK dump:\t",
+        key_dump_head(device, (name, mode), offset_sectors, uuid, key.len())
     );
     let lines = key.len().div_ceil(16).max(1);
     let mut out = Zeroizing::new(String::with_capacity(

@@ -56,7 +56,7 @@ mod xts_simd;
 pub use backup::{check_backup, restore_backup};
 pub use device::{KeyslotOptions, Luks2};
 pub use digest::KeyDigest;
-pub use dump::{dump_bytes, dump_text, dump_volume_key_text};
+pub use dump::{dump_bytes, dump_text, dump_volume_key_stored_text, dump_volume_key_text};
 pub use error::{Copy, Error, Luks1Incompatibility, Result};
 pub use format::{format, FormatOptions, DEFAULT_DATA_OFFSET};
 pub use hash::HashAlg;

@@ -8,7 +8,7 @@ use luks2::Luks2;
 use super::any::{open_any, starts_luks1, AnyLuks};
 use super::{
     confirm, confirm_as, confirm_overwrite, open_device, open_luks, unlock, write_bytes, write_out,
-    write_secret_file, writeln_out,
+    write_secret_file,
 };
 use crate::args::{
     ConfigArgs, ConvertArgs, DumpArgs, HeaderBackupArgs, HeaderRestoreArgs, IsLuksArgs, RepairArgs,
@@ -48,12 +48,14 @@ pub(super) fn dump(a: DumpArgs, keys: &mut Keys, out: &mut dyn Write) -> CliResu
             unlock(&mut dev, device, &pass, a.key.key_slot, &a.key)?
         }
     };
+    let name = device.display().to_string();
     if let Some(f) = a.volume_key_file {
         write_secret_file(&f, vk.as_bytes())?;
-        writeln_out(out, &format!("Key stored to file {}.", f.display()))?;
-        return Ok(0);
+        let file = f.display().to_string();
+        let text = luks2::dump_volume_key_stored_text(dev.header(), &name, vk.len(), &file);
+        return write_out(out, &text);
     }
-    let text = luks2::dump_volume_key_text(dev.header(), &device.display().to_string(), &vk);
+    let text = luks2::dump_volume_key_text(dev.header(), &name, &vk);
     write_out(out, &text)
 }
 
@@ -82,8 +84,8 @@ fn dump_luks1(
         .map_err(CliError::luks(device))?;
     if let Some(f) = &a.volume_key_file {
         write_secret_file(f, vk.as_bytes())?;
-        writeln_out(out, &format!("Key stored to file {}.", f.display()))?;
-        return Ok(0);
+        let file = f.display().to_string();
+        return write_out(out, &dev.header().dump_volume_key_stored_text(&name, &file));
     }
     write_out(out, &dev.header().dump_volume_key_text(&name, &vk))
 }

@@ -414,7 +414,3 @@ pub(crate) fn write_bytes(out: &mut dyn Write, bytes: &[u8]) -> CliResult<i32> {
         }),
     }
 }
-
-pub(crate) fn writeln_out(out: &mut dyn Write, s: &str) -> CliResult {
-    write_out(out, &format!("{s}\n")).map(|_| ())
-}

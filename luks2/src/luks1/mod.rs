@@ -330,6 +330,19 @@ impl Luks1Header {
         )
     }
 
+    /// cryptsetup's `luksDump --dump-volume-key --volume-key-file FILE` text for a LUKS1
+    /// device called `device`, once its key went to `file`.
+    pub fn dump_volume_key_stored_text(&self, device: &str, file: &str) -> String {
+        crate::dump::volume_key_stored_text(
+            device,
+            (&self.cipher_name(), &self.cipher_mode()),
+            u64::from(self.payload_offset),
+            &self.uuid(),
+            self.key_bytes as usize,
+            file,
+        )
+    }
+
     /// cryptsetup's `luksDump` text for a LUKS1 device called `device`.
     pub fn dump_text(&self, device: &str) -> String {
         fn hex_line(out: &mut String, bytes: &[u8]) {
