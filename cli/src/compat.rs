@@ -640,14 +640,9 @@ pub(crate) fn failure_words(code: i32) -> &'static str {
 /// libcryptsetup's sentence for `e`, where the tools print one for the same failure (the
 /// line scripts and users of those tools know); `None` keeps our own message.
 pub(crate) fn tool_message(e: &CliError, luks2_only: bool) -> Option<Vec<String>> {
-    // veritysetup verify's two lines for a data block that fails its hash.
+    // veritysetup verify's two lines for a block (data or hash) that fails its hash.
     if let CliError::Activate(activate::Error::Integrity {
-        source:
-            integrity::Error::Corrupt {
-                area: "data",
-                offset,
-                ..
-            },
+        source: integrity::Error::Corrupt { offset, .. },
         ..
     }) = e
     {

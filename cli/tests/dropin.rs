@@ -530,6 +530,20 @@ fn cases() -> Vec<Case> {
         with_pre("veritysetup format data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", "veritysetup verify data.img hash.img 0000000000000000000000000000000000000000000000000000000000000000", Stderr, ""),
         with_pre("veritysetup format data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", "veritysetup verify data-bad.img hash.img e4688a2bd65c55cdaefef24f6245e179b18a7b74c648aedd8bbdf7a234f776a7", Stderr, ""),
         with_pre("veritysetup format data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", "veritysetup verify -v data-bad.img hash.img e4688a2bd65c55cdaefef24f6245e179b18a7b74c648aedd8bbdf7a234f776a7", Stdout, ""),
+        // A spoilt hash block is named bottom up, as veritysetup names it: a level-0 entry by
+        // the data block it covers, a top-block entry by the hash block below it.
+        with_pre(
+            "veritysetup format --salt 00 --root-hash-file root data.img hash.img && dd if=data.img of=hash.img bs=1 count=1 skip=1 seek=8300 conv=notrunc",
+            "veritysetup verify data.img hash.img --root-hash-file root",
+            Stderr,
+            "",
+        ),
+        with_pre(
+            "veritysetup format --salt 00 --root-hash-file root data.img hash.img && dd if=data.img of=hash.img bs=1 count=1 skip=1 seek=4196 conv=notrunc",
+            "veritysetup verify data.img hash.img --root-hash-file root",
+            Stderr,
+            "",
+        ),
         with_pre("veritysetup format data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", "veritysetup verify data.img hash.img nothex", Code, ""),
         c("veritysetup dump plain.img", Code),
         // Data and hash in one file: the tree may not start inside the data.

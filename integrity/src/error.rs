@@ -28,7 +28,8 @@ pub enum Error {
         area: &'static str,
         /// Block number within that area.
         block: u64,
-        /// Its byte offset in that area (the block times the area's block size).
+        /// Its byte position on its device (the data device, or the hash device with the
+        /// superblock and any hash offset), as veritysetup reports it.
         offset: u64,
     },
     /// The root hash does not match.

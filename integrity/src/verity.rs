@@ -373,21 +373,9 @@ pub fn verify<D: BlockIo, H: BlockIo>(
         (0..count as usize)
             .find(|b| computed[b * l.entry_size..][..n] != stored[b * l.entry_size..][..n])
     };
-    if salted(p.hash, &p.salt, &stored[stored.len() - 1][..hbs]) != root {
-        return Err(Error::WrongRootHash);
-    }
-    // Top down, as the kernel trusts a level only once the level above vouches for it.
-    for i in (1..l.counts.len()).rev() {
-        let computed = level_above(p, &l, &stored[i - 1], l.counts[i - 1]);
-        if let Some(b) = first_mismatch(&computed, &stored[i], l.counts[i - 1]) {
-            let block = l.level_start(i - 1) + b as u64;
-            return Err(Error::Corrupt {
-                area: "hash",
-                block,
-                offset: block * u64::from(p.hash_block_size),
-            });
-        }
-    }
+    // Bottom up, as veritysetup verifies: the data against level 0, each level against the
+    // one above, then the top block against the root hash. The first mismatch is named by
+    // its byte position on its own device, as veritysetup names it.
     let computed = level0(data, p, &l)?;
     if let Some(b) = first_mismatch(&computed, &stored[0], p.data_blocks) {
         return Err(Error::Corrupt {
@@ -395,6 +383,20 @@ pub fn verify<D: BlockIo, H: BlockIo>(
             block: b as u64,
             offset: b as u64 * u64::from(p.data_block_size),
         });
+    }
+    for i in 1..l.counts.len() {
+        let computed = level_above(p, &l, &stored[i - 1], l.counts[i - 1]);
+        if let Some(b) = first_mismatch(&computed, &stored[i], l.counts[i - 1]) {
+            let block = l.level_start(i - 1) + b as u64;
+            return Err(Error::Corrupt {
+                area: "hash",
+                block,
+                offset: p.tree_offset() + block * u64::from(p.hash_block_size),
+            });
+        }
+    }
+    if salted(p.hash, &p.salt, &stored[stored.len() - 1][..hbs]) != root {
+        return Err(Error::WrongRootHash);
     }
     Ok(())
 }

@@ -194,9 +194,11 @@ fn verify_names_the_first_bad_block() {
         "{err}"
     );
 
-    // A flipped byte in level 0 (after the superblock block and the one top block).
+    // Bottom up, as veritysetup: a flipped byte in level 0 (after the superblock block and
+    // the one top block) names the data block whose hash it spoils (block 1 of level 0,
+    // entry 28: data block 128 + 28), at its position on the data device.
     let mut bad_hash = hash.clone();
-    bad_hash.as_mut_slice()[2 * 4096 + 5000] ^= 1;
+    bad_hash.as_mut_slice()[3 * 4096 + 28 * 32] ^= 1;
     let err = verity::verify(
         &mut MemoryDevice::from_vec(bytes.clone()),
         &mut bad_hash,
@@ -208,9 +210,31 @@ fn verify_names_the_first_bad_block() {
         matches!(
             err,
             Error::Corrupt {
+                area: "data",
+                block: 156,
+                offset: 638_976
+            }
+        ),
+        "{err}"
+    );
+    // A flipped byte in the top block (entry 3) names level-0 block 3 by its position on
+    // the hash device: veritysetup's "Verification failed at position 20480."
+    let mut bad_top = hash.clone();
+    bad_top.as_mut_slice()[4096 + 3 * 32 + 7] ^= 1;
+    let err = verity::verify(
+        &mut MemoryDevice::from_vec(bytes.clone()),
+        &mut bad_top,
+        &p,
+        &root,
+    )
+    .expect_err("corrupt");
+    assert!(
+        matches!(
+            err,
+            Error::Corrupt {
                 area: "hash",
-                block: 2,
-                ..
+                block: 4,
+                offset: 20_480
             }
         ),
         "{err}"
