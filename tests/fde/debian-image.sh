@@ -38,9 +38,10 @@ After=multi-user.target local-fs.target
 
 [Service]
 Type=oneshot
-StandardOutput=tty
-TTYPath=/dev/ttyS0
-ExecStart=/bin/sh -c 'echo "FDE-CHECK root=$(findmnt -n -o SOURCE /) fstype=$(findmnt -n -o FSTYPE /) dm=$(ls /dev/mapper | tr "\\n" " ")"; echo written > /var/fde-written && echo "FDE-CHECK write ok"; echo "FDE-CHECK boot=$(findmnt -n -o SOURCE /boot)"; systemctl poweroff'
+# Also through the kernel log (level 2: shown on the serial console even with `quiet`): the
+# serial getty starting at the same time hangs up /dev/ttyS0, and a report written there in
+# that moment alone is lost.
+ExecStart=/bin/sh -c 'r() { echo "FDE-CHECK $*" > /dev/ttyS0; echo "<2>FDE-CHECK $*" > /dev/kmsg; }; r "root=$(findmnt -n -o SOURCE /) fstype=$(findmnt -n -o FSTYPE /) dm=$(ls /dev/mapper | tr "\\n" " ")"; echo written > /var/fde-written && r "write ok"; r "boot=$(findmnt -n -o SOURCE /boot)"; systemctl poweroff'
 
 [Install]
 WantedBy=multi-user.target
