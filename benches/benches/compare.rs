@@ -1,7 +1,8 @@
 //! Side by side, in one run: our AES-XTS against OpenSSL's (one thread, 4 KiB and 512 B
-//! sectors), our thread scaling, our Argon2 unlock of a cryptsetup header against
-//! `cryptsetup open --test-passphrase` on the same header, and our offline encryption of a
-//! 1 GiB image against a `dd` copy of it (the I/O floor).
+//! sectors), our AES-CBC against OpenSSL's (both directions), our thread scaling, our
+//! Argon2 unlock of a cryptsetup header against `cryptsetup open --test-passphrase` on the
+//! same header, and our offline encryption of a 1 GiB image against a `dd` copy of it (the
+//! I/O floor).
 //!
 //! `bash scripts/bench.sh` runs it (it installs the OpenSSL headers and builds the binary).
 //! Environment: `CRYPTPILOT_BIN` (default `../target/release/cryptpilot`),
@@ -57,6 +58,61 @@ fn xts(c: &mut Criterion) {
                         iv[..8].copy_from_slice(&(i as u64).to_le_bytes());
                         // Only the IV changes per sector, as in `openssl speed -evp`.
                         ctx.encrypt_init(None, None, Some(&iv)).expect("iv");
+                        ctx.cipher_update(s, Some(&mut out[i * sector..]))
+                            .expect("update");
+                    }
+                })
+            });
+        }
+        g.finish();
+    }
+}
+
+/// AES-CBC (LUKS1 and legacy `aes-cbc-essiv` volumes), 4 KiB sectors, one thread: both
+/// directions against OpenSSL's. Encryption is one serial chain per sector for both.
+fn cbc(c: &mut Criterion) {
+    let spec = CipherSpec::parse("aes-cbc-plain64").expect("spec");
+    let sector = 4096;
+    for encrypt in [true, false] {
+        let mut g = c.benchmark_group(if encrypt {
+            "cbc-encrypt-4096"
+        } else {
+            "cbc-decrypt-4096"
+        });
+        g.throughput(Throughput::Bytes(BUF as u64));
+        for key_len in [32usize, 16] {
+            let key = cryptpilot_benches::key(key_len);
+            let ours = SectorCipher::new(&spec, &key).expect("key");
+            let mut buf = cryptpilot_benches::data(BUF);
+            let bits = key_len * 8;
+            g.bench_function(BenchmarkId::new("cryptpilot", bits), |b| {
+                b.iter(|| ours.crypt(0, 1, sector, &mut buf, encrypt).expect("cbc"))
+            });
+            let cipher = if key_len == 16 {
+                Cipher::aes_128_cbc()
+            } else {
+                Cipher::aes_256_cbc()
+            };
+            let mut ctx = CipherCtx::new().expect("ctx");
+            if encrypt {
+                ctx.encrypt_init(Some(cipher), Some(&key), Some(&[0u8; 16]))
+            } else {
+                ctx.decrypt_init(Some(cipher), Some(&key), Some(&[0u8; 16]))
+            }
+            .expect("init");
+            ctx.set_padding(false);
+            let input = cryptpilot_benches::data(BUF);
+            let mut out = vec![0u8; BUF + 16];
+            g.bench_function(BenchmarkId::new("openssl", bits), |b| {
+                b.iter(|| {
+                    for (i, s) in input.chunks(sector).enumerate() {
+                        let mut iv = [0u8; 16];
+                        iv[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                        if encrypt {
+                            ctx.encrypt_init(None, None, Some(&iv)).expect("iv");
+                        } else {
+                            ctx.decrypt_init(None, None, Some(&iv)).expect("iv");
+                        }
                         ctx.cipher_update(s, Some(&mut out[i * sector..]))
                             .expect("update");
                     }
@@ -325,5 +381,5 @@ fn convert(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, xts, scaling, unlock, image, convert);
+criterion_group!(benches, xts, cbc, scaling, unlock, image, convert);
 criterion_main!(benches);

@@ -1,4 +1,5 @@
-//! AES-XTS sector kernels on x86-64's AES instructions: the crate's one `unsafe` module.
+//! AES-XTS (and AES-CBC) sector kernels on x86-64's AES instructions: the crate's one
+//! `unsafe` module.
 //!
 //! Two kernels share one structure: eight blocks in flight per step so that the AES units
 //! never wait, tweaks kept in registers and advanced by `x^8` with a carry-less multiply (each
@@ -7,14 +8,16 @@
 //! - [`Kernel::AesNi`]: AES-NI + PCLMULQDQ on 128-bit registers.
 //!
 //! [`XtsKeys::new`] picks the best kernel the CPU has at run time and returns `None` when it
-//! has neither, so the caller falls back to the portable `aes` crate path. Every result is
+//! has neither, so the caller falls back to the portable `aes` crate path; [`CbcKeys`] does
+//! the same for CBC (LUKS1 and legacy `aes-cbc-essiv` volumes). Every result is
 //! checked against that path and the IEEE 1619 vectors in `sector.rs`'s tests.
 //!
 //! # Safety
 //! The `unsafe` here is of two kinds, each stated where it occurs: calling a
-//! `#[target_feature]` function, sound because [`XtsKeys::new`] only selects a kernel after
-//! `is_x86_feature_detected!` confirmed every feature it enables; and unaligned 16-byte loads
-//! and stores through pointers derived from slices whose length was checked to cover them.
+//! `#[target_feature]` function, sound because [`XtsKeys::new`] and [`CbcKeys::new`] only
+//! select a kernel after `is_x86_feature_detected!` confirmed every feature it enables; and
+//! unaligned 16-byte loads and stores through pointers derived from slices whose length was
+//! checked to cover them.
 #![allow(unsafe_code)]
 
 use core::arch::x86_64::*;
@@ -403,4 +406,128 @@ fn sector_vaes<const NR: usize, const ENC: bool>(
         }
     }
     tail::<NR, ENC>(k, chunks.into_remainder(), _mm256_castsi256_si128(ts[0]));
+}
+
+/// Expanded AES-128 or AES-256 keys for CBC sectors on AES-NI. Encryption is one serial
+/// chain per sector (each block needs the previous ciphertext), so it runs one block at a
+/// time, its speed the AES latency (as OpenSSL's); decryption has no chain and runs eight
+/// blocks in flight, as the XTS kernels do.
+#[derive(Clone)]
+pub(crate) struct CbcKeys {
+    enc: [[u8; 16]; 15],
+    dec: [[u8; 16]; 15],
+    rounds: usize,
+}
+
+impl Drop for CbcKeys {
+    fn drop(&mut self) {
+        self.enc.zeroize();
+        self.dec.zeroize();
+    }
+}
+
+impl CbcKeys {
+    /// Expands a 16- or 32-byte AES key; `None` for other sizes or a CPU without AES-NI.
+    pub(crate) fn new(key: &[u8]) -> Option<Self> {
+        if !(is_x86_feature_detected!("aes") && is_x86_feature_detected!("sse4.1")) {
+            return None;
+        }
+        let mut keys = CbcKeys {
+            enc: [[0; 16]; 15],
+            dec: [[0; 16]; 15],
+            rounds: 0,
+        };
+        // SAFETY: AES-NI and SSE4.1 were detected above.
+        unsafe {
+            keys.rounds = match key.len() {
+                16 => {
+                    expand128(key, &mut keys.enc);
+                    10
+                }
+                32 => {
+                    expand256(key, &mut keys.enc);
+                    14
+                }
+                _ => return None,
+            };
+            inverse_keys(&keys.enc, &mut keys.dec, keys.rounds);
+        }
+        Some(keys)
+    }
+
+    /// Encrypts or decrypts `data`, a whole number of `sector_size`-byte sectors (a multiple
+    /// of 16), whose IVs are `iv(0)`, `iv(1)`, ...
+    pub(crate) fn run(
+        &self,
+        data: &mut [u8],
+        sector_size: usize,
+        iv: impl Fn(usize) -> [u8; 16],
+        encrypt: bool,
+    ) {
+        debug_assert!(sector_size.is_multiple_of(16) && data.len().is_multiple_of(sector_size));
+        for (n, sector) in data.chunks_exact_mut(sector_size).enumerate() {
+            let iv = iv(n);
+            // SAFETY: `new` expanded these keys only after detecting AES-NI and SSE4.1.
+            unsafe {
+                match (self.rounds, encrypt) {
+                    (14, true) => cbc_encrypt::<14>(&self.enc, iv, sector),
+                    (_, true) => cbc_encrypt::<10>(&self.enc, iv, sector),
+                    (14, false) => cbc_decrypt::<14>(&self.dec, iv, sector),
+                    (_, false) => cbc_decrypt::<10>(&self.dec, iv, sector),
+                }
+            }
+        }
+    }
+}
+
+/// One CBC chain: each block XORed with the previous ciphertext (the IV first), encrypted.
+#[target_feature(enable = "aes,sse4.1")]
+fn cbc_encrypt<const NR: usize>(rk: &[[u8; 16]; 15], iv: [u8; 16], sector: &mut [u8]) {
+    let mut x = load(&iv);
+    for block in sector.chunks_exact_mut(16) {
+        let block: &mut [u8; 16] = block.try_into().expect("16-byte block");
+        // The block and the first round key first: only one XOR waits for the chain.
+        x = _mm_xor_si128(x, _mm_xor_si128(load(block), load(&rk[0])));
+        for key in &rk[1..NR] {
+            x = _mm_aesenc_si128(x, load(key));
+        }
+        x = _mm_aesenclast_si128(x, load(&rk[NR]));
+        store(block, x);
+    }
+}
+
+/// CBC decryption: eight blocks decrypted at once, each XORed with the ciphertext before it
+/// (read before it is overwritten).
+#[target_feature(enable = "aes,sse4.1")]
+fn cbc_decrypt<const NR: usize>(rk: &[[u8; 16]; 15], iv: [u8; 16], sector: &mut [u8]) {
+    let k: [__m128i; 15] = core::array::from_fn(|i| load(&rk[i]));
+    let mut prev = load(&iv);
+    let mut chunks = sector.chunks_exact_mut(128);
+    for chunk in &mut chunks {
+        let blocks: &mut [u8; 128] = chunk.try_into().expect("128-byte chunk");
+        let c: [__m128i; 8] =
+            core::array::from_fn(|i| load(blocks[16 * i..][..16].try_into().expect("block")));
+        let mut x: [__m128i; 8] = core::array::from_fn(|i| _mm_xor_si128(c[i], k[0]));
+        for key in &k[1..NR] {
+            for v in &mut x {
+                *v = _mm_aesdec_si128(*v, *key);
+            }
+        }
+        for (i, v) in x.iter().enumerate() {
+            let before = if i == 0 { prev } else { c[i - 1] };
+            let p = _mm_xor_si128(_mm_aesdeclast_si128(*v, k[NR]), before);
+            store((&mut blocks[16 * i..][..16]).try_into().expect("block"), p);
+        }
+        prev = c[7];
+    }
+    for block in chunks.into_remainder().chunks_exact_mut(16) {
+        let block: &mut [u8; 16] = block.try_into().expect("16-byte block");
+        let c = load(block);
+        let mut x = _mm_xor_si128(c, k[0]);
+        for key in &k[1..NR] {
+            x = _mm_aesdec_si128(x, *key);
+        }
+        store(block, _mm_xor_si128(_mm_aesdeclast_si128(x, k[NR]), prev));
+        prev = c;
+    }
 }
