@@ -651,6 +651,20 @@ pub(crate) fn tool_message(e: &CliError, luks2_only: bool) -> Option<Vec<String>
             "Verification of data area failed.".into(),
         ]);
     }
+    if let CliError::Backup {
+        path, unreadable, ..
+    } = e
+    {
+        let mut lines = Vec::new();
+        if *unreadable {
+            lines.push(format!(
+                "Device {} does not exist or access denied.",
+                path.display()
+            ));
+        }
+        lines.push("Header backup file does not contain compatible LUKS header.".into());
+        return Some(lines);
+    }
     tool_line(e, luks2_only).map(|l| vec![l])
 }
 

@@ -44,6 +44,13 @@ pub(crate) enum CliError {
     Stated(std::borrow::Cow<'static, str>),
     /// The device is in use (mapped), so it must not change (exit 5, as cryptsetup's busy).
     Busy(String),
+    /// A header backup file that cannot be read (`unreadable`) or holds no usable LUKS
+    /// header; nothing was written.
+    Backup {
+        path: PathBuf,
+        reason: String,
+        unreadable: bool,
+    },
     /// The passphrase typed twice was not the same (cryptsetup: exit 2).
     PassphraseMismatch,
     /// The passphrase source gave nothing (an empty key file, or no line on standard input).
@@ -102,6 +109,7 @@ impl CliError {
             CliError::Usage(_)
             | CliError::Refused(_)
             | CliError::Stated(_)
+            | CliError::Backup { .. }
             | CliError::WrongType { .. } => code::FAILURE,
             CliError::Busy(_) => code::BUSY,
             CliError::Aborted(_, code) => *code,
@@ -189,6 +197,7 @@ impl fmt::Display for CliError {
             CliError::Fde(e) => write!(f, "{e}"),
             CliError::Usage(m) | CliError::Refused(m) | CliError::Busy(m) => f.write_str(m),
             CliError::Stated(m) => f.write_str(m),
+            CliError::Backup { path, reason, .. } => write!(f, "{}: {reason}", path.display()),
             CliError::Aborted("", _) => f.write_str("operation aborted; nothing was changed"),
             CliError::Aborted(m, _) => f.write_str(m),
             CliError::PassphraseMismatch => f.write_str("passphrases do not match"),
@@ -218,6 +227,7 @@ impl std::error::Error for CliError {
             | CliError::Refused(_)
             | CliError::Stated(_)
             | CliError::Busy(_)
+            | CliError::Backup { .. }
             | CliError::Aborted(..)
             | CliError::NothingToRead(_)
             | CliError::WrongType { .. }

@@ -297,8 +297,8 @@ fn cases() -> Vec<Case> {
         with_pre("cryptsetup luksHeaderBackup other.img --header-backup-file hdr.bak", "cryptsetup -q luksHeaderRestore img --header-backup-file hdr.bak", Code, DUMP),
         // cryptsetup grows an image file smaller than the header; we refuse.
         with_pre("cryptsetup luksHeaderBackup img --header-backup-file hdr.bak", "cryptsetup -q luksHeaderRestore plain.img --header-backup-file hdr.bak", Unsupported("too small"), ""),
-        after("cryptsetup -q luksHeaderRestore img --header-backup-file nofile", Code, DUMP),
-        after("cryptsetup -q luksHeaderRestore img --header-backup-file plain.img", Code, DUMP),
+        after("cryptsetup -q luksHeaderRestore img --header-backup-file nofile", Stderr, DUMP),
+        after("cryptsetup -q luksHeaderRestore img --header-backup-file plain.img", Stderr, DUMP),
         // Tokens.
         after("cryptsetup token import img --json-file token.json", Stdout, DUMP),
         after("cryptsetup -v token import img --json-file token.json", Stdout, DUMP),

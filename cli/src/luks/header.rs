@@ -105,17 +105,36 @@ pub(super) fn backup(a: HeaderBackupArgs) -> CliResult<i32> {
 /// Writes a checked header backup back, after confirming what it replaces.
 pub(super) fn restore(a: HeaderRestoreArgs) -> CliResult<i32> {
     let device = a.hdr.of(&a.device);
-    let bytes = read_bounded(Some(&a.file), HEADER_BACKUP_MAX, "a header backup")?;
+    let bytes = read_bounded(Some(&a.file), HEADER_BACKUP_MAX, "a header backup").map_err(|e| {
+        let (reason, unreadable) = match &e {
+            CliError::File { source, .. } => (format!("cannot read it: {source}"), true),
+            other => (other.to_string(), false),
+        };
+        CliError::Backup {
+            path: a.file.clone(),
+            reason,
+            unreadable,
+        }
+    })?;
     if luks2::luks1::is_luks1(&bytes) {
         return restore_luks1(&a, device, &bytes);
     }
-    let backup = luks2::check_backup(&bytes).map_err(CliError::luks(&a.file))?;
+    let backup = luks2::check_backup(&bytes).map_err(|e| bad_backup(&a.file, e))?;
     let mut f = open_device(device, true, true)?;
     let current = Luks2::open(&mut f).map(|cur| cur.header().uuid().to_owned());
     let warning = replace_warning(device, "LUKS2", current.ok(), backup.uuid());
     confirm_as(&a.common, &warning, ("", 1))?;
     luks2::restore_backup(&mut f, &bytes).map_err(CliError::luks(device))?;
     Ok(0)
+}
+
+/// A backup file that holds no usable header.
+fn bad_backup(path: &std::path::Path, e: luks2::Error) -> CliError {
+    CliError::Backup {
+        path: path.to_owned(),
+        reason: format!("not a usable LUKS header backup: {e}"),
+        unreadable: false,
+    }
 }
 
 /// libcryptsetup's question before a header restore: what the device holds now (`kind`
@@ -146,7 +165,7 @@ fn replace_warning(
 
 /// Writes a LUKS1 backup back (cryptsetup's luksHeaderRestore for LUKS1), after confirming.
 fn restore_luks1(a: &HeaderRestoreArgs, device: &std::path::Path, bytes: &[u8]) -> CliResult<i32> {
-    let backup = luks2::luks1::check_backup(bytes).map_err(CliError::luks(&a.file))?;
+    let backup = luks2::luks1::check_backup(bytes).map_err(|e| bad_backup(&a.file, e))?;
     let mut f = open_device(device, true, true)?;
     let current = if starts_luks1(&mut f) {
         luks2::Luks1::open(&mut f)
