@@ -499,8 +499,10 @@ pub(crate) fn usage(tool: Tool) -> String {
 pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refused> {
     let (mut opts, mut pos) = split(tool, args)?;
     if opts.iter().any(|o| o.long == "version") {
+        // The flags of what this build has (volume keys in the kernel keyring, the kernel's
+        // crypto API names); UDEV and BLKID name libraries it does not use.
         return Ok(Request::Print(format!(
-            "{} {COMPAT_VERSION} flags: cryptpilot {}\n",
+            "{} {COMPAT_VERSION} flags: KEYRING KERNEL_CAPI cryptpilot-{}\n",
             tool.name(),
             env!("CARGO_PKG_VERSION")
         )));
@@ -772,6 +774,26 @@ mod tests {
             Ok(Request::Print(p)) => Ok(p),
             Ok(Request::Fail { line, code, .. }) => Err(format!("{line} (exit {code})")),
             Err(Refused(m)) => Err(m),
+        }
+    }
+
+    #[test]
+    fn version_is_the_tools_with_the_flags_this_build_has() {
+        for (tool, name) in [
+            (Tool::Cryptsetup, "cryptsetup"),
+            (Tool::Veritysetup, "veritysetup"),
+            (Tool::Integritysetup, "integritysetup"),
+        ] {
+            for flag in ["--version", "-V"] {
+                let line = run(tool, flag).expect("printed");
+                assert_eq!(
+                    line,
+                    format!(
+                        "{name} 2.6.1 flags: KEYRING KERNEL_CAPI cryptpilot-{}\n",
+                        env!("CARGO_PKG_VERSION")
+                    )
+                );
+            }
         }
     }
 
