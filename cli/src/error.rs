@@ -44,6 +44,9 @@ pub(crate) enum CliError {
     Stated(std::borrow::Cow<'static, str>),
     /// The device is in use (mapped), so it must not change (exit 5, as cryptsetup's busy).
     Busy(String),
+    /// A failure the drop-in tool reports by its exit code alone (cryptsetup's luksAddKey
+    /// with a key file that opens nothing); our own name prints the inner error.
+    Quiet(Box<CliError>),
     /// A header backup file that cannot be read (`unreadable`) or holds no usable LUKS
     /// header; nothing was written.
     Backup {
@@ -112,6 +115,7 @@ impl CliError {
             | CliError::Backup { .. }
             | CliError::WrongType { .. } => code::FAILURE,
             CliError::Busy(_) => code::BUSY,
+            CliError::Quiet(e) => e.exit_code(),
             CliError::Aborted(_, code) => *code,
             CliError::NothingToRead(_) => code::FAILURE,
             CliError::PassphraseMismatch => code::PERMISSION,
@@ -197,6 +201,7 @@ impl fmt::Display for CliError {
             CliError::Fde(e) => write!(f, "{e}"),
             CliError::Usage(m) | CliError::Refused(m) | CliError::Busy(m) => f.write_str(m),
             CliError::Stated(m) => f.write_str(m),
+            CliError::Quiet(e) => write!(f, "{e}"),
             CliError::Backup { path, reason, .. } => write!(f, "{}: {reason}", path.display()),
             CliError::Aborted("", _) => f.write_str("operation aborted; nothing was changed"),
             CliError::Aborted(m, _) => f.write_str(m),
@@ -222,6 +227,7 @@ impl std::error::Error for CliError {
             CliError::Volume(e) => std::error::Error::source(e),
             CliError::Fde(e) => std::error::Error::source(e),
             CliError::File { source, .. } => Some(source),
+            CliError::Quiet(e) => e.source(),
             CliError::Provider(_)
             | CliError::Usage(_)
             | CliError::Refused(_)

@@ -166,7 +166,8 @@ fn main() {
             // Under a drop-in name an abort may say nothing (as cryptsetup's volume-key
             // dump), or end in a blank line (its other questions).
             match &e {
-                error::CliError::Aborted("", _) if as_tool.is_some() => {}
+                error::CliError::Aborted("", _) | error::CliError::Quiet(_)
+                    if as_tool.is_some() => {}
                 error::CliError::Aborted(..) if as_tool.is_some() => {
                     eprintln!("{}\n", text.join("\n"))
                 }

@@ -38,7 +38,24 @@ pub(super) fn add(a: AddKeyArgs, keys: &mut Keys) -> CliResult<i32> {
         }
         None => {
             let pass = keys.existing(&a.key, "Enter any existing passphrase: ")?;
-            dev.unlock(device, &pass, unlock_slot, &a.key)?.1
+            match dev.unlock(device, &pass, unlock_slot, &a.key) {
+                // cryptsetup says nothing when a key file's passphrase (not standard input's)
+                // opens no keyslot here.
+                Err(
+                    e @ CliError::Activate(activate::Error::Luks {
+                        source: luks2::Error::WrongPassphrase,
+                        ..
+                    }),
+                ) if a
+                    .key
+                    .key_file
+                    .as_deref()
+                    .is_some_and(|f| f != std::path::Path::new("-")) =>
+                {
+                    return Err(CliError::Quiet(Box::new(e)))
+                }
+                r => r?.1,
+            }
         }
     };
     let new = match a.new_key_file.as_deref().or(a.new_keyfile.as_deref()) {
