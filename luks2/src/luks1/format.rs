@@ -1,7 +1,7 @@
 //! New LUKS1 headers, laid out as cryptsetup 2.6's `luksFormat --type luks1` lays them out
 //! (for boot loaders and systems that read LUKS1 only).
 
-use super::{Luks1, Luks1Header, Luks1Keyslot, KEY_DISABLED, MAX_KEY_BYTES};
+use super::{Luks1, Luks1Header, Luks1Keyslot, MAX_KEY_BYTES};
 use crate::header::validate::{af_sectors_bytes, AREA_SECTOR};
 use crate::io::BlockIo;
 use crate::keyslot::af::AF_STRIPES;
@@ -55,7 +55,7 @@ fn keyslots_end(key_bytes: u32) -> u64 {
 }
 
 /// One keyslot area's bytes: the split key, rounded up to 4 KiB.
-fn keyslot_area(key_bytes: u32) -> u64 {
+pub(super) fn keyslot_area(key_bytes: u32) -> u64 {
     align_up(af_sectors_bytes(key_bytes, AF_STRIPES), AREA_ALIGN)
 }
 
@@ -184,13 +184,7 @@ pub fn format<D: BlockIo>(
     hash.pbkdf2(key.as_bytes(), &salt, iterations, &mut digest);
     let mut uuid_field = [0u8; 40];
     uuid_field[..uuid.len()].copy_from_slice(uuid.as_bytes());
-    let mut keyslots = [Luks1Keyslot {
-        state: KEY_DISABLED,
-        iterations: 0,
-        salt: [0; 32],
-        offset: 0,
-        stripes: AF_STRIPES,
-    }; super::NUM_KEYSLOTS as usize];
+    let mut keyslots = [Luks1Keyslot::DISABLED; super::NUM_KEYSLOTS as usize];
     for (i, k) in (0u64..).zip(keyslots.iter_mut()) {
         k.offset = u32::try_from((AREA_ALIGN + i * area) / AREA_SECTOR)
             .map_err(|_| Error::invalid("key size", "keyslots beyond 2 TiB"))?;

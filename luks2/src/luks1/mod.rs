@@ -65,6 +65,15 @@ pub struct Luks1Keyslot {
 }
 
 impl Luks1Keyslot {
+    /// A disabled keyslot (its area still to be placed).
+    pub(crate) const DISABLED: Self = Self {
+        state: KEY_DISABLED,
+        iterations: 0,
+        salt: [0; SALT_SIZE],
+        offset: 0,
+        stripes: AF_STRIPES,
+    };
+
     /// Whether the slot holds a key.
     pub fn is_enabled(&self) -> bool {
         self.state == KEY_ENABLED

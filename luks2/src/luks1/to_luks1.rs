@@ -1,19 +1,16 @@
 //! In-place conversion of a LUKS2 volume to LUKS1, as `cryptsetup convert --type luks1`: the
 //! way back for boot loaders and systems that read LUKS1 only.
 
-use super::format::field;
-use super::{
-    Luks1, Luks1Header, Luks1Keyslot, CONVERT_SHIFT, KEY_DISABLED, KEY_ENABLED, NUM_KEYSLOTS,
-};
+use super::format::{field, keyslot_area};
+use super::{Luks1, Luks1Header, Luks1Keyslot, CONVERT_SHIFT, KEY_ENABLED, NUM_KEYSLOTS};
 use crate::device::{free_area, Luks2};
 use crate::error::Luks1Incompatibility as Why;
 use crate::header::json::{KeyslotJson, ObjId};
-use crate::header::validate::{af_sectors_bytes, digest_params, kdf_from_json, AREA_SECTOR};
+use crate::header::validate::{digest_params, kdf_from_json, AREA_SECTOR};
 use crate::header::Header;
 use crate::io::BlockIo;
 use crate::kdf::Kdf;
 use crate::keyslot::af::AF_STRIPES;
-use crate::util::align_up;
 use crate::{Error, HashAlg, Result};
 
 /// Where cryptsetup starts moving the keyslot areas from: right after two 16 KiB headers.
@@ -117,14 +114,8 @@ fn luks1_header(h: &Header) -> Result<Luks1Header> {
         .find_map(|id| m.keyslots.get(id))
         .map(|k| k.key_size)
         .ok_or_else(|| layout("no keyslot holds the volume key, so its size is unknown".into()))?;
-    let area = align_up(af_sectors_bytes(key_bytes, AF_STRIPES), 4096);
-    let mut keyslots = [Luks1Keyslot {
-        state: KEY_DISABLED,
-        iterations: 0,
-        salt: [0; 32],
-        offset: 0,
-        stripes: AF_STRIPES,
-    }; NUM_KEYSLOTS as usize];
+    let area = keyslot_area(key_bytes);
+    let mut keyslots = [Luks1Keyslot::DISABLED; NUM_KEYSLOTS as usize];
     for (&id, ks) in &m.keyslots {
         if !d.keyslots.contains(&id) {
             return Err(no(Why::InvalidKeyslot(id.0)));
