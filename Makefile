@@ -22,6 +22,7 @@ COMPAT_LINKS ?=
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' cli/Cargo.toml | head -n 1)
 ARCH := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+CHANGELOG_DATE := $(shell LC_ALL=C date -u -R -d @$$(git log -1 --format=%ct 2>/dev/null || echo 0))
 
 bindir := $(PREFIX)/bin
 sbindir := $(PREFIX)/sbin
@@ -76,6 +77,17 @@ uninstall:
 deb: $(BIN)
 	rm -rf target/deb/root && mkdir -p target/deb/root/DEBIAN
 	$(MAKE) --no-print-directory install PREFIX=/usr DESTDIR=$(CURDIR)/target/deb/root COMPAT_LINKS= BIN=$(BIN)
+	# Debian's policy: compressed man pages, a copyright file and a changelog (reproducible:
+	# dated by the last commit), lintian's override for the static PIE.
+	gzip -9n target/deb/root/usr/share/man/man*/*.[18]
+	install -D -m 0644 dist/debian/copyright target/deb/root/usr/share/doc/cryptpilot-rs/copyright
+	printf '%s\n' \
+		'cryptpilot-rs ($(VERSION)) unstable; urgency=medium' '' \
+		'  * Release $(VERSION).' '' \
+		" -- cryptpilot-rs developers <cryptpilot-rs@example.invalid>  $(CHANGELOG_DATE)" \
+		| gzip -9n > target/deb/root/usr/share/doc/cryptpilot-rs/changelog.gz
+	chmod 0644 target/deb/root/usr/share/doc/cryptpilot-rs/changelog.gz
+	install -D -m 0644 dist/debian/lintian-overrides target/deb/root/usr/share/lintian/overrides/cryptpilot-rs
 	printf '%s\n' \
 		'Package: cryptpilot-rs' \
 		'Version: $(VERSION)' \
@@ -86,10 +98,12 @@ deb: $(BIN)
 		"Installed-Size: $$(du -sk target/deb/root/usr | cut -f1)" \
 		'Homepage: https://example.invalid/cryptpilot-rs' \
 		'Description: LUKS2 and device-mapper disk encryption without libcryptsetup' \
-		' cryptpilot formats, opens and manages LUKS2 volumes, dm-verity and dm-integrity' \
-		' devices, data volumes with keys from key providers (Trustee KBS, cloud KMS) and' \
-		' full-disk protection for confidential VMs, in one binary with no C crypto library.' \
-		' It also answers to cryptsetup, veritysetup and integritysetup command lines' \
-		' (see cryptpilot-cryptsetup(8)); this package does not install those names.' \
+		' cryptpilot formats, opens and manages LUKS2 volumes, dm-verity and' \
+		' dm-integrity devices, data volumes with keys from key providers (Trustee' \
+		' KBS, cloud KMS) and full-disk protection for confidential VMs, in one' \
+		' binary with no C crypto library. It also answers to cryptsetup,' \
+		' veritysetup and integritysetup command lines (see' \
+		' cryptpilot-cryptsetup(8)); this package does not install those names.' \
 		> target/deb/root/DEBIAN/control
+	cd target/deb/root && find usr -type f -exec md5sum {} + | LC_ALL=C sort -k2 > DEBIAN/md5sums
 	dpkg-deb --root-owner-group --build target/deb/root target/deb/cryptpilot-rs_$(VERSION)_$(ARCH).deb

@@ -6,14 +6,14 @@
 #    completion that loads and completes verbs, zsh and fish scripts, the systemd unit and
 #    dracut module pointed at the installed binary; `make uninstall` leaves nothing;
 #  - `make deb`: a package dpkg installs into an empty root, holding the same files and none
-#    of cryptsetup-bin's.
+#    of cryptsetup-bin's, with no lintian error or warning.
 # Prints PASS/FAIL lines; exits 1 on any failure.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 . scripts/lib.sh
 need_cargo
-need_packages make man-db groff-base dpkg bash-completion file
+need_packages make man-db groff-base dpkg bash-completion file lintian
 fails=0
 report() { echo "$1"; [ "${1%% *}" = PASS ] || fails=$((fails + 1)); }
 bin=$(build_static) || exit 1
@@ -99,8 +99,11 @@ else
     # None of its paths is a file of Debian's cryptsetup-bin (installed here for the interop tests).
     clash=$(dpkg -L cryptsetup-bin 2>/dev/null | grep -Fx -f <(sed 's|^\./|/|' <<<"$files") || true)
     [ -z "$clash" ] || why+=("shares files with cryptsetup-bin: $clash")
+    # Debian's policy checks: no error or warning (informational tags are listed in the log).
+    lintian --fail-on error,warning "$deb" >"$work/lintian.log" 2>&1 ||
+        why+=("lintian: $(grep -E '^[EW]: ' "$work/lintian.log" | head -3 | tr '\n' ' ')")
     if [ ${#why[@]} -eq 0 ]; then
-        report "PASS  deb: $(basename "$deb"), $(wc -l <<<"$files") entries, installs into an empty root, no file of cryptsetup-bin"
+        report "PASS  deb: $(basename "$deb"), $(wc -l <<<"$files") entries, installs into an empty root, no file of cryptsetup-bin, lintian clean"
     else
         report "FAIL  deb: ${why[*]}"
     fi
