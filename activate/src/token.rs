@@ -28,6 +28,13 @@ pub enum TokenUnlock {
         /// The first such token.
         token: u32,
     },
+    /// A token's keyslots could not be tried (an I/O error, a cost over the limits).
+    Failed {
+        /// The first such token.
+        token: u32,
+        /// Why.
+        error: luks2::Error,
+    },
 }
 
 /// Tries the header's `luks2-keyring` tokens in order (only `token` if given, and only
@@ -39,7 +46,7 @@ pub fn unlock_by_keyring_token<D: BlockIo>(
     token: Option<u32>,
     limits: &KdfLimits,
 ) -> TokenUnlock {
-    let (mut missing, mut wrong) = (None, None);
+    let (mut missing, mut wrong, mut failed) = (None, None, None);
     for t in dev.header().keyring_tokens() {
         if token.is_some_and(|id| id != t.id) {
             continue;
@@ -53,26 +60,34 @@ pub fn unlock_by_keyring_token<D: BlockIo>(
         if slots.is_empty() {
             continue;
         }
+        // Keyslots set to be ignored open through a token only when it or they were named.
+        let named = slot.is_some() || token.is_some();
         // A key that cannot be read is as good as absent: the passphrase is asked for next.
         let Ok(Some(secret)) = dmioctl::keyring::read_user_key(&t.description) else {
             missing.get_or_insert(t.id);
             continue;
         };
         let pass = Passphrase::from_slice(&secret);
-        for s in slots {
-            if let Ok((slot, key)) = dev.unlock(&pass, Some(s), limits) {
+        match dev.unlock_among(&pass, &slots, named, limits) {
+            Ok((slot, key)) => {
                 return TokenUnlock::Unlocked {
                     token: t.id,
                     slot,
                     key,
-                };
+                }
+            }
+            Err(luks2::Error::WrongPassphrase | luks2::Error::NoUsableKeyslot) => {
+                wrong.get_or_insert(t.id);
+            }
+            Err(e) => {
+                failed.get_or_insert((t.id, e));
             }
         }
-        wrong.get_or_insert(t.id);
     }
-    match (wrong, missing) {
-        (Some(token), _) => TokenUnlock::WrongPassphrase { token },
-        (None, Some(token)) => TokenUnlock::KeyMissing { token },
-        (None, None) => TokenUnlock::NoUsableToken,
+    match (failed, wrong, missing) {
+        (Some((token, error)), _, _) => TokenUnlock::Failed { token, error },
+        (None, Some(token), _) => TokenUnlock::WrongPassphrase { token },
+        (None, None, Some(token)) => TokenUnlock::KeyMissing { token },
+        (None, None, None) => TokenUnlock::NoUsableToken,
     }
 }

@@ -44,6 +44,9 @@ pub(crate) enum CliError {
     Stated(std::borrow::Cow<'static, str>),
     /// The device is in use (mapped), so it must not change (exit 5, as cryptsetup's busy).
     Busy(String),
+    /// `--token-only` and no token opened the volume: why, and cryptsetup's exit code (1
+    /// without a usable token, 2 when the tokens' keys are missing or wrong).
+    Token { message: String, code: i32 },
     /// A failure the drop-in tool reports by its exit code alone (cryptsetup's luksAddKey
     /// with a key file that opens nothing); our own name prints the inner error.
     Quiet(Box<CliError>),
@@ -116,6 +119,7 @@ impl CliError {
             | CliError::WrongType { .. } => code::FAILURE,
             CliError::Busy(_) => code::BUSY,
             CliError::Quiet(e) => e.exit_code(),
+            CliError::Token { code, .. } => *code,
             CliError::Aborted(_, code) => *code,
             CliError::NothingToRead(_) => code::FAILURE,
             CliError::PassphraseMismatch => code::PERMISSION,
@@ -202,6 +206,7 @@ impl fmt::Display for CliError {
             CliError::Usage(m) | CliError::Refused(m) | CliError::Busy(m) => f.write_str(m),
             CliError::Stated(m) => f.write_str(m),
             CliError::Quiet(e) => write!(f, "{e}"),
+            CliError::Token { message, .. } => f.write_str(message),
             CliError::Backup { path, reason, .. } => write!(f, "{}: {reason}", path.display()),
             CliError::Aborted("", _) => f.write_str("operation aborted; nothing was changed"),
             CliError::Aborted(m, _) => f.write_str(m),
@@ -234,6 +239,7 @@ impl std::error::Error for CliError {
             | CliError::Stated(_)
             | CliError::Busy(_)
             | CliError::Backup { .. }
+            | CliError::Token { .. }
             | CliError::Aborted(..)
             | CliError::NothingToRead(_)
             | CliError::WrongType { .. }

@@ -84,6 +84,9 @@ pub(crate) fn open(
     let prompt = format!("Enter passphrase for {}: ", device.display());
     if starts_luks1(f) {
         let mut dev = Luks1::open(f).map_err(CliError::luks(path))?;
+        if unlock_with.tokens.token_only && unlock_with.volume_key_file.is_none() {
+            return Err(crate::luks::no_luks1_tokens(path));
+        }
         let vk = match unlock_with.volume_key_file {
             Some(file) => {
                 let vk = crate::luks::read_volume_key(file, dev.header().key_bytes as usize)?;

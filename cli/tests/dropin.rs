@@ -441,6 +441,8 @@ fn cases() -> Vec<Case> {
         c("cryptsetup -q convert --type luks1 luks1.img", Stderr),
         c("cryptsetup -q convert --type luks2 img", Stderr),
         c("cryptsetup -q convert --type luks3 img", Stderr),
+        c("cryptsetup -q convert --type LUKS1 img", Stderr),
+        c("cryptsetup open --test-passphrase -v --token-only luks1.img", Stdout),
         c("cryptsetup -q convert --type luks1 plain.img", Code),
         // Formatting.
         after("cryptsetup -q luksFormat {FAST} blank.img key", Code, BDUMP),

@@ -126,7 +126,6 @@ impl<D: BlockIo> Luks2<D> {
         slot: Option<u32>,
         limits: &KdfLimits,
     ) -> Result<(u32, VolumeKey)> {
-        let passphrase = passphrase.as_bytes();
         let candidates: Vec<u32> = match slot {
             Some(s) => {
                 if !self.header.meta.keyslots.contains_key(&ObjId(s)) {
@@ -134,19 +133,51 @@ impl<D: BlockIo> Luks2<D> {
                 }
                 vec![s]
             }
-            None => {
-                let mut v: Vec<(u32, u32)> = self
-                    .header
-                    .meta
-                    .keyslots
-                    .iter()
-                    .map(|(k, ks)| (ks.priority.unwrap_or(1), k.0))
-                    .filter(|(p, _)| *p > 0)
-                    .collect();
-                v.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-                v.into_iter().map(|(_, k)| k).collect()
-            }
+            None => self.by_priority(|_| true, false),
         };
+        self.unlock_candidates(passphrase, candidates, slot.is_some(), limits)
+    }
+
+    /// As [`Luks2::unlock`] without a named slot, over the keyslots in `among` only (a
+    /// token's): by priority, and priority-0 ("ignore") slots only when `named` (the token
+    /// or keyslot was asked for by number).
+    ///
+    /// # Errors
+    /// As [`Luks2::unlock`]; [`Error::NoUsableKeyslot`] when none of `among` may be tried.
+    pub fn unlock_among(
+        &mut self,
+        passphrase: &Passphrase,
+        among: &[u32],
+        named: bool,
+        limits: &KdfLimits,
+    ) -> Result<(u32, VolumeKey)> {
+        let candidates = self.by_priority(|id| among.contains(&id), named);
+        self.unlock_candidates(passphrase, candidates, false, limits)
+    }
+
+    /// The keyslots `keep` accepts, high priority first (then by number); priority-0 slots
+    /// only with `with_ignored`.
+    fn by_priority(&self, keep: impl Fn(u32) -> bool, with_ignored: bool) -> Vec<u32> {
+        let mut v: Vec<(u32, u32)> = self
+            .header
+            .meta
+            .keyslots
+            .iter()
+            .map(|(k, ks)| (ks.priority.unwrap_or(1), k.0))
+            .filter(|&(p, id)| (p > 0 || with_ignored) && keep(id))
+            .collect();
+        v.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        v.into_iter().map(|(_, k)| k).collect()
+    }
+
+    fn unlock_candidates(
+        &mut self,
+        passphrase: &Passphrase,
+        candidates: Vec<u32>,
+        named: bool,
+        limits: &KdfLimits,
+    ) -> Result<(u32, VolumeKey)> {
+        let passphrase = passphrase.as_bytes();
         if candidates.is_empty() {
             return Err(Error::NoUsableKeyslot);
         }
@@ -175,7 +206,7 @@ impl<D: BlockIo> Luks2<D> {
         };
         match (blocked, damaged) {
             (Some(b), _) => Err(unusable(b)),
-            (None, Some(d)) if slot.is_some() => Err(unusable(d)),
+            (None, Some(d)) if named => Err(unusable(d)),
             _ => Err(Error::WrongPassphrase),
         }
     }

@@ -209,14 +209,20 @@ impl SectorCipher {
         c
     }
 
-    /// Which data path XTS takes here: `vaes`, `aes-ni` or `portable`.
+    /// Which data path this cipher takes here: `vaes` or `aes-ni` (XTS), `aes-ni` (CBC), or
+    /// `portable`.
     pub fn implementation(&self) -> &'static str {
         #[cfg(target_arch = "x86_64")]
-        if let Some(k) = &self.simd {
-            return match k.kernel_name() {
-                crate::xts_simd::Kernel::Vaes => "vaes",
-                crate::xts_simd::Kernel::AesNi => "aes-ni",
-            };
+        {
+            if let Some(k) = &self.simd {
+                return match k.kernel_name() {
+                    crate::xts_simd::Kernel::Vaes => "vaes",
+                    crate::xts_simd::Kernel::AesNi => "aes-ni",
+                };
+            }
+            if self.cbc.is_some() {
+                return "aes-ni";
+            }
         }
         "portable"
     }

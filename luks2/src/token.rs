@@ -135,4 +135,30 @@ mod tests {
         );
         assert!(crate::dump_text(d.header()).contains("\tKey description: one\n"));
     }
+
+    #[test]
+    fn a_tokens_keyslots_open_by_priority_and_ignored_ones_only_when_named() {
+        let mut opts = FormatOptions::default();
+        opts.keyslot.pbkdf = PbkdfParams::insecure_fast();
+        let pass = Passphrase::from_slice(b"p");
+        let (mut d, _) = crate::format(MemoryDevice::new(32 << 20), &opts, &pass).expect("format");
+        let limits = crate::KdfLimits::default();
+        assert_eq!(
+            d.unlock_among(&pass, &[0], false, &limits).expect("open").0,
+            0
+        );
+        d.set_keyslot_priority(0, 0).expect("ignore");
+        assert!(matches!(
+            d.unlock_among(&pass, &[0], false, &limits),
+            Err(crate::Error::NoUsableKeyslot)
+        ));
+        assert_eq!(
+            d.unlock_among(&pass, &[0], true, &limits).expect("named").0,
+            0
+        );
+        assert!(matches!(
+            d.unlock_among(&Passphrase::from_slice(b"x"), &[0], true, &limits),
+            Err(crate::Error::WrongPassphrase)
+        ));
+    }
 }

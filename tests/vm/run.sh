@@ -11,7 +11,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 . scripts/lib.sh
 need_cargo
-need_packages qemu-system-x86 busybox-static cpio kmod cryptsetup-bin dmsetup e2fsprogs socat mount util-linux lvm2
+need_packages qemu-system-x86 busybox-static cpio kmod cryptsetup-bin dmsetup e2fsprogs socat mount util-linux lvm2 keyutils
 
 work=$root/target/vm
 mkdir -p "$work/cache"
@@ -68,7 +68,7 @@ copy_with_libs() {
         cp -nL "$lib" "$rd$lib"
     done
 }
-for t in cryptsetup integritysetup veritysetup dmsetup mkfs.ext4 e2fsck tune2fs losetup blockdev lvm; do
+for t in cryptsetup integritysetup veritysetup dmsetup mkfs.ext4 e2fsck tune2fs losetup blockdev lvm keyctl; do
     copy_with_libs "$(command -v $t)"
 done
 # glibc loads libgcc_s when a thread exits (cryptsetup's Argon2 threads): ldd does not list it.

@@ -378,7 +378,8 @@ pub(super) fn token(a: TokenArgs, out: &mut dyn Write) -> CliResult<i32> {
 /// confirming; refused while it is mapped.
 pub(super) fn convert(a: ConvertArgs) -> CliResult<i32> {
     let device = a.hdr.of(&a.device);
-    let to_luks1 = match a.kind.to_ascii_lowercase().as_str() {
+    // As cryptsetup: lower case only.
+    let to_luks1 = match a.kind.as_str() {
         "luks2" => false,
         "luks1" => true,
         _ => {

@@ -284,33 +284,53 @@ pub(crate) fn try_tokens<D: luks2::BlockIo>(
     t: &TokenOpts,
 ) -> CliResult<Option<(u32, VolumeKey)>> {
     use activate::TokenUnlock as T;
-    let failed =
-        match activate::unlock_by_keyring_token(dev, key.key_slot, t.token_id, &key.kdf_limits()) {
-            T::Unlocked { slot, key, .. } => {
-                report_unlocked(slot);
-                return Ok(Some((slot, key)));
-            }
-            T::NoUsableToken => {
-                say("No usable token is available.");
-                CliError::Refused(format!(
-                "{}: no usable token (a luks2-keyring token whose key is in the kernel keyring)",
-                device.display()
-            ))
-            }
-            T::KeyMissing { .. } => CliError::luks(device)(luks2::Error::WrongPassphrase),
-            T::WrongPassphrase { token } => {
-                if t.token_id.is_some() {
-                    say(&format!(
+    let limits = key.kdf_limits();
+    let shown = device.display();
+    let token_error = |message: String, code| {
+        // cryptsetup says why only with -v.
+        CliError::Quiet(Box::new(CliError::Token { message, code }))
+    };
+    let failed = match activate::unlock_by_keyring_token(dev, key.key_slot, t.token_id, &limits) {
+        T::Unlocked { slot, key, .. } => {
+            report_unlocked(slot);
+            return Ok(Some((slot, key)));
+        }
+        T::NoUsableToken => {
+            say("No usable token is available.");
+            token_error(
+                format!("{shown}: no keyring token for this keyslot or token"),
+                1,
+            )
+        }
+        T::KeyMissing { token } => token_error(
+            format!("{shown}: the kernel keyring holds no key for token {token}"),
+            crate::error::code::PERMISSION,
+        ),
+        T::WrongPassphrase { token } => {
+            if t.token_id.is_some() {
+                say(&format!(
                     "Token {token} cannot unlock assigned keyslot(s) (wrong keyslot passphrase)."
                 ));
-                }
-                CliError::luks(device)(luks2::Error::WrongPassphrase)
             }
-        };
+            token_error(
+                format!("{shown}: the key of token {token} opens none of its keyslots"),
+                crate::error::code::PERMISSION,
+            )
+        }
+        T::Failed { error, .. } => CliError::luks(device)(error),
+    };
     match t.token_only {
         true => Err(failed),
         false => Ok(None),
     }
+}
+
+/// --token-only on LUKS1, which has no tokens: cryptsetup fails (exit 1) without asking.
+pub(crate) fn no_luks1_tokens(device: &Path) -> CliError {
+    CliError::Quiet(Box::new(CliError::Token {
+        message: format!("{}: LUKS1 has no tokens (--token-only)", device.display()),
+        code: crate::error::code::FAILURE,
+    }))
 }
 
 /// Runs one `luks` verb; returns the exit code for verbs that report through it (is-luks,
@@ -363,10 +383,14 @@ fn open(a: OpenArgs, keys: &mut Keys) -> CliResult<i32> {
             dev.verify_volume_key(header, &vk)?;
             return Ok(0);
         }
-        if let any::AnyLuks::V2(d) = &mut dev {
-            if try_tokens(d, header, &a.key, &a.tokens)?.is_some() {
-                return Ok(0);
+        match &mut dev {
+            any::AnyLuks::V2(d) => {
+                if try_tokens(d, header, &a.key, &a.tokens)?.is_some() {
+                    return Ok(0);
+                }
             }
+            any::AnyLuks::V1(_) if a.tokens.token_only => return Err(no_luks1_tokens(header)),
+            any::AnyLuks::V1(_) => {}
         }
         let (slot, _) = with_tries(keys, &a.key, &prompt, |pass| {
             dev.unlock(header, pass, a.key.key_slot, &a.key)

@@ -180,23 +180,16 @@ impl<D: BlockIo> Luks1<D> {
     }
 }
 
-/// Moves the `len` bytes at `from` to `to` (either way; the ranges may overlap), in chunks
-/// ordered so that no byte is overwritten before it was copied; synced.
+/// Moves the `len` bytes at `from` to `to` (the ranges may overlap): all of them are read
+/// first, as cryptsetup does, so that a read error stops the conversion before its first
+/// write; then written and synced.
 pub(super) fn move_area<D: BlockIo>(io: &mut D, from: u64, to: u64, len: u64) -> Result<()> {
-    const CHUNK: u64 = 1 << 20;
-    let mut buf = zeroize::Zeroizing::new(vec![0u8; CHUNK.min(len) as usize]);
-    let mut done = 0;
-    while done < len {
-        let n = CHUNK.min(len - done);
-        // Moving up, the last chunk goes first; moving down, the first.
-        let at = if to > from { len - done - n } else { done };
-        let chunk = &mut buf[..n as usize];
-        io.read_exact_at(chunk, from + at)
-            .map_err(|e| Error::io("reading the keyslot areas", e))?;
-        io.write_all_at(chunk, to + at)
-            .map_err(|e| Error::io("moving the keyslot areas", e))?;
-        done += n;
-    }
+    let len = usize::try_from(len).map_err(|_| Error::limit("keyslot areas", len, u64::MAX))?;
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; len]);
+    io.read_exact_at(&mut buf, from)
+        .map_err(|e| Error::io("reading the keyslot areas", e))?;
+    io.write_all_at(&buf, to)
+        .map_err(|e| Error::io("moving the keyslot areas", e))?;
     io.sync()
         .map_err(|e| Error::io("syncing the moved keyslot areas", e))
 }

@@ -27,9 +27,9 @@ impl<D: BlockIo> Luks2<D> {
     /// bytes, integrity, keyslots above 7 or with another cipher, key size or hash than the
     /// volume's (where cryptsetup would write a keyslot that no longer opens).
     ///
-    /// Moving the areas overwrites the LUKS2 header before the LUKS1 header is written:
-    /// between the two, neither format opens. Take a header backup first (cryptsetup has the
-    /// same window).
+    /// The keyslots area is read whole before anything is written; moving it then overwrites
+    /// the LUKS2 header before the LUKS1 header is written: between the two writes, neither
+    /// format opens. Take a header backup first (cryptsetup has the same window).
     ///
     /// # Errors
     /// [`Error::NotLuks1Compatible`]; [`Error::UnmetRequirements`]; [`Error::DeviceTooSmall`]
@@ -153,8 +153,11 @@ fn luks1_header(h: &Header) -> Result<Luks1Header> {
             "the data offset {payload} is not whole sectors"
         )));
     }
-    let mut mk_digest = [0u8; 20];
-    mk_digest.copy_from_slice(&digest.digest[..20]);
+    let mk_digest: [u8; 20] = digest
+        .digest
+        .get(..20)
+        .and_then(|d| d.try_into().ok())
+        .ok_or(no(Why::Digests))?;
     let mut uuid = [0u8; 40];
     let u = h.uuid().as_bytes();
     uuid[..u.len().min(39)].copy_from_slice(&u[..u.len().min(39)]);

@@ -268,6 +268,23 @@ cmp -n 65536 /tmp/l1.data /dev/mapper/l1 || fail "LUKS1 data differs between the
 "$REAL" close l1
 n=$((n + 2))
 [ -z "$(dmsetup ls 2>/dev/null | grep -v 'No devices')" ] || fail "stray mapping: $(dmsetup ls)"
+# A keyring token (cryptsetup's built-in type): the passphrase is the kernel keyring's user
+# key. With --token-only (nothing on standard input) both tools open through it, to the same
+# table; without the key both fail alike.
+"$REAL" luksFormat -q $FAST --key-file /tmp/k1 $D1
+"$REAL" token add --key-description cryptpilot-vm $D1
+keyctl padd user cryptpilot-vm @u < /tmp/k1 > /dev/null
+"$REAL" open --token-only $D1 tok < /dev/null || fail "cryptsetup did not open through the token"
+table_nokey tok > /tmp/t.real
+"$REAL" close tok
+/tmp/dropin/cryptsetup open --token-only $D1 tok < /dev/null 2>/tmp/ours.err ||
+    fail "no open through the keyring token: $(cat /tmp/ours.err)"
+[ "$(table_nokey tok)" = "$(cat /tmp/t.real)" ] || fail "token tables: $(table_nokey tok) / $(cat /tmp/t.real)"
+/tmp/dropin/cryptsetup close tok
+keyctl purge user cryptpilot-vm > /dev/null
+same CODE_ONLY open --token-only $D1 tok
+n=$((n + 1))
+[ -z "$(dmsetup ls 2>/dev/null | grep -v 'No devices')" ] || fail "stray mapping: $(dmsetup ls)"
 # benchmark: the cipher table as the real tool prints it (AF_ALG is in this kernel), speeds
 # and key derivation counts masked; serpent and twofish are N/A rows in ours.
 bench_mask() {
