@@ -47,12 +47,24 @@ pub fn device_with_json(json: &[u8], keyslots: &[u8]) -> MemoryDevice {
 }
 
 /// Invariants of any header that opens: the metadata re-parses to itself, the dump text is
-/// produced, and a repair (if one is due) leaves a header that opens to the same metadata.
+/// produced, a conversion to LUKS1 (if it is accepted) gives a LUKS1 header that re-parses,
+/// and a repair (if one is due) leaves a header that opens to the same metadata.
 pub fn check_opened(mut d: Luks2<MemoryDevice>) {
     let meta = d.header().metadata_json();
     assert!(d.header().metadata_round_trips(), "metadata does not round-trip");
     let _ = luks2::dump_text(d.header());
     let _ = d.header().activation();
+    let _ = d.header().keyring_tokens();
+    // The conversion to LUKS1 checks everything before writing: what it accepts opens as a
+    // LUKS1 header that re-parses to itself.
+    let bytes = d.io_mut().as_slice().to_vec();
+    if let Ok(l1) = Luks2::open(MemoryDevice::from_vec(bytes)).and_then(|c| c.convert_to_luks1()) {
+        let h = l1.header().clone();
+        assert_eq!(
+            luks2::Luks1Header::parse(&h.to_bytes()).expect("a converted header re-parses"),
+            h
+        );
+    }
     if d.repair().is_ok() {
         let d2 = Luks2::open(d.into_inner()).expect("repaired header opens");
         assert_eq!(d2.header().metadata_json(), meta);
