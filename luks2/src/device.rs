@@ -471,14 +471,13 @@ impl<D: BlockIo> Luks2<D> {
         };
         let mut meta = self.header.meta.clone();
         crate::header::validate::validate_token(&meta, ObjId(id), &token)?;
-        // cryptsetup checks its built-in token type on import (not on load): it must name
-        // its key.
+        // cryptsetup checks its built-in token type on import (not on load).
         if token.get("type").and_then(Value::as_str) == Some(crate::KEYRING_TOKEN)
-            && !token.get("key_description").is_some_and(Value::is_string)
+            && !crate::token::keyring_token_valid(&token)
         {
             return Err(Error::metadata(
-                format!("tokens.{id}.key_description"),
-                "a luks2-keyring token needs the key's description (a string)",
+                format!("tokens.{id}"),
+                "a luks2-keyring token holds type, keyslots and a non-empty key_description only",
             ));
         }
         meta.tokens.insert(ObjId(id), token);

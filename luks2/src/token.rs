@@ -22,13 +22,23 @@ pub struct KeyringToken {
     pub keyslots: Vec<u32>,
 }
 
+/// cryptsetup's check of a keyring token: exactly `type`, `keyslots` and a non-empty string
+/// `key_description`. A token that fails it is not imported, and not used to open.
+pub(crate) fn keyring_token_valid(t: &Map<String, Value>) -> bool {
+    t.len() == 3
+        && t.get("key_description")
+            .and_then(Value::as_str)
+            .is_some_and(|d| !d.is_empty())
+}
+
 impl Header {
-    /// The header's `luks2-keyring` tokens, by number.
+    /// The header's valid `luks2-keyring` tokens, by number.
     pub fn keyring_tokens(&self) -> Vec<KeyringToken> {
         self.meta
             .tokens
             .iter()
             .filter(|(_, t)| t.get("type").and_then(Value::as_str) == Some(KEYRING_TOKEN))
+            .filter(|(_, t)| keyring_token_valid(t))
             .filter_map(|(id, t)| {
                 let description = t.get("key_description")?.as_str()?.to_owned();
                 let keyslots = t
@@ -119,10 +129,14 @@ mod tests {
             Err(crate::Error::TokenInUse(4))
         ));
         assert!(d.add_keyring_token("", None, None, false).is_err());
-        // A keyring token must name its key.
-        assert!(d
-            .import_token_json(r#"{"type":"luks2-keyring","keyslots":[]}"#, None, false)
-            .is_err());
+        // A keyring token names its key, and holds nothing else.
+        for bad in [
+            r#"{"type":"luks2-keyring","keyslots":[]}"#,
+            r#"{"type":"luks2-keyring","keyslots":[],"key_description":""}"#,
+            r#"{"type":"luks2-keyring","keyslots":[],"key_description":"k","x":1}"#,
+        ] {
+            assert!(d.import_token_json(bad, None, false).is_err(), "{bad}");
+        }
         let listed: Vec<_> = d
             .header()
             .keyring_tokens()
