@@ -515,6 +515,20 @@ pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refuse
     }
     let action = pos.remove(0);
     let action = action.to_string_lossy();
+    if tool == Tool::Cryptsetup && action == "token" {
+        // cryptsetup's argument checks, before the device is looked at.
+        let has_id = opts.iter().any(|o| o.long == "token-id");
+        match pos.first().and_then(|a| a.to_str()) {
+            Some("add" | "import") => {}
+            Some("remove" | "export") if has_id => {}
+            Some("remove" | "export") => {
+                return Err(Refused(
+                    "Action requires specific token. Use --token-id parameter.".into(),
+                ))
+            }
+            _ => return Err(Refused("Invalid token action.".into())),
+        }
+    }
     // luksFormat and isLuks also take libcryptsetup's own names (`--type LUKS2`); open
     // does not.
     if matches!(&*action, "luksFormat" | "isLuks") {

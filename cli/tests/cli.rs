@@ -199,7 +199,7 @@ fn table_of_bad_inputs() {
             1,
             "--offset 36028797018963968 sectors is too large",
         ),
-        (vec!["token", "export", &img], 1, "needs --token-id"),
+        (vec!["token", "export", &img], 1, "Use --token-id parameter"),
         (
             vec!["token", "remove", "--token-id", "4", &img],
             1,

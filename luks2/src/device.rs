@@ -433,11 +433,39 @@ impl<D: BlockIo> Luks2<D> {
     /// [`Error::InvalidArgument`] for text that is not a JSON object; as `import_token`
     /// otherwise.
     pub fn import_token_json(&mut self, json: &str, id: Option<u32>, replace: bool) -> Result<u32> {
+        self.import_token_json_for(json, id, replace, None)
+    }
+
+    /// [`Luks2::import_token_json`], with keyslot `slot` added to the token's `keyslots`
+    /// (cryptsetup's `token import --key-slot`), in the same header write.
+    ///
+    /// # Errors
+    /// [`Error::KeyslotNotFound`] if `slot` is not an active keyslot; as `import_token_json`
+    /// otherwise.
+    pub fn import_token_json_for(
+        &mut self,
+        json: &str,
+        id: Option<u32>,
+        replace: bool,
+        slot: Option<u32>,
+    ) -> Result<u32> {
         let value: Value = serde_json::from_str(json)
             .map_err(|e| Error::invalid("token", format!("not valid JSON: {e}")))?;
-        let Value::Object(token) = value else {
+        let Value::Object(mut token) = value else {
             return Err(Error::invalid("token", "the JSON is not an object"));
         };
+        if let Some(s) = slot {
+            if !self.header.meta.keyslots.contains_key(&ObjId(s)) {
+                return Err(Error::KeyslotNotFound(s));
+            }
+            // A token without a keyslots array is refused by the validation below.
+            if let Some(Value::Array(slots)) = token.get_mut("keyslots") {
+                let name = Value::from(s.to_string());
+                if !slots.contains(&name) {
+                    slots.push(name);
+                }
+            }
+        }
         self.import_token(token, id, replace)
     }
 

@@ -151,6 +151,34 @@ mod tests {
     }
 
     #[test]
+    fn an_imported_token_takes_the_named_keyslot_once_and_only_an_active_one() {
+        let mut opts = FormatOptions::default();
+        opts.keyslot.pbkdf = PbkdfParams::insecure_fast();
+        let pass = Passphrase::from_slice(b"p");
+        let (mut d, _) = crate::format(MemoryDevice::new(32 << 20), &opts, &pass).expect("format");
+        let seq = d.header().seqid();
+        assert!(matches!(
+            d.import_token_json_for(r#"{"type":"x","keyslots":[]}"#, None, false, Some(1)),
+            Err(crate::Error::KeyslotNotFound(1))
+        ));
+        assert_eq!(d.header().seqid(), seq, "a refused import writes nothing");
+        for (json, id) in [
+            (r#"{"type":"x","keyslots":[]}"#, 0),
+            (r#"{"type":"x","keyslots":["0"]}"#, 1),
+        ] {
+            assert_eq!(
+                d.import_token_json_for(json, None, false, Some(0))
+                    .expect("import"),
+                id
+            );
+            assert_eq!(
+                d.token_json(id).expect("token"),
+                r#"{"type":"x","keyslots":["0"]}"#
+            );
+        }
+    }
+
+    #[test]
     fn a_tokens_keyslots_open_by_priority_and_ignored_ones_only_when_named() {
         let mut opts = FormatOptions::default();
         opts.keyslot.pbkdf = PbkdfParams::insecure_fast();

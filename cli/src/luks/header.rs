@@ -316,13 +316,60 @@ fn report_created(id: u32, out: &mut dyn Write) -> CliResult<i32> {
     }
 }
 
+/// Under cryptsetup's name, its sentence for a failed token action (it names no cause); our
+/// own error, which does, otherwise.
+fn token_failure(sentence: impl FnOnce() -> String) -> impl FnOnce(CliError) -> CliError {
+    move |e| match (super::as_cryptsetup(), &e) {
+        // Sentences of their own (a token or keyslot that is in use or missing).
+        (
+            _,
+            CliError::Activate(activate::Error::Luks {
+                source: luks2::Error::TokenInUse(_) | luks2::Error::KeyslotNotFound(_),
+                ..
+            }),
+        ) => e,
+        (true, _) => CliError::Stated(sentence().into()),
+        (false, _) => e,
+    }
+}
+
+/// Before a token is added or imported as number `id`: cryptsetup's checks, in its order
+/// (the number, whether it is free, then the keyslot to assign), so that nothing is read
+/// from standard input or a file for an action that cannot succeed.
+fn check_new_token(
+    dev: &Luks2<std::fs::File>,
+    a: &TokenArgs,
+    device: &std::path::Path,
+) -> CliResult<()> {
+    let in_use = |id| Err(CliError::luks(device)(luks2::Error::TokenInUse(id)));
+    match a.token_id {
+        Some(id) if id >= luks2::MAX_OBJECTS => {
+            return Err(token_failure(|| format!("Token {id} is invalid."))(
+                CliError::luks(device)(luks2::Error::InvalidArgument {
+                    name: "token id",
+                    reason: format!("{id} is above {}", luks2::MAX_OBJECTS - 1),
+                }),
+            ))
+        }
+        Some(id) if !a.replace && dev.token_json(id).is_ok() => return in_use(id),
+        _ => {}
+    }
+    match a.key_slot {
+        Some(s) if s < luks2::MAX_OBJECTS && dev.header().keyslot(s).is_err() => {
+            Err(CliError::luks(device)(luks2::Error::KeyslotNotFound(s)))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Tokens: a keyring token added, JSON imported from standard input or a file, exported,
 /// removed.
 pub(super) fn token(a: TokenArgs, out: &mut dyn Write) -> CliResult<i32> {
     let device = a.hdr.of(&a.device);
     let need_id = || {
-        a.token_id
-            .ok_or_else(|| CliError::Usage("this token action needs --token-id".into()))
+        a.token_id.ok_or_else(|| {
+            CliError::Usage("Action requires specific token. Use --token-id parameter.".into())
+        })
     };
     match a.action {
         TokenAction::Add => {
@@ -332,42 +379,76 @@ pub(super) fn token(a: TokenArgs, out: &mut dyn Write) -> CliResult<i32> {
                 ));
             };
             let mut dev = open_luks(device, true)?;
+            check_new_token(&dev, &a, device)?;
             let id = dev
                 .add_keyring_token(description, a.key_slot, a.token_id, a.replace)
-                .map_err(CliError::luks(device))?;
+                .map_err(CliError::luks(device))
+                .map_err(token_failure(|| {
+                    format!(
+                        "Failed to add luks2-keyring token {}.",
+                        a.token_id.map_or(-1, i64::from)
+                    )
+                }))?;
             report_created(id, out)
         }
         TokenAction::Import => {
+            let mut dev = open_luks(device, true)?;
+            check_new_token(&dev, &a, device)?;
             // `-` is standard input, as without the option.
             let file = a
                 .json_file
                 .as_deref()
                 .filter(|p| *p != std::path::Path::new("-"));
-            let bytes = read_bounded(file, TOKEN_JSON_MAX, "token JSON")?;
+            let bytes = read_bounded(file, TOKEN_JSON_MAX, "token JSON").map_err(|e| {
+                match (super::as_cryptsetup(), file, &e) {
+                    (true, Some(p), CliError::File { .. }) => CliError::Stated(
+                        format!("Failed to open file {} in read-only mode.", p.display()).into(),
+                    ),
+                    _ => e,
+                }
+            })?;
+            let failed = || "Failed to import token from file.".to_string();
             let text = String::from_utf8(bytes)
-                .map_err(|_| CliError::Usage("token JSON is not UTF-8 text".into()))?;
-            let mut dev = open_luks(device, true)?;
+                .map_err(|_| CliError::Usage("token JSON is not UTF-8 text".into()))
+                .map_err(token_failure(failed))?;
             let id = dev
-                .import_token_json(&text, a.token_id, a.replace)
-                .map_err(CliError::luks(device))?;
+                .import_token_json_for(&text, a.token_id, a.replace, a.key_slot)
+                .map_err(CliError::luks(device))
+                .map_err(token_failure(failed))?;
             report_created(id, out)
         }
         TokenAction::Export => {
+            let id = need_id()?;
             let dev = open_luks(device, false)?;
             // As cryptsetup writes it: the JSON alone, no final newline.
-            let text = dev.token_json(need_id()?).map_err(CliError::luks(device))?;
+            let text =
+                dev.token_json(id)
+                    .map_err(CliError::luks(device))
+                    .map_err(token_failure(|| {
+                        format!("Failed to get token {id} for export.")
+                    }))?;
             match &a.json_file {
                 Some(p) => {
-                    std::fs::write(p, text).map_err(CliError::file(p, "write token JSON"))?;
+                    std::fs::write(p, text)
+                        .map_err(CliError::file(p, "write token JSON"))
+                        .map_err(token_failure(|| {
+                            format!("Failed to open file {} in write mode.", p.display())
+                        }))?;
                     Ok(0)
                 }
                 None => write_out(out, &text),
             }
         }
         TokenAction::Remove => {
-            let mut dev = open_luks(device, true)?;
             let id = need_id()?;
-            dev.remove_token(id).map_err(CliError::luks(device))?;
+            let mut dev = open_luks(device, true)?;
+            let sentence = match id < luks2::MAX_OBJECTS {
+                true => format!("Token {id} is not in use."),
+                false => format!("Token {id} is invalid."),
+            };
+            dev.remove_token(id)
+                .map_err(CliError::luks(device))
+                .map_err(token_failure(|| sentence))?;
             super::say(&format!("Token {id} removed."));
             Ok(0)
         }
