@@ -201,6 +201,17 @@ fn table_of_bad_inputs() {
         ),
         (vec!["token", "export", &img], 1, "Use --token-id parameter"),
         (
+            vec![
+                "open",
+                "--test-passphrase",
+                "--volume-key-file",
+                "nofile",
+                &img,
+            ],
+            1,
+            "cannot read the volume key file nofile: No such file",
+        ),
+        (
             vec!["token", "remove", "--token-id", "4", &img],
             1,
             "token 4 does not exist",

@@ -190,7 +190,11 @@ pub(crate) fn read_volume_key(path: &Path, size: usize) -> CliResult<VolumeKey> 
     let mut buf = SecretBuf::with_capacity(size.min(VOLUME_KEY_MAX));
     File::open(path)
         .and_then(|f| buf.read_to_end(&mut f.take(size.min(VOLUME_KEY_MAX) as u64)))
-        .map_err(|_| CliError::Stated(format!("Cannot read keyfile {shown}.").into()))?;
+        .map_err(|e| match as_cryptsetup() {
+            // cryptsetup names no cause; our own name keeps the system's.
+            true => CliError::Stated(format!("Cannot read keyfile {shown}.").into()),
+            false => CliError::file(path, "read the volume key file")(e),
+        })?;
     if buf.len() < size {
         return Err(CliError::Stated(
             format!("Cannot read {size} bytes from keyfile {shown}.").into(),
