@@ -362,7 +362,8 @@ impl Mapper {
         name: &DmName,
         options: &VerityOptions,
     ) -> Result<PathBuf> {
-        integrity::verity::check_root(hash.1, params, root).map_err(Error::integrity(hash.0))?;
+        integrity::verity::check_root(data.1, hash.1, params, root)
+            .map_err(Error::integrity(hash.0))?;
         let data_dev = DataDevice::new(data.0, data.1, true)?;
         let hash_dev = DataDevice::new(hash.0, hash.1, true)?;
         self.activate(&Plan::verity(

@@ -570,6 +570,9 @@ fn cases() -> Vec<Case> {
         c("veritysetup format --hash sha1 data.img hash.img --salt 0011 --uuid 11111111-2222-3333-4444-555555555555", Stdout),
         c("veritysetup format --data-block-size 1024 --hash-block-size 1024 data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", Stdout),
         c("veritysetup format --no-superblock data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", Stdout),
+        // One data block has no tree: its hash is the root hash.
+        after("veritysetup format --data-blocks 1 data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", Stdout, "sha256sum hash.img"),
+        with_pre("veritysetup format --data-blocks 1 data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", "veritysetup verify -v --data-blocks 1 data.img hash.img b16f12015b9072cc1be2a3360f8a5c5569babbed082ba369db47f292b4d866bc", Stdout, ""),
         c("veritysetup format data.img nodir/hash.img", Code),
         c("veritysetup format nofile hash.img", Code),
         with_pre("veritysetup format data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", "veritysetup dump hash.img", Stdout, ""),

@@ -198,14 +198,13 @@ impl Layout {
         let fit = u64::from(p.hash_block_size) / digest;
         // The largest power of two that fits.
         let hashes_per_block = 1u64 << (63 - fit.leading_zeros());
+        // As the kernel and veritysetup count them: a single data block has no tree (its
+        // hash is the root hash).
         let mut counts = Vec::new();
         let mut n = p.data_blocks;
-        loop {
+        while n > 1 {
             n = n.div_ceil(hashes_per_block);
             counts.push(n);
-            if n <= 1 {
-                break;
-            }
         }
         Self {
             entry_size: (u64::from(p.hash_block_size) / hashes_per_block) as usize,
@@ -309,6 +308,14 @@ fn root_of(p: &VerityParams, top: &[u8]) -> Vec<u8> {
     salted(p.hash, &p.salt, &top[..p.hash_block_size as usize])
 }
 
+/// The root hash of a tree without levels (one data block): that block's hash.
+fn single_block_root<D: BlockIo>(data: &mut D, p: &VerityParams) -> Result<Vec<u8>> {
+    let mut block = vec![0u8; p.data_block_size as usize];
+    data.read_exact_at(&mut block, 0)
+        .map_err(|e| Error::io("cannot read data block 0", e))?;
+    Ok(salted(p.hash, &p.salt, &block))
+}
+
 /// Computes the tree over `data` and writes the superblock (if enabled) and the tree to `hash`.
 /// Returns the root hash.
 ///
@@ -321,11 +328,17 @@ pub fn format<D: BlockIo, H: BlockIo>(
 ) -> Result<Vec<u8>> {
     p.check()?;
     let l = Layout::new(p);
-    let mut levels = vec![level0(data, p, &l)?];
+    let mut levels = Vec::new();
+    if !l.counts.is_empty() {
+        levels.push(level0(data, p, &l)?);
+    }
     for i in 1..l.counts.len() {
         levels.push(level_above(p, &l, &levels[i - 1], l.counts[i - 1]));
     }
-    let root = root_of(p, &levels[levels.len() - 1]);
+    let root = match levels.last() {
+        Some(top) => root_of(p, top),
+        None => single_block_root(data, p)?,
+    };
     let hbs = u64::from(p.hash_block_size);
     if p.superblock {
         let mut sb = vec![0u8; p.hash_block_size as usize];
@@ -358,6 +371,12 @@ pub fn verify<D: BlockIo, H: BlockIo>(
     p.check()?;
     p.check_devices(data, hash)?;
     let l = Layout::new(p);
+    if l.counts.is_empty() {
+        return match single_block_root(data, p)? == root {
+            true => Ok(()),
+            false => Err(Error::WrongRootHash),
+        };
+    }
     let hbs = p.hash_block_size as usize;
     let stored: Vec<Vec<u8>> = (0..l.counts.len())
         .map(|i| {
@@ -442,17 +461,28 @@ pub fn parse_hex(s: &str) -> Result<Vec<u8>> {
     luks2::hex::decode(s).map_err(|_| Error::invalid("hex string", format!("'{s}' is not hex")))
 }
 
-/// Checks only the top hash block against `root`: a cheap test, before mapping, that the
-/// root hash belongs to this tree (the kernel checks the rest as blocks are read).
+/// Checks only the top hash block (or, for a single data block, that block) against `root`:
+/// a cheap test, before mapping, that the root hash belongs to this tree (the kernel checks
+/// the rest as blocks are read).
 ///
 /// # Errors
 /// [`Error::WrongRootHash`]; [`Error::Invalid`] for bad parameters; [`Error::Io`].
-pub fn check_root<H: BlockIo>(hash: &mut H, p: &VerityParams, root: &[u8]) -> Result<()> {
+pub fn check_root<D: BlockIo, H: BlockIo>(
+    data: &mut D,
+    hash: &mut H,
+    p: &VerityParams,
+    root: &[u8],
+) -> Result<()> {
     p.check()?;
-    let mut top = vec![0u8; p.hash_block_size as usize];
-    hash.read_exact_at(&mut top, p.tree_offset())
-        .map_err(|e| Error::io("cannot read the top hash block", e))?;
-    if root_of(p, &top) == root {
+    let computed = if Layout::new(p).counts.is_empty() {
+        single_block_root(data, p)?
+    } else {
+        let mut top = vec![0u8; p.hash_block_size as usize];
+        hash.read_exact_at(&mut top, p.tree_offset())
+            .map_err(|e| Error::io("cannot read the top hash block", e))?;
+        root_of(p, &top)
+    };
+    if computed == root {
         Ok(())
     } else {
         Err(Error::WrongRootHash)

@@ -77,9 +77,12 @@ fn trees_equal_veritysetups() {
             (512, 4096),
             (1024, 2048),
         ] {
-            for salt in [Some("00112233445566778899"), None, Some("-")] {
-                // An odd number of blocks, so no level is full.
-                let blocks = 1031u64;
+            // One block (no tree: its hash is the root hash); an odd number, so that no
+            // level is full.
+            for (salt, blocks) in [Some("00112233445566778899"), None, Some("-")]
+                .into_iter()
+                .flat_map(|s| [(s, 1u64), (s, 1031)])
+            {
                 let bytes = data(blocks as usize * dbs as usize);
                 std::fs::write(&data_path, &bytes).expect("data");
                 let _ = std::fs::remove_file(&hash_path);
@@ -125,7 +128,7 @@ fn trees_equal_veritysetups() {
             }
         }
     }
-    assert_eq!(cases, 45);
+    assert_eq!(cases, 90);
 }
 
 #[test]
