@@ -517,7 +517,7 @@ impl Plan {
             luks2::hex::encode(&p.salt)
         };
         let table = Verity {
-            version: 1,
+            version: p.hash_type,
             data_device: data.dev_string(),
             hash_device: hash.dev_string(),
             data_block_size: p.data_block_size,

@@ -1326,6 +1326,10 @@ pub(crate) struct VerityTree {
     /// UUID for the superblock (default: random).
     #[arg(long)]
     pub(crate) uuid: Option<String>,
+    /// Tree format: 1 (default), or 0 for Chrome OS's original (salt after the block,
+    /// digests packed without padding).
+    #[arg(long = "format", value_name = "TYPE")]
+    pub(crate) format: Option<u32>,
 }
 
 /// Where the hash tree is on the hash device.

@@ -56,6 +56,15 @@ fn params_from_options(
     if let Some(u) = &tree.uuid {
         p.uuid = verity::parse_uuid(u).map_err(usage)?;
     }
+    match tree.format {
+        Some(t @ 2..) => {
+            return Err(CliError::Stated(
+                format!("Unsupported VERITY hash type {t}.").into(),
+            ))
+        }
+        Some(t) => p.hash_type = t,
+        None => {}
+    }
     p.hash_offset = place.hash_offset;
     p.superblock = !place.no_superblock;
     let whole = size_of(data, data_file)? / u64::from(p.data_block_size.max(1));
@@ -137,7 +146,7 @@ fn report(path: &Path, p: &VerityParams, root: Option<&[u8]>, json: bool) -> Str
         let mut v = serde_json::json!({
             "hash_device": path.display().to_string(),
             "uuid": p.superblock.then(|| verity::format_uuid(&p.uuid)),
-            "hash_type": 1,
+            "hash_type": p.hash_type,
             "data_blocks": p.data_blocks,
             "data_block_size": p.data_block_size,
             "hash_blocks": p.hash_blocks(),
@@ -161,7 +170,8 @@ fn report(path: &Path, p: &VerityParams, root: Option<&[u8]>, json: bool) -> Str
     };
     s += &format!("UUID:            \t{uuid}\n");
     s += &format!(
-        "Hash type:       \t1\nData blocks:     \t{}\nData block size: \t{}\nHash blocks:     \t{}\nHash block size: \t{}\nHash algorithm:  \t{}\nSalt:            \t{}\n",
+        "Hash type:       \t{}\nData blocks:     \t{}\nData block size: \t{}\nHash blocks:     \t{}\nHash block size: \t{}\nHash algorithm:  \t{}\nSalt:            \t{}\n",
+        p.hash_type,
         p.data_blocks,
         p.data_block_size,
         p.hash_blocks(),

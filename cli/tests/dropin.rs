@@ -573,6 +573,14 @@ fn cases() -> Vec<Case> {
         // One data block has no tree: its hash is the root hash.
         after("veritysetup format --data-blocks 1 data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", Stdout, "sha256sum hash.img"),
         with_pre("veritysetup format --data-blocks 1 data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", "veritysetup verify -v --data-blocks 1 data.img hash.img b16f12015b9072cc1be2a3360f8a5c5569babbed082ba369db47f292b4d866bc", Stdout, ""),
+        // Format 0, Chrome OS's original.
+        after("veritysetup format --format 0 data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", Stdout, "sha256sum hash.img"),
+        after("veritysetup format --format 0 --hash sha1 --hash-block-size 512 data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", Stdout, "sha256sum hash.img"),
+        c("veritysetup format --format 2 data.img hash.img", Stderr),
+        with_pre("veritysetup format --format 0 data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", "veritysetup dump hash.img", Stdout, ""),
+        with_pre("veritysetup format --format 0 data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", "veritysetup verify -v data.img hash.img c9d916c1614b80ff441cb453281e3e9f3181916f44c4cd923f0bf9f1adfbf0b4", Stdout, ""),
+        with_pre("veritysetup format --format 0 data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", "veritysetup verify data-bad.img hash.img c9d916c1614b80ff441cb453281e3e9f3181916f44c4cd923f0bf9f1adfbf0b4", Stderr, ""),
+        with_pre("veritysetup format --format 0 --no-superblock data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", "veritysetup verify -v --format 0 --no-superblock --salt 00 data.img hash.img c9d916c1614b80ff441cb453281e3e9f3181916f44c4cd923f0bf9f1adfbf0b4", Stdout, ""),
         c("veritysetup format data.img nodir/hash.img", Code),
         c("veritysetup format nofile hash.img", Code),
         with_pre("veritysetup format data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", "veritysetup dump hash.img", Stdout, ""),

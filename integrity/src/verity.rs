@@ -1,10 +1,13 @@
-//! dm-verity hash trees (format 1) and superblocks, as `veritysetup format` writes them.
+//! dm-verity hash trees and superblocks, as `veritysetup format` writes them.
 //!
-//! Each data block is hashed as `H(salt || block)`; the digests are packed into hash blocks
-//! (each entry padded to a power-of-two size, so a 4096-byte block holds 128 SHA-256 or 128
-//! SHA-1 entries); those blocks are hashed the same way level by level until one block remains,
-//! whose salted hash is the root hash. The hash area holds an optional 512-byte superblock in its
-//! own hash block, then the levels from the top (one block) down to level 0.
+//! In format 1 (the default) each data block is hashed as `H(salt || block)`; the digests are
+//! packed into hash blocks (each entry padded to a power-of-two size, so a 4096-byte block holds
+//! 128 SHA-256 or 128 SHA-1 entries); those blocks are hashed the same way level by level until
+//! one block remains, whose salted hash is the root hash. Format 0, Chrome OS's original, hashes
+//! `H(block || salt)` and packs the digests without padding (the same number per block, the
+//! rest of the block zero). A single data block has no levels: its hash is the root hash. The
+//! hash area holds an optional 512-byte superblock in its own hash block, then the levels from
+//! the top (one block) down to level 0.
 
 use luks2::{BlockIo, HashAlg};
 
@@ -35,6 +38,9 @@ pub struct VerityParams {
     pub hash_offset: u64,
     /// Whether a superblock precedes the tree.
     pub superblock: bool,
+    /// The tree's format (veritysetup's `--format`, the kernel's version, the superblock's hash
+    /// type): 1, or 0 for Chrome OS's original.
+    pub hash_type: u32,
 }
 
 impl VerityParams {
@@ -49,6 +55,7 @@ impl VerityParams {
             uuid: [0; 16],
             hash_offset: 0,
             superblock: true,
+            hash_type: 1,
         }
     }
 
@@ -78,6 +85,12 @@ impl VerityParams {
     /// # Errors
     /// [`Error::Invalid`] naming the bad parameter.
     pub fn check(&self) -> Result<()> {
+        if self.hash_type > 1 {
+            return Err(Error::invalid(
+                "hash type",
+                format!("{} is not 0 or 1", self.hash_type),
+            ));
+        }
         for (what, v) in [
             ("data block size", self.data_block_size),
             ("hash block size", self.hash_block_size),
@@ -186,8 +199,10 @@ impl VerityParams {
 /// How the tree's levels are sized and placed.
 #[derive(Clone, Debug)]
 struct Layout {
+    /// Bytes from one entry to the next within a hash block.
     entry_size: usize,
     hashes_per_block: u64,
+    hash_block_size: usize,
     /// Block count of each level, level 0 (over the data) first.
     counts: Vec<u64>,
 }
@@ -207,10 +222,20 @@ impl Layout {
             counts.push(n);
         }
         Self {
-            entry_size: (u64::from(p.hash_block_size) / hashes_per_block) as usize,
+            entry_size: match p.hash_type {
+                0 => digest as usize,
+                _ => (u64::from(p.hash_block_size) / hashes_per_block) as usize,
+            },
             hashes_per_block,
+            hash_block_size: p.hash_block_size as usize,
             counts,
         }
+    }
+
+    /// Byte position of entry `i` of a level, from the level's start.
+    fn entry_at(&self, i: u64) -> usize {
+        (i / self.hashes_per_block) as usize * self.hash_block_size
+            + (i % self.hashes_per_block) as usize * self.entry_size
     }
 
     fn total_blocks(&self) -> u64 {
@@ -223,8 +248,11 @@ impl Layout {
     }
 }
 
-fn salted(hash: HashAlg, salt: &[u8], block: &[u8]) -> Vec<u8> {
-    hash.digest(&[salt, block])
+fn salted(p: &VerityParams, block: &[u8]) -> Vec<u8> {
+    match p.hash_type {
+        0 => p.hash.digest(&[block, &p.salt]),
+        _ => p.hash.digest(&[&p.salt, block]),
+    }
 }
 
 /// Whether `b` holds only zero bytes (16 at a time).
@@ -236,28 +264,32 @@ fn is_zero(b: &[u8]) -> bool {
         && words.remainder().iter().all(|&x| x == 0)
 }
 
-/// Hashes consecutive `block_size` blocks of `data` into `out` entries, on all cores.
-fn hash_blocks(p: &VerityParams, data: &[u8], block_size: usize, entry: usize, out: &mut [u8]) {
+/// Hashes consecutive `block_size` blocks of `data` into the entries of `out`, which starts
+/// at a hash block of a level, on all cores.
+fn hash_blocks(p: &VerityParams, l: &Layout, data: &[u8], block_size: usize, out: &mut [u8]) {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8);
     let blocks = data.len() / block_size;
-    let per = blocks.div_ceil(threads).max(1);
+    // Whole hash blocks for each thread, so that each fills its own part of `out`.
+    let hpb = l.hashes_per_block as usize;
+    let per = blocks.div_ceil(threads).next_multiple_of(hpb).max(hpb);
+    let n = p.hash.output_len();
     // Free space in a file system image is mostly zeros: their hash is computed once.
-    let zero_hash = salted(p.hash, &p.salt, &vec![0u8; block_size]);
+    let zero_hash = salted(p, &vec![0u8; block_size]);
     let zero_hash = &zero_hash;
     std::thread::scope(|s| {
         for (chunk, dst) in data
             .chunks(per * block_size)
-            .zip(out.chunks_mut(per * entry))
+            .zip(out.chunks_mut(per / hpb * l.hash_block_size))
         {
             s.spawn(move || {
-                for (b, e) in chunk.chunks(block_size).zip(dst.chunks_mut(entry)) {
+                for (i, b) in chunk.chunks(block_size).enumerate() {
+                    let e = &mut dst[l.entry_at(i as u64)..][..n];
                     if is_zero(b) {
-                        e[..zero_hash.len()].copy_from_slice(zero_hash);
+                        e.copy_from_slice(zero_hash);
                     } else {
-                        let h = salted(p.hash, &p.salt, b);
-                        e[..h.len()].copy_from_slice(&h);
+                        e.copy_from_slice(&salted(p, b));
                     }
                 }
             });
@@ -277,14 +309,8 @@ fn level0<D: BlockIo>(data: &mut D, p: &VerityParams, l: &Layout) -> Result<Vec<
         let b = &mut buf[..n * dbs];
         data.read_exact_at(b, block * dbs as u64)
             .map_err(|e| Error::io(format!("cannot read data block {block}"), e))?;
-        let start = block as usize * l.entry_size;
-        hash_blocks(
-            p,
-            b,
-            dbs,
-            l.entry_size,
-            &mut level[start..start + n * l.entry_size],
-        );
+        // `block` is a multiple of `chunk_blocks`, so of the entries per hash block.
+        hash_blocks(p, l, b, dbs, &mut level[l.entry_at(block)..]);
         block += n as u64;
     }
     Ok(level)
@@ -294,18 +320,12 @@ fn level0<D: BlockIo>(data: &mut D, p: &VerityParams, l: &Layout) -> Result<Vec<
 fn level_above(p: &VerityParams, l: &Layout, below: &[u8], count: u64) -> Vec<u8> {
     let hbs = p.hash_block_size as usize;
     let mut next = vec![0u8; (count.div_ceil(l.hashes_per_block) as usize) * hbs];
-    hash_blocks(
-        p,
-        &below[..count as usize * hbs],
-        hbs,
-        l.entry_size,
-        &mut next,
-    );
+    hash_blocks(p, l, &below[..count as usize * hbs], hbs, &mut next);
     next
 }
 
 fn root_of(p: &VerityParams, top: &[u8]) -> Vec<u8> {
-    salted(p.hash, &p.salt, &top[..p.hash_block_size as usize])
+    salted(p, &top[..p.hash_block_size as usize])
 }
 
 /// The root hash of a tree without levels (one data block): that block's hash.
@@ -313,7 +333,7 @@ fn single_block_root<D: BlockIo>(data: &mut D, p: &VerityParams) -> Result<Vec<u
     let mut block = vec![0u8; p.data_block_size as usize];
     data.read_exact_at(&mut block, 0)
         .map_err(|e| Error::io("cannot read data block 0", e))?;
-    Ok(salted(p.hash, &p.salt, &block))
+    Ok(salted(p, &block))
 }
 
 /// Computes the tree over `data` and writes the superblock (if enabled) and the tree to `hash`.
@@ -389,8 +409,10 @@ pub fn verify<D: BlockIo, H: BlockIo>(
         .collect::<Result<_>>()?;
     let n = p.hash.output_len();
     let first_mismatch = |computed: &[u8], stored: &[u8], count: u64| {
-        (0..count as usize)
-            .find(|b| computed[b * l.entry_size..][..n] != stored[b * l.entry_size..][..n])
+        (0..count as usize).find(|&b| {
+            let at = l.entry_at(b as u64);
+            computed[at..][..n] != stored[at..][..n]
+        })
     };
     // Bottom up, as veritysetup verifies: the data against level 0, each level against the
     // one above, then the top block against the root hash. The first mismatch is named by
@@ -414,7 +436,7 @@ pub fn verify<D: BlockIo, H: BlockIo>(
             });
         }
     }
-    if salted(p.hash, &p.salt, &stored[stored.len() - 1][..hbs]) != root {
+    if root_of(p, &stored[stored.len() - 1]) != root {
         return Err(Error::WrongRootHash);
     }
     Ok(())
@@ -492,7 +514,7 @@ pub fn check_root<D: BlockIo, H: BlockIo>(
 /// The 512-byte verity superblock.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Superblock {
-    /// Hash type (1 for the default format).
+    /// Hash type: the tree's format (1, or 0 for Chrome OS's original).
     pub hash_type: u32,
     /// UUID.
     pub uuid: [u8; 16],
@@ -511,7 +533,7 @@ pub struct Superblock {
 impl Superblock {
     fn from_params(p: &VerityParams) -> Self {
         Self {
-            hash_type: 1,
+            hash_type: p.hash_type,
             uuid: p.uuid,
             algorithm: p.hash.name().to_owned(),
             data_block_size: p.data_block_size,
@@ -600,7 +622,7 @@ impl Superblock {
     /// # Errors
     /// [`Error::BadSuperblock`] for an unsupported hash type or algorithm.
     pub fn params(&self, hash_offset: u64) -> Result<VerityParams> {
-        if self.hash_type != 1 {
+        if self.hash_type > 1 {
             return Err(Error::BadSuperblock(format!(
                 "hash type {} is not supported",
                 self.hash_type
@@ -617,6 +639,7 @@ impl Superblock {
             uuid: self.uuid,
             hash_offset,
             superblock: true,
+            hash_type: self.hash_type,
         };
         p.check()?;
         Ok(p)

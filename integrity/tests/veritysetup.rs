@@ -78,15 +78,16 @@ fn trees_equal_veritysetups() {
             (1024, 2048),
         ] {
             // One block (no tree: its hash is the root hash); an odd number, so that no
-            // level is full.
-            for (salt, blocks) in [Some("00112233445566778899"), None, Some("-")]
+            // level is full; both formats (0 packs SHA-1 digests unpadded).
+            for (salt, blocks, format) in [Some("00112233445566778899"), None, Some("-")]
                 .into_iter()
                 .flat_map(|s| [(s, 1u64), (s, 1031)])
+                .flat_map(|(s, b)| [(s, b, 1u32), (s, b, 0)])
             {
                 let bytes = data(blocks as usize * dbs as usize);
                 std::fs::write(&data_path, &bytes).expect("data");
                 let _ = std::fs::remove_file(&hash_path);
-                let (d, h) = (dbs.to_string(), hbs.to_string());
+                let (d, h, f) = (dbs.to_string(), hbs.to_string(), format.to_string());
                 let mut args = vec![
                     "format",
                     dp,
@@ -97,6 +98,8 @@ fn trees_equal_veritysetups() {
                     &d,
                     "--hash-block-size",
                     &h,
+                    "--format",
+                    &f,
                     "--uuid",
                     UUID,
                 ];
@@ -113,12 +116,16 @@ fn trees_equal_veritysetups() {
                     VerityParams::new(blocks, HashAlg::parse(hash).expect("hash"), sb.salt.clone());
                 p.data_block_size = dbs;
                 p.hash_block_size = hbs;
+                p.hash_type = format;
                 p.uuid = uuid_bytes();
                 let mut ours = MemoryDevice::new(theirs.len());
                 let root =
                     verity::format(&mut MemoryDevice::from_vec(bytes.clone()), &mut ours, &p)
                         .expect("format");
-                let what = format!("{hash} data {dbs} hash {hbs} salt {salt:?}");
+                let what = format!(
+                    "{hash} data {dbs} hash {hbs} salt {salt:?} blocks {blocks} format {format}"
+                );
+                assert_eq!(sb.hash_type, format, "{what}");
                 assert_eq!(hex(&root), theirs_root, "{what}");
                 assert_eq!(ours.as_slice(), &theirs[..], "{what}: hash files differ");
                 assert_eq!(p.hash_area_size(), theirs.len() as u64, "{what}");
@@ -128,7 +135,7 @@ fn trees_equal_veritysetups() {
             }
         }
     }
-    assert_eq!(cases, 90);
+    assert_eq!(cases, 180);
 }
 
 #[test]

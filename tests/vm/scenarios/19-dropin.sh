@@ -210,6 +210,20 @@ tool_same veritysetup OUT status v2
 tool_same veritysetup OUT status v2
 tool_same veritysetup CODE close v2
 n=$((n + 3))
+# Format 0 (Chrome OS's original: SHA-1 digests packed unpadded) and a one-block tree (no
+# levels: the block's hash is the root hash): ours writes and maps them, the kernel reads
+# every block back verified, and the status is the real tool's.
+root0=$(/tmp/dropin/veritysetup format --format 0 --hash sha1 $D2 /tmp/hash0.img | awk '/Root hash/ {print $3}')
+/tmp/dropin/veritysetup open $D2 v3 /tmp/hash0.img "$root0" 2>/tmp/err || fail "veritysetup open (format 0): $(cat /tmp/err)"
+cmp -s /dev/mapper/v3 $D2 || fail "format 0: the mapping does not read back the data verified"
+tool_same veritysetup OUT status v3
+/tmp/dropin/veritysetup close v3
+root1=$(/tmp/dropin/veritysetup format --data-blocks 1 $D2 /tmp/hash1.img | awk '/Root hash/ {print $3}')
+/tmp/dropin/veritysetup open $D2 v4 /tmp/hash1.img "$root1" 2>/tmp/err || fail "veritysetup open (one block): $(cat /tmp/err)"
+cmp -s -n 4096 /dev/mapper/v4 $D2 || fail "one block: the mapping does not read back the block verified"
+tool_same veritysetup OUT status v4
+/tmp/dropin/veritysetup close v4
+n=$((n + 2))
 
 # integritysetup: open, status and close as the real tool, sequentially on one device (one
 # integrity mapping at a time); the tables the kernel reports and the status text agree,
