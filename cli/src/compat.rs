@@ -374,6 +374,10 @@ fn not_allowed(tool: Tool, action: &str, long: &str) -> bool {
             Tool::Cryptsetup,
             "benchmark",
             "sector-size" | "iv-large-sectors" | "pbkdf-force-iterations"
+        ) | (
+            Tool::Cryptsetup,
+            "luksKillSlot" | "luksRemoveKey" | "resize",
+            "key-slot"
         )
     )
 }
@@ -589,6 +593,9 @@ pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refuse
             });
         }
         pos.truncate(n);
+    }
+    if tool == Tool::Cryptsetup && opts.iter().filter(|o| o.long == "key-file").count() > 1 {
+        return Err(Refused("Only one --key-file argument is allowed.".into()));
     }
     let mut argv: Vec<OsString> = vec!["cryptpilot".into()];
     argv.extend(verb.iter().map(OsString::from));

@@ -104,11 +104,12 @@ impl Keys {
         Ok(pass)
     }
 
-    /// The existing passphrase: `--key-file` if given, else asked with `prompt`.
+    /// The existing passphrase: `--key-file` if given, else asked with `prompt` (from
+    /// standard input, --keyfile-offset and --keyfile-size apply to it as to a key file).
     pub(crate) fn existing(&mut self, opts: &KeyOpts, prompt: &str) -> CliResult<Passphrase> {
         let pass = match &opts.key_file {
             Some(f) => Self::from_file(f, opts.keyfile_offset, opts.keyfile_size)?,
-            None => self.ask(prompt, false)?,
+            None => self.ask(prompt, false, opts.keyfile_offset, opts.keyfile_size)?,
         };
         // Nothing from standard input, a pipe or a device is "Nothing to read on input." in
         // cryptsetup; an empty regular file is an empty passphrase (a wrong one, mostly).
@@ -127,21 +128,37 @@ impl Keys {
         Ok(pass)
     }
 
-    /// A new passphrase: from `file` if given, else asked (twice on a terminal).
+    /// A new passphrase: from `file` if given, else asked (twice on a terminal); `offset`
+    /// bytes skipped and at most `size` read, from the file or standard input.
     pub(crate) fn new_passphrase(
         &mut self,
         file: Option<&Path>,
+        offset: u64,
+        size: Option<u64>,
         prompt: &str,
     ) -> CliResult<Passphrase> {
         match file {
-            Some(f) => Self::new_from_file(f, 0, None),
-            None => self.ask(prompt, true),
+            Some(f) => Self::new_from_file(f, offset, size),
+            None => self.ask(prompt, true, offset, size),
         }
     }
 
-    fn ask(&mut self, prompt: &str, verify: bool) -> CliResult<Passphrase> {
+    /// A passphrase typed on the terminal, or standard input's next line (after `offset`
+    /// bytes, at most `size` bytes of it), as cryptsetup reads them.
+    fn ask(
+        &mut self,
+        prompt: &str,
+        verify: bool,
+        offset: u64,
+        size: Option<u64>,
+    ) -> CliResult<Passphrase> {
         let stdin = io::stdin();
         if stdin.is_terminal() {
+            if offset > 0 {
+                return Err(CliError::Stated(
+                    "Cannot use offset with terminal input.".into(),
+                ));
+            }
             let read = |p: &str| {
                 rpassword::prompt_password(p)
                     .map(|s| Zeroizing::new(s.into_bytes()))
@@ -160,7 +177,8 @@ impl Keys {
             return Ok(Passphrase::from_slice(&first));
         }
         let lines = self.stdin_lines.get_or_insert_with(|| stdin.lock());
-        let line = read_line(lines)?;
+        skip(lines, offset)?;
+        let line = read_line(lines, size.filter(|&n| n > 0))?;
         if line.is_empty() {
             return Err(CliError::NothingToRead("standard input".into()));
         }
@@ -168,23 +186,46 @@ impl Keys {
     }
 }
 
-/// One line (without its newline) into a buffer that never grows, at most 8 MiB.
-fn read_line(r: &mut impl BufRead) -> CliResult<SecretBuf> {
-    let fail = |e: &dyn std::fmt::Display| {
-        CliError::Usage(format!(
-            "cannot read the passphrase from standard input: {e}"
-        ))
-    };
-    let mut line = SecretBuf::with_capacity(KEYFILE_MAX as usize);
+fn stdin_failure(e: &dyn std::fmt::Display) -> CliError {
+    CliError::Usage(format!(
+        "cannot read the passphrase from standard input: {e}"
+    ))
+}
+
+/// Skips `n` bytes (fewer at the end of input).
+fn skip(r: &mut impl BufRead, mut n: u64) -> CliResult<()> {
+    while n > 0 {
+        let chunk = r.fill_buf().map_err(|e| stdin_failure(&e))?;
+        if chunk.is_empty() {
+            break;
+        }
+        let k = chunk.len().min(usize::try_from(n).unwrap_or(usize::MAX));
+        r.consume(k);
+        n -= k as u64;
+    }
+    Ok(())
+}
+
+/// One line (without its newline) into a buffer that never grows: at most `max` bytes of
+/// it (the rest stays unread), or at most 8 MiB.
+fn read_line(r: &mut impl BufRead, max: Option<u64>) -> CliResult<SecretBuf> {
+    let fail = |e: &dyn std::fmt::Display| stdin_failure(e);
+    let cap = max.map_or(KEYFILE_MAX, |m| m.min(KEYFILE_MAX)) as usize;
+    let mut line = SecretBuf::with_capacity(cap);
     loop {
         let chunk = r.fill_buf().map_err(|e| fail(&e))?;
-        if chunk.is_empty() {
+        if chunk.is_empty() || (max.is_some() && line.len() == cap) {
             return Ok(line);
         }
-        let (part, done) = match chunk.iter().position(|&b| b == b'\n') {
+        let (mut part, mut done) = match chunk.iter().position(|&b| b == b'\n') {
             Some(i) => (&chunk[..i], Some(i + 1)),
             None => (chunk, None),
         };
+        if max.is_some() && line.len() + part.len() > cap {
+            // --keyfile-size reached before the end of the line.
+            part = &part[..cap - line.len()];
+            done = None;
+        }
         line.extend_from_slice(part).map_err(|e| fail(&e))?;
         let used = done.unwrap_or(part.len());
         r.consume(used);
@@ -203,9 +244,29 @@ mod tests {
         let mut input: &[u8] = b"first\nsecond\n\nlast";
         let mut r = io::BufReader::with_capacity(3, &mut input);
         for want in [&b"first"[..], b"second", b"", b"last", b""] {
-            let line = read_line(&mut r).expect("line");
+            let line = read_line(&mut r, None).expect("line");
             assert_eq!(line.as_bytes(), want);
             assert_eq!(line.capacity(), KEYFILE_MAX as usize);
         }
+    }
+
+    #[test]
+    fn an_offset_and_a_size_cut_a_line_as_cryptsetup_reads_it() {
+        let mut input: &[u8] = b"XXXXpass1YYY\nZZpass2\n";
+        let mut r = io::BufReader::with_capacity(3, &mut input);
+        skip(&mut r, 4).expect("skip");
+        assert_eq!(
+            read_line(&mut r, Some(5)).expect("line").as_bytes(),
+            b"pass1"
+        );
+        // The rest of a line cut short is read next.
+        assert_eq!(read_line(&mut r, None).expect("line").as_bytes(), b"YYY");
+        skip(&mut r, 2).expect("skip");
+        assert_eq!(
+            read_line(&mut r, Some(64)).expect("line").as_bytes(),
+            b"pass2"
+        );
+        skip(&mut r, 9).expect("skip past the end");
+        assert_eq!(read_line(&mut r, None).expect("line").as_bytes(), b"");
     }
 }

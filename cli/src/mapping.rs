@@ -202,8 +202,17 @@ pub(crate) fn open_plain(a: &PlainOpenArgs, keys: &mut Keys) -> CliResult<i32> {
             let prompt = format!("Enter passphrase for {}: ", a.device.display());
             let pass = match &a.key_file {
                 Some(f) => Keys::from_file(f, a.keyfile_offset, a.keyfile_size)?,
-                None if a.verify_passphrase => keys.new_passphrase(None, &prompt)?,
-                None => keys.existing(&KeyOpts::default(), &prompt)?,
+                None if a.verify_passphrase => {
+                    keys.new_passphrase(None, a.keyfile_offset, a.keyfile_size, &prompt)?
+                }
+                None => keys.existing(
+                    &KeyOpts {
+                        keyfile_offset: a.keyfile_offset,
+                        keyfile_size: a.keyfile_size,
+                        ..KeyOpts::default()
+                    },
+                    &prompt,
+                )?,
             };
             hash.key(key_bytes, pass.as_bytes())
                 .map_err(|e| CliError::Usage(e.to_string()))?

@@ -632,6 +632,60 @@ fn cases() -> Vec<Case> {
         c("cryptsetup benchmark --sector-size 4096", Code),
         c("cryptsetup benchmark --iv-large-sectors", Code),
         c("cryptsetup benchmark --pbkdf-force-iterations 4", Code),
+        // Every option takes effect as in cryptsetup, or is refused as there.
+        // --keyfile-offset and --keyfile-size apply to a passphrase on standard input too.
+        Case {
+            line: "cryptsetup open --test-passphrase -v --keyfile-offset 4 img",
+            stdin: Some("XXXXpass1"),
+            pre: "",
+            check: Stdout,
+            after: "",
+        },
+        Case {
+            line: "cryptsetup open --test-passphrase -v -l 5 img",
+            stdin: Some("pass1YYYY"),
+            pre: "",
+            check: Stdout,
+            after: "",
+        },
+        Case {
+            line: "cryptsetup luksFormat -q {FAST} --keyfile-offset 4 blank.img",
+            stdin: Some("XXXXpass1"),
+            pre: "",
+            check: Code,
+            after: "cryptsetup open --test-passphrase -v blank.img -d key",
+        },
+        Case {
+            line: "cryptsetup luksAddKey {FAST} --new-keyfile-offset 2 img",
+            stdin: Some("pass1\nZZpass2\n"),
+            pre: "",
+            check: Code,
+            after: "cryptsetup open --test-passphrase -v img -d key2",
+        },
+        Case {
+            line: "cryptsetup luksAddKey {FAST} -d key --new-keyfile-size 5 img",
+            stdin: Some("pass1YYYY"),
+            pre: "",
+            check: Code,
+            after: "cryptsetup open --test-passphrase -v img -d key",
+        },
+        // With nothing to ask (-q), a passphrase piped in is still checked.
+        Case {
+            line: "cryptsetup luksKillSlot -q img 1",
+            stdin: Some("wrong\n"),
+            pre: "cryptsetup luksAddKey -q {FAST} img key2 -d key",
+            check: Stderr,
+            after: DUMP,
+        },
+        with_pre("cryptsetup luksAddKey -q {FAST} img key2 -d key", "cryptsetup luksRemoveKey -q img key2 --key-file key", Stderr, DUMP),
+        with_pre("cryptsetup luksAddKey -q {FAST} img key2 -d key", "cryptsetup luksAddKey -q --key-slot 5 -d key img key2 {FAST}", Stdout, DUMP),
+        c("cryptsetup open --test-passphrase -d key2 -d key img", Code),
+        after("cryptsetup luksFormat -q {FAST} --iter-time 10 blank.img key", Code, BDUMP),
+        c("cryptsetup luksKillSlot --key-file key --key-slot 0 img 0", Code),
+        c("cryptsetup luksRemoveKey --key-slot 0 img key", Code),
+        after("cryptsetup luksFormat -q --header hdr.img --offset 40960 --align-payload 0 blank.img key", Code, BDUMP),
+        // Forced iterations skip the digest's benchmark too (1000 iterations).
+        after("cryptsetup luksFormat -q {FAST} blank.img key", Code, "cryptsetup luksDump --dump-json-metadata blank.img"),
     ]
 }
 
@@ -686,6 +740,12 @@ fn mask(s: &str) -> String {
         {
             // LUKS1's: random for each new header.
             format!("{k} <hex>")
+        } else if let Some((k, _)) = ["\"salt\":", "\"digest\":"].iter().find_map(|k| {
+            line.split_once(*k)
+                .map(|(before, _)| (format!("{before}{k}"), ()))
+        }) {
+            // The JSON metadata's (base64).
+            format!("{k}<base64>")
         } else {
             line.to_owned()
         };

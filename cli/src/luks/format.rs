@@ -31,11 +31,7 @@ fn format<'a>(
     keys: &mut Keys,
     created: &mut Option<&'a Path>,
 ) -> CliResult<i32> {
-    if a.passphrase_file.is_some() && a.key.key_file.is_some() {
-        return Err(CliError::Usage(
-            "give the key file either as an argument or with --key-file, not both".into(),
-        ));
-    }
+    let key_file = super::key_file_of(a.passphrase_file.as_deref(), &a.key)?;
     let mut opts = format_options(&a.new, &a.pbkdf, &a.key)?;
     let luks1 = a.luks_type.as_deref() == Some("luks1");
     if luks1 {
@@ -52,21 +48,22 @@ fn format<'a>(
             )));
         }
         opts.keyslot.pbkdf = luks1_pbkdf(&a.pbkdf)?;
-        // cryptsetup skips the digest's benchmark too when the iterations are forced: it
-        // takes LUKS1's minimum.
-        if a.pbkdf.pbkdf_force_iterations.is_some() {
-            opts.digest_iterations = Some(1000);
-        }
+    }
+    // cryptsetup skips the digest's benchmark too when the iterations are forced: it takes
+    // the minimum, 1000.
+    if a.pbkdf.pbkdf_force_iterations.is_some() {
+        opts.digest_iterations = Some(1000);
     }
     if let Some(kind) = a.integrity {
         with_integrity(&mut opts, kind)?;
     }
+    // Even --align-payload 0 (the default alignment) is refused with --offset.
+    if a.align_payload.is_some() && a.new.offset.is_some() {
+        return Err(CliError::Usage(
+            "Options --align-payload and --offset cannot be combined.".into(),
+        ));
+    }
     if let Some(align) = a.align_payload.filter(|&n| n > 0) {
-        if a.new.offset.is_some() {
-            return Err(CliError::Usage(
-                "Options --align-payload and --offset cannot be combined.".into(),
-            ));
-        }
         if a.hdr.header.is_some() {
             return Err(CliError::Usage(
                 "--align-payload with a detached --header is not supported".into(),
@@ -165,13 +162,12 @@ fn format<'a>(
         None if as_cryptsetup() => confirm(&a.common, &overwrite)?,
         None => {}
     }
-    let pass = match a.passphrase_file.as_ref().or(a.key.key_file.as_ref()) {
-        Some(kf) => Keys::new_from_file(kf, a.key.keyfile_offset, a.key.keyfile_size)?,
-        None => keys.new_passphrase(
-            None,
-            &format!("Enter passphrase for {}: ", a.device.display()),
-        )?,
-    };
+    let pass = keys.new_passphrase(
+        key_file,
+        a.key.keyfile_offset,
+        a.key.keyfile_size,
+        &format!("Enter passphrase for {}: ", a.device.display()),
+    )?;
     if let Some(size) = header_size {
         // An existing header file shorter than the areas grows (only after confirming).
         let meta = f.metadata().map_err(CliError::file(device, "read"))?;

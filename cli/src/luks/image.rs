@@ -74,13 +74,12 @@ pub(super) fn encrypt(a: EncryptImageArgs, keys: &mut Keys) -> CliResult<i32> {
     if let Some(f) = &a.volume_key_file {
         opts.volume_key = Some(read_volume_key(f, opts.key_size)?);
     }
-    let pass = match a.key.key_file.as_ref() {
-        Some(kf) => Keys::new_from_file(kf, a.key.keyfile_offset, a.key.keyfile_size)?,
-        None => keys.new_passphrase(
-            None,
-            &format!("Enter passphrase for {}: ", a.output.display()),
-        )?,
-    };
+    let pass = keys.new_passphrase(
+        a.key.key_file.as_deref(),
+        a.key.keyfile_offset,
+        a.key.keyfile_size,
+        &format!("Enter passphrase for {}: ", a.output.display()),
+    )?;
     let mut out = create_output(&a.output, &a.common)?;
     let mut progress = Progress::new("Encrypting");
     image::encrypt_image(

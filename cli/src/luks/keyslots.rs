@@ -27,7 +27,7 @@ pub(super) fn add(a: AddKeyArgs, keys: &mut Keys) -> CliResult<i32> {
         Some(n) => (Some(n), a.key.key_slot),
         None => (a.key.key_slot, None),
     };
-    if a.new_key_slot.is_none() && a.key.key_slot.is_some() && as_cryptsetup() {
+    if a.new_key_slot.is_none() && a.key.key_slot.is_some() && as_cryptsetup() && !a.common.batch {
         println!("WARNING: The --key-slot parameter is used for new keyslot number.");
     }
     let vk = match &a.volume_key_file {
@@ -58,10 +58,12 @@ pub(super) fn add(a: AddKeyArgs, keys: &mut Keys) -> CliResult<i32> {
             }
         }
     };
-    let new = match a.new_key_file.as_deref().or(a.new_keyfile.as_deref()) {
-        Some(f) => Keys::new_from_file(f, a.new_keyfile_offset, a.new_keyfile_size)?,
-        None => keys.new_passphrase(None, "Enter new passphrase for key slot: ")?,
-    };
+    let new = keys.new_passphrase(
+        a.new_key_file.as_deref().or(a.new_keyfile.as_deref()),
+        a.new_keyfile_offset,
+        a.new_keyfile_size,
+        "Enter new passphrase for key slot: ",
+    )?;
     let slot = dev.add_keyslot(device, &vk, &new, new_slot, &a.pbkdf)?;
     say(&format!("Key slot {slot} created."));
     Ok(0)
@@ -72,7 +74,7 @@ pub(super) fn remove(a: RemoveKeyArgs, keys: &mut Keys) -> CliResult<i32> {
     let device = a.hdr.of(&a.device);
     let mut dev = open_any(device, true)?;
     let key = &a.key;
-    let pass = match a.passphrase_file.as_ref() {
+    let pass = match super::key_file_of(a.passphrase_file.as_deref(), key)? {
         Some(f) => Keys::from_file(f, key.keyfile_offset, key.keyfile_size)?,
         None => keys.existing(key, "Enter passphrase to be deleted: ")?,
     };
@@ -96,7 +98,7 @@ pub(super) fn change(a: ChangeKeyArgs, keys: &mut Keys) -> CliResult<i32> {
     let old = keys.existing(&a.key, "Enter passphrase to be changed: ")?;
     let (slot, vk) = dev.unlock(device, &old, a.key.key_slot, &a.key)?;
     report_unlocked(slot);
-    let new = keys.new_passphrase(a.new_key_file.as_deref(), "Enter new passphrase: ")?;
+    let new = keys.new_passphrase(a.new_key_file.as_deref(), 0, None, "Enter new passphrase: ")?;
     let slot = dev.change_keyslot(device, slot, &vk, &new, &a.pbkdf, a.key.key_slot.is_some())?;
     say(&format!("Key slot {slot} created."));
     Ok(0)
@@ -141,10 +143,33 @@ pub(super) fn kill(a: KillSlotArgs, keys: &mut Keys) -> CliResult<i32> {
     if last && as_cryptsetup() {
         confirm_as(&a.common, LAST_SLOT, SLOT_KEPT)?;
     }
-    if !a.common.batch || a.key.key_file.is_some() {
-        let pass = keys.existing(&a.key, "Enter any remaining passphrase: ")?;
-        let (slot, _) = dev.unlock(device, &pass, None, &a.key)?;
-        report_unlocked(slot);
+    // As cryptsetup: without a question to ask (batch mode, no key file), a passphrase on
+    // standard input that is not a terminal is still checked.
+    if !a.common.batch
+        || a.key.key_file.is_some()
+        || !std::io::IsTerminal::is_terminal(&std::io::stdin())
+    {
+        match keys.existing(&a.key, "Enter any remaining passphrase: ") {
+            Ok(pass) => {
+                let (slot, _) = dev.unlock(device, &pass, None, &a.key)?;
+                report_unlocked(slot);
+            }
+            // Standard input giving nothing skips the check: cryptsetup says so; our own
+            // name does it only in batch mode, where no check was asked for, and refuses
+            // otherwise (the check guards against wiping the wrong keyslot).
+            Err(CliError::NothingToRead(_))
+                if (as_cryptsetup() || a.common.batch)
+                    && a.key
+                        .key_file
+                        .as_deref()
+                        .is_none_or(|f| f == std::path::Path::new("-")) =>
+            {
+                if as_cryptsetup() {
+                    eprintln!("Nothing to read on input.");
+                }
+            }
+            Err(e) => return Err(e),
+        }
     }
     if last && !as_cryptsetup() {
         confirm_as(&a.common, LAST_SLOT, SLOT_KEPT)?;

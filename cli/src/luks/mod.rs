@@ -115,6 +115,11 @@ pub(crate) fn pbkdf_params(o: &PbkdfOpts) -> CliResult<PbkdfParams> {
         p.parallel = n;
     }
     if let Some(ms) = o.iter_time {
+        if o.pbkdf_force_iterations.is_some() {
+            return Err(CliError::Stated(
+                "PBKDF forced iterations cannot be combined with iteration time option.".into(),
+            ));
+        }
         p.iter_time = Duration::from_millis(ms);
     }
     p.force_iterations = o.pbkdf_force_iterations;
@@ -262,6 +267,24 @@ pub(crate) fn with_tries<T>(
 }
 
 /// A line of cryptsetup's `-v` report ("Key slot 1 created."), on standard output.
+/// The key file of a verb that also takes one as its argument (format, remove-key): our own
+/// name refuses both; cryptsetup's takes --key-file and says so.
+pub(crate) fn key_file_of<'a>(
+    arg: Option<&'a Path>,
+    key: &'a KeyOpts,
+) -> CliResult<Option<&'a Path>> {
+    match (arg, key.key_file.as_deref()) {
+        (Some(_), Some(f)) if as_cryptsetup() => {
+            eprintln!("Option --key-file takes precedence over specified key file argument.");
+            Ok(Some(f))
+        }
+        (Some(_), Some(_)) => Err(CliError::Usage(
+            "give the key file either as an argument or with --key-file, not both".into(),
+        )),
+        (a, f) => Ok(f.or(a)),
+    }
+}
+
 pub(crate) fn say(line: &str) {
     if VERBOSE.load(Ordering::Relaxed) {
         println!("{line}");
