@@ -606,6 +606,9 @@ pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refuse
             // The action was chosen by it; verbs that take it check the header's version
             // (open, isLuks) or aim at it (convert); for the others, type_check does.
             "type" if !known.iter().any(|k| k == "type") => {}
+            // cryptsetup's luksDump unlocks the volume key from any keyslot, whatever
+            // --key-slot says.
+            "key-slot" if action == "luksDump" => {}
             long if not_allowed(tool, &action, long) => {
                 return Err(Refused(format!(
                     "Option --{long} is not allowed with {action} action."

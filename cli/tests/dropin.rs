@@ -682,6 +682,7 @@ fn cases() -> Vec<Case> {
         c("cryptsetup open --test-passphrase -d key2 -d key img", Code),
         after("cryptsetup luksFormat -q {FAST} --iter-time 10 blank.img key", Code, BDUMP),
         c("cryptsetup luksKillSlot --key-file key --key-slot 0 img 0", Code),
+        with_pre("cryptsetup luksAddKey -q {FAST} img key2 -d key", "cryptsetup luksDump -q --dump-volume-key --key-slot 1 -d key --volume-key-file vk img", Stdout, ""),
         c("cryptsetup luksRemoveKey --key-slot 0 img key", Code),
         after("cryptsetup luksFormat -q --header hdr.img --offset 40960 --align-payload 0 blank.img key", Code, BDUMP),
         // Forced iterations skip the digest's benchmark too (1000 iterations).
