@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Performance side by side with the C anchors, in one run: `cryptpilot benchmark` and
 # `openssl speed`, then the criterion suite in benches/ (XTS against OpenSSL, thread scaling,
-# Argon2 unlock against cryptsetup, 1 GiB encrypt-image against a dd copy, fde convert of a
-# 2 GiB Debian image against cp --sparse=always).
+# Argon2 unlock against cryptsetup, 1 GiB encrypt-image against a dd copy, verity format
+# against veritysetup, fde convert of a 2 GiB Debian image against cp --sparse=always).
 #   bash scripts/bench.sh [CRITERION-FILTER]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -278,6 +278,47 @@ fn image(c: &mut Criterion) {
     g.finish();
 }
 
+/// `veritysetup format` of BENCH_VERITY_MIB (256) MiB of incompressible data, by our binary
+/// and by veritysetup, into a new hash file each time (SHA-256, 4096-byte blocks).
+fn verity(c: &mut Criterion) {
+    let bin = std::env::var_os("CRYPTPILOT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/cryptpilot")
+        });
+    let real = ["/usr/sbin/veritysetup", "/sbin/veritysetup"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
+    let Some(real) = real.filter(|_| bin.exists()) else {
+        eprintln!("verity: veritysetup or a release cryptpilot missing, skipped");
+        return;
+    };
+    let mib = env_u64("BENCH_VERITY_MIB", 256);
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+    let data = dir.path().join("data.img");
+    let hash = dir.path().join("hash.img");
+    std::fs::write(&data, cryptpilot_benches::data((mib as usize) << 20)).expect("data");
+    let mut g = c.benchmark_group(format!("verity-format-{mib}MiB"));
+    g.sample_size(10).throughput(Throughput::Bytes(mib << 20));
+    for (name, program, verb) in [
+        ("cryptpilot", &bin, &["verity", "format"][..]),
+        ("veritysetup", &real, &["format"][..]),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let _ = std::fs::remove_file(&hash);
+                run(Command::new(program)
+                    .args(verb)
+                    .arg(&data)
+                    .arg(&hash)
+                    .args(["--salt", "00"]))
+            })
+        });
+    }
+    g.finish();
+}
+
 /// `cryptpilot fde convert` of the Debian image tests/fde/debian-image.sh builds (2 GiB, root
 /// partition 1.87 GiB) against `cp --sparse=always` of the same image (issue 15's yardstick:
 /// at most twice the copy), plain and with a LUKS2 rootfs (its keyslot calibrated, and at
@@ -381,5 +422,5 @@ fn convert(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, xts, cbc, scaling, unlock, image, convert);
+criterion_group!(benches, xts, cbc, scaling, unlock, image, verity, convert);
 criterion_main!(benches);

@@ -677,6 +677,16 @@ pub(crate) fn tool_message(e: &CliError, luks2_only: bool) -> Option<Vec<String>
             "Verification of data area failed.".into(),
         ]);
     }
+    if let CliError::Activate(activate::Error::Integrity {
+        source: integrity::Error::SpareNotZero { offset },
+        ..
+    }) = e
+    {
+        return Some(vec![
+            format!("Spare area is not zeroed at position {offset}."),
+            "Verification of data area failed.".into(),
+        ]);
+    }
     if let CliError::Backup {
         path, unreadable, ..
     } = e
@@ -751,6 +761,11 @@ fn tool_line(e: &CliError, luks2_only: bool) -> Option<String> {
             if source.kind() == std::io::ErrorKind::NotFound =>
         {
             format!("Device {} does not exist or access denied.", path.display())
+        }
+        CliError::Activate(A::Device { path, source, .. })
+            if source.kind() == std::io::ErrorKind::Unsupported =>
+        {
+            format!("Device {} is not compatible.", path.display())
         }
         CliError::Activate(A::Device { path, source, .. })
             if source.kind() == std::io::ErrorKind::ResourceBusy =>

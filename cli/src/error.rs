@@ -144,7 +144,9 @@ fn activation_code(e: &activate::Error) -> i32 {
             integrity::Error::Luks(e) => luks_code(e),
             integrity::Error::Io { source, .. } => io_code(source),
             // veritysetup verify: a block that fails its hash is exit 2.
-            integrity::Error::Corrupt { .. } => code::PERMISSION,
+            integrity::Error::Corrupt { .. } | integrity::Error::SpareNotZero { .. } => {
+                code::PERMISSION
+            }
             _ => code::FAILURE,
         },
         E::Device { source, .. } => io_code(source),

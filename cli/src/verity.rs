@@ -3,6 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use activate::{Mapper, OnCorruption, VerityOptions};
@@ -22,15 +23,41 @@ fn usage(e: impl std::fmt::Display) -> CliError {
 }
 
 fn open_file(path: &Path, write: bool) -> CliResult<File> {
-    OpenOptions::new()
+    let f = OpenOptions::new()
         .read(true)
         .write(write)
         .open(path)
-        .map_err(CliError::device(path, "open"))
+        .map_err(CliError::device(path, "open"))?;
+    usable(path, f)
+}
+
+/// `f` if it is a block device or an image file: a directory or a character device
+/// (`/dev/null`) is "not compatible", as in veritysetup (exit 4).
+fn usable(path: &Path, f: File) -> CliResult<File> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = f
+        .metadata()
+        .map_err(CliError::device(path, "examine"))?
+        .file_type();
+    if kind.is_file() || kind.is_block_device() {
+        return Ok(f);
+    }
+    Err(CliError::device(path, "use")(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "not a block device or disk image file",
+    )))
 }
 
 fn size_of(path: &Path, f: &mut File) -> CliResult<u64> {
     f.size().map_err(CliError::device(path, "read the size of"))
+}
+
+/// --hash-offset in 512-byte units, as veritysetup takes it.
+fn check_offset(place: &VerityPlace) -> CliResult<()> {
+    match place.hash_offset.is_multiple_of(512) {
+        true => Ok(()),
+        false => Err(CliError::Stated("Unsupported VERITY hash offset.".into())),
+    }
 }
 
 /// The tree's shape from the options alone (format, or --no-superblock).
@@ -40,6 +67,7 @@ fn params_from_options(
     data: &Path,
     data_file: &mut File,
 ) -> CliResult<VerityParams> {
+    check_offset(place)?;
     let hash = tree.hash.unwrap_or(HashAlg::Sha256);
     let mut p = VerityParams::random(1, hash).map_err(CliError::integrity(data))?;
     if let Some(n) = tree.data_block_size {
@@ -93,6 +121,7 @@ fn params_for(
     if place.no_superblock {
         return params_from_options(tree, place, data, data_file);
     }
+    check_offset(place)?;
     let sb = read_superblock(hash, hash_file, place.hash_offset)?;
     sb.params(place.hash_offset)
         .map_err(CliError::integrity(hash))
@@ -206,14 +235,17 @@ fn format(a: VerityFormatArgs, out: &mut dyn Write) -> CliResult<i32> {
     let p = params_from_options(&a.tree, &a.place, &a.data, &mut data_file)?;
     let hash_device = &a.hash_device;
     p.check().map_err(CliError::integrity(hash_device))?;
-    let mut hash_file = OpenOptions::new()
+    // A new hash image is the owner's only, as veritysetup creates it.
+    let hash_file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
+        .mode(0o600)
         .open(hash_device)
         // veritysetup: "Cannot create hash image ... for writing", exit 1.
         .map_err(CliError::file(hash_device, "create the hash image"))?;
+    let mut hash_file = usable(hash_device, hash_file)?;
     // Data and hash in one file (or device): the tree must start after the data, or it
     // would overwrite it (veritysetup refuses the same).
     let data_end = p.data_blocks.saturating_mul(u64::from(p.data_block_size));
@@ -227,7 +259,14 @@ fn format(a: VerityFormatArgs, out: &mut dyn Write) -> CliResult<i32> {
     let root = verity::format(&mut data_file, &mut hash_file, &p)
         .map_err(CliError::integrity(hash_device))?;
     if let Some(f) = &a.root_hash_file {
-        std::fs::write(f, verity::to_hex(&root)).map_err(CliError::file(f, "write"))?;
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(f)
+            .and_then(|mut file| file.write_all(verity::to_hex(&root).as_bytes()))
+            .map_err(CliError::file(f, "write"))?;
     }
     write_out(out, &report(hash_device, &p, Some(&root), a.json))
 }

@@ -581,6 +581,13 @@ fn cases() -> Vec<Case> {
         with_pre("veritysetup format --format 0 data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", "veritysetup verify -v data.img hash.img c9d916c1614b80ff441cb453281e3e9f3181916f44c4cd923f0bf9f1adfbf0b4", Stdout, ""),
         with_pre("veritysetup format --format 0 data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", "veritysetup verify data-bad.img hash.img c9d916c1614b80ff441cb453281e3e9f3181916f44c4cd923f0bf9f1adfbf0b4", Stderr, ""),
         with_pre("veritysetup format --format 0 --no-superblock data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", "veritysetup verify -v --format 0 --no-superblock --salt 00 data.img hash.img c9d916c1614b80ff441cb453281e3e9f3181916f44c4cd923f0bf9f1adfbf0b4", Stdout, ""),
+        // Where the tree goes for a --hash-offset that is not a whole hash block.
+        after("veritysetup format --no-superblock --hash-offset 512 data.img hash.img --salt 00", Stdout, "sha256sum hash.img"),
+        after("veritysetup format --hash-offset 1536 data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", Stdout, "sha256sum hash.img"),
+        with_pre("veritysetup format --hash-offset 1536 data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", "veritysetup dump --hash-offset 1536 hash.img", Stdout, ""),
+        c("veritysetup format --no-superblock --hash-offset 1000 data.img hash.img", Stderr),
+        c("veritysetup format . hash.img", Stderr),
+        c("veritysetup format data.img /dev/null", Stderr),
         c("veritysetup format data.img nodir/hash.img", Code),
         c("veritysetup format nofile hash.img", Code),
         with_pre("veritysetup format data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", "veritysetup dump hash.img", Stdout, ""),

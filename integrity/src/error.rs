@@ -32,6 +32,12 @@ pub enum Error {
         /// superblock and any hash offset), as veritysetup reports it.
         offset: u64,
     },
+    /// Bytes of a hash block that no hash uses (padding, or the block's unused end) are not
+    /// zero, as veritysetup requires.
+    SpareNotZero {
+        /// Byte position of the first such byte range on the hash device.
+        offset: u64,
+    },
     /// The root hash does not match.
     WrongRootHash,
     /// The LUKS2 layer failed.
@@ -63,6 +69,10 @@ impl fmt::Display for Error {
             Error::Corrupt { area, block, .. } => {
                 write!(f, "{area} block {block} does not match its hash")
             }
+            Error::SpareNotZero { offset } => write!(
+                f,
+                "the unused area of a hash block at byte {offset} of the hash device is not zero"
+            ),
             Error::WrongRootHash => f.write_str("the hash tree does not match the root hash"),
             Error::Luks(e) => e.fmt(f),
         }

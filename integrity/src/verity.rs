@@ -111,15 +111,8 @@ impl VerityParams {
         if self.data_blocks == 0 {
             return Err(Error::invalid("data", "no data blocks"));
         }
-        if self.superblock
-            && !self
-                .hash_offset
-                .is_multiple_of(u64::from(self.hash_block_size))
-        {
-            return Err(Error::invalid(
-                "hash offset",
-                "not a multiple of the hash block size",
-            ));
+        if !self.hash_offset.is_multiple_of(512) {
+            return Err(Error::invalid("hash offset", "not a multiple of 512"));
         }
         // Every size below is then a plain sum or product that cannot overflow.
         let data_end = self
@@ -153,7 +146,7 @@ impl VerityParams {
     /// [`Error::Invalid`] naming the device that is too small; [`Error::Io`].
     fn check_devices<D: BlockIo, H: BlockIo>(&self, data: &mut D, hash: &mut H) -> Result<()> {
         let data_end = self.data_blocks * u64::from(self.data_block_size);
-        let tree_end = self.hash_offset + self.hash_area_size();
+        let tree_end = self.tree_end();
         for (what, dev_size, need) in [
             ("data device", data.size(), data_end),
             ("hash device", hash.size(), tree_end),
@@ -169,14 +162,21 @@ impl VerityParams {
         Ok(())
     }
 
-    /// Byte position of the first tree block on the hash device.
+    /// Byte position of the first tree block on the hash device, as veritysetup and the
+    /// kernel place it: the first whole hash block after the superblock, or without one the
+    /// hash block that holds --hash-offset.
     pub fn tree_offset(&self) -> u64 {
-        self.hash_offset
-            + if self.superblock {
-                u64::from(self.hash_block_size)
-            } else {
-                0
-            }
+        let hbs = u64::from(self.hash_block_size);
+        if self.superblock {
+            (self.hash_offset + SUPERBLOCK_SIZE as u64).div_ceil(hbs) * hbs
+        } else {
+            self.hash_offset / hbs * hbs
+        }
+    }
+
+    /// Byte position just past the tree.
+    fn tree_end(&self) -> u64 {
+        self.tree_offset() + self.hash_blocks() * u64::from(self.hash_block_size)
     }
 
     /// Number of hash blocks in the tree (the superblock's block not counted).
@@ -189,10 +189,9 @@ impl VerityParams {
         self.tree_offset() / u64::from(self.hash_block_size)
     }
 
-    /// Total bytes of the hash area (superblock and tree).
+    /// Total bytes of the hash area (superblock and tree), from --hash-offset.
     pub fn hash_area_size(&self) -> u64 {
-        let l = Layout::new(self);
-        self.tree_offset() - self.hash_offset + l.total_blocks() * u64::from(self.hash_block_size)
+        self.tree_end().saturating_sub(self.hash_offset)
     }
 }
 
@@ -360,20 +359,46 @@ pub fn format<D: BlockIo, H: BlockIo>(
         None => single_block_root(data, p)?,
     };
     let hbs = u64::from(p.hash_block_size);
-    if p.superblock {
-        let mut sb = vec![0u8; p.hash_block_size as usize];
-        sb[..SUPERBLOCK_SIZE].copy_from_slice(&Superblock::from_params(p).encode());
-        hash.write_all_at(&sb, p.hash_offset)
-            .map_err(|e| Error::io("cannot write the verity superblock", e))?;
-    }
     for (i, level) in levels.iter().enumerate() {
         let at = p.tree_offset() + l.level_start(i) * hbs;
         hash.write_all_at(level, at)
             .map_err(|e| Error::io(format!("cannot write hash level {i}"), e))?;
     }
+    // The superblock last, so that a failure leaves none over an incomplete tree; the rest
+    // of its block as it was (zeros in a new file, as veritysetup leaves it).
+    if p.superblock {
+        let mut sb = vec![0u8; (p.tree_offset() - p.hash_offset) as usize];
+        let _ = hash.read_exact_at(&mut sb, p.hash_offset);
+        sb[..SUPERBLOCK_SIZE].copy_from_slice(&Superblock::from_params(p).encode());
+        hash.write_all_at(&sb, p.hash_offset)
+            .map_err(|e| Error::io("cannot write the verity superblock", e))?;
+    }
     hash.sync()
         .map_err(|e| Error::io("cannot sync the hash device", e))?;
     Ok(root)
+}
+
+/// Where veritysetup finds unused bytes of `level` that are not zero: the start of the
+/// first such run, in its order (each entry's padding after the entry, then the end of each
+/// block after its last entry). `count` entries of `n` bytes are used.
+fn first_spare(l: &Layout, level: &[u8], count: u64, n: usize) -> Option<usize> {
+    let dirty = |from: usize, to: usize| from < to && level[from..to].iter().any(|&b| b != 0);
+    let hpb = l.hashes_per_block;
+    for block in 0..count.div_ceil(hpb) {
+        let mut end = 0;
+        for e in block * hpb..((block + 1) * hpb).min(count) {
+            let at = l.entry_at(e);
+            if dirty(at + n, at + l.entry_size) {
+                return Some(at + n);
+            }
+            end = at + l.entry_size;
+        }
+        let block_end = (block as usize + 1) * l.hash_block_size;
+        if dirty(end, block_end) {
+            return Some(end);
+        }
+    }
+    None
 }
 
 /// Checks every data and hash block against `root`, as the kernel would on reading them.
@@ -414,21 +439,39 @@ pub fn verify<D: BlockIo, H: BlockIo>(
             computed[at..][..n] != stored[at..][..n]
         })
     };
+    // veritysetup's order within a level: an entry's hash, then the unused bytes after it.
+    let first_error = |computed: &[u8], level: usize, count: u64| {
+        let mismatch = first_mismatch(computed, &stored[level], count);
+        let spare = first_spare(&l, &stored[level], count, n);
+        let level_at = p.tree_offset() + l.level_start(level) * hbs as u64;
+        let spare_error = |x: usize| {
+            Err(Error::SpareNotZero {
+                offset: level_at + x as u64,
+            })
+        };
+        match (mismatch, spare) {
+            (Some(b), Some(x)) if x < l.entry_at(b as u64) => Some(spare_error(x)),
+            (Some(b), _) => Some(Ok(b)),
+            (None, Some(x)) => Some(spare_error(x)),
+            (None, None) => None,
+        }
+    };
     // Bottom up, as veritysetup verifies: the data against level 0, each level against the
     // one above, then the top block against the root hash. The first mismatch is named by
     // its byte position on its own device, as veritysetup names it.
     let computed = level0(data, p, &l)?;
-    if let Some(b) = first_mismatch(&computed, &stored[0], p.data_blocks) {
+    if let Some(found) = first_error(&computed, 0, p.data_blocks) {
+        let b = found? as u64;
         return Err(Error::Corrupt {
             area: "data",
-            block: b as u64,
-            offset: b as u64 * u64::from(p.data_block_size),
+            block: b,
+            offset: b * u64::from(p.data_block_size),
         });
     }
     for i in 1..l.counts.len() {
         let computed = level_above(p, &l, &stored[i - 1], l.counts[i - 1]);
-        if let Some(b) = first_mismatch(&computed, &stored[i], l.counts[i - 1]) {
-            let block = l.level_start(i - 1) + b as u64;
+        if let Some(found) = first_error(&computed, i, l.counts[i - 1]) {
+            let block = l.level_start(i - 1) + found? as u64;
             return Err(Error::Corrupt {
                 area: "hash",
                 block,

@@ -259,3 +259,88 @@ fn verify_names_the_first_bad_block() {
     .expect_err("root");
     assert!(matches!(err, Error::WrongRootHash), "{err}");
 }
+
+/// veritysetup verify's verdict on files: exit code and its last error line.
+fn veritysetup_verify(data: &str, hash: &str, root: &str) -> (i32, String) {
+    let bin = ["/usr/sbin/veritysetup", "/sbin/veritysetup"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("veritysetup");
+    let out = Command::new(bin)
+        .args(["verify", data, hash, root])
+        .output()
+        .expect("run veritysetup");
+    let err = String::from_utf8_lossy(&out.stderr);
+    (
+        out.status.code().unwrap_or(-1),
+        err.lines().next().unwrap_or("").to_owned(),
+    )
+}
+
+#[test]
+fn every_flipped_tree_byte_gets_veritysetups_verdict() {
+    // SHA-1 in 1024-byte hash blocks leaves unused bytes in both formats: 12 after each
+    // 20-byte digest in format 1, 384 at each block's end in format 0; every 11th byte of the
+    // tree is flipped in turn, and the verdict (position, spare area or root hash) must be
+    // veritysetup's.
+    let dir = tempfile::tempdir().expect("tmp");
+    let (data_path, hash_path) = (dir.path().join("data"), dir.path().join("hash"));
+    let (dp, hp) = (
+        data_path.to_str().expect("utf8"),
+        hash_path.to_str().expect("utf8"),
+    );
+    let blocks = 300u64;
+    let bytes = data(blocks as usize * 1024);
+    std::fs::write(&data_path, &bytes).expect("data");
+    let mut flips = 0;
+    for format in [1u32, 0] {
+        let _ = std::fs::remove_file(&hash_path);
+        let f = format.to_string();
+        let root = root_hash(&veritysetup(&[
+            "format",
+            dp,
+            hp,
+            "--hash",
+            "sha1",
+            "--data-block-size",
+            "1024",
+            "--hash-block-size",
+            "1024",
+            "--format",
+            &f,
+            "--uuid",
+            UUID,
+            "--salt",
+            "00",
+        ]));
+        let good = std::fs::read(&hash_path).expect("hash");
+        let sb = Superblock::parse(&good).expect("superblock");
+        let p = sb.params(0).expect("params");
+        let root_bytes = verity::parse_hex(&root).expect("hex");
+        for at in (1024..good.len()).step_by(11) {
+            let mut bad = good.clone();
+            bad[at] ^= 0x5a;
+            std::fs::write(&hash_path, &bad).expect("hash");
+            let (code, line) = veritysetup_verify(dp, hp, &root);
+            let ours = verity::verify(
+                &mut MemoryDevice::from_vec(bytes.clone()),
+                &mut MemoryDevice::from_vec(bad),
+                &p,
+                &root_bytes,
+            );
+            let said = match &ours {
+                Err(Error::Corrupt { offset, .. }) => {
+                    (2, format!("Verification failed at position {offset}."))
+                }
+                Err(Error::SpareNotZero { offset }) => {
+                    (2, format!("Spare area is not zeroed at position {offset}."))
+                }
+                Err(Error::WrongRootHash) => (1, "Verification of root hash failed.".into()),
+                other => panic!("format {format}, byte {at}: {other:?}"),
+            };
+            assert_eq!(said, (code, line), "format {format}, byte {at} flipped");
+            flips += 1;
+        }
+    }
+    assert!(flips > 1500, "{flips} flips");
+}
