@@ -57,4 +57,4 @@ pub use plan::{
 };
 pub use status::{Active, IntegrityMapping, IntegrityStatus, Status, VerityStatus};
 pub use token::{unlock_by_keyring_token, TokenUnlock};
-pub use wipe::{format_with_integrity, wipe_integrity, ProgressFn};
+pub use wipe::{format_with_integrity, wipe_integrity, wipe_standalone_integrity, ProgressFn};

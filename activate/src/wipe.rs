@@ -11,7 +11,7 @@ use dmioctl::DmName;
 use integrity::dm_integrity::Superblock;
 use luks2::{FormatOptions, Header, VolumeKey};
 
-use crate::plan::{Luks2Volume, Options, Plan};
+use crate::plan::{IntegrityOptions, Luks2Volume, Options, Plan};
 use crate::{open_device, DataDevice, Error, Mapper, Result};
 
 /// Reports `(done, total)` bytes of long work.
@@ -84,6 +84,40 @@ pub fn wipe_integrity(
             reason: "the integrity superblock's size does not fit in 64 bits".into(),
         })?;
     let result = write_zeros(&path, total.0, progress);
+    let removed = mapper.close(&name);
+    let written = result?;
+    removed?;
+    Ok(written)
+}
+
+/// Initialises every tag of the standalone dm-integrity device `device` (open as `file`,
+/// just formatted), as `integritysetup format` does unless `--no-wipe`: zeros written
+/// through a temporary journal-less mapping with the tags' algorithm, which is then removed.
+/// Returns the bytes written.
+///
+/// # Errors
+/// [`Error::Integrity`] for an unreadable superblock; mapping and write errors.
+pub fn wipe_standalone_integrity(
+    mapper: &Mapper,
+    device: &Path,
+    file: &mut File,
+    options: &IntegrityOptions,
+    progress: ProgressFn<'_>,
+) -> Result<u64> {
+    let sb = integrity::dm_integrity::read_superblock(file, 0).map_err(Error::integrity(device))?;
+    let name_str = format!("temporary-cryptpilot-integrity-{}", std::process::id());
+    let name = DmName::new(&name_str).map_err(Error::dm(&name_str))?;
+    let direct = IntegrityOptions {
+        mode: dmioctl::target::integrity::IntegrityMode::Direct,
+        ..options.clone()
+    };
+    let path = mapper.open_integrity(device, file, &name, &direct)?;
+    let total = luks2::Sectors(sb.provided_data_sectors)
+        .bytes()
+        .ok_or_else(|| Error::Invalid {
+            reason: "the integrity superblock's size does not fit in 64 bits".into(),
+        });
+    let result = total.and_then(|t| write_zeros(&path, t.0, progress));
     let removed = mapper.close(&name);
     let written = result?;
     removed?;

@@ -147,18 +147,26 @@ pub(crate) enum BootStage {
 #[derive(Debug, Subcommand)]
 pub(crate) enum IntegrityCommand {
     /// Write a dm-integrity superblock and empty journal at the start of DEVICE, as the
-    /// kernel does on first use. Tags are not initialised: unwritten sectors fail to read.
+    /// kernel does on first use, then initialise every tag through a temporary mapping (so
+    /// that every sector reads back; needs device-mapper) unless --no-wipe.
     Format {
         /// Device or image.
         device: PathBuf,
-        /// Tag bytes per sector (default 4, crc32c's size).
+        /// The tags' algorithm, the one `open` must be given too: crc32c (default), crc32,
+        /// sha1 or sha256 (keyed algorithms need a key file, not supported).
         #[arg(
-            short = 't',
-            long = "tag-size",
-            value_name = "BYTES",
-            default_value_t = 4
+            short = 'I',
+            long = "integrity",
+            value_name = "ALG",
+            default_value = "crc32c"
         )]
-        tag_size: u16,
+        algorithm: String,
+        /// Tag bytes per sector (default: the algorithm's digest size, 4 for crc32c).
+        #[arg(short = 't', long = "tag-size", value_name = "BYTES")]
+        tag_size: Option<u16>,
+        /// Leave the tags uninitialised: sectors not written since fail to read.
+        #[arg(long = "no-wipe")]
+        no_wipe: bool,
         /// Block size: 512 (default), 1024, 2048 or 4096.
         #[arg(
             short = 's',

@@ -142,7 +142,8 @@ impl Tool {
     /// The long name of short option `c` in this tool (`-h` is `--hash` in cryptsetup).
     fn long_of(self, c: char) -> Option<&'static str> {
         Some(match (self, c) {
-            (_, 'q') => "batch-mode",
+            // veritysetup has no batch mode.
+            (Tool::Cryptsetup | Tool::Integritysetup, 'q') => "batch-mode",
             (_, 'v') => "verbose",
             (_, 'V') => "version",
             (_, '?') => "help",
@@ -617,8 +618,11 @@ pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refuse
             long => {
                 let ours = rename(long);
                 if !known.iter().any(|k| k == ours) {
-                    if long == "batch-mode" {
+                    if long == "batch-mode" && tool != Tool::Veritysetup {
                         continue;
+                    }
+                    if long == "batch-mode" {
+                        return Err(Refused("--batch-mode: unknown option".into()));
                     }
                     return Err(Refused(format!(
                         "{action}: option --{long} is not supported by this {} (cryptpilot)",
@@ -891,8 +895,12 @@ mod tests {
             run(Tool::Integritysetup, "create -D i x"),
             Ok("cryptpilot integrity open --integrity-no-journal -- x i".into())
         );
-        // Batch mode is accepted where nothing asks.
-        assert!(run(Tool::Veritysetup, "-q dump h").is_ok());
+        // veritysetup has no batch mode (2.6.1 refuses -q); integritysetup has.
+        assert_eq!(
+            run(Tool::Veritysetup, "-q dump h"),
+            Err("-q: unknown option".into())
+        );
+        assert!(run(Tool::Integritysetup, "-q dump h").is_ok());
     }
 
     #[test]

@@ -8,6 +8,7 @@ use integrity::dm_integrity::{self, IntegrityParams, Superblock, FLAG_FIXED_PADD
 use crate::args::IntegrityCommand;
 use crate::error::{CliError, CliResult};
 use crate::luks::{confirm_overwrite, open_device, write_out};
+use crate::progress::Progress;
 
 /// The superblock's flag names, each followed by a space (as integritysetup prints them).
 fn flags_text(sb: &Superblock) -> String {
@@ -61,13 +62,41 @@ pub(crate) fn run(cmd: IntegrityCommand, out: &mut dyn Write) -> CliResult<i32> 
     match cmd {
         IntegrityCommand::Format {
             device,
+            algorithm,
             tag_size,
+            no_wipe,
             sector_size,
             journal_size,
             interleave_sectors,
             legacy_padding,
             common,
         } => {
+            let digest_size: u16 = match algorithm.as_str() {
+                "crc32c" | "crc32" => 4,
+                "sha1" => 20,
+                "sha256" => 32,
+                "sha512" => 64,
+                a if a.starts_with("hmac") => {
+                    return Err(CliError::Usage(format!(
+                    "--integrity {a}: keyed integrity (an --integrity-key-file) is not supported"
+                )))
+                }
+                a => {
+                    return Err(CliError::Usage(format!(
+                        "--integrity {a}: not a tag algorithm (crc32c, crc32, sha1, sha256, sha512)"
+                    )))
+                }
+            };
+            let tag_size = tag_size.unwrap_or(digest_size);
+            // The wipe needs device-mapper: make sure of it before anything is written.
+            let mapper = match no_wipe {
+                true => None,
+                false => Some(activate::Mapper::open().map_err(|e| {
+                    CliError::Usage(format!(
+                        "initialising the tags needs device-mapper ({e}); pass --no-wipe to format without it"
+                    ))
+                })?),
+            };
             let mut params = IntegrityParams::new(tag_size);
             params.block_size = sector_size;
             params.fix_padding = !legacy_padding;
@@ -91,9 +120,32 @@ pub(crate) fn run(cmd: IntegrityCommand, out: &mut dyn Write) -> CliResult<i32> 
                     ),
                 )?;
             }
-            let sb =
-                dm_integrity::format(&mut f, 0, &params).map_err(CliError::integrity(&device))?;
-            write_out(out, &report(&device, &sb, false))
+            dm_integrity::format(&mut f, 0, &params).map_err(CliError::integrity(&device))?;
+            if let Some(mapper) = mapper {
+                // The mapping claims the device: the exclusive handle goes first.
+                drop(f);
+                let mut f = open_device(&device, true, false)?;
+                let mut progress = Progress::new("Wiping device to initialize integrity checksum");
+                let o = IntegrityOptions {
+                    mode: IntegrityMode::Direct,
+                    algorithm: algorithm.clone(),
+                    allow_discards: false,
+                    fix_padding: !legacy_padding,
+                    fix_hmac: true,
+                };
+                activate::wipe_standalone_integrity(&mapper, &device, &mut f, &o, &mut |d, t| {
+                    progress.update(d, t)
+                })?;
+                progress.finish();
+            }
+            // integritysetup's line (none in batch mode).
+            if common.batch {
+                return Ok(0);
+            }
+            write_out(
+                out,
+                &format!("Formatted with tag size {tag_size}, internal integrity {algorithm}.\n"),
+            )
         }
         IntegrityCommand::Open(a) => {
             let name = crate::mapping::dm_name(&a.name)?;

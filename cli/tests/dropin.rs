@@ -587,6 +587,9 @@ fn cases() -> Vec<Case> {
         with_pre("veritysetup format --hash-offset 1536 data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", "veritysetup dump --hash-offset 1536 hash.img", Stdout, ""),
         c("veritysetup format --no-superblock --hash-offset 1000 data.img hash.img", Stderr),
         c("veritysetup format . hash.img", Stderr),
+        // veritysetup has no batch mode: refused before anything is written.
+        after("veritysetup -q format data.img hash.img", Code, "sha256sum hash.img"),
+        c("veritysetup --batch-mode dump hash.img", Code),
         c("veritysetup format data.img /dev/null", Stderr),
         c("veritysetup format data.img nodir/hash.img", Code),
         c("veritysetup format nofile hash.img", Code),
@@ -618,6 +621,9 @@ fn cases() -> Vec<Case> {
         // veritysetup status, integritysetup open/close/status: device-mapper, the VM suite's.
         // integritysetup (its format needs device-mapper even for an image file: the VM
         // suite's).
+        // format needs device-mapper for its tag wipe (as integritysetup, even with --no-wipe).
+        c("integritysetup format -q data.img", Code),
+        c("integritysetup format -q -I sha256 data.img", Code),
         c("integritysetup dump plain.img", Code),
         c("integritysetup", Code),
         c("integritysetup frobnicate data.img", Code),
