@@ -296,23 +296,44 @@ fn hash_blocks(p: &VerityParams, l: &Layout, data: &[u8], block_size: usize, out
     });
 }
 
-/// Level 0: the salted hashes of the data blocks, packed into hash blocks.
-fn level0<D: BlockIo>(data: &mut D, p: &VerityParams, l: &Layout) -> Result<Vec<u8>> {
+/// Level 0, the salted hashes of the data blocks packed into hash blocks, a chunk at a time
+/// (about 16 MiB of data; the level is never whole in memory): `each(first, blocks)` gets
+/// the hash blocks over the data blocks from `first` on.
+fn level0_chunks<D: BlockIo>(
+    data: &mut D,
+    p: &VerityParams,
+    l: &Layout,
+    mut each: impl FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<()> {
     let dbs = p.data_block_size as usize;
-    let mut level = vec![0u8; l.counts[0] as usize * p.hash_block_size as usize];
-    let chunk_blocks = ((16usize << 20) / dbs).max(1);
-    let mut buf = vec![0u8; chunk_blocks * dbs];
+    let hpb = l.hashes_per_block;
+    // A whole number of hash blocks per chunk.
+    let chunk_blocks = ((16u64 << 20) / dbs as u64).next_multiple_of(hpb);
+    let mut buf = vec![0u8; chunk_blocks as usize * dbs];
+    let mut level = vec![0u8; (chunk_blocks / hpb) as usize * l.hash_block_size];
     let mut block = 0u64;
     while block < p.data_blocks {
-        let n = (chunk_blocks as u64).min(p.data_blocks - block) as usize;
-        let b = &mut buf[..n * dbs];
+        let n = chunk_blocks.min(p.data_blocks - block);
+        let b = &mut buf[..n as usize * dbs];
         data.read_exact_at(b, block * dbs as u64)
             .map_err(|e| Error::io(format!("cannot read data block {block}"), e))?;
-        // `block` is a multiple of `chunk_blocks`, so of the entries per hash block.
-        hash_blocks(p, l, b, dbs, &mut level[l.entry_at(block)..]);
-        block += n as u64;
+        let out = &mut level[..n.div_ceil(hpb) as usize * l.hash_block_size];
+        out.fill(0);
+        hash_blocks(p, l, b, dbs, out);
+        each(block, out)?;
+        block += n;
     }
-    Ok(level)
+    Ok(())
+}
+
+/// Hashes the hash blocks `blocks` (blocks `first`.. of their level) into their entries of
+/// the level above, `above`.
+fn hash_into(p: &VerityParams, l: &Layout, blocks: &[u8], first: u64, above: &mut [u8]) {
+    let n = p.hash.output_len();
+    for (i, b) in blocks.chunks(l.hash_block_size).enumerate() {
+        let at = l.entry_at(first + i as u64);
+        above[at..at + n].copy_from_slice(&salted(p, b));
+    }
 }
 
 /// The level above `below` (which holds `count` hash blocks).
@@ -347,22 +368,39 @@ pub fn format<D: BlockIo, H: BlockIo>(
 ) -> Result<Vec<u8>> {
     p.check()?;
     let l = Layout::new(p);
-    let mut levels = Vec::new();
-    if !l.counts.is_empty() {
-        levels.push(level0(data, p, &l)?);
-    }
-    for i in 1..l.counts.len() {
-        levels.push(level_above(p, &l, &levels[i - 1], l.counts[i - 1]));
-    }
-    let root = match levels.last() {
-        Some(top) => root_of(p, top),
-        None => single_block_root(data, p)?,
+    let hbs = p.hash_block_size as usize;
+    let level_at = |i: usize| p.tree_offset() + l.level_start(i) * hbs as u64;
+    // Level 0 goes to the hash device as it is computed; the levels above (each 1/128 or
+    // less of the one below) are built in memory from it.
+    let mut upper: Vec<Vec<u8>> = Vec::new();
+    let root = if l.counts.is_empty() {
+        single_block_root(data, p)?
+    } else {
+        let mut above = vec![0u8; l.counts.get(1).map_or(hbs, |&c| c as usize * hbs)];
+        let one_level = l.counts.len() == 1;
+        level0_chunks(data, p, &l, |first, blocks| {
+            hash.write_all_at(blocks, level_at(0) + l.entry_at(first) as u64)
+                .map_err(|e| Error::io("cannot write hash level 0", e))?;
+            match one_level {
+                true => above.copy_from_slice(&blocks[..hbs]),
+                false => hash_into(p, &l, blocks, first / l.hashes_per_block, &mut above),
+            }
+            Ok(())
+        })?;
+        if one_level {
+            root_of(p, &above)
+        } else {
+            upper.push(above);
+            for i in 2..l.counts.len() {
+                let next = level_above(p, &l, &upper[i - 2], l.counts[i - 1]);
+                upper.push(next);
+            }
+            root_of(p, &upper[upper.len() - 1])
+        }
     };
-    let hbs = u64::from(p.hash_block_size);
-    for (i, level) in levels.iter().enumerate() {
-        let at = p.tree_offset() + l.level_start(i) * hbs;
-        hash.write_all_at(level, at)
-            .map_err(|e| Error::io(format!("cannot write hash level {i}"), e))?;
+    for (i, level) in upper.iter().enumerate() {
+        hash.write_all_at(level, level_at(i + 1))
+            .map_err(|e| Error::io(format!("cannot write hash level {}", i + 1), e))?;
     }
     // The superblock last, so that a failure leaves none over an incomplete tree; the rest
     // of its block as it was (zeros in a new file, as veritysetup leaves it).
@@ -423,66 +461,95 @@ pub fn verify<D: BlockIo, H: BlockIo>(
         };
     }
     let hbs = p.hash_block_size as usize;
-    let stored: Vec<Vec<u8>> = (0..l.counts.len())
-        .map(|i| {
-            let mut v = vec![0u8; l.counts[i] as usize * hbs];
-            let at = p.tree_offset() + l.level_start(i) * hbs as u64;
-            hash.read_exact_at(&mut v, at)
-                .map(|()| v)
-                .map_err(|e| Error::io(format!("cannot read hash level {i}"), e))
-        })
-        .collect::<Result<_>>()?;
     let n = p.hash.output_len();
-    let first_mismatch = |computed: &[u8], stored: &[u8], count: u64| {
-        (0..count as usize).find(|&b| {
-            let at = l.entry_at(b as u64);
-            computed[at..][..n] != stored[at..][..n]
-        })
-    };
-    // veritysetup's order within a level: an entry's hash, then the unused bytes after it.
-    let first_error = |computed: &[u8], level: usize, count: u64| {
-        let mismatch = first_mismatch(computed, &stored[level], count);
-        let spare = first_spare(&l, &stored[level], count, n);
-        let level_at = p.tree_offset() + l.level_start(level) * hbs as u64;
-        let spare_error = |x: usize| {
-            Err(Error::SpareNotZero {
-                offset: level_at + x as u64,
-            })
-        };
-        match (mismatch, spare) {
-            (Some(b), Some(x)) if x < l.entry_at(b as u64) => Some(spare_error(x)),
-            (Some(b), _) => Some(Ok(b)),
-            (None, Some(x)) => Some(spare_error(x)),
-            (None, None) => None,
-        }
-    };
+    let level_at = |i: usize| p.tree_offset() + l.level_start(i) * hbs as u64;
+    // The levels above level 0 (small) in memory; level 0 a chunk at a time.
+    let mut stored: Vec<Vec<u8>> = vec![Vec::new()];
+    for i in 1..l.counts.len() {
+        let mut v = vec![0u8; l.counts[i] as usize * hbs];
+        hash.read_exact_at(&mut v, level_at(i))
+            .map_err(|e| Error::io(format!("cannot read hash level {i}"), e))?;
+        stored.push(v);
+    }
     // Bottom up, as veritysetup verifies: the data against level 0, each level against the
     // one above, then the top block against the root hash. The first mismatch is named by
     // its byte position on its own device, as veritysetup names it.
-    let computed = level0(data, p, &l)?;
-    if let Some(found) = first_error(&computed, 0, p.data_blocks) {
-        let b = found? as u64;
-        return Err(Error::Corrupt {
-            area: "data",
-            block: b,
-            offset: b * u64::from(p.data_block_size),
-        });
-    }
-    for i in 1..l.counts.len() {
-        let computed = level_above(p, &l, &stored[i - 1], l.counts[i - 1]);
-        if let Some(found) = first_error(&computed, i, l.counts[i - 1]) {
-            let block = l.level_start(i - 1) + found? as u64;
+    let one_level = l.counts.len() == 1;
+    let mut above = vec![0u8; l.counts.get(1).map_or(hbs, |&c| c as usize * hbs)];
+    let mut stored0 = Vec::new();
+    level0_chunks(data, p, &l, |first, computed| {
+        stored0.resize(computed.len(), 0);
+        let at = level_at(0) + l.entry_at(first) as u64;
+        hash.read_exact_at(&mut stored0, at)
+            .map_err(|e| Error::io("cannot read hash level 0", e))?;
+        let count = (p.data_blocks - first).min((computed.len() / hbs) as u64 * l.hashes_per_block);
+        if let Some(found) = first_error(&l, computed, &stored0, count, n, at) {
+            let b = first + found?;
             return Err(Error::Corrupt {
-                area: "hash",
-                block,
-                offset: p.tree_offset() + block * u64::from(p.hash_block_size),
+                area: "data",
+                block: b,
+                offset: b * u64::from(p.data_block_size),
             });
         }
+        match one_level {
+            true => above.copy_from_slice(&stored0[..hbs]),
+            false => hash_into(p, &l, &stored0, first / l.hashes_per_block, &mut above),
+        }
+        Ok(())
+    })?;
+    if !one_level {
+        for i in 1..l.counts.len() {
+            let computed = match i {
+                1 => std::mem::take(&mut above),
+                _ => level_above(p, &l, &stored[i - 1], l.counts[i - 1]),
+            };
+            if let Some(found) =
+                first_error(&l, &computed, &stored[i], l.counts[i - 1], n, level_at(i))
+            {
+                let block = l.level_start(i - 1) + found?;
+                return Err(Error::Corrupt {
+                    area: "hash",
+                    block,
+                    offset: p.tree_offset() + block * u64::from(p.hash_block_size),
+                });
+            }
+        }
+        above = stored.pop().unwrap_or_default();
     }
-    if root_of(p, &stored[stored.len() - 1]) != root {
+    if root_of(p, &above) != root {
         return Err(Error::WrongRootHash);
     }
     Ok(())
+}
+
+/// The first error of a level (or a run of its blocks from a hash block boundary) at byte
+/// `at` on the hash device, in veritysetup's order: an entry's hash, then the unused bytes
+/// after it. `Ok(entry)` for the first of the `count` entries of `stored` that differs from
+/// `computed`; [`Error::SpareNotZero`] for unused bytes that are not zero.
+fn first_error(
+    l: &Layout,
+    computed: &[u8],
+    stored: &[u8],
+    count: u64,
+    n: usize,
+    at: u64,
+) -> Option<Result<u64>> {
+    let mismatch = (0..count).find(|&b| {
+        let e = l.entry_at(b);
+        computed[e..][..n] != stored[e..][..n]
+    });
+    let spare = first_spare(l, stored, count, n);
+    let spare_error = |x: usize| {
+        Err(Error::SpareNotZero {
+            offset: at + x as u64,
+        })
+    };
+    match (mismatch, spare) {
+        (Some(b), Some(x)) if x < l.entry_at(b) => Some(spare_error(x)),
+        (Some(b), _) => Some(Ok(b)),
+        (None, Some(x)) => Some(spare_error(x)),
+        (None, None) => None,
+    }
 }
 
 /// A UUID's canonical text form (`8-4-4-4-12` lowercase hex).
