@@ -24,6 +24,17 @@ pub fn open_device(path: &Path, write: bool, exclusive: bool) -> Result<File> {
         o.custom_flags(nix::fcntl::OFlag::O_EXCL.bits());
     }
     let f = o.open(path).map_err(|e| {
+        // A directory opened to write: "not compatible", as below.
+        if e.raw_os_error() == Some(nix::libc::EISDIR) {
+            return Error::Device {
+                path: path.to_owned(),
+                what: "use",
+                source: io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "not a block device or disk image file",
+                ),
+            };
+        }
         let what = if e.raw_os_error() == Some(nix::libc::EBUSY) {
             "open (device is in use)"
         } else {

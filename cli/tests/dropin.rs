@@ -625,6 +625,11 @@ fn cases() -> Vec<Case> {
         c("integritysetup format -q data.img", Code),
         c("integritysetup format -q -I sha256 data.img", Code),
         c("integritysetup dump plain.img", Code),
+        // A directory is no device.
+        c("integritysetup dump .", Stderr),
+        c("integritysetup format -q --no-wipe .", Stderr),
+        c("cryptsetup luksFormat -q . key", Stderr),
+        c("veritysetup verify data.img . 00", Stderr),
         c("integritysetup", Code),
         c("integritysetup frobnicate data.img", Code),
         c("integritysetup dump nofile", Code),
