@@ -87,7 +87,8 @@ pub(crate) fn run(cmd: IntegrityCommand, out: &mut dyn Write) -> CliResult<i32> 
                     )))
                 }
             };
-            let tag_size = tag_size.unwrap_or(digest_size);
+            // 0, as integritysetup takes it, is the algorithm's size.
+            let tag_size = tag_size.filter(|&t| t > 0).unwrap_or(digest_size);
             // The wipe needs device-mapper: make sure of it before anything is written.
             let mapper = match no_wipe {
                 true => None,

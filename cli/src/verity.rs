@@ -78,7 +78,10 @@ fn params_from_options(
     }
     match tree.salt.as_deref() {
         Some("-") => p.salt.clear(),
-        Some(hex) => p.salt = verity::parse_hex(hex).map_err(usage)?,
+        Some(hex) => {
+            p.salt = verity::parse_hex(hex)
+                .map_err(|_| CliError::Stated("Invalid salt string specified.".into()))?
+        }
         None => {}
     }
     if let Some(u) = &tree.uuid {
@@ -103,8 +106,9 @@ fn params_from_options(
                 data.display()
             )))
         }
+        // 0, as veritysetup takes it, is the whole device.
+        Some(0) | None => whole,
         Some(n) => n,
-        None => whole,
     };
     Ok(p)
 }
@@ -148,16 +152,13 @@ fn root_hash_of(arg: Option<&str>, file: Option<&Path>, p: &VerityParams) -> Cli
         }
         (None, None) => return Err(usage("no root hash given (argument or --root-hash-file)")),
     };
-    let root = verity::parse_hex(&text).map_err(usage)?;
-    if root.len() != p.hash.output_len() {
-        return Err(usage(format!(
-            "the root hash has {} bytes, {} has {}",
-            root.len(),
-            p.hash.name(),
-            p.hash.output_len()
-        )));
+    // Not hex, or not the hash's length: veritysetup's sentence for both.
+    match verity::parse_hex(&text) {
+        Ok(root) if root.len() == p.hash.output_len() => Ok(root),
+        _ => Err(CliError::Stated(
+            "Invalid root hash string specified.".into(),
+        )),
     }
-    Ok(root)
 }
 
 fn salt_text(p: &VerityParams) -> String {

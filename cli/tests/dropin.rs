@@ -587,6 +587,10 @@ fn cases() -> Vec<Case> {
         with_pre("veritysetup format --hash-offset 1536 data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", "veritysetup dump --hash-offset 1536 hash.img", Stdout, ""),
         c("veritysetup format --no-superblock --hash-offset 1000 data.img hash.img", Stderr),
         c("veritysetup format . hash.img", Stderr),
+        c("veritysetup format data.img hash.img --salt xyz", Stderr),
+        after("veritysetup format --data-blocks 0 --no-superblock data.img hash.img --salt 00", Stdout, "sha256sum hash.img"),
+        with_pre("veritysetup format data.img hash.img --salt 00", "veritysetup verify data.img hash.img zz", Stderr, ""),
+        with_pre("veritysetup format data.img hash.img --salt 00", "veritysetup verify data.img hash.img abcd", Stderr, ""),
         // veritysetup has no batch mode: refused before anything is written.
         after("veritysetup -q format data.img hash.img", Code, "sha256sum hash.img"),
         c("veritysetup --batch-mode dump hash.img", Code),

@@ -137,15 +137,21 @@ fn bad_blocks_and_bad_arguments_fail_cleanly() {
             vec!["verify", &data, &hash, &zeros],
             "does not match the root hash",
         ),
-        (vec!["verify", &data, &hash, "xyz"], "not hex"),
+        (
+            vec!["verify", &data, &hash, "xyz"],
+            "Invalid root hash string specified.",
+        ),
         (
             vec!["verify", &data, &hash, "abcd"],
-            "the root hash has 2 bytes",
+            "Invalid root hash string specified.",
         ),
         (vec!["verify", &data, &hash], "no root hash given"),
         (vec!["verify", &data, &data, &root], "no verity signature"),
         (vec!["dump", &data], "no verity signature"),
-        (vec!["format", &data, &new, "--salt", "0g"], "not hex"),
+        (
+            vec!["format", &data, &new, "--salt", "0g"],
+            "Invalid salt string specified.",
+        ),
         (
             vec!["format", &data, &new, "--data-blocks", "9999"],
             "is more than the 256 blocks",
