@@ -609,7 +609,13 @@ pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refuse
             "type" if !known.iter().any(|k| k == "type") => {}
             // cryptsetup's luksDump unlocks the volume key from any keyslot, whatever
             // --key-slot says.
-            "key-slot" if action == "luksDump" => {}
+            "key-slot" if action == "luksDump" => {
+                // Still a number, as popt parses it.
+                let value = o.value.as_ref().and_then(|v| v.to_str());
+                if value.is_none_or(|v| v.parse::<i32>().is_err()) {
+                    return Err(Refused("invalid numeric value".into()));
+                }
+            }
             long if not_allowed(tool, &action, long) => {
                 return Err(Refused(format!(
                     "Option --{long} is not allowed with {action} action."

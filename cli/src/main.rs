@@ -130,6 +130,13 @@ fn main() {
         }
         Err(e) => {
             eprintln!("{prog}: {} (see --help)", one_line(&e.to_string()));
+            if verbose {
+                // On standard output, as the tools print it.
+                println!(
+                    "Command failed with code -1 ({}).",
+                    compat::failure_words(1)
+                );
+            }
             std::process::exit(1);
         }
     };

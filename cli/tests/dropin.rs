@@ -587,6 +587,8 @@ fn cases() -> Vec<Case> {
         with_pre("veritysetup format --hash-offset 1536 data.img hash.img --salt 00 --uuid 11111111-2222-3333-4444-555555555555", "veritysetup dump --hash-offset 1536 hash.img", Stdout, ""),
         c("veritysetup format --no-superblock --hash-offset 1000 data.img hash.img", Stderr),
         c("veritysetup format . hash.img", Stderr),
+        c("veritysetup -v format --hash foo data.img hash.img", Stdout),
+        c("cryptsetup -v luksDump --key-slot abc img", Stdout),
         c("veritysetup format data.img hash.img --salt xyz", Stderr),
         after("veritysetup format --data-blocks 0 --no-superblock data.img hash.img --salt 00", Stdout, "sha256sum hash.img"),
         with_pre("veritysetup format data.img hash.img --salt 00", "veritysetup verify data.img hash.img zz", Stderr, ""),
