@@ -59,15 +59,37 @@ fn data(len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// A scratch directory with the paths of a data and a hash file in it (as text, for
+/// veritysetup's command line).
+struct Files {
+    _dir: tempfile::TempDir,
+    data: std::path::PathBuf,
+    hash: std::path::PathBuf,
+}
+
+impl Files {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (data, hash) = (dir.path().join("data"), dir.path().join("hash"));
+        Self {
+            _dir: dir,
+            data,
+            hash,
+        }
+    }
+
+    fn names(&self) -> (String, String) {
+        let text = |p: &Path| p.to_str().expect("utf8").to_owned();
+        (text(&self.data), text(&self.hash))
+    }
+}
+
 #[test]
 fn trees_equal_veritysetups() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let data_path = dir.path().join("data");
-    let hash_path = dir.path().join("hash");
-    let (dp, hp) = (
-        data_path.to_str().expect("utf8"),
-        hash_path.to_str().expect("utf8"),
-    );
+    let files = Files::new();
+    let (data_path, hash_path) = (files.data.clone(), files.hash.clone());
+    let (dp, hp) = files.names();
+    let (dp, hp) = (dp.as_str(), hp.as_str());
     let mut cases = 0;
     for hash in ["sha1", "sha256", "sha512"] {
         for (dbs, hbs) in [
@@ -283,12 +305,10 @@ fn every_flipped_tree_byte_gets_veritysetups_verdict() {
     // 20-byte digest in format 1, 384 at each block's end in format 0; every 11th byte of the
     // tree is flipped in turn, and the verdict (position, spare area or root hash) must be
     // veritysetup's.
-    let dir = tempfile::tempdir().expect("tmp");
-    let (data_path, hash_path) = (dir.path().join("data"), dir.path().join("hash"));
-    let (dp, hp) = (
-        data_path.to_str().expect("utf8"),
-        hash_path.to_str().expect("utf8"),
-    );
+    let files = Files::new();
+    let (data_path, hash_path) = (files.data.clone(), files.hash.clone());
+    let (dp, hp) = files.names();
+    let (dp, hp) = (dp.as_str(), hp.as_str());
     let blocks = 300u64;
     let bytes = data(blocks as usize * 1024);
     std::fs::write(&data_path, &bytes).expect("data");
@@ -349,12 +369,10 @@ fn every_flipped_tree_byte_gets_veritysetups_verdict() {
 fn trees_over_several_chunks_equal_veritysetups() {
     // Level 0 is computed and checked 16 MiB of data at a time: 9000 blocks of 4096 bytes
     // span three chunks, the last one partial.
-    let dir = tempfile::tempdir().expect("tmp");
-    let (data_path, hash_path) = (dir.path().join("data"), dir.path().join("hash"));
-    let (dp, hp) = (
-        data_path.to_str().expect("utf8"),
-        hash_path.to_str().expect("utf8"),
-    );
+    let files = Files::new();
+    let (data_path, hash_path) = (files.data.clone(), files.hash.clone());
+    let (dp, hp) = files.names();
+    let (dp, hp) = (dp.as_str(), hp.as_str());
     let blocks = 9000usize;
     let bytes = data(blocks * 4096);
     std::fs::write(&data_path, &bytes).expect("data");
