@@ -13,11 +13,11 @@ use crate::error::{CliError, CliResult};
 const KEYFILE_MAX: u64 = 8 << 20;
 
 /// Passphrase input for one command run. Standard input, when it is not a terminal, is read
-/// line by line across prompts (the first line for the first passphrase, and so on).
+/// line by line across prompts (the first line for the first passphrase, and so on): the
+/// lock is taken for each read only (what was read ahead stays in std's buffer), so that a
+/// key file `-` read later does not wait on a lock held here.
 #[derive(Debug, Default)]
-pub(crate) struct Keys {
-    stdin_lines: Option<io::StdinLock<'static>>,
-}
+pub(crate) struct Keys {}
 
 impl Keys {
     /// Reads a key file as cryptsetup does: all of it (or `size` bytes after `offset`; a size
@@ -176,9 +176,20 @@ impl Keys {
             }
             return Ok(Passphrase::from_slice(&first));
         }
-        let lines = self.stdin_lines.get_or_insert_with(|| stdin.lock());
-        skip(lines, offset)?;
-        let line = read_line(lines, size.filter(|&n| n > 0))?;
+        let mut lines = stdin.lock();
+        if skip(&mut lines, offset)? < offset {
+            return Err(CliError::Stated(
+                "Cannot seek to requested keyfile offset.".into(),
+            ));
+        }
+        let size = size.filter(|&n| n > 0);
+        let line = read_line(&mut lines, size)?;
+        // As cryptsetup: --keyfile-size bytes, no fewer (a newline or the end comes first).
+        if size.is_some_and(|n| (line.len() as u64) < n) {
+            return Err(CliError::Stated(
+                "Cannot read requested amount of data.".into(),
+            ));
+        }
         if line.is_empty() {
             return Err(CliError::NothingToRead("standard input".into()));
         }
@@ -192,18 +203,21 @@ fn stdin_failure(e: &dyn std::fmt::Display) -> CliError {
     ))
 }
 
-/// Skips `n` bytes (fewer at the end of input).
-fn skip(r: &mut impl BufRead, mut n: u64) -> CliResult<()> {
-    while n > 0 {
+/// Skips `n` bytes (fewer at the end of input); returns how many were skipped.
+fn skip(r: &mut impl BufRead, n: u64) -> CliResult<u64> {
+    let mut done = 0;
+    while done < n {
         let chunk = r.fill_buf().map_err(|e| stdin_failure(&e))?;
         if chunk.is_empty() {
             break;
         }
-        let k = chunk.len().min(usize::try_from(n).unwrap_or(usize::MAX));
+        let k = chunk
+            .len()
+            .min(usize::try_from(n - done).unwrap_or(usize::MAX));
         r.consume(k);
-        n -= k as u64;
+        done += k as u64;
     }
-    Ok(())
+    Ok(done)
 }
 
 /// One line (without its newline) into a buffer that never grows: at most `max` bytes of
@@ -221,8 +235,9 @@ fn read_line(r: &mut impl BufRead, max: Option<u64>) -> CliResult<SecretBuf> {
             Some(i) => (&chunk[..i], Some(i + 1)),
             None => (chunk, None),
         };
-        if max.is_some() && line.len() + part.len() > cap {
-            // --keyfile-size reached before the end of the line.
+        if max.is_some() && line.len() + part.len() >= cap {
+            // --keyfile-size reached: what follows, a newline too, stays unread (as
+            // cryptsetup reads it, however the input arrives).
             part = &part[..cap - line.len()];
             done = None;
         }
@@ -254,19 +269,37 @@ mod tests {
     fn an_offset_and_a_size_cut_a_line_as_cryptsetup_reads_it() {
         let mut input: &[u8] = b"XXXXpass1YYY\nZZpass2\n";
         let mut r = io::BufReader::with_capacity(3, &mut input);
-        skip(&mut r, 4).expect("skip");
+        assert_eq!(skip(&mut r, 4).expect("skip"), 4);
         assert_eq!(
             read_line(&mut r, Some(5)).expect("line").as_bytes(),
             b"pass1"
         );
         // The rest of a line cut short is read next.
         assert_eq!(read_line(&mut r, None).expect("line").as_bytes(), b"YYY");
-        skip(&mut r, 2).expect("skip");
+        assert_eq!(skip(&mut r, 2).expect("skip"), 2);
         assert_eq!(
             read_line(&mut r, Some(64)).expect("line").as_bytes(),
             b"pass2"
         );
-        skip(&mut r, 9).expect("skip past the end");
+        assert_eq!(skip(&mut r, 9).expect("skip past the end"), 0);
         assert_eq!(read_line(&mut r, None).expect("line").as_bytes(), b"");
+    }
+
+    #[test]
+    fn a_line_of_exactly_the_size_leaves_its_newline_however_it_arrives() {
+        for capacity in [3, 5, 6, 64] {
+            let mut input: &[u8] = b"pass1\nnext\n";
+            let mut r = io::BufReader::with_capacity(capacity, &mut input);
+            assert_eq!(
+                read_line(&mut r, Some(5)).expect("line").as_bytes(),
+                b"pass1"
+            );
+            assert_eq!(
+                read_line(&mut r, None).expect("line").as_bytes(),
+                b"",
+                "{capacity}"
+            );
+            assert_eq!(read_line(&mut r, None).expect("line").as_bytes(), b"next");
+        }
     }
 }

@@ -247,10 +247,12 @@ fn format(a: VerityFormatArgs, out: &mut dyn Write) -> CliResult<i32> {
         // veritysetup: "Cannot create hash image ... for writing", exit 1.
         .map_err(CliError::file(hash_device, "create the hash image"))?;
     let mut hash_file = usable(hash_device, hash_file)?;
-    // Data and hash in one file (or device): the tree must start after the data, or it
-    // would overwrite it (veritysetup refuses the same).
+    // Data and hash in one file (or device): the hash area must start after the data, or it
+    // would overwrite it (veritysetup refuses the same). Without a superblock the tree
+    // starts at the hash block that holds --hash-offset, which may be before it.
     let data_end = p.data_blocks.saturating_mul(u64::from(p.data_block_size));
-    if same_file(&data_file, &hash_file) && data_end > p.hash_offset {
+    let hash_start = p.hash_offset.min(p.tree_offset());
+    if same_file(&data_file, &hash_file) && data_end > hash_start {
         return Err(CliError::Usage(format!(
             "Data area overlaps with hash area (the data ends at {data_end} bytes, \
              --hash-offset is {}).",

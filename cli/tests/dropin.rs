@@ -693,6 +693,30 @@ fn cases() -> Vec<Case> {
             check: Code,
             after: "cryptsetup open --test-passphrase -v img -d key",
         },
+        // Input that ends before --keyfile-offset, or gives fewer than --keyfile-size bytes,
+        // is an error (never an empty passphrase that skips a check).
+        Case {
+            line: "cryptsetup luksKillSlot --keyfile-offset 100 img 0",
+            stdin: Some("pw\n"),
+            pre: "",
+            check: Stderr,
+            after: DUMP,
+        },
+        Case {
+            line: "cryptsetup open --test-passphrase -l 64 img",
+            stdin: Some("pass1\n"),
+            pre: "",
+            check: Stderr,
+            after: "",
+        },
+        // A new key file `-` after a prompted passphrase: the rest of standard input.
+        Case {
+            line: "cryptsetup luksAddKey {FAST} img -",
+            stdin: Some("pass1\nnewpw\n"),
+            pre: "",
+            check: Code,
+            after: "cryptsetup luksDump img",
+        },
         // With nothing to ask (-q), a passphrase piped in is still checked.
         Case {
             line: "cryptsetup luksKillSlot -q img 1",

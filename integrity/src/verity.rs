@@ -370,8 +370,9 @@ pub fn format<D: BlockIo, H: BlockIo>(
     let l = Layout::new(p);
     let hbs = p.hash_block_size as usize;
     let level_at = |i: usize| p.tree_offset() + l.level_start(i) * hbs as u64;
-    // Level 0 goes to the hash device as it is computed; the levels above (each 1/128 or
-    // less of the one below) are built in memory from it.
+    // Level 0 goes to the hash device as it is computed; the levels above (each one entry
+    // per block below: 1/128 of it for SHA-256 in 4 KiB blocks, 1/16 in 512-byte blocks)
+    // are built in memory from it.
     let mut upper: Vec<Vec<u8>> = Vec::new();
     let root = if l.counts.is_empty() {
         single_block_root(data, p)?
@@ -402,8 +403,8 @@ pub fn format<D: BlockIo, H: BlockIo>(
         hash.write_all_at(level, level_at(i + 1))
             .map_err(|e| Error::io(format!("cannot write hash level {}", i + 1), e))?;
     }
-    // The superblock last, so that a failure leaves none over an incomplete tree; the rest
-    // of its block as it was (zeros in a new file, as veritysetup leaves it).
+    // The superblock last, so that a failure writes no new one over an incomplete tree;
+    // the rest of its block as it was (zeros in a new file, as veritysetup leaves it).
     if p.superblock {
         let mut sb = vec![0u8; (p.tree_offset() - p.hash_offset) as usize];
         let _ = hash.read_exact_at(&mut sb, p.hash_offset);

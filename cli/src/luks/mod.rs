@@ -266,7 +266,6 @@ pub(crate) fn with_tries<T>(
     }
 }
 
-/// A line of cryptsetup's `-v` report ("Key slot 1 created."), on standard output.
 /// The key file of a verb that also takes one as its argument (format, remove-key): our own
 /// name refuses both; cryptsetup's takes --key-file and says so.
 pub(crate) fn key_file_of<'a>(
@@ -285,6 +284,7 @@ pub(crate) fn key_file_of<'a>(
     }
 }
 
+/// A line of cryptsetup's `-v` report ("Key slot 1 created."), on standard output.
 pub(crate) fn say(line: &str) {
     if VERBOSE.load(Ordering::Relaxed) {
         println!("{line}");
