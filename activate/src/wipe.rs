@@ -78,16 +78,7 @@ pub fn wipe_integrity(
         ..Options::default()
     };
     let path = mapper.activate(&Plan::luks2(&volume, &name, None, &options)?)?;
-    let total = luks2::Sectors(sb.provided_data_sectors)
-        .bytes()
-        .ok_or_else(|| Error::Invalid {
-            reason: "the integrity superblock's size does not fit in 64 bits".into(),
-        })?;
-    let result = write_zeros(&path, total.0, progress);
-    let removed = mapper.close(&name);
-    let written = result?;
-    removed?;
-    Ok(written)
+    zero_then_close(mapper, &name, &path, sb, progress)
 }
 
 /// Initialises every tag of the standalone dm-integrity device `device` (open as `file`,
@@ -112,13 +103,25 @@ pub fn wipe_standalone_integrity(
         ..options.clone()
     };
     let path = mapper.open_integrity(device, file, &name, &direct)?;
+    zero_then_close(mapper, &name, &path, &sb, progress)
+}
+
+/// Writes zeros over the `sb.provided_data_sectors` of the temporary mapping `name` (at
+/// `path`), then removes the mapping, whether or not the writing succeeded.
+fn zero_then_close(
+    mapper: &Mapper,
+    name: &DmName,
+    path: &Path,
+    sb: &Superblock,
+    progress: ProgressFn<'_>,
+) -> Result<u64> {
     let total = luks2::Sectors(sb.provided_data_sectors)
         .bytes()
         .ok_or_else(|| Error::Invalid {
             reason: "the integrity superblock's size does not fit in 64 bits".into(),
         });
-    let result = total.and_then(|t| write_zeros(&path, t.0, progress));
-    let removed = mapper.close(&name);
+    let result = total.and_then(|t| write_zeros(path, t.0, progress));
+    let removed = mapper.close(name);
     let written = result?;
     removed?;
     Ok(written)
