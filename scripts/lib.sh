@@ -10,8 +10,22 @@ need_packages() {
     local sudo=()
     [ "$(id -u)" -eq 0 ] || sudo=(sudo)
     echo "installing Debian packages: ${missing[*]}" >&2
+    local before removed
+    before=$(installed_packages)
     "${sudo[@]}" apt-get update -qq
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # apt may remove an installed package as a conflict (qemu-system-x86 from bookworm removes
+    # a newer qemu-utils, and with it qemu-img): put back the distribution's version of each.
+    removed=$(comm -23 <(echo "$before") <(installed_packages))
+    [ -z "$removed" ] && return 0
+    echo "reinstalling Debian packages apt removed: $(echo $removed)" >&2
+    # shellcheck disable=SC2086 # one package name per word
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends $removed >/dev/null
+}
+
+# installed_packages: the names of the installed Debian packages, sorted, one per line.
+installed_packages() {
+    dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' | awk '$1 == "ii" { print $2 }' | sort
 }
 
 # need_cargo: fails with a clear message when no Rust toolchain is installed.
