@@ -594,6 +594,24 @@ pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refuse
             });
         }
         pos.truncate(n);
+        // veritysetup reads a root hash file over the root hash argument (its last).
+        let from_file = opts.iter().any(|o| o.long == "root-hash-file");
+        if tool == Tool::Veritysetup && from_file && pos.len() == n {
+            pos.pop();
+        }
+    }
+    // veritysetup's check of --hash, in its words.
+    let unknown_hash = opts
+        .iter()
+        .filter(|o| tool == Tool::Veritysetup && o.long == "hash")
+        .filter_map(|o| o.value.as_ref())
+        .find(|v| v.to_str().is_none_or(|h| luks2::HashAlg::parse(h).is_err()));
+    if let Some(h) = unknown_hash {
+        return Ok(Request::Fail {
+            line: format!("Hash algorithm {} not supported.", h.to_string_lossy()),
+            code: crate::error::code::FAILURE,
+            verbose: opts.iter().any(|o| o.long == "verbose"),
+        });
     }
     if tool == Tool::Cryptsetup && opts.iter().filter(|o| o.long == "key-file").count() > 1 {
         return Err(Refused("Only one --key-file argument is allowed.".into()));
@@ -675,7 +693,22 @@ pub(crate) fn failure_words(code: i32) -> &'static str {
 
 /// libcryptsetup's sentence for `e`, where the tools print one for the same failure (the
 /// line scripts and users of those tools know); `None` keeps our own message.
-pub(crate) fn tool_message(e: &CliError, luks2_only: bool) -> Option<Vec<String>> {
+pub(crate) fn tool_message(e: &CliError, tool: Tool, luks2_only: bool) -> Option<Vec<String>> {
+    if let Some(lines) = superblock_lines(e, tool) {
+        return Some(lines);
+    }
+    // Each activation cryptsetup tries finds no device-mapper, then cannot use the name.
+    if let CliError::NoDeviceMapper { activating } = e {
+        let mut lines = vec![no_device_mapper_line().to_owned()];
+        if let Some((name, attempts)) = activating {
+            let attempt = [
+                no_device_mapper_line().to_owned(),
+                format!("Cannot use device {name}, name is invalid or still in use."),
+            ];
+            lines = (0..*attempts).flat_map(|_| attempt.clone()).collect();
+        }
+        return Some(lines);
+    }
     // veritysetup verify's two lines for a block (data or hash) that fails its hash.
     if let CliError::Activate(activate::Error::Integrity {
         source: integrity::Error::Corrupt { offset, .. },
@@ -714,6 +747,54 @@ pub(crate) fn tool_message(e: &CliError, luks2_only: bool) -> Option<Vec<String>
     tool_line(e, luks2_only).map(|l| vec![l])
 }
 
+/// libcryptsetup's line when it finds no device-mapper.
+fn no_device_mapper_line() -> &'static str {
+    match nix::unistd::geteuid().is_root() {
+        true => "Cannot initialize device-mapper. Is dm_mod kernel module loaded?",
+        false => "Cannot initialize device-mapper, running as non-root user.",
+    }
+}
+
+/// veritysetup's and integritysetup's lines for a superblock they do not load: why (when
+/// they say it), then that the device is not theirs.
+fn superblock_lines(e: &CliError, tool: Tool) -> Option<Vec<String>> {
+    use integrity::dm_integrity::SuperblockFault as I;
+    use integrity::verity::SuperblockFault as V;
+    let CliError::Activate(activate::Error::Integrity { device, source }) = e else {
+        return None;
+    };
+    let d = device.display();
+    let (why, kind) = match source {
+        integrity::Error::VeritySuperblock(f) => (
+            match f {
+                V::Version(v) => Some(format!("Unsupported VERITY version {v}.")),
+                V::HashType(t) => Some(format!("Unsupported VERITY hash type {t}.")),
+                V::BlockSize(_) => Some("Unsupported VERITY block size.".into()),
+                V::Algorithm(a) => Some(format!("Hash algorithm {a} not supported.")),
+                V::SaltSize(_) => Some("VERITY header corrupted.".into()),
+                _ => None,
+            },
+            "VERITY",
+        ),
+        integrity::Error::IntegritySuperblock(f) if tool == Tool::Integritysetup => (
+            match f {
+                I::NoSignature => None,
+                I::Version(v) => Some(format!(
+                    "Incompatible kernel dm-integrity metadata (version {v}) detected on {d}."
+                )),
+                _ => return None,
+            },
+            "INTEGRITY",
+        ),
+        _ => return None,
+    };
+    Some(
+        why.into_iter()
+            .chain([format!("Device {d} is not a valid {kind} device.")])
+            .collect(),
+    )
+}
+
 /// [`tool_message`]'s one-line sentences.
 fn tool_line(e: &CliError, luks2_only: bool) -> Option<String> {
     use activate::DmError as D;
@@ -743,10 +824,7 @@ fn tool_line(e: &CliError, luks2_only: bool) -> Option<String> {
         CliError::Activate(A::Dm {
             source: D::NoDeviceMapper,
             ..
-        }) => match nix::unistd::geteuid().is_root() {
-            true => "Cannot initialize device-mapper. Is dm_mod kernel module loaded?".into(),
-            false => "Cannot initialize device-mapper, running as non-root user.".into(),
-        },
+        }) => no_device_mapper_line().into(),
         CliError::Activate(A::Suspend { name, refusal }) => {
             use activate::SuspendRefusal as R;
             match refusal {
@@ -794,6 +872,11 @@ fn tool_line(e: &CliError, luks2_only: bool) -> Option<String> {
         CliError::Aborted(m, _) => (*m).to_owned(),
         CliError::Stated(m) => m.to_string(),
         CliError::NothingToRead(_) => "Nothing to read on input.".into(),
+        // libdevmapper's words, with the node's base name.
+        CliError::NotMapped { path, .. } => format!(
+            "Device {} not found",
+            path.rsplit('/').next().unwrap_or(path)
+        ),
         CliError::PassphraseMismatch => "Passphrases do not match.".into(),
         CliError::File { what, .. } if what.contains("key file") => {
             "Failed to open key file.".into()

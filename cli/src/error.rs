@@ -66,6 +66,13 @@ pub(crate) enum CliError {
     /// The user answered no: cryptsetup's words for it, and its exit code (1, or 2 where
     /// cryptsetup treats it as a permission refused).
     Aborted(&'static str, i32),
+    /// There is no device-mapper to map a volume (`activating`: its name, and how many times
+    /// cryptsetup would have tried) or to look a mapping up: exit 1, as cryptsetup's open and
+    /// status (closing, resizing and suspending exit 4, as an [`activate::Error`]).
+    NoDeviceMapper { activating: Option<(String, u8)> },
+    /// A path given for a mapping's name is a device node of something else (exit 1 for
+    /// status, 4 for the commands that change a mapping, as cryptsetup's).
+    NotMapped { path: String, code: i32 },
 }
 
 pub(crate) type CliResult<T = ()> = Result<T, CliError>;
@@ -121,7 +128,8 @@ impl CliError {
             CliError::Quiet(e) => e.exit_code(),
             CliError::Token { code, .. } => *code,
             CliError::Aborted(_, code) => *code,
-            CliError::NothingToRead(_) => code::FAILURE,
+            CliError::NothingToRead(_) | CliError::NoDeviceMapper { .. } => code::FAILURE,
+            CliError::NotMapped { code, .. } => *code,
             CliError::PassphraseMismatch => code::PERMISSION,
         }
     }
@@ -223,6 +231,19 @@ impl fmt::Display for CliError {
                 _ => write!(f, "--type {ty}: not a LUKS type (luks, luks1 or luks2)"),
             },
             CliError::NothingToRead(what) => write!(f, "nothing to read from {what}"),
+            CliError::NoDeviceMapper {
+                activating: Some((name, _)),
+            } => write!(
+                f,
+                "cannot activate {name}: {}",
+                activate::DmError::NoDeviceMapper
+            ),
+            CliError::NoDeviceMapper { activating: None } => {
+                write!(f, "{}", activate::DmError::NoDeviceMapper)
+            }
+            CliError::NotMapped { path, .. } => {
+                write!(f, "{path} is not the device node of a mapping")
+            }
         }
     }
 }
@@ -245,6 +266,8 @@ impl std::error::Error for CliError {
             | CliError::Aborted(..)
             | CliError::NothingToRead(_)
             | CliError::WrongType { .. }
+            | CliError::NoDeviceMapper { .. }
+            | CliError::NotMapped { .. }
             | CliError::PassphraseMismatch => None,
         }
     }

@@ -1,5 +1,5 @@
-//! Bounded reads of user input that is not secret: token JSON, header backups, root hashes,
-//! data to write. Every read has a ceiling, so `/dev/zero` on standard input is an error, not
+//! Bounded reads of user input that is not secret: token JSON, header backups, data to
+//! write. Every read has a ceiling, so `/dev/zero` on standard input is an error, not
 //! an exhausted machine.
 
 use std::io::Read;
@@ -11,8 +11,6 @@ use crate::error::{CliError, CliResult};
 pub(crate) const TOKEN_JSON_MAX: u64 = 4 << 20;
 /// A header backup holds two 4 MiB metadata copies and a keyslots area of at most 128 MiB.
 pub(crate) const HEADER_BACKUP_MAX: u64 = (2 * 4 + 128) << 20;
-/// A root hash file holds one digest in hex (with room for a newline and spaces).
-pub(crate) const ROOT_HASH_MAX: u64 = 4096;
 
 /// Reads all of `path` (`None`: standard input), refusing more than `max` bytes with an
 /// error that names `what` and the limit.

@@ -1,6 +1,6 @@
 //! The `integrity` verbs: a standalone dm-integrity superblock, written and shown.
 
-use std::io::Write;
+use std::io::{Read, Write};
 
 use activate::{IntegrityMode, IntegrityOptions};
 use integrity::dm_integrity::{self, IntegrityParams, Superblock, FLAG_FIXED_PADDING};
@@ -26,8 +26,23 @@ fn flags_text(sb: &Superblock) -> String {
         .collect()
 }
 
+/// The superblock's fields as integritysetup reads them: its signature and version checked.
+fn decoded(device: &std::path::Path, f: &mut std::fs::File) -> CliResult<Superblock> {
+    // A device shorter than a superblock has none, as integritysetup finds.
+    let mut b = Vec::with_capacity(512);
+    f.take(512)
+        .read_to_end(&mut b)
+        .map_err(CliError::device(device, "read the superblock of"))?;
+    Superblock::decode(&b).map_err(CliError::integrity(device))
+}
+
+/// integritysetup's dump of a superblock whose fields may be anything but its version.
 fn report(device: &std::path::Path, sb: &Superblock, json: bool) -> String {
+    // As integritysetup computes it (x86's shift, which takes the count modulo 32).
+    let sector_size = 512u32.wrapping_shl(u32::from(sb.log2_sectors_per_block));
     if json {
+        // Derived from the layout: only for a superblock the kernel would take.
+        let journal_sectors = sb.check().ok().map(|()| sb.journal_area_sectors());
         return format!(
             "{}\n",
             serde_json::json!({
@@ -36,9 +51,9 @@ fn report(device: &std::path::Path, sb: &Superblock, json: bool) -> String {
                 "log2_interleave_sectors": sb.log2_interleave_sectors,
                 "integrity_tag_size": sb.tag_size,
                 "journal_sections": sb.journal_sections,
-                "journal_sectors": sb.journal_area_sectors(),
+                "journal_sectors": journal_sectors,
                 "provided_data_sectors": sb.provided_data_sectors,
-                "sector_size": sb.block_size(),
+                "sector_size": sector_size,
                 "log2_blocks_per_bitmap": sb.log2_blocks_per_bitmap_bit,
                 "flags": flags_text(sb).trim_end(),
             })
@@ -52,7 +67,7 @@ fn report(device: &std::path::Path, sb: &Superblock, json: bool) -> String {
         sb.tag_size,
         sb.journal_sections,
         sb.provided_data_sectors,
-        sb.block_size(),
+        sector_size,
         sb.log2_blocks_per_bitmap_bit,
         flags_text(sb)
     )
@@ -150,9 +165,11 @@ pub(crate) fn run(cmd: IntegrityCommand, out: &mut dyn Write) -> CliResult<i32> 
         }
         IntegrityCommand::Open(a) => {
             let name = crate::mapping::dm_name(&a.name)?;
-            let mapper = activate::Mapper::open()?;
-            mapper.ensure_free(&name)?;
             let mut f = open_device(&a.device, true, false)?;
+            // The superblock first, as integritysetup loads it before it activates (the
+            // kernel checks the rest of it).
+            decoded(&a.device, &mut f)?;
+            let mapper = crate::mapping::mapper_for(&name, 1)?;
             let mode = if a.bitmap {
                 IntegrityMode::Bitmap
             } else if a.recovery {
@@ -176,8 +193,7 @@ pub(crate) fn run(cmd: IntegrityCommand, out: &mut dyn Write) -> CliResult<i32> 
         IntegrityCommand::Status { name } => crate::mapping::integrity_status(&name, out),
         IntegrityCommand::Dump { device, json } => {
             let mut f = open_device(&device, false, false)?;
-            let sb =
-                dm_integrity::read_superblock(&mut f, 0).map_err(CliError::integrity(&device))?;
+            let sb = decoded(&device, &mut f)?;
             write_out(out, &report(&device, &sb, json))
         }
     }

@@ -167,7 +167,7 @@ fn main() {
         Ok(code) => code,
         Err(e) => {
             // Under a drop-in name, the real tool's sentence where it has one.
-            let known = as_tool.and_then(|_| compat::tool_message(&e, luks2_only));
+            let known = as_tool.and_then(|(tool, _)| compat::tool_message(&e, tool, luks2_only));
             let lines = known.unwrap_or_else(|| vec![error::chain(prog, &e)]);
             let text: Vec<String> = lines.iter().map(|l| error::escape_controls(l)).collect();
             // Under a drop-in name an abort may say nothing (as cryptsetup's volume-key

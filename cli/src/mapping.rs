@@ -1,6 +1,7 @@
 //! `luks open`, `close` and `status`: unlocking here, mapping in the `activate` library.
 
 use std::io::Write;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 use crate::args::TokenOpts;
@@ -37,6 +38,83 @@ pub(crate) fn dm_name(name: &str) -> CliResult<DmName> {
     Ok(DmName::new(name).map_err(activate::Error::dm(name))?)
 }
 
+/// Device-mapper, to map a volume as `name` (not taken yet). Called once the volume's header
+/// has been read, where cryptsetup first tries to activate: without device-mapper, the
+/// error carries how many times cryptsetup would have tried (its report repeats per try).
+pub(crate) fn mapper_for(name: &DmName, attempts: u8) -> CliResult<Mapper> {
+    let mapper = Mapper::open().map_err(|e| match e {
+        activate::Error::Dm {
+            source: activate::DmError::NoDeviceMapper,
+            ..
+        } => CliError::NoDeviceMapper {
+            activating: Some((name.to_string(), attempts)),
+        },
+        e => e.into(),
+    })?;
+    mapper.ensure_free(name)?;
+    Ok(mapper)
+}
+
+/// Device-mapper, to look a mapping up (`status`).
+fn query_mapper() -> CliResult<Mapper> {
+    Mapper::open().map_err(|e| match e {
+        activate::Error::Dm {
+            source: activate::DmError::NoDeviceMapper,
+            ..
+        } => CliError::NoDeviceMapper { activating: None },
+        e => e.into(),
+    })
+}
+
+/// The mapping `arg` names, with device-mapper to act on it (`mapper` opens it). As in
+/// libcryptsetup, `arg` may be a path to a mapping's device node (`/dev/mapper/NAME`,
+/// `/dev/dm-0`). A path to nothing names no mapping: `None`, found before device-mapper is
+/// needed. A node of anything else is [`CliError::NotMapped`] with exit code `not_mapped`.
+fn named<M>(
+    arg: &str,
+    mapper: impl FnOnce() -> CliResult<M>,
+    not_mapped: i32,
+) -> CliResult<Option<(DmName, M)>> {
+    if !arg.contains('/') {
+        let name = dm_name(arg)?;
+        return Ok(Some((name, mapper()?)));
+    }
+    let Ok(meta) = std::fs::metadata(arg) else {
+        return Ok(None);
+    };
+    let mapper = mapper()?;
+    let rdev = meta.rdev();
+    let sysfs = format!(
+        "/sys/dev/block/{}:{}/dm/name",
+        nix::sys::stat::major(rdev),
+        nix::sys::stat::minor(rdev)
+    );
+    match std::fs::read_to_string(sysfs) {
+        Ok(name) if meta.file_type().is_block_device() => {
+            Ok(Some((dm_name(name.trim_end_matches('\n'))?, mapper)))
+        }
+        _ => Err(CliError::NotMapped {
+            path: arg.to_owned(),
+            code: not_mapped,
+        }),
+    }
+}
+
+/// [`named`] for the commands that change a mapping: a path to nothing is cryptsetup's
+/// "Device ARG is not active." (exit 4).
+fn existing(arg: &str) -> CliResult<(DmName, Mapper)> {
+    named(arg, || Ok(Mapper::open()?), code::WRONG_DEVICE)?
+        .ok_or_else(|| activate::Error::dm(arg)(activate::DmError::NotFound(arg.to_owned())).into())
+}
+
+/// How a status report names a mapping: a path as given, a name under `/dev/mapper`.
+fn shown(arg: &str) -> std::path::PathBuf {
+    match arg.contains('/') {
+        true => arg.into(),
+        false => activate::mapper_path(arg),
+    }
+}
+
 /// A volume to open: its data device, and its header when that is detached (`--header`).
 pub(crate) struct Volume<'a> {
     pub(crate) data: &'a Path,
@@ -68,10 +146,7 @@ pub(crate) fn open(
 ) -> CliResult<i32> {
     let key = unlock_with.key;
     let dm_name = dm_name(name)?;
-    let mapper = Mapper::open()?;
-    mapper.ensure_free(&dm_name)?;
     let device = volume.data;
-    ensure_unused(device)?;
     let mut file = open_device(device, !options.read_only, false)?;
     let mut detached = match volume.header {
         Some(h) => Some((h, open_device(h, false, false)?)),
@@ -87,6 +162,8 @@ pub(crate) fn open(
         if unlock_with.tokens.token_only && unlock_with.volume_key_file.is_none() {
             return Err(crate::luks::no_luks1_tokens(path));
         }
+        let mapper = mapper_for(&dm_name, 1)?;
+        ensure_unused(device)?;
         let vk = match unlock_with.volume_key_file {
             Some(file) => {
                 let vk = crate::luks::read_volume_key(file, dev.header().key_bytes as usize)?;
@@ -108,6 +185,13 @@ pub(crate) fn open(
     }
     let mut dev = Luks2::open(f).map_err(CliError::luks(path))?;
     let activation = dev.header().activation().map_err(CliError::luks(path))?;
+    // cryptsetup tries the tokens, then the passphrase (a volume key file alone).
+    let attempts = match unlock_with.volume_key_file.is_some() || unlock_with.tokens.token_only {
+        true => 1,
+        false => 2,
+    };
+    let mapper = mapper_for(&dm_name, attempts)?;
+    ensure_unused(device)?;
     let vk = if let Some(file) = unlock_with.volume_key_file {
         let vk = crate::luks::read_volume_key(file, activation.key_size)?;
         dev.verify_volume_key(&vk).map_err(CliError::luks(path))?;
@@ -156,8 +240,8 @@ pub(crate) fn open_plain(a: &PlainOpenArgs, keys: &mut Keys) -> CliResult<i32> {
         }
     }
     let dm_name = dm_name(&a.name)?;
-    let mapper = Mapper::open()?;
-    mapper.ensure_free(&dm_name)?;
+    // cryptsetup looks for device-mapper and the name first in plain mode.
+    let mapper = mapper_for(&dm_name, 1)?;
     if !a.shared {
         ensure_unused(&a.device)?;
     }
@@ -237,15 +321,15 @@ const PLAIN_DEFAULT_HASH: &str = "ripemd160";
 
 /// `luks suspend`: I/O to `name` waits, its key wiped from the kernel.
 pub(crate) fn suspend(name: &str) -> CliResult<i32> {
-    Mapper::open()?.suspend_and_wipe_key(&dm_name(name)?)?;
+    let (dm_name, mapper) = existing(name)?;
+    mapper.suspend_and_wipe_key(&dm_name)?;
     Ok(0)
 }
 
 /// `luks resume`: the passphrase unlocks the header on the mapping's device (or `--header`),
 /// and the volume key goes back to the suspended mapping.
 pub(crate) fn resume(a: &ResumeArgs, keys: &mut Keys) -> CliResult<i32> {
-    let dm_name = dm_name(&a.name)?;
-    let mapper = Mapper::open()?;
+    let (dm_name, mapper) = existing(&a.name)?;
     let Some(s) = mapper.status(&dm_name)? else {
         return Err(
             activate::Error::dm(&a.name)(activate::DmError::NotFound(a.name.clone())).into(),
@@ -290,8 +374,8 @@ pub(crate) fn resume(a: &ResumeArgs, keys: &mut Keys) -> CliResult<i32> {
 
 /// Removes the mapping `name` (and its integrity layer).
 pub(crate) fn close(name: &str) -> CliResult<i32> {
-    let dm_name = dm_name(name)?;
-    Mapper::open()?.close(&dm_name)?;
+    let (dm_name, mapper) = existing(name)?;
+    mapper.close(&dm_name)?;
     Ok(0)
 }
 
@@ -299,8 +383,7 @@ pub(crate) fn close(name: &str) -> CliResult<i32> {
 /// the kernel keyring needs it again: the passphrase unlocks the header on the mapping's
 /// device (or `--header`).
 pub(crate) fn resize(a: &ResizeArgs, keys: &mut Keys) -> CliResult<i32> {
-    let dm_name = dm_name(&a.name)?;
-    let mapper = Mapper::open()?;
+    let (dm_name, mapper) = existing(&a.name)?;
     let key = match mapper.status(&dm_name)? {
         Some(s) if s.key_in_keyring => Some(keyring_key(&s, a, keys)?),
         _ => None,
@@ -334,9 +417,12 @@ fn keyring_key(s: &Status, a: &ResizeArgs, keys: &mut Keys) -> CliResult<Keyring
 
 /// Prints cryptsetup's status report; exit 4 when `name` is not mapped.
 pub(crate) fn status(name: &str, json: bool, out: &mut dyn Write) -> CliResult<i32> {
-    let dm_name = dm_name(name)?;
-    let path = activate::mapper_path(name);
-    let Some(s) = Mapper::open()?.status(&dm_name)? else {
+    let path = shown(name);
+    let status = match named(name, query_mapper, code::FAILURE)? {
+        Some((dm_name, mapper)) => mapper.status(&dm_name)?,
+        None => None,
+    };
+    let Some(s) = status else {
         let text = if json {
             format!("{}\n", serde_json::json!({"name": name, "active": false}))
         } else {
@@ -388,9 +474,15 @@ fn active_line<T>(
 
 /// `veritysetup status`: veritysetup 2.6's lines, from the kernel's table and status.
 pub(crate) fn verity_status(name: &str, out: &mut dyn Write) -> CliResult<i32> {
-    let dm_name = dm_name(name)?;
-    let path = activate::mapper_path(name);
-    let s = Mapper::open()?.verity_status(&dm_name)?;
+    let s = match named(name, query_mapper, code::FAILURE)? {
+        Some((dm_name, mapper)) => mapper.verity_status(&dm_name)?,
+        None => None,
+    };
+    // veritysetup puts any name, a path too, under /dev/mapper when it is inactive.
+    let path = match s {
+        Some(_) => shown(name),
+        None => format!("/dev/mapper/{name}").into(),
+    };
     let Some(s) = active_line(&path, s, |s| &s.active, out)? else {
         return Ok(code::WRONG_DEVICE);
     };
@@ -446,9 +538,11 @@ pub(crate) fn verity_status(name: &str, out: &mut dyn Write) -> CliResult<i32> {
 
 /// `integritysetup status`: integritysetup 2.6's lines, from the kernel's table and status.
 pub(crate) fn integrity_status(name: &str, out: &mut dyn Write) -> CliResult<i32> {
-    let dm_name = dm_name(name)?;
-    let path = activate::mapper_path(name);
-    let s = Mapper::open()?.integrity_status(&dm_name)?;
+    let path = shown(name);
+    let s = match named(name, query_mapper, code::FAILURE)? {
+        Some((dm_name, mapper)) => mapper.integrity_status(&dm_name)?,
+        None => None,
+    };
     let Some(s) = active_line(&path, s, |s| &s.active, out)? else {
         return Ok(code::WRONG_DEVICE);
     };

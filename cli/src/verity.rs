@@ -2,11 +2,11 @@
 //! crate's hash trees; mappings through the `activate` library.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use activate::{Mapper, OnCorruption, VerityOptions};
+use activate::{OnCorruption, VerityOptions};
 use integrity::verity::{self, Superblock, VerityParams, SUPERBLOCK_SIZE};
 use luks2::{BlockIo, HashAlg};
 
@@ -15,7 +15,6 @@ use crate::args::{
     VerityTree, VerityVerifyArgs,
 };
 use crate::error::{CliError, CliResult};
-use crate::input::{read_bounded, ROOT_HASH_MAX};
 use crate::luks::write_out;
 
 fn usage(e: impl std::fmt::Display) -> CliError {
@@ -139,24 +138,38 @@ fn read_superblock(path: &Path, f: &mut File, offset: u64) -> CliResult<Superblo
 }
 
 fn root_hash_of(arg: Option<&str>, file: Option<&Path>, p: &VerityParams) -> CliResult<Vec<u8>> {
+    let n = p.hash.output_len();
     let text = match (arg, file) {
+        // (veritysetup takes the file then: its command line drops the argument.)
         (Some(_), Some(_)) => {
             return Err(usage(
                 "give the root hash as an argument or with --root-hash-file, not both",
             ))
         }
         (Some(h), None) => h.to_owned(),
-        (None, Some(f)) => {
-            let bytes = read_bounded(Some(f), ROOT_HASH_MAX, "the root hash")?;
-            String::from_utf8_lossy(&bytes).trim().to_owned()
-        }
+        (None, Some(f)) => root_hash_text(f, n)?,
         (None, None) => return Err(usage("no root hash given (argument or --root-hash-file)")),
     };
     // Not hex, or not the hash's length: veritysetup's sentence for both.
     match verity::parse_hex(&text) {
-        Ok(root) if root.len() == p.hash.output_len() => Ok(root),
+        Ok(root) if root.len() == n => Ok(root),
         _ => Err(CliError::Stated(
             "Invalid root hash string specified.".into(),
+        )),
+    }
+}
+
+/// The root hash text in `file` as veritysetup reads it: the first two characters per hash
+/// byte, whatever follows them (a newline, or anything else).
+fn root_hash_text(file: &Path, n: usize) -> CliResult<String> {
+    let shown = file.display();
+    let f = File::open(file)
+        .map_err(|_| CliError::Stated(format!("Cannot read root hash file {shown}.").into()))?;
+    let mut text = Vec::with_capacity(2 * n);
+    match f.take(2 * n as u64).read_to_end(&mut text) {
+        Ok(got) if got == 2 * n => Ok(String::from_utf8_lossy(&text).into_owned()),
+        _ => Err(CliError::Stated(
+            format!("Invalid root hash file {shown}.").into(),
         )),
     }
 }
@@ -325,8 +338,6 @@ fn verify(a: VerityVerifyArgs) -> CliResult<i32> {
 /// Maps the data read-only, checked block by block by the kernel.
 fn open(a: VerityOpenArgs) -> CliResult<i32> {
     let dm_name = crate::mapping::dm_name(&a.name)?;
-    let mapper = Mapper::open()?;
-    mapper.ensure_free(&dm_name)?;
     let on_corruption =
         match (
             a.ignore_corruption,
@@ -347,6 +358,7 @@ fn open(a: VerityOpenArgs) -> CliResult<i32> {
         check_at_most_once: a.check_at_most_once,
     };
     let mut c = checked(&a.data, &a.check)?;
+    let mapper = crate::mapping::mapper_for(&dm_name, 1)?;
     mapper.open_verity(
         (&a.data, &mut c.data_file),
         (&a.check.hash_device, &mut c.hash_file),

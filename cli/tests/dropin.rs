@@ -70,6 +70,12 @@ const fn after(line: &'static str, check: Check, after: &'static str) -> Case {
     }
 }
 
+/// A verity tree whose superblock has version 2.
+const VFORMAT_SPOILT_VERSION: &str =
+    "veritysetup format data.img hash.img && dd if=u32-2 of=hash.img bs=1 seek=8 conv=notrunc";
+/// A verity tree and its root hash file.
+const VFORMAT_ROOT: &str = "veritysetup format --salt 00 --root-hash-file root data.img hash.img";
+
 const DUMP: &str = "cryptsetup luksDump img";
 const BDUMP: &str = "cryptsetup luksDump blank.img";
 
@@ -640,6 +646,63 @@ fn cases() -> Vec<Case> {
         c("integritysetup frobnicate data.img", Code),
         c("integritysetup dump nofile", Code),
         c("integritysetup open --integrity-key-file key data.img i", Unsupported("--integrity-key-file")),
+        // Superblocks the tools do not load, in their words: why, then whose device it is not.
+        with_pre(VFORMAT_SPOILT_VERSION, "veritysetup dump hash.img", Stderr, ""),
+        with_pre(VFORMAT_SPOILT_VERSION, "veritysetup verify data.img hash.img 00", Stderr, ""),
+        with_pre(VFORMAT_SPOILT_VERSION, "veritysetup open data.img v hash.img 00", Stderr, ""),
+        with_pre("veritysetup format data.img hash.img && dd if=u32-2 of=hash.img bs=1 seek=12 conv=notrunc", "veritysetup dump hash.img", Stderr, ""),
+        with_pre("veritysetup format data.img hash.img && dd if=u32-1000 of=hash.img bs=1 seek=64 conv=notrunc", "veritysetup dump hash.img", Stderr, ""),
+        with_pre("veritysetup format data.img hash.img && dd if=foo of=hash.img bs=1 seek=32 conv=notrunc", "veritysetup dump hash.img", Stderr, ""),
+        with_pre("veritysetup format data.img hash.img && dd if=u16-300 of=hash.img bs=1 seek=80 conv=notrunc", "veritysetup verify data.img hash.img 00", Stderr, ""),
+        c("veritysetup dump data.img", Stderr),
+        c("veritysetup verify data.img data.img 00", Stderr),
+        c("veritysetup -v format --hash foo data.img hash.img", Stderr),
+        // integritysetup reads a superblock's fields as they are; only its signature and
+        // version must be known.
+        c("integritysetup dump isb.img", Stdout),
+        c("integritysetup dump isb9.img", Stderr),
+        c("integritysetup dump data.img", Stderr),
+        c("integritysetup open isb9.img i", Stderr),
+        c("integritysetup open data.img i", Stderr),
+        // A root hash file: veritysetup takes it over the argument, and reads two characters
+        // per hash byte, whatever follows.
+        with_pre(VFORMAT_ROOT, "veritysetup verify -v data.img hash.img 00 --root-hash-file root", Stdout, ""),
+        with_pre("veritysetup format --salt 00 --root-hash-file root data.img hash.img && dd if=key of=root bs=1 seek=64 conv=notrunc", "veritysetup verify -v data.img hash.img --root-hash-file root", Stdout, ""),
+        with_pre("veritysetup format --salt 00 --root-hash-file root data.img hash.img && dd if=space of=root bs=1 conv=notrunc", "veritysetup verify data.img hash.img --root-hash-file root", Stderr, ""),
+        with_pre(VFORMAT_ROOT, "veritysetup verify data.img hash.img --root-hash-file key", Stderr, ""),
+        with_pre(VFORMAT_ROOT, "veritysetup verify data.img hash.img --root-hash-file .", Stderr, ""),
+        // veritysetup 2.6.1 says it but then verifies nothing and exits 0.
+        with_pre(VFORMAT_ROOT, "veritysetup verify data.img hash.img --root-hash-file nofile", Unsupported("Cannot read root hash file nofile."), ""),
+        // No device-mapper on this host: cryptsetup reads the header, then each try to
+        // activate fails (two for LUKS2: its tokens, then the passphrase), exit 1; status
+        // exits 1, close 4.
+        c("cryptsetup open img x -d key", Stderr),
+        c("cryptsetup open -v img x -d bad", Stdout),
+        c("cryptsetup open img x -d key --token-only", Stderr),
+        c("cryptsetup luksOpen luks1.img x -d key", Stderr),
+        c("cryptsetup open plain.img x -d key", Stderr),
+        c("cryptsetup open --type plain -q -d key plain.img x", Stderr),
+        c("cryptsetup create -q x plain.img -d key", Stderr),
+        c("cryptsetup status x", Stderr),
+        c("cryptsetup status -v x", Stdout),
+        c("cryptsetup close x", Stderr),
+        with_pre(VFORMAT_ROOT, "veritysetup open data.img v hash.img --root-hash-file root", Stderr, ""),
+        c("veritysetup status v", Stderr),
+        c("integritysetup status i", Stderr),
+        // A path for a mapping's name, as libcryptsetup takes one: a path to nothing is no
+        // mapping (found without device-mapper); a path to something needs device-mapper.
+        c("cryptsetup status /dev/mapper/nothere", Stdout),
+        c("cryptsetup status ./nothere", Stdout),
+        c("veritysetup status /dev/mapper/nothere", Stdout),
+        c("integritysetup status ./nothere", Stdout),
+        c("cryptsetup close /dev/mapper/nothere", Stderr),
+        c("veritysetup close ./nothere", Stderr),
+        c("integritysetup close /dev/mapper/nothere", Stderr),
+        c("cryptsetup resize /dev/mapper/nothere", Stderr),
+        c("cryptsetup luksSuspend ./nothere", Stderr),
+        c("cryptsetup luksResume -d key /dev/mapper/nothere", Stderr),
+        c("cryptsetup status ./img", Stderr),
+        c("cryptsetup close ./img", Stderr),
         // benchmark's key derivation lines (measured numbers masked; this host has no
         // AF_ALG, so the real tool's cipher rows are compared in the VM suite).
         c("cryptsetup benchmark --pbkdf pbkdf2 --hash sha256", Measured),
@@ -866,6 +929,24 @@ fn make_base(base: &Path) {
         b"{\"type\":\"cryptpilot-test\",\"keyslots\":[\"0\"],\"x\":\"y\"}",
     );
     w("badtoken.json", b"{\"keyslots\":\"zero\"}");
+    // Bytes to spoil superblock fields with.
+    w("u32-2", &2u32.to_le_bytes());
+    w("u32-1000", &1000u32.to_le_bytes());
+    w("u16-300", &300u16.to_le_bytes());
+    w("foo", b"foo\0");
+    w("space", b" ");
+    // dm-integrity superblocks (integritysetup format needs device-mapper): one with fields
+    // no kernel takes (tag size 0, 2^0 interleave), one of an unknown version.
+    let mut sb = vec![0u8; 1 << 20];
+    sb[..8].copy_from_slice(b"integrt\0");
+    sb[8] = 4;
+    sb[12..16].copy_from_slice(&1u32.to_le_bytes());
+    sb[16..24].copy_from_slice(&1000u64.to_le_bytes());
+    sb[24..28].copy_from_slice(&16u32.to_le_bytes());
+    sb[29] = 15;
+    w("isb.img", &sb);
+    sb[8] = 9;
+    w("isb9.img", &sb);
     let sized = |name: &str, bytes: u64| {
         let f = std::fs::File::create(base.join(name)).expect("create");
         f.set_len(bytes).expect("size");

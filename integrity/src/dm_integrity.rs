@@ -75,6 +75,28 @@ impl IntegrityParams {
     }
 }
 
+/// Why a dm-integrity superblock is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SuperblockFault {
+    /// No `integrt` signature: not a dm-integrity device.
+    NoSignature,
+    /// A version other than 1 to 5.
+    Version(u8),
+    /// A field the kernel refuses: which, and why.
+    Field(String),
+}
+
+impl std::fmt::Display for SuperblockFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SuperblockFault::NoSignature => f.write_str("no dm-integrity signature"),
+            SuperblockFault::Version(v) => write!(f, "unknown version {v}"),
+            SuperblockFault::Field(r) => f.write_str(r),
+        }
+    }
+}
+
 /// The on-disk superblock (the first 512 bytes; the rest of its 4 KiB area is zero).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Superblock {
@@ -303,17 +325,15 @@ impl Superblock {
         b
     }
 
-    /// Parses and checks a superblock the way the kernel does before it trusts one.
+    /// Reads a superblock's fields as `integritysetup dump` does, checking only its signature
+    /// and version: the other fields may be anything (see [`Superblock::check`]).
     ///
     /// # Errors
-    /// [`Error::BadSuperblock`] naming the first field that is wrong.
-    pub fn parse(b: &[u8]) -> Result<Self> {
-        let bad = |r: String| Err(Error::BadSuperblock(r));
-        if b.len() < 64 {
-            return bad(format!("{} bytes is shorter than a superblock", b.len()));
-        }
-        if &b[..8] != MAGIC {
-            return bad("no dm-integrity signature".into());
+    /// [`Error::IntegritySuperblock`]: no signature, or a version integritysetup does not know.
+    pub fn decode(b: &[u8]) -> Result<Self> {
+        let bad = |f: SuperblockFault| Err(Error::IntegritySuperblock(f));
+        if b.len() < 64 || &b[..8] != MAGIC {
+            return bad(SuperblockFault::NoSignature);
         }
         let le16 = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
         let le32 = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
@@ -322,9 +342,12 @@ impl Superblock {
             a.copy_from_slice(&b[o..o + 8]);
             u64::from_le_bytes(a)
         };
+        if b[8] == 0 || b[8] > MAX_VERSION {
+            return bad(SuperblockFault::Version(b[8]));
+        }
         let mut salt = [0u8; 16];
         salt.copy_from_slice(&b[48..64]);
-        let sb = Superblock {
+        Ok(Superblock {
             version: b[8],
             log2_interleave_sectors: b[9],
             tag_size: le16(10),
@@ -335,10 +358,26 @@ impl Superblock {
             log2_blocks_per_bitmap_bit: b[29],
             recalc_sector: le64(32),
             salt,
-        };
-        if sb.version == 0 || sb.version > MAX_VERSION {
-            return bad(format!("unknown version {}", sb.version));
-        }
+        })
+    }
+
+    /// Parses and checks a superblock the way the kernel does before it trusts one.
+    ///
+    /// # Errors
+    /// [`Error::IntegritySuperblock`] with the first fault.
+    pub fn parse(b: &[u8]) -> Result<Self> {
+        let sb = Self::decode(b)?;
+        sb.check()?;
+        Ok(sb)
+    }
+
+    /// The kernel's checks of a decoded superblock's fields.
+    ///
+    /// # Errors
+    /// [`Error::IntegritySuperblock`] naming the first field that is wrong.
+    pub fn check(&self) -> Result<()> {
+        let sb = self;
+        let bad = |r: String| Err(Error::IntegritySuperblock(SuperblockFault::Field(r)));
         if sb.flags & !KNOWN_FLAGS != 0 {
             return bad(format!("unknown flags {:#x}", sb.flags));
         }
@@ -387,7 +426,7 @@ impl Superblock {
                 sb.provided_data_sectors
             ));
         }
-        Ok(sb)
+        Ok(())
     }
 
     /// The journal the kernel writes at format time: every entry unused, every sector
@@ -448,7 +487,7 @@ pub fn format<D: BlockIo>(dev: &mut D, start: u64, params: &IntegrityParams) -> 
 /// Reads and checks the superblock at sector `start`.
 ///
 /// # Errors
-/// [`Error::Io`] if reading fails; [`Error::BadSuperblock`] as [`Superblock::parse`].
+/// [`Error::Io`] if reading fails; [`Error::IntegritySuperblock`] as [`Superblock::parse`].
 pub fn read_superblock<D: BlockIo>(dev: &mut D, start: u64) -> Result<Superblock> {
     let mut b = [0u8; 512];
     dev.read_exact_at(&mut b, start * SECTOR)
@@ -589,6 +628,25 @@ mod tests {
         b[12..16].fill(0xff);
         assert!(Superblock::parse(&b).is_err());
         assert!(Superblock::parse(&good[..40]).is_err());
+        // What integritysetup dump reads: the signature and the version only.
+        let fault = |b: &[u8]| match Superblock::decode(b) {
+            Err(Error::IntegritySuperblock(f)) => f,
+            other => panic!("{other:?}"),
+        };
+        let mut b = good;
+        b[8] = 9;
+        assert_eq!(fault(&b), SuperblockFault::Version(9));
+        b[0] = b'x';
+        assert_eq!(fault(&b), SuperblockFault::NoSignature);
+        let mut b = good;
+        b[10..12].fill(0);
+        b[28] = 200;
+        let odd = Superblock::decode(&b).expect("decoded");
+        assert_eq!((odd.tag_size, odd.log2_sectors_per_block), (0, 200));
+        assert!(matches!(
+            odd.check(),
+            Err(Error::IntegritySuperblock(SuperblockFault::Field(_)))
+        ));
     }
 
     #[test]

@@ -20,8 +20,12 @@ pub enum Error {
         /// Why.
         reason: String,
     },
-    /// The superblock is missing or malformed.
+    /// A LUKS2 volume's dm-integrity superblock does not match its segment.
     BadSuperblock(String),
+    /// The dm-integrity superblock is missing, malformed or unsupported.
+    IntegritySuperblock(crate::dm_integrity::SuperblockFault),
+    /// The verity superblock is missing, malformed or unsupported.
+    VeritySuperblock(crate::verity::SuperblockFault),
     /// A block does not match its hash.
     Corrupt {
         /// `data` or `hash`.
@@ -66,6 +70,8 @@ impl fmt::Display for Error {
             Error::Io { context, .. } => f.write_str(context),
             Error::Invalid { what, reason } => write!(f, "invalid {what}: {reason}"),
             Error::BadSuperblock(r) => write!(f, "bad superblock: {r}"),
+            Error::VeritySuperblock(r) => write!(f, "bad superblock: {r}"),
+            Error::IntegritySuperblock(r) => write!(f, "bad superblock: {r}"),
             Error::Corrupt { area, block, .. } => {
                 write!(f, "{area} block {block} does not match its hash")
             }

@@ -622,6 +622,46 @@ pub fn check_root<D: BlockIo, H: BlockIo>(
     }
 }
 
+/// Largest block size a verity superblock may give (veritysetup's limit; the kernel maps
+/// blocks up to the page size, and [`VerityParams::check`] up to 4096 bytes).
+const MAX_BLOCK: u32 = 512 * 1024;
+
+/// Why a verity superblock is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SuperblockFault {
+    /// No `verity` signature: not a verity hash device (or not at this offset).
+    NoSignature,
+    /// A superblock version other than 1.
+    Version(u32),
+    /// A hash type (tree format) other than 0 and 1.
+    HashType(u32),
+    /// A block size no verity device has (not a power of two from 512 bytes to 512 KiB).
+    BlockSize(u32),
+    /// A hash algorithm this build does not know: the stored name (at most its 32 bytes).
+    Algorithm(String),
+    /// A salt size over 256 bytes.
+    SaltSize(u16),
+}
+
+impl std::fmt::Display for SuperblockFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SuperblockFault::NoSignature => f.write_str("no verity signature"),
+            SuperblockFault::Version(v) => write!(f, "unsupported superblock version {v}"),
+            SuperblockFault::HashType(t) => write!(f, "hash type {t} is not supported"),
+            SuperblockFault::BlockSize(b) => write!(
+                f,
+                "block size {b} is not a power of two from 512 to {MAX_BLOCK}"
+            ),
+            SuperblockFault::Algorithm(a) => write!(f, "unsupported hash '{a}'"),
+            SuperblockFault::SaltSize(n) => {
+                write!(f, "salt of {n} bytes is longer than {MAX_SALT}")
+            }
+        }
+    }
+}
+
 /// The 512-byte verity superblock.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Superblock {
@@ -672,55 +712,62 @@ impl Superblock {
         b
     }
 
-    /// Parses and checks a superblock.
+    /// Parses and checks a superblock, in veritysetup's order: signature, version, hash type,
+    /// block sizes, hash algorithm, salt size.
     ///
     /// # Errors
-    /// [`Error::BadSuperblock`] naming what is wrong.
+    /// [`Error::VeritySuperblock`] with the first fault.
     pub fn parse(b: &[u8]) -> Result<Self> {
-        let bad = |r: &str| Error::BadSuperblock(r.to_owned());
+        let bad = |f: SuperblockFault| Err(Error::VeritySuperblock(f));
         if b.len() < SUPERBLOCK_SIZE || &b[..8] != SIGNATURE {
-            return Err(bad("no verity signature"));
+            return bad(SuperblockFault::NoSignature);
         }
         let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
-        if u32_at(8) != 1 {
-            return Err(bad("unsupported superblock version"));
+        match u32_at(8) {
+            1 => {}
+            v => return bad(SuperblockFault::Version(v)),
         }
-        let salt_len = usize::from(u16::from_le_bytes([b[80], b[81]]));
-        if salt_len > MAX_SALT {
-            return Err(bad("salt longer than 256 bytes"));
+        let hash_type = u32_at(12);
+        if hash_type > 1 {
+            return bad(SuperblockFault::HashType(hash_type));
         }
-        // A NUL-terminated plain ASCII name (`sha256`): anything else cannot be a kernel hash.
-        let alg_end = b[32..64]
-            .iter()
-            .position(|&c| c == 0)
-            .ok_or_else(|| bad("hash algorithm name is not NUL-terminated"))?;
-        let alg = &b[32..32 + alg_end];
-        if alg.is_empty()
-            || !alg
-                .iter()
-                .all(|c| c.is_ascii_alphanumeric() || b"-_(),".contains(c))
-        {
-            return Err(bad("hash algorithm name is not a plain ASCII name"));
+        let (data_block_size, hash_block_size) = (u32_at(64), u32_at(68));
+        for size in [data_block_size, hash_block_size] {
+            if !(512..=MAX_BLOCK).contains(&size) || !size.is_power_of_two() {
+                return bad(SuperblockFault::BlockSize(size));
+            }
+        }
+        // The name as veritysetup reads it: up to a NUL, at most the field's 32 bytes. A known
+        // name is plain ASCII and leaves room for its NUL, so it encodes back the same.
+        let field = &b[32..64];
+        let end = field.iter().position(|&c| c == 0);
+        let algorithm = String::from_utf8_lossy(&field[..end.unwrap_or(field.len())]).into_owned();
+        if end.is_none() || HashAlg::parse(&algorithm).is_err() {
+            return bad(SuperblockFault::Algorithm(algorithm));
+        }
+        let salt_len = u16::from_le_bytes([b[80], b[81]]);
+        if usize::from(salt_len) > MAX_SALT {
+            return bad(SuperblockFault::SaltSize(salt_len));
         }
         let mut uuid = [0u8; 16];
         uuid.copy_from_slice(&b[16..32]);
         let mut blocks = [0u8; 8];
         blocks.copy_from_slice(&b[72..80]);
         Ok(Self {
-            hash_type: u32_at(12),
+            hash_type,
             uuid,
-            algorithm: String::from_utf8_lossy(alg).into_owned(),
-            data_block_size: u32_at(64),
-            hash_block_size: u32_at(68),
+            algorithm,
+            data_block_size,
+            hash_block_size,
             data_blocks: u64::from_le_bytes(blocks),
-            salt: b[88..88 + salt_len].to_vec(),
+            salt: b[88..88 + usize::from(salt_len)].to_vec(),
         })
     }
 
     /// Reads and parses the superblock at `offset` of the hash device.
     ///
     /// # Errors
-    /// [`Error::Io`]; [`Error::BadSuperblock`].
+    /// [`Error::Io`]; [`Error::VeritySuperblock`].
     pub fn read<H: BlockIo>(hash: &mut H, offset: u64) -> Result<Self> {
         let mut b = [0u8; SUPERBLOCK_SIZE];
         hash.read_exact_at(&mut b, offset)
@@ -731,16 +778,17 @@ impl Superblock {
     /// Parameters for the tree this superblock describes, at `hash_offset`.
     ///
     /// # Errors
-    /// [`Error::BadSuperblock`] for an unsupported hash type or algorithm.
+    /// [`Error::VeritySuperblock`] for an unsupported hash type or algorithm;
+    /// [`Error::Invalid`] for parameters no kernel maps (see [`VerityParams::check`]).
     pub fn params(&self, hash_offset: u64) -> Result<VerityParams> {
         if self.hash_type > 1 {
-            return Err(Error::BadSuperblock(format!(
-                "hash type {} is not supported",
-                self.hash_type
+            return Err(Error::VeritySuperblock(SuperblockFault::HashType(
+                self.hash_type,
             )));
         }
-        let hash = HashAlg::parse(&self.algorithm)
-            .map_err(|_| Error::BadSuperblock(format!("unsupported hash '{}'", self.algorithm)))?;
+        let hash = HashAlg::parse(&self.algorithm).map_err(|_| {
+            Error::VeritySuperblock(SuperblockFault::Algorithm(self.algorithm.clone()))
+        })?;
         let p = VerityParams {
             hash,
             data_block_size: self.data_block_size,
@@ -771,15 +819,74 @@ mod tests {
         let p = VerityParams::new(8, HashAlg::Sha256, vec![1; 4]);
         let good = Superblock::from_params(&p).encode();
         assert_eq!(Superblock::parse(&good).unwrap().algorithm, "sha256");
+        let fault = |b: &[u8]| match Superblock::parse(b) {
+            Err(Error::VeritySuperblock(f)) => f,
+            other => panic!("{other:?}"),
+        };
         let mut b = good;
         b[33] = 0xff;
-        assert!(Superblock::parse(&b).is_err());
+        assert_eq!(
+            fault(&b),
+            SuperblockFault::Algorithm("s\u{fffd}a256".into())
+        );
         let mut b = good;
         b[32..64].fill(b'a');
-        assert!(Superblock::parse(&b).is_err());
+        assert_eq!(fault(&b), SuperblockFault::Algorithm("a".repeat(32)));
         let mut b = good;
         b[32..64].fill(0);
-        assert!(Superblock::parse(&b).is_err());
+        assert_eq!(fault(&b), SuperblockFault::Algorithm(String::new()));
+    }
+
+    /// Each fault is the first one veritysetup would report for the same bytes: signature,
+    /// version, hash type, block sizes, algorithm, then salt size.
+    #[test]
+    fn superblock_faults_come_in_veritysetups_order() {
+        let good =
+            Superblock::from_params(&VerityParams::new(8, HashAlg::Sha256, vec![1; 4])).encode();
+        let with = |edits: &[(usize, &[u8])]| {
+            let mut b = good;
+            for (at, bytes) in edits {
+                b[*at..*at + bytes.len()].copy_from_slice(bytes);
+            }
+            match Superblock::parse(&b) {
+                Err(Error::VeritySuperblock(f)) => f,
+                other => panic!("{other:?}"),
+            }
+        };
+        let salt: &[u8] = &300u16.to_le_bytes();
+        let alg: &[u8] = b"md5\0";
+        let bs: &[u8] = &1000u32.to_le_bytes();
+        let ty: &[u8] = &2u32.to_le_bytes();
+        let ver: &[u8] = &2u32.to_le_bytes();
+        assert_eq!(with(&[(80, salt)]), SuperblockFault::SaltSize(300));
+        assert_eq!(
+            with(&[(80, salt), (32, alg)]),
+            SuperblockFault::Algorithm("md5".into())
+        );
+        assert_eq!(
+            with(&[(80, salt), (32, alg), (68, bs)]),
+            SuperblockFault::BlockSize(1000)
+        );
+        assert_eq!(
+            with(&[(32, alg), (64, bs), (12, ty)]),
+            SuperblockFault::HashType(2)
+        );
+        assert_eq!(with(&[(12, ty), (8, ver)]), SuperblockFault::Version(2));
+        assert_eq!(
+            with(&[(8, ver), (0, b"Verity")]),
+            SuperblockFault::NoSignature
+        );
+        assert!(Superblock::parse(&good[..511]).is_err());
+        // Hash blocks up to 512 KiB are a superblock veritysetup reads; the tree is then
+        // refused as parameters (above 4096 bytes, no page-sized kernel maps it).
+        let big: &[u8] = &8192u32.to_le_bytes();
+        let sb = Superblock::parse(&{
+            let mut b = good;
+            b[68..72].copy_from_slice(big);
+            b
+        })
+        .expect("parsed");
+        assert!(matches!(sb.params(0), Err(Error::Invalid { .. })));
     }
 
     /// Found by review: a superblock's data block count near 2^64 overflowed the hash area's

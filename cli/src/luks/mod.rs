@@ -252,7 +252,8 @@ pub(crate) fn with_tries<T>(
             ) if again && n < key.tries => {
                 // The line the command would end with, under the name it runs as.
                 let line = match as_cryptsetup() {
-                    true => crate::compat::tool_message(&e, false).map(|l| l.join("\n")),
+                    true => crate::compat::tool_message(&e, crate::compat::Tool::Cryptsetup, false)
+                        .map(|l| l.join("\n")),
                     false => None,
                 };
                 eprintln!(

@@ -48,18 +48,25 @@ same ERR open --key-file /tmp/k1 /dev/nonexistent x
 cmp -s /tmp/s.real /tmp/s.ours || fail "status differs: $(diff /tmp/s.real /tmp/s.ours | grep "^[-+] ")"
 n=$((n + 2))
 same CODE luksClose nothere
+# A path for the name, as libcryptsetup takes one: the node under /dev/mapper, or /dev/dm-N;
+# a block device that is no mapping is libdevmapper's "not found" (status 1, close 4).
+same OUT status /dev/mapper/ours0
+same OUT status "/dev/dm-$(dmsetup info -c --noheadings -o minor ours0 | tr -d ' ')"
+same ERR status $D2
+same ERR close $D2
 # A mounted mapping is busy: both refuse to close it (exit 5).
 mkfs.ext4 -q /dev/mapper/ours0
 mount -t ext4 /dev/mapper/ours0 /mnt
 same ERR close ours0
 umount /mnt
-/tmp/dropin/cryptsetup close ours0 || fail "close"
+/tmp/dropin/cryptsetup close /dev/mapper/ours0 || fail "close /dev/mapper/ours0"
+dmsetup info ours0 >/dev/null 2>&1 && fail "close /dev/mapper/ours0 left the mapping"
 # read-only, and the old luksOpen; resize to a size and back.
 /tmp/dropin/cryptsetup luksOpen --readonly -d /tmp/k1 $D1 ro0 || fail "luksOpen --readonly"
 /tmp/dropin/cryptsetup status ro0 | grep -q 'mode:.*readonly' || fail "status: $(/tmp/dropin/cryptsetup status ro0)"
 /tmp/dropin/cryptsetup remove ro0
 /tmp/dropin/cryptsetup open -d /tmp/k1 --disable-keyring $D1 rs0
-/tmp/dropin/cryptsetup resize --size 2048 rs0 || fail "resize"
+/tmp/dropin/cryptsetup resize --size 2048 /dev/mapper/rs0 || fail "resize"
 [ "$(blockdev --getsz /dev/mapper/rs0)" = 2048 ] || fail "resize: $(blockdev --getsz /dev/mapper/rs0) sectors"
 "$REAL" status rs0 | grep -q 'size:  *2048 sectors' || fail "real status after our resize: $("$REAL" status rs0)"
 /tmp/dropin/cryptsetup -v close rs0 | grep -qx 'Command successful.' || fail "-v close"
@@ -203,7 +210,8 @@ tool_same() {
     n=$((n + 1))
 }
 tool_same veritysetup OUT status v0
-/tmp/dropin/veritysetup close v0 || fail "veritysetup close"
+tool_same veritysetup OUT status /dev/mapper/v0
+/tmp/dropin/veritysetup close /dev/mapper/v0 || fail "veritysetup close /dev/mapper/v0"
 "$REALV" open --ignore-zero-blocks --check-at-most-once --restart-on-corruption $D2 v2 /tmp/hash.img "$root"
 tool_same veritysetup OUT status v2
 "$REALV" close v2
@@ -237,7 +245,8 @@ integrity_same() {
     dmsetup table realint > /tmp/t.real
     integritysetup status realint | sed 's/realint/NAME/' > /tmp/s.real
     /tmp/dropin/integritysetup status realint | sed 's/realint/NAME/' > /tmp/s.real2
-    /tmp/dropin/integritysetup close realint || fail "integritysetup close of the real mapping"
+    tool_same integritysetup OUT status /dev/mapper/realint
+    /tmp/dropin/integritysetup close /dev/mapper/realint || fail "integritysetup close of the real mapping"
     /tmp/dropin/integritysetup open "$@" $D2 oursint 2>/tmp/err || fail "integritysetup open $*: $(cat /tmp/err)"
     dmsetup table oursint > /tmp/t.ours
     [ "$(dmsetup info -c --noheadings -o uuid oursint)" = CRYPT-INTEGRITY-oursint ] || fail "integrity uuid: $(dmsetup info -c --noheadings -o uuid oursint)"
