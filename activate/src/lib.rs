@@ -49,7 +49,7 @@ pub use dmioctl::node::mapper_path;
 pub use dmioctl::target::integrity::IntegrityMode;
 pub use dmioctl::{DmName, Error as DmError};
 pub use error::{Error, Result, SuspendRefusal};
-pub use lock::{lock_device, release_locks};
+pub use lock::{disable_locks, lock_device, release_locks};
 pub use mapper::Mapper;
 pub use plan::{
     IntegrityOptions, KeyringKey, Layer, Luks2Volume, OnCorruption, Options, PlainParams, Plan,

@@ -12,6 +12,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,14 @@ const LOCK_WAIT: Duration = Duration::from_secs(5);
 
 /// The locks this process holds: the lock file and whether the lock is exclusive.
 static HELD: Mutex<Option<HashMap<PathBuf, (File, bool)>>> = Mutex::new(None);
+/// Set by [`disable_locks`].
+static DISABLED: AtomicBool = AtomicBool::new(false);
+
+/// Takes no more locks in this process (cryptsetup's `--disable-locks`: for a read-only
+/// `/run`, or a caller that serialises access itself).
+pub fn disable_locks() {
+    DISABLED.store(true, Ordering::Relaxed);
+}
 
 /// Takes cryptsetup's lock on the device or image at `path`: shared for reading, exclusive
 /// (`exclusive`) for changing its header. Waits up to 5 s for another holder.
@@ -31,6 +40,9 @@ static HELD: Mutex<Option<HashMap<PathBuf, (File, bool)>>> = Mutex::new(None);
 /// # Errors
 /// [`Error::Device`] with `ResourceBusy` when another process keeps the lock; open errors.
 pub fn lock_device(path: &Path, exclusive: bool) -> Result<()> {
+    if DISABLED.load(Ordering::Relaxed) {
+        return Ok(());
+    }
     let meta = std::fs::metadata(path).map_err(Error::device(path, "open device"))?;
     let lock_path = if meta.file_type().is_block_device() {
         let rdev = meta.rdev();

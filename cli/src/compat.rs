@@ -190,6 +190,8 @@ pub(crate) enum Request {
         luks2_only: bool,
         /// `--type` for an action that loads a header of that type (checked before it runs).
         type_check: Option<TypeCheck>,
+        /// `--disable-locks`: take no device locks.
+        disable_locks: bool,
     },
     /// Print this to standard output and exit 0 (`--version`, `--help`).
     Print(String),
@@ -619,9 +621,11 @@ pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refuse
     let mut argv: Vec<OsString> = vec!["cryptpilot".into()];
     argv.extend(verb.iter().map(OsString::from));
     let mut verbose = false;
+    let mut disable_locks = false;
     for o in &opts {
         match o.long.as_str() {
             "verbose" => verbose = true,
+            "disable-locks" if tool == Tool::Cryptsetup => disable_locks = true,
             // The action was chosen by it; verbs that take it check the header's version
             // (open, isLuks) or aim at it (convert); for the others, type_check does.
             "type" if !known.iter().any(|k| k == "type") => {}
@@ -676,6 +680,7 @@ pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refuse
         verbose,
         luks2_only,
         type_check,
+        disable_locks,
     })
 }
 

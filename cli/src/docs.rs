@@ -97,7 +97,9 @@ fn dropin_page() -> String {
          is refused with one line naming it and exit code 1; nothing is ignored silently, except \
          \\fB\\-q\\fR (batch mode), accepted everywhere. As cryptsetup does, a question with no terminal \
          to ask on counts as answered yes, except before a format overwrites a file system or other \
-         signature, which needs \\fB\\-q\\fR.\n",
+         signature, which needs \\fB\\-q\\fR. A mapping may be named by a path to its device node \
+         (\\fBclose /dev/mapper/\\fR\\fINAME\\fR), as libcryptsetup takes it; cryptsetup's \
+         \\fB\\-\\-disable\\-locks\\fR takes no device locks.\n",
         env!("CARGO_PKG_VERSION"),
         compat::COMPAT_VERSION
     );

@@ -95,7 +95,11 @@ fn main() {
                 verbose: v,
                 luks2_only: only,
                 type_check: check,
+                disable_locks,
             }) => {
+                if disable_locks {
+                    activate::disable_locks();
+                }
                 argv = ours;
                 verbose = v;
                 luks2_only = only;

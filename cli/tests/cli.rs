@@ -367,6 +367,30 @@ fn a_locked_device_is_busy() {
     let before = contents(&img);
     fails_cleanly(&ours(&["config", "--label", "x", &img]), 5, "in use");
     assert_eq!(contents(&img), before);
+    // cryptsetup --disable-locks takes no lock: the real tool and ours go ahead.
+    let unlocked = |label: &str| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cryptpilot"));
+        c.args([
+            "cryptsetup",
+            "--disable-locks",
+            "config",
+            "--label",
+            label,
+            &img,
+        ]);
+        run_cmd(c)
+    };
+    ok(unlocked("y"));
+    let label = || ok(cryptsetup(&["--disable-locks", "luksDump", &img])).stdout;
+    assert!(label().contains("Label:         \ty\n"), "{}", label());
+    ok(cryptsetup(&[
+        "--disable-locks",
+        "config",
+        "--label",
+        "z",
+        &img,
+    ]));
+    assert!(label().contains("Label:         \tz\n"), "{}", label());
     holder.unlock().expect("unlock");
     ok(ours(&["config", "--label", "x", &img]));
 }
