@@ -377,29 +377,69 @@ impl Mapper {
     /// [`Error::Dm`]: not found, busy (mounted or open), or another failure.
     pub fn close(&self, name: &DmName) -> Result<()> {
         let dm = &self.dm;
-        let deps = dm.table_deps(name).map_err(Error::dm(name.as_str()))?;
+        let under = self.integrity_layer(name)?;
         dm.dev_remove(name, REMOVE_WAIT)
             .map_err(Error::dm(name.as_str()))?;
         dmioctl::node::remove_node(name.as_str());
-        let dif = format!("{name}_dif");
-        let devices = dm.list_devices().unwrap_or_default();
-        for (dep_name, _, _) in devices
-            .iter()
-            .filter(|(n, ma, mi)| deps.contains(&(*ma, *mi)) && *n == dif)
-        {
-            let Ok(dep) = DmName::new(dep_name) else {
-                continue;
-            };
-            let is_ours = dm.dev_status(&dep).is_ok_and(|i| {
-                i.uuid.starts_with("CRYPT-INTEGRITY-") || i.uuid.starts_with("CRYPT-SUBDEV-")
-            });
-            if is_ours {
-                dm.dev_remove(&dep, REMOVE_WAIT)
-                    .map_err(Error::dm(dep_name))?;
-                dmioctl::node::remove_node(dep_name);
-            }
+        if let Some(dep) = under {
+            dm.dev_remove(&dep, REMOVE_WAIT)
+                .map_err(Error::dm(dep.as_str()))?;
+            dmioctl::node::remove_node(dep.as_str());
         }
         Ok(())
+    }
+
+    /// Removes `name` and its integrity mapping once they are no longer open (now, if they
+    /// are not): cryptsetup's `close --deferred`. Returns whether `name` is still there,
+    /// waiting for its last user.
+    ///
+    /// # Errors
+    /// [`Error::Dm`]: not found, or another failure.
+    pub fn close_deferred(&self, name: &DmName) -> Result<bool> {
+        let dm = &self.dm;
+        let under = self.integrity_layer(name)?;
+        for n in std::iter::once(name).chain(under.as_ref()) {
+            dm.dev_remove_deferred(n).map_err(Error::dm(n.as_str()))?;
+            if dm.dev_status(n).is_err() {
+                dmioctl::node::remove_node(n.as_str());
+            }
+        }
+        Ok(dm.dev_status(name).is_ok())
+    }
+
+    /// Cancels a deferred close of `name` (and of its integrity mapping).
+    ///
+    /// # Errors
+    /// [`Error::Dm`]: not found, or no close was deferred.
+    pub fn cancel_deferred_close(&self, name: &DmName) -> Result<()> {
+        let under = self.integrity_layer(name)?;
+        self.dm
+            .cancel_deferred_remove(name)
+            .map_err(Error::dm(name.as_str()))?;
+        if let Some(dep) = under.filter(|d| self.dm.dev_status(d).is_ok_and(|i| i.deferred_remove))
+        {
+            self.dm
+                .cancel_deferred_remove(&dep)
+                .map_err(Error::dm(dep.as_str()))?;
+        }
+        Ok(())
+    }
+
+    /// The integrity mapping cryptsetup or we made under `name` (`NAME_dif`), if any.
+    fn integrity_layer(&self, name: &DmName) -> Result<Option<DmName>> {
+        let dm = &self.dm;
+        let deps = dm.table_deps(name).map_err(Error::dm(name.as_str()))?;
+        let dif = format!("{name}_dif");
+        let devices = dm.list_devices().unwrap_or_default();
+        Ok(devices
+            .iter()
+            .filter(|(n, ma, mi)| deps.contains(&(*ma, *mi)) && *n == dif)
+            .filter_map(|(n, _, _)| DmName::new(n).ok())
+            .find(|dep| {
+                dm.dev_status(dep).is_ok_and(|i| {
+                    i.uuid.starts_with("CRYPT-INTEGRITY-") || i.uuid.starts_with("CRYPT-SUBDEV-")
+                })
+            }))
     }
 
     pub(crate) fn control(&self) -> &DmControl {

@@ -200,8 +200,10 @@ pub(crate) enum IntegrityCommand {
     Open(IntegrityOpenArgs),
     /// Remove the mapping NAME.
     Close {
-        /// Mapping name.
+        /// Mapping name (or a path to its device node).
         name: String,
+        #[command(flatten)]
+        deferral: Deferral,
     },
     /// Show the mapping NAME as integritysetup status does, with the count of tag mismatches
     /// so far (exit 4 when not mapped).
@@ -650,8 +652,9 @@ pub(crate) enum LuksCommand {
     /// Unlock DEVICE and map it as /dev/mapper/NAME (an image file gets a loop device that
     /// goes away on close); with --test-passphrase, only check the passphrase.
     Open(OpenArgs),
-    /// Remove the mapping NAME (retries briefly while it is busy).
-    Close(CloseArgs),
+    /// Remove the mapping NAME (retries briefly while it is busy; --deferred: once no one
+    /// has it open).
+    Close(LuksCloseArgs),
     /// Give the open mapping NAME a new size: --size sectors, or all of its device (after the
     /// data offset) after the device grew. A mapping whose key is in the kernel keyring (the
     /// default) asks for a passphrase, as cryptsetup does; one opened with --disable-keyring
@@ -898,6 +901,29 @@ pub(crate) struct CloseArgs {
     pub(crate) name: String,
     #[command(flatten)]
     pub(crate) common: Common,
+}
+
+/// `luks close`.
+#[derive(Debug, Args)]
+pub(crate) struct LuksCloseArgs {
+    /// Mapping name (or a path to its device node).
+    pub(crate) name: String,
+    #[command(flatten)]
+    pub(crate) deferral: Deferral,
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+/// When a close takes effect (the close verbs of cryptsetup, veritysetup and integritysetup).
+#[derive(Debug, Args)]
+pub(crate) struct Deferral {
+    /// Remove the mapping once its last user (a mount, an open file) lets it go: now if it
+    /// has none, else it stays until then.
+    #[arg(long, conflicts_with = "cancel_deferred")]
+    pub(crate) deferred: bool,
+    /// Cancel a deferred close of the mapping.
+    #[arg(long)]
+    pub(crate) cancel_deferred: bool,
 }
 
 /// `luks resize`.
@@ -1445,8 +1471,10 @@ pub(crate) struct VerityOpenArgs {
 /// `verity close`.
 #[derive(Debug, Args)]
 pub(crate) struct VerityCloseArgs {
-    /// Mapping name.
+    /// Mapping name (or a path to its device node).
     pub(crate) name: String,
+    #[command(flatten)]
+    pub(crate) deferral: Deferral,
 }
 
 /// `verity dump`.

@@ -189,7 +189,7 @@ pub(crate) fn run(cmd: IntegrityCommand, out: &mut dyn Write) -> CliResult<i32> 
             mapper.open_integrity(&a.device, &mut f, &name, &o)?;
             Ok(0)
         }
-        IntegrityCommand::Close { name } => crate::mapping::close(&name),
+        IntegrityCommand::Close { name, deferral } => crate::mapping::close(&name, &deferral, out),
         IntegrityCommand::Status { name } => crate::mapping::integrity_status(&name, out),
         IntegrityCommand::Dump { device, json } => {
             let mut f = open_device(&device, false, false)?;

@@ -9,7 +9,7 @@ use activate::{Active, DmName, IntegrityMode, KeyringKey, Mapper, Options, Plain
 use luks2::plain::PlainHash;
 use luks2::{Luks1, Luks2};
 
-use crate::args::{KeyOpts, PerfOpts, PlainOpenArgs, ResizeArgs, ResumeArgs};
+use crate::args::{Deferral, KeyOpts, PerfOpts, PlainOpenArgs, ResizeArgs, ResumeArgs};
 use crate::error::{code, CliError, CliResult};
 use crate::keys::Keys;
 use crate::luks::any::starts_luks1;
@@ -372,10 +372,22 @@ pub(crate) fn resume(a: &ResumeArgs, keys: &mut Keys) -> CliResult<i32> {
     Ok(0)
 }
 
-/// Removes the mapping `name` (and its integrity layer).
-pub(crate) fn close(name: &str) -> CliResult<i32> {
+/// Removes the mapping `name` (and its integrity layer): now, or with `--deferred` once it is
+/// no longer in use; `--cancel-deferred` keeps it after all.
+pub(crate) fn close(name: &str, when: &Deferral, out: &mut dyn Write) -> CliResult<i32> {
     let (dm_name, mapper) = existing(name)?;
-    mapper.close(&dm_name)?;
+    if when.cancel_deferred {
+        mapper.cancel_deferred_close(&dm_name)?;
+    } else if when.deferred {
+        if mapper.close_deferred(&dm_name)? {
+            write_out(
+                out,
+                &format!("Device {name} is still active and scheduled for deferred removal.\n"),
+            )?;
+        }
+    } else {
+        mapper.close(&dm_name)?;
+    }
     Ok(0)
 }
 

@@ -237,7 +237,7 @@ pub(crate) fn run(cmd: VerityCommand, out: &mut dyn Write) -> CliResult<i32> {
         VerityCommand::Format(a) => format(a, out),
         VerityCommand::Verify(a) => verify(a),
         VerityCommand::Open(a) => open(a),
-        VerityCommand::Close(a) => crate::mapping::close(&a.name),
+        VerityCommand::Close(a) => crate::mapping::close(&a.name, &a.deferral, out),
         VerityCommand::Status(a) => crate::mapping::verity_status(&a.name, out),
         VerityCommand::Dump(a) => dump(a, out),
     }

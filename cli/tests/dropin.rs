@@ -703,6 +703,12 @@ fn cases() -> Vec<Case> {
         c("cryptsetup luksResume -d key /dev/mapper/nothere", Stderr),
         c("cryptsetup status ./img", Stderr),
         c("cryptsetup close ./img", Stderr),
+        // Deferred closes (the VM suite has the mappings).
+        c("cryptsetup close --deferred x", Stderr),
+        c("cryptsetup close --deferred /dev/mapper/nothere", Stderr),
+        c("cryptsetup close --deferred --cancel-deferred x", Code),
+        c("veritysetup close --deferred x", Stderr),
+        c("integritysetup close --cancel-deferred x", Stderr),
         // benchmark's key derivation lines (measured numbers masked; this host has no
         // AF_ALG, so the real tool's cipher rows are compared in the VM suite).
         c("cryptsetup benchmark --pbkdf pbkdf2 --hash sha256", Measured),

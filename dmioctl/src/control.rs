@@ -39,6 +39,8 @@ pub struct DeviceInfo {
     pub suspended: bool,
     /// Whether the device is read-only.
     pub read_only: bool,
+    /// Whether the device goes away when its last opener closes it (a deferred removal).
+    pub deferred_remove: bool,
 }
 
 /// An ioctl buffer: a `struct dm_ioctl` followed by the payload. Wiped when dropped, since
@@ -109,6 +111,7 @@ fn info(h: &DmIoctl) -> DeviceInfo {
         active: h.flags & flags::ACTIVE_PRESENT != 0,
         suspended: h.flags & flags::SUSPEND != 0,
         read_only: h.flags & flags::READONLY != 0,
+        deferred_remove: h.flags & flags::DEFERRED_REMOVE != 0,
     }
 }
 
@@ -370,6 +373,30 @@ impl DmControl {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// `DM_DEV_REMOVE` deferred: the device goes now if no one has it open, else when its
+    /// last opener closes it (the kernel then reports [`DeviceInfo::deferred_remove`]).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; another ioctl failure.
+    pub fn dev_remove_deferred(&self, name: &DmName) -> Result<()> {
+        self.call(
+            Cmd::DevRemove,
+            Some(name),
+            |b| b.header_mut().flags |= flags::DEFERRED_REMOVE,
+            0,
+        )
+        .map(drop)
+    }
+
+    /// Cancels a deferred removal of `name` (the `@cancel_deferred_remove` message).
+    ///
+    /// # Errors
+    /// The ioctl's failure (`ENXIO` when no removal is deferred).
+    pub fn cancel_deferred_remove(&self, name: &DmName) -> Result<()> {
+        self.target_msg(name, 0, "@cancel_deferred_remove")
+            .map(drop)
     }
 
     /// `DM_TABLE_STATUS`: the live table (or the targets' status lines).

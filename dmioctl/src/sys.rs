@@ -78,6 +78,7 @@ pub(crate) mod flags {
     pub(crate) const BUFFER_FULL: u32 = 1 << 8;
     pub(crate) const SECURE_DATA: u32 = 1 << 15;
     pub(crate) const DATA_OUT: u32 = 1 << 16;
+    pub(crate) const DEFERRED_REMOVE: u32 = 1 << 17;
 }
 
 /// loop flags.

@@ -369,7 +369,7 @@ pub(crate) fn run(cmd: Luks, out: &mut dyn Write) -> CliResult<i32> {
     match cmd {
         Luks::Format(a) => format::run(a, keys),
         Luks::Open(a) => open(a, keys),
-        Luks::Close(a) => crate::mapping::close(&a.name),
+        Luks::Close(a) => crate::mapping::close(&a.name, &a.deferral, out),
         Luks::Resize(a) => crate::mapping::resize(&a, keys),
         Luks::Status(a) => crate::mapping::status(&a.name, a.json, out),
         Luks::Dump(a) => header::dump(a, keys, out),

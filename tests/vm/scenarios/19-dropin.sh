@@ -61,6 +61,32 @@ same ERR close ours0
 umount /mnt
 /tmp/dropin/cryptsetup close /dev/mapper/ours0 || fail "close /dev/mapper/ours0"
 dmsetup info ours0 >/dev/null 2>&1 && fail "close /dev/mapper/ours0 left the mapping"
+# close --deferred: a mounted mapping stays, scheduled, until it is unmounted (with the real
+# tool's line); --cancel-deferred keeps it. Each tool cancels the other's deferral.
+/tmp/dropin/cryptsetup open -d /tmp/k1 $D1 df0
+mount -t ext4 /dev/mapper/df0 /mnt
+"$REAL" close --deferred df0 > /tmp/o.real
+/tmp/dropin/cryptsetup close --cancel-deferred df0 || fail "cancel of the real tool's deferred close"
+/tmp/dropin/cryptsetup close --deferred df0 > /tmp/o.ours || fail "close --deferred"
+cmp -s /tmp/o.real /tmp/o.ours || fail "close --deferred: $(cat /tmp/o.ours) / $(cat /tmp/o.real)"
+grep -qx 'Device df0 is still active and scheduled for deferred removal.' /tmp/o.ours || fail "close --deferred said: $(cat /tmp/o.ours)"
+dmsetup info df0 | grep -q DEFERRED || fail "not scheduled: $(dmsetup info df0)"
+"$REAL" close --cancel-deferred df0 || fail "the real tool cannot cancel our deferred close"
+same CODE close --cancel-deferred df0
+umount /mnt
+dmsetup info df0 >/dev/null 2>&1 || fail "a cancelled deferred close removed the mapping"
+# (Without udev, the real tool's deferred close took the node away at once.)
+dmsetup mknodes df0
+mount -t ext4 /dev/mapper/df0 /mnt
+/tmp/dropin/cryptsetup close --deferred /dev/mapper/df0 > /dev/null
+umount /mnt
+dmsetup info df0 >/dev/null 2>&1 && fail "the deferred close did not remove the mapping at unmount"
+# Unused, it goes at once and says nothing; the same for veritysetup's and integritysetup's.
+/tmp/dropin/cryptsetup open -d /tmp/k1 $D1 df1
+/tmp/dropin/cryptsetup close --deferred df1 > /tmp/o.ours
+[ ! -s /tmp/o.ours ] && ! dmsetup info df1 >/dev/null 2>&1 || fail "close --deferred of an unused mapping: $(cat /tmp/o.ours)"
+same ERR close --deferred nothere
+n=$((n + 6))
 # read-only, and the old luksOpen; resize to a size and back.
 /tmp/dropin/cryptsetup luksOpen --readonly -d /tmp/k1 $D1 ro0 || fail "luksOpen --readonly"
 /tmp/dropin/cryptsetup status ro0 | grep -q 'mode:.*readonly' || fail "status: $(/tmp/dropin/cryptsetup status ro0)"
@@ -211,7 +237,8 @@ tool_same() {
 }
 tool_same veritysetup OUT status v0
 tool_same veritysetup OUT status /dev/mapper/v0
-/tmp/dropin/veritysetup close /dev/mapper/v0 || fail "veritysetup close /dev/mapper/v0"
+/tmp/dropin/veritysetup close --deferred /dev/mapper/v0 || fail "veritysetup close --deferred /dev/mapper/v0"
+dmsetup info v0 >/dev/null 2>&1 && fail "veritysetup close --deferred left v0"
 "$REALV" open --ignore-zero-blocks --check-at-most-once --restart-on-corruption $D2 v2 /tmp/hash.img "$root"
 tool_same veritysetup OUT status v2
 "$REALV" close v2
