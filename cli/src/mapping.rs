@@ -42,26 +42,24 @@ pub(crate) fn dm_name(name: &str) -> CliResult<DmName> {
 /// has been read, where cryptsetup first tries to activate: without device-mapper, the
 /// error carries how many times cryptsetup would have tried (its report repeats per try).
 pub(crate) fn mapper_for(name: &DmName, attempts: u8) -> CliResult<Mapper> {
-    let mapper = Mapper::open().map_err(|e| match e {
-        activate::Error::Dm {
-            source: activate::DmError::NoDeviceMapper,
-            ..
-        } => CliError::NoDeviceMapper {
-            activating: Some((name.to_string(), attempts)),
-        },
-        e => e.into(),
-    })?;
+    let mapper = open_mapper(Some((name.to_string(), attempts)))?;
     mapper.ensure_free(name)?;
     Ok(mapper)
 }
 
 /// Device-mapper, to look a mapping up (`status`).
 fn query_mapper() -> CliResult<Mapper> {
+    open_mapper(None)
+}
+
+/// Device-mapper; its absence is [`CliError::NoDeviceMapper`] (exit 1, where cryptsetup's
+/// open and status exit 1).
+fn open_mapper(activating: Option<(String, u8)>) -> CliResult<Mapper> {
     Mapper::open().map_err(|e| match e {
         activate::Error::Dm {
             source: activate::DmError::NoDeviceMapper,
             ..
-        } => CliError::NoDeviceMapper { activating: None },
+        } => CliError::NoDeviceMapper { activating },
         e => e.into(),
     })
 }
