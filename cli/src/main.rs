@@ -104,7 +104,7 @@ fn main() {
                 verbose = v;
                 luks2_only = only;
                 type_check = check;
-                luks::cryptsetup_conventions(tool == compat::Tool::Cryptsetup, verbose);
+                luks::cryptsetup_conventions(tool != compat::Tool::Veritysetup, verbose);
             }
             Ok(compat::Request::Fail {
                 line,

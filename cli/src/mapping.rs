@@ -249,17 +249,8 @@ pub(crate) fn open_plain(a: &PlainOpenArgs, keys: &mut Keys) -> CliResult<i32> {
             luks2::probe::signature(&mut file).map_err(CliError::device(&a.device, "read"))?
         {
             // cryptsetup's report (blkid's names), then its question.
-            let (name, kind) = match sig {
-                "LUKS1" | "LUKS2" => ("crypto_LUKS", "superblock"),
-                "mbr" => ("dos", "partition"),
-                "gpt" => ("gpt", "partition"),
-                other => (other, "superblock"),
-            };
             if !a.common.batch {
-                println!(
-                    "WARNING: Device {} already contains a '{name}' {kind} signature.",
-                    a.device.display()
-                );
+                println!("{}", crate::luks::signature_warning(&a.device, sig));
             }
             let warning = format!(
                 "Detected device signature(s) on {}. Proceeding further may damage existing data.",

@@ -101,12 +101,17 @@ fn strip_echoes(text: &str, answers: &[&str]) -> String {
     })
 }
 
+/// One case: `args` for cryptsetup, or for the tool its first word names (`integritysetup`).
 fn case(name: &str, args: &[&str], answers: &[&str], base: &Path, links: &Path) -> Option<String> {
     let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+    let (tool, args) = match args.split_first() {
+        Some((&"integritysetup", rest)) => ("integritysetup", rest),
+        _ => ("cryptsetup", args),
+    };
     let mut results = Vec::new();
     for (side, program) in [
-        ("real", Path::new(&tool_path("cryptsetup")).to_owned()),
-        ("ours", links.join("cryptsetup")),
+        ("real", Path::new(&tool_path(tool)).to_owned()),
+        ("ours", links.join(tool)),
     ] {
         let dir = tmp.path().join(side);
         std::fs::create_dir(&dir).expect("mkdir");
@@ -120,7 +125,7 @@ fn case(name: &str, args: &[&str], answers: &[&str], base: &Path, links: &Path) 
     let (real, ours) = (&results[0], &results[1]);
     (real != ours).then(|| {
         format!(
-            "{name}: cryptsetup {}\n--- real (exit {})\n{}--- ours (exit {})\n{}",
+            "{name}: {tool} {}\n--- real (exit {})\n{}--- ours (exit {})\n{}",
             args.join(" "),
             real.1,
             real.0,
@@ -135,8 +140,10 @@ fn questions_and_prompts_read_as_cryptsetups() {
     let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
     let links = tmp.path().join("bin");
     std::fs::create_dir(&links).expect("mkdir");
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_cryptpilot"), links.join("cryptsetup"))
-        .expect("link");
+    for tool in ["cryptsetup", "integritysetup"] {
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_cryptpilot"), links.join(tool))
+            .expect("link");
+    }
     let base = tmp.path().join("base");
     std::fs::create_dir(&base).expect("mkdir");
     for name in ["blank.img", "img"] {
@@ -170,6 +177,17 @@ fn questions_and_prompts_read_as_cryptsetups() {
             vec!["YES", "pw1", "pw1"],
         ),
         ("format, no", vec!["luksFormat", "blank.img"], vec!["no"]),
+        // integritysetup asks before any format (yes needs device-mapper for the real one).
+        (
+            "integritysetup format, no",
+            vec!["integritysetup", "format", "--no-wipe", "blank.img"],
+            vec!["no"],
+        ),
+        (
+            "integritysetup format over LUKS, no",
+            vec!["integritysetup", "format", "img"],
+            vec!["NO"],
+        ),
         (
             "format, typo",
             with_fast(&["luksFormat"], &["blank.img"]),

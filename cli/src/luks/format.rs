@@ -139,15 +139,7 @@ fn format<'a>(
         // cryptsetup names the signature, then asks as for any device.
         Some(sig) if as_cryptsetup() => {
             if !a.common.batch {
-                let name = if sig.starts_with("LUKS") {
-                    "crypto_LUKS"
-                } else {
-                    sig
-                };
-                println!(
-                    "WARNING: Device {} already contains a '{name}' superblock signature.",
-                    device.display()
-                );
+                println!("{}", super::signature_warning(device, sig));
             }
             confirm_overwrite(&a.common, &overwrite)?;
         }

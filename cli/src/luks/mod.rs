@@ -35,9 +35,10 @@ pub(crate) fn open_luks(path: &Path, write: bool) -> CliResult<Luks2<File>> {
 static AS_CRYPTSETUP: AtomicBool = AtomicBool::new(false);
 static VERBOSE: AtomicBool = AtomicBool::new(false);
 
-/// Follows the drop-in names' conventions from here on: under cryptsetup's (`questions`), a
-/// question with no terminal to ask on counts as answered yes, except before overwriting a
-/// signature; `verbose` reports the keyslot that opened.
+/// Follows the drop-in names' conventions from here on: under cryptsetup's and
+/// integritysetup's (`questions`, libcryptsetup's tools' questions), a question with no
+/// terminal to ask on counts as answered yes, except before overwriting a signature;
+/// `verbose` reports the keyslot that opened.
 pub(crate) fn cryptsetup_conventions(questions: bool, verbose: bool) {
     AS_CRYPTSETUP.store(questions, Ordering::Relaxed);
     VERBOSE.store(verbose, Ordering::Relaxed);
@@ -293,6 +294,21 @@ pub(crate) fn say(line: &str) {
 }
 
 /// Whether the binary runs under cryptsetup's name (its warnings are printed then).
+/// libcryptsetup's warning before it overwrites the signature `luks2::probe` found on
+/// `device` (with blkid's name and kind for it).
+pub(crate) fn signature_warning(device: &Path, sig: &str) -> String {
+    let (name, kind) = match sig {
+        "LUKS1" | "LUKS2" => ("crypto_LUKS", "superblock"),
+        "mbr" => ("dos", "partition"),
+        "gpt" => ("gpt", "partition"),
+        other => (other, "superblock"),
+    };
+    format!(
+        "WARNING: Device {} already contains a '{name}' {kind} signature.",
+        device.display()
+    )
+}
+
 pub(crate) fn as_cryptsetup() -> bool {
     AS_CRYPTSETUP.load(Ordering::Relaxed)
 }
