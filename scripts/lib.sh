@@ -20,7 +20,12 @@ need_packages() {
     [ -z "$removed" ] && return 0
     echo "reinstalling Debian packages apt removed: $(echo $removed)" >&2
     # shellcheck disable=SC2086 # one package name per word
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends $removed >/dev/null
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "$@" $removed >/dev/null
+    # A conflict both ways cannot be settled here: say which packages are missing.
+    local gone
+    # shellcheck disable=SC2086
+    gone=$(comm -23 <(printf '%s\n' "$@" $removed | sort -u) <(installed_packages))
+    [ -z "$gone" ] || { echo "cannot install these Debian packages together: $(echo $gone)" >&2; return 1; }
 }
 
 # installed_packages: the names of the installed Debian packages, sorted, one per line.

@@ -400,7 +400,7 @@ impl Mapper {
         let under = self.integrity_layer(name)?;
         for n in std::iter::once(name).chain(under.as_ref()) {
             dm.dev_remove_deferred(n).map_err(Error::dm(n.as_str()))?;
-            if dm.dev_status(n).is_err() {
+            if matches!(dm.dev_status(n), Err(dmioctl::Error::NotFound(_))) {
                 dmioctl::node::remove_node(n.as_str());
             }
         }
@@ -413,16 +413,18 @@ impl Mapper {
     /// [`Error::Dm`]: not found, or no close was deferred.
     pub fn cancel_deferred_close(&self, name: &DmName) -> Result<()> {
         let under = self.integrity_layer(name)?;
-        self.dm
+        let top = self
+            .dm
             .cancel_deferred_remove(name)
-            .map_err(Error::dm(name.as_str()))?;
+            .map_err(Error::dm(name.as_str()));
+        // The layer under it is kept whatever the top's answer (its close waits on the top).
         if let Some(dep) = under.filter(|d| self.dm.dev_status(d).is_ok_and(|i| i.deferred_remove))
         {
             self.dm
                 .cancel_deferred_remove(&dep)
                 .map_err(Error::dm(dep.as_str()))?;
         }
-        Ok(())
+        top
     }
 
     /// The integrity mapping cryptsetup or we made under `name` (`NAME_dif`), if any.

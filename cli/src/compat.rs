@@ -371,6 +371,10 @@ fn verb(tool: Tool, action: &str, ty: Option<&str>) -> Result<(Vec<&'static str>
 /// Options the tool refuses with `action` although our verb has them (cryptsetup's
 /// benchmark chooses its own sectors and calibrates Argon2).
 fn not_allowed(tool: Tool, action: &str, long: &str) -> bool {
+    let closing = matches!(action, "close" | "luksClose" | "remove");
+    if matches!(long, "deferred" | "cancel-deferred") {
+        return !closing;
+    }
     matches!(
         (tool, action, long),
         (
@@ -596,16 +600,35 @@ pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refuse
             });
         }
         pos.truncate(n);
-        // veritysetup reads a root hash file over the root hash argument (its last).
+        // veritysetup's verify and open read a root hash file over the root hash argument
+        // (their last; format writes the file).
         let from_file = opts.iter().any(|o| o.long == "root-hash-file");
-        if tool == Tool::Veritysetup && from_file && pos.len() == n {
+        let takes_root = matches!(&*action, "verify" | "open" | "create");
+        if tool == Tool::Veritysetup && takes_root && from_file && pos.len() == n {
             pos.pop();
         }
     }
-    // veritysetup's check of --hash, in its words.
+    // veritysetup's check of --hash (a name in any case), in its words, where it uses it:
+    // format, and trees without a superblock.
+    if tool == Tool::Veritysetup {
+        for o in opts.iter_mut().filter(|o| o.long == "hash") {
+            if let Some(v) = o
+                .value
+                .as_mut()
+                .and_then(|v| v.to_str().map(str::to_ascii_lowercase))
+            {
+                o.value = Some(v.into());
+            }
+        }
+    }
+    let uses_hash = action == "format" || opts.iter().any(|o| o.long == "no-superblock");
+    if tool == Tool::Veritysetup && !uses_hash {
+        // The superblock names the hash; veritysetup ignores the option then.
+        opts.retain(|o| o.long != "hash");
+    }
     let unknown_hash = opts
         .iter()
-        .filter(|o| tool == Tool::Veritysetup && o.long == "hash")
+        .filter(|o| tool == Tool::Veritysetup && uses_hash && o.long == "hash")
         .filter_map(|o| o.value.as_ref())
         .find(|v| v.to_str().is_none_or(|h| luks2::HashAlg::parse(h).is_err()));
     if let Some(h) = unknown_hash {
@@ -614,6 +637,12 @@ pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refuse
             code: crate::error::code::FAILURE,
             verbose: opts.iter().any(|o| o.long == "verbose"),
         });
+    }
+    let has = |long: &str| opts.iter().any(|o| o.long == long);
+    if has("deferred") && has("cancel-deferred") {
+        return Err(Refused(
+            "Options --cancel-deferred and --deferred cannot be used at the same time.".into(),
+        ));
     }
     if tool == Tool::Cryptsetup && opts.iter().filter(|o| o.long == "key-file").count() > 1 {
         return Err(Refused("Only one --key-file argument is allowed.".into()));
@@ -845,6 +874,8 @@ fn tool_line(e: &CliError, luks2_only: bool) -> Option<String> {
         CliError::Activate(A::Integrity { source, .. }) => match source {
             integrity::Error::Corrupt { .. } => "Verification of data area failed.".into(),
             integrity::Error::WrongRootHash => "Verification of root hash failed.".into(),
+            // Its read of a device that ends early fails.
+            integrity::Error::ShortDevice { .. } => "Verification of data area failed.".into(),
             _ => return None,
         },
         CliError::WrongType { device, .. } => {

@@ -13,7 +13,7 @@ use crate::progress::Progress;
 /// The superblock's flag names, each followed by a space (as integritysetup prints them).
 fn flags_text(sb: &Superblock) -> String {
     let names = [
-        (dm_integrity::FLAG_HAVE_JOURNAL_MAC, "journal_mac"),
+        (dm_integrity::FLAG_HAVE_JOURNAL_MAC, "have_journal_mac"),
         (dm_integrity::FLAG_RECALCULATING, "recalculating"),
         (dm_integrity::FLAG_DIRTY_BITMAP, "dirty_bitmap"),
         (FLAG_FIXED_PADDING, "fix_padding"),
@@ -59,11 +59,17 @@ fn report(device: &std::path::Path, sb: &Superblock, json: bool) -> String {
             })
         );
     }
+    // A recalculation's position, from version 2 on.
+    let recalc = match sb.version >= 2 && sb.flags & dm_integrity::FLAG_RECALCULATING != 0 {
+        true => format!("recalc_sector {}\n", sb.recalc_sector),
+        false => String::new(),
+    };
     format!(
-        "Info for integrity device {}.\nsuperblock_version {}\nlog2_interleave_sectors {}\nintegrity_tag_size {}\njournal_sections {}\nprovided_data_sectors {}\nsector_size {}\nlog2_blocks_per_bitmap {}\nflags {}\n",
+        "Info for integrity device {}.\nsuperblock_version {}\nlog2_interleave_sectors {}\nintegrity_tag_size {}\njournal_sections {}\nprovided_data_sectors {}\nsector_size {}\n{recalc}log2_blocks_per_bitmap {}\nflags {}\n",
         device.display(),
         sb.version,
-        sb.log2_interleave_sectors,
+        // A signed byte on disk, as integritysetup prints it.
+        sb.log2_interleave_sectors as i8,
         sb.tag_size,
         sb.journal_sections,
         sb.provided_data_sectors,

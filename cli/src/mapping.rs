@@ -98,6 +98,17 @@ fn named<M>(
     }
 }
 
+/// What `look` finds of the mapping `name` names (`None`: not mapped, or a path to nothing).
+fn looked_up<T>(
+    name: &str,
+    look: impl FnOnce(&Mapper, &DmName) -> activate::Result<Option<T>>,
+) -> CliResult<Option<T>> {
+    match named(name, query_mapper, code::FAILURE)? {
+        Some((dm_name, mapper)) => Ok(look(&mapper, &dm_name)?),
+        None => Ok(None),
+    }
+}
+
 /// [`named`] for the commands that change a mapping: a path to nothing is cryptsetup's
 /// "Device ARG is not active." (exit 4).
 fn existing(arg: &str) -> CliResult<(DmName, Mapper)> {
@@ -366,7 +377,10 @@ pub(crate) fn resume(a: &ResumeArgs, keys: &mut Keys) -> CliResult<i32> {
 pub(crate) fn close(name: &str, when: &Deferral, out: &mut dyn Write) -> CliResult<i32> {
     let (dm_name, mapper) = existing(name)?;
     if when.cancel_deferred {
-        mapper.cancel_deferred_close(&dm_name)?;
+        // (The kernel refuses when no close was deferred.)
+        mapper.cancel_deferred_close(&dm_name).map_err(|_| {
+            CliError::Stated(format!("Could not cancel deferred remove from device {name}.").into())
+        })?;
     } else if when.deferred {
         if mapper.close_deferred(&dm_name)? {
             write_out(
@@ -419,10 +433,7 @@ fn keyring_key(s: &Status, a: &ResizeArgs, keys: &mut Keys) -> CliResult<Keyring
 /// Prints cryptsetup's status report; exit 4 when `name` is not mapped.
 pub(crate) fn status(name: &str, json: bool, out: &mut dyn Write) -> CliResult<i32> {
     let path = shown(name);
-    let status = match named(name, query_mapper, code::FAILURE)? {
-        Some((dm_name, mapper)) => mapper.status(&dm_name)?,
-        None => None,
-    };
+    let status = looked_up(name, |m, n| m.status(n))?;
     let Some(s) = status else {
         let text = if json {
             format!("{}\n", serde_json::json!({"name": name, "active": false}))
@@ -475,10 +486,7 @@ fn active_line<T>(
 
 /// `veritysetup status`: veritysetup 2.6's lines, from the kernel's table and status.
 pub(crate) fn verity_status(name: &str, out: &mut dyn Write) -> CliResult<i32> {
-    let s = match named(name, query_mapper, code::FAILURE)? {
-        Some((dm_name, mapper)) => mapper.verity_status(&dm_name)?,
-        None => None,
-    };
+    let s = looked_up(name, |m, n| m.verity_status(n))?;
     // veritysetup puts any name, a path too, under /dev/mapper when it is inactive.
     let path = match s {
         Some(_) => shown(name),
@@ -540,10 +548,7 @@ pub(crate) fn verity_status(name: &str, out: &mut dyn Write) -> CliResult<i32> {
 /// `integritysetup status`: integritysetup 2.6's lines, from the kernel's table and status.
 pub(crate) fn integrity_status(name: &str, out: &mut dyn Write) -> CliResult<i32> {
     let path = shown(name);
-    let s = match named(name, query_mapper, code::FAILURE)? {
-        Some((dm_name, mapper)) => mapper.integrity_status(&dm_name)?,
-        None => None,
-    };
+    let s = looked_up(name, |m, n| m.integrity_status(n))?;
     let Some(s) = active_line(&path, s, |s| &s.active, out)? else {
         return Ok(code::WRONG_DEVICE);
     };

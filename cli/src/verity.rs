@@ -2,7 +2,7 @@
 //! crate's hash trees; mappings through the `activate` library.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -131,8 +131,10 @@ fn params_for(
 }
 
 fn read_superblock(path: &Path, f: &mut File, offset: u64) -> CliResult<Superblock> {
-    let mut b = [0u8; SUPERBLOCK_SIZE];
-    f.read_exact_at(&mut b, offset)
+    // A device that ends before a whole superblock has none, as veritysetup finds.
+    let mut b = Vec::with_capacity(SUPERBLOCK_SIZE);
+    f.seek(std::io::SeekFrom::Start(offset))
+        .and_then(|_| f.take(SUPERBLOCK_SIZE as u64).read_to_end(&mut b))
         .map_err(CliError::device(path, "read the verity superblock of"))?;
     Superblock::parse(&b).map_err(CliError::integrity(path))
 }
@@ -165,9 +167,11 @@ fn root_hash_text(file: &Path, n: usize) -> CliResult<String> {
     let shown = file.display();
     let f = File::open(file)
         .map_err(|_| CliError::Stated(format!("Cannot read root hash file {shown}.").into()))?;
+    // A regular file only (not a pipe, not a device), as veritysetup takes one.
+    let regular = f.metadata().is_ok_and(|m| m.is_file());
     let mut text = Vec::with_capacity(2 * n);
     match f.take(2 * n as u64).read_to_end(&mut text) {
-        Ok(got) if got == 2 * n => Ok(String::from_utf8_lossy(&text).into_owned()),
+        Ok(got) if regular && got == 2 * n => Ok(String::from_utf8_lossy(&text).into_owned()),
         _ => Err(CliError::Stated(
             format!("Invalid root hash file {shown}.").into(),
         )),

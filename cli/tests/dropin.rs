@@ -660,6 +660,21 @@ fn cases() -> Vec<Case> {
         // integritysetup reads a superblock's fields as they are; only its signature and
         // version must be known.
         c("integritysetup dump isb.img", Stdout),
+        c("integritysetup dump irec.img", Stdout),
+        c("veritysetup dump short.img", Stderr),
+        // A data or hash device that ends early: the blocks it holds are checked first.
+        with_pre("veritysetup format --salt 00 --root-hash-file root data.img hash.img && truncate -s 600K data.img", "veritysetup verify data.img hash.img --root-hash-file root", Stderr, ""),
+        with_pre("veritysetup format --salt 00 --root-hash-file root data.img hash.img && truncate -s 614500 data.img", "veritysetup verify -v data.img hash.img --root-hash-file root", Stdout, ""),
+        with_pre("veritysetup format --salt 00 --root-hash-file root data.img hash.img && truncate -s 600K data-bad.img", "veritysetup verify data-bad.img hash.img --root-hash-file root", Stderr, ""),
+        with_pre("veritysetup format --salt 00 --root-hash-file root data.img hash.img && truncate -s 5000 hash.img", "veritysetup verify data.img hash.img --root-hash-file root", Stderr, ""),
+        c("veritysetup verify data.img short.img 00", Stderr),
+        // format writes the root hash file; --hash in any case, used where veritysetup uses it.
+        after("veritysetup format --salt 00 --uuid 11111111-2222-3333-4444-555555555555 --root-hash-file root data.img hash.img", Stdout, "sha256sum root"),
+        // (veritysetup's report prints the name as typed; the superblock has it in lower case.)
+        after("veritysetup format --hash SHA1 --salt 00 --uuid 11111111-2222-3333-4444-555555555555 data.img hash.img", Code, "veritysetup dump hash.img"),
+        with_pre(VFORMAT_ROOT, "veritysetup verify -v --hash foo data.img hash.img --root-hash-file root", Stdout, ""),
+        with_pre(VFORMAT_ROOT, "veritysetup dump --hash foo hash.img", Stdout, ""),
+        with_pre(VFORMAT_ROOT, "veritysetup verify --no-superblock --hash foo data.img hash.img 00", Stderr, ""),
         c("integritysetup dump isb9.img", Stderr),
         c("integritysetup dump data.img", Stderr),
         c("integritysetup open isb9.img i", Stderr),
@@ -707,6 +722,8 @@ fn cases() -> Vec<Case> {
         c("cryptsetup close --deferred x", Stderr),
         c("cryptsetup close --deferred /dev/mapper/nothere", Stderr),
         c("cryptsetup close --deferred --cancel-deferred x", Code),
+        c("cryptsetup status --deferred x", Code),
+        c("integritysetup open --cancel-deferred data.img x", Code),
         c("veritysetup close --deferred x", Stderr),
         c("integritysetup close --cancel-deferred x", Stderr),
         // benchmark's key derivation lines (measured numbers masked; this host has no
@@ -953,6 +970,14 @@ fn make_base(base: &Path) {
     w("isb.img", &sb);
     sb[8] = 9;
     w("isb9.img", &sb);
+    // Version 2, recalculating (its sector printed), every flag, interleave byte 0x80
+    // (printed signed).
+    sb[8] = 2;
+    sb[9] = 0x80;
+    sb[24..28].copy_from_slice(&31u32.to_le_bytes());
+    sb[32..40].copy_from_slice(&77u64.to_le_bytes());
+    w("irec.img", &sb);
+    w("short.img", &[0u8; 100]);
     let sized = |name: &str, bytes: u64| {
         let f = std::fs::File::create(base.join(name)).expect("create");
         f.set_len(bytes).expect("size");

@@ -42,6 +42,16 @@ pub enum Error {
         /// Byte position of the first such byte range on the hash device.
         offset: u64,
     },
+    /// A device ends before what the tree's parameters need (the data device: after the
+    /// blocks it holds were checked).
+    ShortDevice {
+        /// `data device` or `hash device`.
+        what: &'static str,
+        /// Its size in bytes (of whole data blocks, for the data device).
+        size: u64,
+        /// The bytes the parameters need.
+        need: u64,
+    },
     /// The root hash does not match.
     WrongRootHash,
     /// The LUKS2 layer failed.
@@ -78,6 +88,10 @@ impl fmt::Display for Error {
             Error::SpareNotZero { offset } => write!(
                 f,
                 "the unused area of a hash block at byte {offset} of the hash device is not zero"
+            ),
+            Error::ShortDevice { what, size, need } => write!(
+                f,
+                "the {what} holds {size} bytes, fewer than the {need} the tree covers"
             ),
             Error::WrongRootHash => f.write_str("the hash tree does not match the root hash"),
             Error::Luks(e) => e.fmt(f),

@@ -69,8 +69,8 @@ pub fn format_luks2<D: BlockIo>(
 /// Reads the dm-integrity superblock of a LUKS2 volume and checks it against the segment.
 ///
 /// # Errors
-/// [`Error::BadSuperblock`] if it is missing, malformed or does not match the segment's tag
-/// or sector size; [`Error::Io`].
+/// [`Error::IntegritySuperblock`] if it is missing or malformed; [`Error::BadSuperblock`] if it
+/// does not match the segment's tag or sector size; [`Error::Io`].
 pub fn read_luks2_superblock<D: BlockIo>(io: &mut D, a: &Activation) -> Result<Superblock> {
     let want = integrity_params(a, true)?;
     let sb = dm_integrity::read_superblock(io, Bytes(a.offset).sectors().0)?;

@@ -139,27 +139,26 @@ impl VerityParams {
         Ok(())
     }
 
-    /// Checks that `data` holds the data blocks and `hash` the whole tree, before anything
-    /// the size of the tree is allocated.
+    /// Checks that `hash` holds the whole tree, before anything the size of the tree is
+    /// allocated, and returns how many of the data blocks `data` holds (veritysetup's verify
+    /// checks those, then fails where the device ends).
     ///
     /// # Errors
-    /// [`Error::Invalid`] naming the device that is too small; [`Error::Io`].
-    fn check_devices<D: BlockIo, H: BlockIo>(&self, data: &mut D, hash: &mut H) -> Result<()> {
-        let data_end = self.data_blocks * u64::from(self.data_block_size);
-        let tree_end = self.tree_end();
-        for (what, dev_size, need) in [
-            ("data device", data.size(), data_end),
-            ("hash device", hash.size(), tree_end),
-        ] {
-            let size = dev_size.map_err(|e| Error::io(format!("cannot size the {what}"), e))?;
-            if size < need {
-                return Err(Error::invalid(
-                    what,
-                    format!("{size} bytes is smaller than the {need} bytes the parameters need"),
-                ));
-            }
+    /// [`Error::ShortDevice`] for a hash device too small; [`Error::Io`].
+    fn data_blocks_held<D: BlockIo, H: BlockIo>(&self, data: &mut D, hash: &mut H) -> Result<u64> {
+        let size = |what: &'static str, r: std::io::Result<u64>| {
+            r.map_err(|e| Error::io(format!("cannot size the {what}"), e))
+        };
+        let hash_size = size("hash device", hash.size())?;
+        if hash_size < self.tree_end() {
+            return Err(Error::ShortDevice {
+                what: "hash device",
+                size: hash_size,
+                need: self.tree_end(),
+            });
         }
-        Ok(())
+        let data_size = size("data device", data.size())?;
+        Ok((data_size / u64::from(self.data_block_size)).min(self.data_blocks))
     }
 
     /// Byte position of the first tree block on the hash device, as veritysetup and the
@@ -297,12 +296,14 @@ fn hash_blocks(p: &VerityParams, l: &Layout, data: &[u8], block_size: usize, out
 }
 
 /// Level 0, the salted hashes of the data blocks packed into hash blocks, a chunk at a time
-/// (about 16 MiB of data; the level is never whole in memory): `each(first, blocks)` gets
-/// the hash blocks over the data blocks from `first` on.
+/// (about 16 MiB of data; the level is never whole in memory), over the first `blocks` data
+/// blocks: `each(first, hash_blocks)` gets the hash blocks over the data blocks from `first`
+/// on.
 fn level0_chunks<D: BlockIo>(
     data: &mut D,
     p: &VerityParams,
     l: &Layout,
+    blocks: u64,
     mut each: impl FnMut(u64, &[u8]) -> Result<()>,
 ) -> Result<()> {
     let dbs = p.data_block_size as usize;
@@ -312,8 +313,8 @@ fn level0_chunks<D: BlockIo>(
     let mut buf = vec![0u8; chunk_blocks as usize * dbs];
     let mut level = vec![0u8; (chunk_blocks / hpb) as usize * l.hash_block_size];
     let mut block = 0u64;
-    while block < p.data_blocks {
-        let n = chunk_blocks.min(p.data_blocks - block);
+    while block < blocks {
+        let n = chunk_blocks.min(blocks - block);
         let b = &mut buf[..n as usize * dbs];
         data.read_exact_at(b, block * dbs as u64)
             .map_err(|e| Error::io(format!("cannot read data block {block}"), e))?;
@@ -379,7 +380,7 @@ pub fn format<D: BlockIo, H: BlockIo>(
     } else {
         let mut above = vec![0u8; l.counts.get(1).map_or(hbs, |&c| c as usize * hbs)];
         let one_level = l.counts.len() == 1;
-        level0_chunks(data, p, &l, |first, blocks| {
+        level0_chunks(data, p, &l, p.data_blocks, |first, blocks| {
             hash.write_all_at(blocks, level_at(0) + l.entry_at(first) as u64)
                 .map_err(|e| Error::io("cannot write hash level 0", e))?;
             match one_level {
@@ -419,8 +420,9 @@ pub fn format<D: BlockIo, H: BlockIo>(
 
 /// Where veritysetup finds unused bytes of `level` that are not zero: the start of the
 /// first such run, in its order (each entry's padding after the entry, then the end of each
-/// block after its last entry). `count` entries of `n` bytes are used.
-fn first_spare(l: &Layout, level: &[u8], count: u64, n: usize) -> Option<usize> {
+/// block after its last entry; of the last block only when the level is `whole`). `count`
+/// entries of `n` bytes are used.
+fn first_spare(l: &Layout, level: &[u8], count: u64, n: usize, whole: bool) -> Option<usize> {
     let dirty = |from: usize, to: usize| from < to && level[from..to].iter().any(|&b| b != 0);
     let hpb = l.hashes_per_block;
     for block in 0..count.div_ceil(hpb) {
@@ -433,7 +435,8 @@ fn first_spare(l: &Layout, level: &[u8], count: u64, n: usize) -> Option<usize> 
             end = at + l.entry_size;
         }
         let block_end = (block as usize + 1) * l.hash_block_size;
-        if dirty(end, block_end) {
+        let last = block + 1 == count.div_ceil(hpb);
+        if (whole || !last) && dirty(end, block_end) {
             return Some(end);
         }
     }
@@ -453,9 +456,17 @@ pub fn verify<D: BlockIo, H: BlockIo>(
     root: &[u8],
 ) -> Result<()> {
     p.check()?;
-    p.check_devices(data, hash)?;
+    let held = p.data_blocks_held(data, hash)?;
+    let short = || Error::ShortDevice {
+        what: "data device",
+        size: held * u64::from(p.data_block_size),
+        need: p.data_blocks * u64::from(p.data_block_size),
+    };
     let l = Layout::new(p);
     if l.counts.is_empty() {
+        if held == 0 {
+            return Err(short());
+        }
         return match single_block_root(data, p)? == root {
             true => Ok(()),
             false => Err(Error::WrongRootHash),
@@ -478,13 +489,15 @@ pub fn verify<D: BlockIo, H: BlockIo>(
     let one_level = l.counts.len() == 1;
     let mut above = vec![0u8; l.counts.get(1).map_or(hbs, |&c| c as usize * hbs)];
     let mut stored0 = Vec::new();
-    level0_chunks(data, p, &l, |first, computed| {
+    level0_chunks(data, p, &l, held, |first, computed| {
         stored0.resize(computed.len(), 0);
         let at = level_at(0) + l.entry_at(first) as u64;
         hash.read_exact_at(&mut stored0, at)
             .map_err(|e| Error::io("cannot read hash level 0", e))?;
-        let count = (p.data_blocks - first).min((computed.len() / hbs) as u64 * l.hashes_per_block);
-        if let Some(found) = first_error(&l, computed, &stored0, count, n, at) {
+        let count = (held - first).min((computed.len() / hbs) as u64 * l.hashes_per_block);
+        // Short of the data's end, the last hash block's end is not reached.
+        let whole = held == p.data_blocks;
+        if let Some(found) = first_error(&l, computed, &stored0, count, n, at, whole) {
             let b = first + found?;
             return Err(Error::Corrupt {
                 area: "data",
@@ -498,15 +511,24 @@ pub fn verify<D: BlockIo, H: BlockIo>(
         }
         Ok(())
     })?;
+    if held < p.data_blocks {
+        return Err(short());
+    }
     if !one_level {
         for i in 1..l.counts.len() {
             let computed = match i {
                 1 => std::mem::take(&mut above),
                 _ => level_above(p, &l, &stored[i - 1], l.counts[i - 1]),
             };
-            if let Some(found) =
-                first_error(&l, &computed, &stored[i], l.counts[i - 1], n, level_at(i))
-            {
+            if let Some(found) = first_error(
+                &l,
+                &computed,
+                &stored[i],
+                l.counts[i - 1],
+                n,
+                level_at(i),
+                true,
+            ) {
                 let block = l.level_start(i - 1) + found?;
                 return Err(Error::Corrupt {
                     area: "hash",
@@ -526,7 +548,8 @@ pub fn verify<D: BlockIo, H: BlockIo>(
 /// The first error of a level (or a run of its blocks from a hash block boundary) at byte
 /// `at` on the hash device, in veritysetup's order: an entry's hash, then the unused bytes
 /// after it. `Ok(entry)` for the first of the `count` entries of `stored` that differs from
-/// `computed`; [`Error::SpareNotZero`] for unused bytes that are not zero.
+/// `computed`; [`Error::SpareNotZero`] for unused bytes that are not zero (at the end of the
+/// last block too when the run is `whole`).
 fn first_error(
     l: &Layout,
     computed: &[u8],
@@ -534,12 +557,13 @@ fn first_error(
     count: u64,
     n: usize,
     at: u64,
+    whole: bool,
 ) -> Option<Result<u64>> {
     let mismatch = (0..count).find(|&b| {
         let e = l.entry_at(b);
         computed[e..][..n] != stored[e..][..n]
     });
-    let spare = first_spare(l, stored, count, n);
+    let spare = first_spare(l, stored, count, n, whole);
     let spare_error = |x: usize| {
         Err(Error::SpareNotZero {
             offset: at + x as u64,
@@ -902,6 +926,59 @@ mod tests {
         let mut data = luks2::MemoryDevice::new(1 << 20);
         let mut hash = luks2::MemoryDevice::new(1 << 20);
         let err = verify(&mut data, &mut hash, &p, &[0; 32]).unwrap_err();
-        assert!(err.to_string().contains("invalid data device"), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::ShortDevice {
+                    what: "hash device",
+                    size: 1048576,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    /// As veritysetup, verify checks the data blocks a short data device holds, names the
+    /// first bad one, and otherwise fails where the device ends.
+    #[test]
+    fn a_short_data_device_is_checked_up_to_its_end() {
+        for blocks in [1u64, 300] {
+            let p = VerityParams::new(blocks, HashAlg::Sha256, vec![1; 4]);
+            let bytes: Vec<u8> = (0..blocks * 4096).map(|i| (i % 251) as u8).collect();
+            let mut hash = luks2::MemoryDevice::new(p.hash_area_size() as usize);
+            let root = format(
+                &mut luks2::MemoryDevice::from_vec(bytes.clone()),
+                &mut hash,
+                &p,
+            )
+            .expect("format");
+            // Short by a block and a half: the whole blocks before it are checked.
+            let held = ((blocks * 4096).saturating_sub(6144)) as usize;
+            let mut short = luks2::MemoryDevice::from_vec(bytes[..held].to_vec());
+            let err = verify(&mut short, &mut hash, &p, &root).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::ShortDevice {
+                        what: "data device",
+                        ..
+                    }
+                ),
+                "{blocks}: {err}"
+            );
+            if blocks > 2 {
+                let mut bad = bytes[..held].to_vec();
+                bad[4096 * 7 + 1] ^= 1;
+                let err = verify(
+                    &mut luks2::MemoryDevice::from_vec(bad),
+                    &mut hash,
+                    &p,
+                    &root,
+                )
+                .unwrap_err();
+                assert!(matches!(err, Error::Corrupt { block: 7, .. }), "{err}");
+            }
+        }
     }
 }

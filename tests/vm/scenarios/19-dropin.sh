@@ -153,7 +153,18 @@ cmp -s /tmp/s.real /tmp/s.ours || fail "suspended integrity status differs: $(di
 /tmp/dropin/cryptsetup luksResume -d /tmp/k1 int0 2>/tmp/err || fail "luksResume (integrity): $(cat /tmp/err)"
 "$REAL" status int0 | grep -q 'mode:    read/write$' || fail "still suspended: $("$REAL" status int0)"
 dd if=/dev/mapper/int0 bs=4k count=4 iflag=direct 2>/dev/null | cmp -s - /tmp/int.data || fail "data after luksResume (integrity)"
-/tmp/dropin/cryptsetup close int0
+# A deferred close of it, held open: the integrity layer waits with it, a cancel keeps both,
+# and both go when the holder lets go.
+deferred() { dmsetup info "$1" | grep -q DEFERRED; }
+exec 3< /dev/mapper/int0
+/tmp/dropin/cryptsetup close --deferred int0 > /dev/null || fail "close --deferred (integrity)"
+deferred int0 && deferred int0_dif || fail "not both deferred: $(dmsetup info int0 int0_dif)"
+/tmp/dropin/cryptsetup close --cancel-deferred int0 || fail "cancel (integrity)"
+! deferred int0 && ! deferred int0_dif || fail "still deferred: $(dmsetup info int0 int0_dif)"
+/tmp/dropin/cryptsetup close --deferred int0 > /dev/null
+exec 3<&-
+! dmsetup info int0 >/dev/null 2>&1 && ! dmsetup info int0_dif >/dev/null 2>&1 || fail "left after the holder closed: $(dmsetup ls)"
+n=$((n + 1))
 n=$((n + 3))
 # open --test-passphrase -v reports the slot as cryptsetup does.
 same OUT open --test-passphrase -v -d /tmp/k1 $D1
