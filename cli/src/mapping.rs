@@ -157,6 +157,7 @@ pub(crate) fn open(
     let dm_name = dm_name(name)?;
     let device = volume.data;
     let mut file = open_device(device, !options.read_only, false)?;
+    let data_size = luks2::BlockIo::size(&mut file).map_err(CliError::device(device, "read"))?;
     let mut detached = match volume.header {
         Some(h) => Some((h, open_device(h, false, false)?)),
         None => None,
@@ -171,6 +172,11 @@ pub(crate) fn open(
         if unlock_with.tokens.token_only && unlock_with.volume_key_file.is_none() {
             return Err(crate::luks::no_luks1_tokens(path));
         }
+        room_for_data(
+            device,
+            data_size,
+            u64::from(dev.header().payload_offset) * 512,
+        )?;
         let mapper = mapper_for(&dm_name, 1)?;
         ensure_unused(device)?;
         let vk = match unlock_with.volume_key_file {
@@ -199,6 +205,7 @@ pub(crate) fn open(
         true => 1,
         false => 2,
     };
+    room_for_data(device, data_size, activation.offset)?;
     let mapper = mapper_for(&dm_name, attempts)?;
     ensure_unused(device)?;
     let vk = if let Some(file) = unlock_with.volume_key_file {
@@ -314,6 +321,26 @@ pub(crate) fn open_plain(a: &PlainOpenArgs, keys: &mut Keys) -> CliResult<i32> {
     let o = options(&a.perf, a.readonly, false, true);
     mapper.open_plain(&a.device, &mut file, &params, &key, &dm_name, &o)?;
     Ok(0)
+}
+
+/// Refuses a data device of `size` bytes that ends before the header's data `offset` (a
+/// detached header on too small a device), as cryptsetup does before it activates.
+fn room_for_data(device: &Path, size: u64, offset: u64) -> CliResult {
+    if size > offset {
+        return Ok(());
+    }
+    Err(CliError::Stated(match device.is_file() {
+        true => format!(
+            "LUKS file container {} is too small for activation, there is no remaining space for data.",
+            device.display()
+        )
+        .into(),
+        false => format!(
+            "Device {} has no room for data after the {offset}-byte header.",
+            device.display()
+        )
+        .into(),
+    }))
 }
 
 /// cryptsetup 2.6's plain-mode passphrase hash.

@@ -699,6 +699,10 @@ fn cases() -> Vec<Case> {
         c("cryptsetup open --type plain -q -d key plain.img x", Stderr),
         c("cryptsetup create -q x plain.img -d key", Stderr),
         c("cryptsetup status x", Stderr),
+        // A header whose data offset is past the device's end: refused before device-mapper.
+        with_pre("cryptsetup luksHeaderBackup img --header-backup-file hdr", "cryptsetup open --header hdr plain.img x -d key", Stderr, ""),
+        with_pre("cryptsetup luksHeaderBackup luks1.img --header-backup-file hdr", "cryptsetup open --header hdr tiny.img x -d key", Stderr, ""),
+        with_pre("cryptsetup luksHeaderBackup img --header-backup-file hdr", "cryptsetup open hdr x -d key", Stderr, ""),
         c("cryptsetup status -v x", Stdout),
         c("cryptsetup close x", Stderr),
         with_pre(VFORMAT_ROOT, "veritysetup open data.img v hash.img --root-hash-file root", Stderr, ""),
