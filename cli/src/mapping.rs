@@ -326,7 +326,8 @@ pub(crate) fn open_plain(a: &PlainOpenArgs, keys: &mut Keys) -> CliResult<i32> {
 /// Refuses a data device of `size` bytes that ends before the header's data `offset` (a
 /// detached header on too small a device), as cryptsetup does before it activates.
 fn room_for_data(device: &Path, size: u64, offset: u64) -> CliResult {
-    if size > offset {
+    // In whole sectors, as cryptsetup counts.
+    if size / 512 > offset / 512 {
         return Ok(());
     }
     Err(CliError::Stated(match device.is_file() {

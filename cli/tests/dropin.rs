@@ -667,6 +667,8 @@ fn cases() -> Vec<Case> {
         with_pre("veritysetup format --salt 00 --root-hash-file root data.img hash.img && truncate -s 614500 data.img", "veritysetup verify -v data.img hash.img --root-hash-file root", Stdout, ""),
         with_pre("veritysetup format --salt 00 --root-hash-file root data.img hash.img && truncate -s 600K data-bad.img", "veritysetup verify data-bad.img hash.img --root-hash-file root", Stderr, ""),
         with_pre("veritysetup format --salt 00 --root-hash-file root data.img hash.img && truncate -s 5000 hash.img", "veritysetup verify data.img hash.img --root-hash-file root", Stderr, ""),
+        // A format-0 level-0 block whose entries the short data covers: its unused end is checked.
+        with_pre("veritysetup format --format 0 --hash sha1 --salt 00 --root-hash-file root data.img hash.img && dd if=key of=hash.img bs=1 seek=10800 conv=notrunc && truncate -s 600K data.img", "veritysetup verify data.img hash.img --root-hash-file root", Stderr, ""),
         c("veritysetup verify data.img short.img 00", Stderr),
         // format writes the root hash file; --hash in any case, used where veritysetup uses it.
         after("veritysetup format --salt 00 --uuid 11111111-2222-3333-4444-555555555555 --root-hash-file root data.img hash.img", Stdout, "sha256sum root"),
@@ -703,6 +705,8 @@ fn cases() -> Vec<Case> {
         with_pre("cryptsetup luksHeaderBackup img --header-backup-file hdr", "cryptsetup open --header hdr plain.img x -d key", Stderr, ""),
         with_pre("cryptsetup luksHeaderBackup luks1.img --header-backup-file hdr", "cryptsetup open --header hdr tiny.img x -d key", Stderr, ""),
         with_pre("cryptsetup luksHeaderBackup img --header-backup-file hdr", "cryptsetup open hdr x -d key", Stderr, ""),
+        // (cryptsetup counts whole sectors: 100 bytes past the offset are no room either.)
+        with_pre("cryptsetup luksHeaderBackup img --header-backup-file hdr && truncate -s 16777316 hdr", "cryptsetup open hdr x -d key", Stderr, ""),
         c("cryptsetup status -v x", Stdout),
         c("cryptsetup close x", Stderr),
         with_pre(VFORMAT_ROOT, "veritysetup open data.img v hash.img --root-hash-file root", Stderr, ""),

@@ -448,7 +448,9 @@ fn first_spare(l: &Layout, level: &[u8], count: u64, n: usize, whole: bool) -> O
 /// # Errors
 /// [`Error::Corrupt`] naming the first data block whose hash does not match level 0, or else the
 /// first hash block (numbered from the tree start) whose hash does not match the level above;
-/// [`Error::WrongRootHash`]; [`Error::Io`].
+/// [`Error::SpareNotZero`] for unused hash-block bytes that are not zero; [`Error::ShortDevice`]
+/// for a hash device too small, or a data device that ends (after the blocks it holds were
+/// checked); [`Error::WrongRootHash`]; [`Error::Io`].
 pub fn verify<D: BlockIo, H: BlockIo>(
     data: &mut D,
     hash: &mut H,
@@ -495,8 +497,8 @@ pub fn verify<D: BlockIo, H: BlockIo>(
         hash.read_exact_at(&mut stored0, at)
             .map_err(|e| Error::io("cannot read hash level 0", e))?;
         let count = (held - first).min((computed.len() / hbs) as u64 * l.hashes_per_block);
-        // Short of the data's end, the last hash block's end is not reached.
-        let whole = held == p.data_blocks;
+        // Short of the data's end, the end of a hash block is checked once its entries are.
+        let whole = held == p.data_blocks || count.is_multiple_of(l.hashes_per_block);
         if let Some(found) = first_error(&l, computed, &stored0, count, n, at, whole) {
             let b = first + found?;
             return Err(Error::Corrupt {
@@ -935,6 +937,31 @@ mod tests {
                     ..
                 }
             ),
+            "{err}"
+        );
+    }
+
+    /// Found by review: on a short data device, the unused end of a hash block whose entries
+    /// were all checked is checked too (format 0 leaves 1536 bytes of each SHA-1 block unused).
+    #[test]
+    fn a_short_data_device_still_has_its_full_hash_blocks_checked() {
+        let mut p = VerityParams::new(300, HashAlg::Sha1, vec![1; 4]);
+        p.hash_type = 0;
+        let bytes: Vec<u8> = (0..300 * 4096).map(|i| (i % 251) as u8).collect();
+        let mut hash = luks2::MemoryDevice::new(p.hash_area_size() as usize);
+        let root = format(
+            &mut luks2::MemoryDevice::from_vec(bytes.clone()),
+            &mut hash,
+            &p,
+        )
+        .expect("format");
+        // Level 0 follows the one block of level 1; 128 entries of 20 bytes per block.
+        let spare = p.tree_offset() + 4096 + 128 * 20;
+        hash.write_all_at(&[1], spare + 100).expect("write");
+        let mut short = luks2::MemoryDevice::from_vec(bytes[..128 * 4096].to_vec());
+        let err = verify(&mut short, &mut hash, &p, &root).unwrap_err();
+        assert!(
+            matches!(err, Error::SpareNotZero { offset } if offset == spare),
             "{err}"
         );
     }

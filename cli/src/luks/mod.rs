@@ -31,7 +31,8 @@ pub(crate) fn open_luks(path: &Path, write: bool) -> CliResult<Luks2<File>> {
     Luks2::open(f).map_err(CliError::luks(path))
 }
 
-/// Run under cryptsetup's name: its conventions for questions and `--verbose`.
+/// Run under cryptsetup's or integritysetup's name: libcryptsetup's conventions for questions
+/// and warnings.
 static AS_CRYPTSETUP: AtomicBool = AtomicBool::new(false);
 static VERBOSE: AtomicBool = AtomicBool::new(false);
 
@@ -51,8 +52,8 @@ pub(crate) type Abort = (&'static str, i32);
 pub(crate) const ABORTED: Abort = ("Operation aborted.", 1);
 
 /// Asks for confirmation of a destructive step; `--batch-mode` skips the question, and
-/// without a terminal to ask on, the step is refused (under cryptsetup's name, taken as
-/// confirmed, as cryptsetup does).
+/// without a terminal to ask on, the step is refused (under cryptsetup's or integritysetup's
+/// name, taken as confirmed, as they do).
 pub(crate) fn confirm(common: &Common, warning: &str) -> CliResult {
     confirm_as(common, warning, ABORTED)
 }
@@ -293,7 +294,6 @@ pub(crate) fn say(line: &str) {
     }
 }
 
-/// Whether the binary runs under cryptsetup's name (its warnings are printed then).
 /// libcryptsetup's warning before it overwrites the signature `luks2::probe` found on
 /// `device` (with blkid's name and kind for it).
 pub(crate) fn signature_warning(device: &Path, sig: &str) -> String {
@@ -309,6 +309,8 @@ pub(crate) fn signature_warning(device: &Path, sig: &str) -> String {
     )
 }
 
+/// Whether the binary runs under cryptsetup's (or integritysetup's) name: libcryptsetup's
+/// conventions for questions and warnings apply then.
 pub(crate) fn as_cryptsetup() -> bool {
     AS_CRYPTSETUP.load(Ordering::Relaxed)
 }
