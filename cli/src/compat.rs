@@ -608,35 +608,36 @@ pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refuse
             pos.pop();
         }
     }
-    // veritysetup's check of --hash (a name in any case), in its words, where it uses it:
-    // format, and trees without a superblock.
+    // veritysetup uses --hash (a name in any case) in format and for trees without a
+    // superblock, and checks it in its words; otherwise the superblock names the hash and
+    // the option is ignored.
     if tool == Tool::Veritysetup {
+        let uses_hash = action == "format" || opts.iter().any(|o| o.long == "no-superblock");
+        opts.retain(|o| uses_hash || o.long != "hash");
+        let verbose = opts.iter().any(|o| o.long == "verbose");
         for o in opts.iter_mut().filter(|o| o.long == "hash") {
-            if let Some(v) = o
+            let lower = o
                 .value
-                .as_mut()
-                .and_then(|v| v.to_str().map(str::to_ascii_lowercase))
-            {
-                o.value = Some(v.into());
+                .as_ref()
+                .and_then(|v| v.to_str())
+                .map(str::to_ascii_lowercase);
+            match lower {
+                Some(h) if luks2::HashAlg::parse(&h).is_ok() => o.value = Some(h.into()),
+                _ => {
+                    let name = lower.unwrap_or_else(|| {
+                        o.value
+                            .as_ref()
+                            .map(|v| v.to_string_lossy().into_owned())
+                            .unwrap_or_default()
+                    });
+                    return Ok(Request::Fail {
+                        line: format!("Hash algorithm {name} not supported."),
+                        code: crate::error::code::FAILURE,
+                        verbose,
+                    });
+                }
             }
         }
-    }
-    let uses_hash = action == "format" || opts.iter().any(|o| o.long == "no-superblock");
-    if tool == Tool::Veritysetup && !uses_hash {
-        // The superblock names the hash; veritysetup ignores the option then.
-        opts.retain(|o| o.long != "hash");
-    }
-    let unknown_hash = opts
-        .iter()
-        .filter(|o| tool == Tool::Veritysetup && uses_hash && o.long == "hash")
-        .filter_map(|o| o.value.as_ref())
-        .find(|v| v.to_str().is_none_or(|h| luks2::HashAlg::parse(h).is_err()));
-    if let Some(h) = unknown_hash {
-        return Ok(Request::Fail {
-            line: format!("Hash algorithm {} not supported.", h.to_string_lossy()),
-            code: crate::error::code::FAILURE,
-            verbose: opts.iter().any(|o| o.long == "verbose"),
-        });
     }
     let has = |long: &str| opts.iter().any(|o| o.long == long);
     if has("deferred") && has("cancel-deferred") {
@@ -733,15 +734,17 @@ pub(crate) fn tool_message(e: &CliError, tool: Tool, luks2_only: bool) -> Option
     }
     // Each activation cryptsetup tries finds no device-mapper, then cannot use the name.
     if let CliError::NoDeviceMapper { activating } = e {
-        let mut lines = vec![no_device_mapper_line().to_owned()];
-        if let Some((name, attempts)) = activating {
-            let attempt = [
-                no_device_mapper_line().to_owned(),
-                format!("Cannot use device {name}, name is invalid or still in use."),
-            ];
-            lines = (0..*attempts).flat_map(|_| attempt.clone()).collect();
-        }
-        return Some(lines);
+        let no_dm = no_device_mapper_line().to_owned();
+        return Some(match activating {
+            None => vec![no_dm],
+            Some((name, attempts)) => {
+                let name_line =
+                    format!("Cannot use device {name}, name is invalid or still in use.");
+                (0..*attempts)
+                    .flat_map(|_| [no_dm.clone(), name_line.clone()])
+                    .collect()
+            }
+        });
     }
     // veritysetup verify's two lines for a block (data or hash) that fails its hash.
     if let CliError::Activate(activate::Error::Integrity {

@@ -1,13 +1,13 @@
 //! The `integrity` verbs: a standalone dm-integrity superblock, written and shown.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{Read, Write};
 
 use activate::{IntegrityMode, IntegrityOptions};
 use integrity::dm_integrity::{self, IntegrityParams, Superblock, FLAG_FIXED_PADDING};
 
 use crate::args::IntegrityCommand;
 use crate::error::{CliError, CliResult};
-use crate::luks::{as_cryptsetup, confirm, confirm_overwrite, open_device, write_out};
+use crate::luks::{confirm_format, open_device, write_out, Warn};
 use crate::progress::Progress;
 
 /// The superblock's flag names, each followed by a space (as integritysetup prints them).
@@ -124,35 +124,8 @@ pub(crate) fn run(cmd: IntegrityCommand, out: &mut dyn Write) -> CliResult<i32> 
             Superblock::new(&params, luks2::Bytes(size).sectors().0, 0)
                 .map_err(CliError::integrity(&device))?;
             let sig = luks2::probe::signature(&mut f).map_err(CliError::device(&device, "read"))?;
-            let overwrite = format!(
-                "This will overwrite data on {} irrevocably.",
-                device.display()
-            );
-            match sig {
-                // integritysetup asks before any format, then names a signature it
-                // overwrites. A signature still needs a terminal's yes (or -q): without a
-                // terminal, the refusal names it.
-                Some(sig) if as_cryptsetup() => {
-                    let question = match std::io::stdin().is_terminal() {
-                        true => overwrite,
-                        false => format!("{} contains a {sig} signature. {overwrite}", device.display()),
-                    };
-                    confirm_overwrite(&common, &question)?;
-                    if !common.batch {
-                        println!("{}", crate::luks::signature_warning(&device, sig));
-                    }
-                }
-                Some(sig) => confirm_overwrite(
-                    &common,
-                    &format!(
-                        "{} contains a {sig} signature. This will overwrite data on it irrevocably.",
-                        device.display()
-                    ),
-                )?,
-                // With no terminal to ask on, that is a yes.
-                None if as_cryptsetup() => confirm(&common, &overwrite)?,
-                None => {}
-            }
+            // integritysetup asks before any format, then names a signature it overwrites.
+            confirm_format(&common, &device, sig, Warn::AfterAsking)?;
             // The wipe needs device-mapper: make sure of it before anything is written
             // (after the question, as integritysetup asks first).
             let mapper = match no_wipe {

@@ -81,21 +81,21 @@ fn named<M>(
         return Ok(None);
     };
     let mapper = mapper()?;
+    let other = || CliError::NotMapped {
+        path: arg.to_owned(),
+        code: not_mapped,
+    };
+    if !meta.file_type().is_block_device() {
+        return Err(other());
+    }
     let rdev = meta.rdev();
     let sysfs = format!(
         "/sys/dev/block/{}:{}/dm/name",
         nix::sys::stat::major(rdev),
         nix::sys::stat::minor(rdev)
     );
-    match std::fs::read_to_string(sysfs) {
-        Ok(name) if meta.file_type().is_block_device() => {
-            Ok(Some((dm_name(name.trim_end_matches('\n'))?, mapper)))
-        }
-        _ => Err(CliError::NotMapped {
-            path: arg.to_owned(),
-            code: not_mapped,
-        }),
-    }
+    let name = std::fs::read_to_string(sysfs).map_err(|_| other())?;
+    Ok(Some((dm_name(name.trim_end_matches('\n'))?, mapper)))
 }
 
 /// What `look` finds of the mapping `name` names (`None`: not mapped, or a path to nothing).

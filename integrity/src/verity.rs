@@ -941,20 +941,28 @@ mod tests {
         );
     }
 
+    /// A tree over `p.data_blocks` blocks of a byte pattern: the data, the hash device and
+    /// the root hash.
+    fn formatted(p: &VerityParams) -> (Vec<u8>, luks2::MemoryDevice, Vec<u8>) {
+        let len = p.data_blocks * u64::from(p.data_block_size);
+        let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let mut hash = luks2::MemoryDevice::new(p.hash_area_size() as usize);
+        let root = format(
+            &mut luks2::MemoryDevice::from_vec(bytes.clone()),
+            &mut hash,
+            p,
+        )
+        .expect("format");
+        (bytes, hash, root)
+    }
+
     /// Found by review: on a short data device, the unused end of a hash block whose entries
     /// were all checked is checked too (format 0 leaves 1536 bytes of each SHA-1 block unused).
     #[test]
     fn a_short_data_device_still_has_its_full_hash_blocks_checked() {
         let mut p = VerityParams::new(300, HashAlg::Sha1, vec![1; 4]);
         p.hash_type = 0;
-        let bytes: Vec<u8> = (0..300 * 4096).map(|i| (i % 251) as u8).collect();
-        let mut hash = luks2::MemoryDevice::new(p.hash_area_size() as usize);
-        let root = format(
-            &mut luks2::MemoryDevice::from_vec(bytes.clone()),
-            &mut hash,
-            &p,
-        )
-        .expect("format");
+        let (bytes, mut hash, root) = formatted(&p);
         // Level 0 follows the one block of level 1; 128 entries of 20 bytes per block.
         let spare = p.tree_offset() + 4096 + 128 * 20;
         hash.write_all_at(&[1], spare + 100).expect("write");
@@ -972,14 +980,7 @@ mod tests {
     fn a_short_data_device_is_checked_up_to_its_end() {
         for blocks in [1u64, 300] {
             let p = VerityParams::new(blocks, HashAlg::Sha256, vec![1; 4]);
-            let bytes: Vec<u8> = (0..blocks * 4096).map(|i| (i % 251) as u8).collect();
-            let mut hash = luks2::MemoryDevice::new(p.hash_area_size() as usize);
-            let root = format(
-                &mut luks2::MemoryDevice::from_vec(bytes.clone()),
-                &mut hash,
-                &p,
-            )
-            .expect("format");
+            let (bytes, mut hash, root) = formatted(&p);
             // Short by a block and a half: the whole blocks before it are checked.
             let held = ((blocks * 4096).saturating_sub(6144)) as usize;
             let mut short = luks2::MemoryDevice::from_vec(bytes[..held].to_vec());

@@ -6,9 +6,7 @@ use std::path::Path;
 use luks2::SegmentIntegrity;
 
 use super::any::luks1_pbkdf;
-use super::{
-    as_cryptsetup, confirm, confirm_overwrite, format_options, open_device, read_volume_key, say,
-};
+use super::{confirm_format, format_options, open_device, read_volume_key, say, Warn};
 use crate::args::FormatArgs;
 use crate::error::{CliError, CliResult};
 use crate::keys::Keys;
@@ -131,29 +129,7 @@ fn format<'a>(
     let device = a.hdr.of(&a.device);
     let mut f = open_device(device, true, true)?;
     let sig = luks2::probe::signature(&mut f).map_err(CliError::device(device, "read"))?;
-    let overwrite = format!(
-        "This will overwrite data on {} irrevocably.",
-        device.display()
-    );
-    match sig {
-        // cryptsetup names the signature, then asks as for any device.
-        Some(sig) if as_cryptsetup() => {
-            if !a.common.batch {
-                println!("{}", super::signature_warning(device, sig));
-            }
-            confirm_overwrite(&a.common, &overwrite)?;
-        }
-        Some(sig) => {
-            let warning = format!(
-                "{} contains a {sig} signature. This will overwrite data on it irrevocably.",
-                device.display()
-            );
-            confirm_overwrite(&a.common, &warning)?;
-        }
-        // cryptsetup asks before any format; with no terminal that is a yes.
-        None if as_cryptsetup() => confirm(&a.common, &overwrite)?,
-        None => {}
-    }
+    confirm_format(&a.common, device, sig, Warn::BeforeAsking)?;
     let pass = keys.new_passphrase(
         key_file,
         a.key.keyfile_offset,

@@ -294,6 +294,63 @@ pub(crate) fn say(line: &str) {
     }
 }
 
+/// When a tool names a signature it is about to format over: cryptsetup before its question,
+/// integritysetup after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Warn {
+    BeforeAsking,
+    AfterAsking,
+}
+
+/// The question before `device` is formatted over the signature `sig` it holds (if any). The
+/// drop-in names ask before any format (with no terminal, that is a yes) and name a signature
+/// as `warn` says; our own name asks only over a signature. A signature always needs a
+/// terminal's yes, or `--batch-mode`.
+pub(crate) fn confirm_format(
+    common: &Common,
+    device: &Path,
+    sig: Option<&str>,
+    warn: Warn,
+) -> CliResult {
+    let overwrite = format!(
+        "This will overwrite data on {} irrevocably.",
+        device.display()
+    );
+    let Some(sig) = sig else {
+        return match as_cryptsetup() {
+            true => confirm(common, &overwrite),
+            false => Ok(()),
+        };
+    };
+    if !as_cryptsetup() {
+        return confirm_overwrite(
+            common,
+            &format!(
+                "{} contains a {sig} signature. This will overwrite data on it irrevocably.",
+                device.display()
+            ),
+        );
+    }
+    let warning = signature_warning(device, sig);
+    let say = |when: Warn| {
+        if when == warn && !common.batch {
+            println!("{warning}");
+        }
+    };
+    say(Warn::BeforeAsking);
+    // Named only after the question, a signature is named in the refusal without a terminal.
+    let question = match warn == Warn::AfterAsking && !io::stdin().is_terminal() {
+        true => format!(
+            "{} contains a {sig} signature. {overwrite}",
+            device.display()
+        ),
+        false => overwrite,
+    };
+    confirm_overwrite(common, &question)?;
+    say(Warn::AfterAsking);
+    Ok(())
+}
+
 /// libcryptsetup's warning before it overwrites the signature `luks2::probe` found on
 /// `device` (with blkid's name and kind for it).
 pub(crate) fn signature_warning(device: &Path, sig: &str) -> String {
