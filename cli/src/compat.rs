@@ -624,12 +624,9 @@ pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refuse
             match lower {
                 Some(h) if luks2::HashAlg::parse(&h).is_ok() => o.value = Some(h.into()),
                 _ => {
-                    let name = lower.unwrap_or_else(|| {
-                        o.value
-                            .as_ref()
-                            .map(|v| v.to_string_lossy().into_owned())
-                            .unwrap_or_default()
-                    });
+                    // Named as given, as veritysetup names it.
+                    let name = o.value.as_ref().map(|v| v.to_string_lossy().into_owned());
+                    let name = name.unwrap_or_default();
                     return Ok(Request::Fail {
                         line: format!("Hash algorithm {name} not supported."),
                         code: crate::error::code::FAILURE,

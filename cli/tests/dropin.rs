@@ -657,6 +657,7 @@ fn cases() -> Vec<Case> {
         c("veritysetup dump data.img", Stderr),
         c("veritysetup verify data.img data.img 00", Stderr),
         c("veritysetup -v format --hash foo data.img hash.img", Stderr),
+        c("veritysetup format --hash FOO data.img hash.img", Stderr),
         // integritysetup reads a superblock's fields as they are; only its signature and
         // version must be known.
         c("integritysetup dump isb.img", Stdout),
