@@ -276,6 +276,10 @@ pub(crate) struct KeyOpts {
     /// command (opening and resuming; at least once: 0 is one try, as cryptsetup).
     #[arg(short = 'T', long, value_name = "N", default_value_t = 3)]
     pub(crate) tries: u32,
+    /// On a terminal, how many seconds to wait for each passphrase before giving up (0: no
+    /// limit).
+    #[arg(short = 't', long, value_name = "SECONDS", default_value_t = 0)]
+    pub(crate) timeout: u32,
     /// Do not try a keyslot whose key derivation would take longer than this many seconds on
     /// this machine, estimated from the header's costs before any work is done (a hostile
     /// header can ask for days). 0 lifts the limit.
@@ -284,6 +288,11 @@ pub(crate) struct KeyOpts {
 }
 
 impl KeyOpts {
+    /// `--timeout`, if one was given.
+    pub(crate) fn timeout(&self) -> Option<std::time::Duration> {
+        seconds(self.timeout)
+    }
+
     /// The caps for KDF costs read from a header.
     pub(crate) fn kdf_limits(&self) -> luks2::KdfLimits {
         let max_duration = match self.kdf_time_limit {
@@ -716,6 +725,34 @@ pub(crate) enum LuksCommand {
 }
 
 /// `luks convert`.
+impl LuksCommand {
+    /// The passphrase options of a verb that reads a passphrase.
+    pub(crate) fn key_opts(&self) -> Option<&KeyOpts> {
+        match self {
+            LuksCommand::Format(a) => Some(&a.key),
+            LuksCommand::Open(a) => Some(&a.key),
+            LuksCommand::Resize(a) => Some(&a.key),
+            LuksCommand::Dump(a) => Some(&a.key),
+            LuksCommand::AddKey(a) => Some(&a.key),
+            LuksCommand::RemoveKey(a) => Some(&a.key),
+            LuksCommand::ChangeKey(a) => Some(&a.key),
+            LuksCommand::ConvertKey(a) => Some(&a.key),
+            LuksCommand::KillSlot(a) => Some(&a.key),
+            LuksCommand::Resume(a) => Some(&a.key),
+            LuksCommand::EncryptImage(a) => Some(&a.key),
+            LuksCommand::DecryptImage(a) => Some(&a.key),
+            LuksCommand::Read(a) => Some(&a.key),
+            LuksCommand::Write(a) => Some(&a.key),
+            _ => None,
+        }
+    }
+}
+
+/// `n` seconds; 0 is none (cryptsetup's `--timeout 0`: no limit).
+pub(crate) fn seconds(n: u32) -> Option<std::time::Duration> {
+    (n > 0).then(|| std::time::Duration::from_secs(n.into()))
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct ConvertArgs {
     /// LUKS device.
@@ -873,6 +910,10 @@ pub(crate) struct PlainOpenArgs {
     /// Ask for the passphrase twice on a terminal (there is no header to catch a typo).
     #[arg(short = 'y', long = "verify-passphrase")]
     pub(crate) verify_passphrase: bool,
+    /// On a terminal, how many seconds to wait for the passphrase before giving up (0: no
+    /// limit).
+    #[arg(short = 't', long, value_name = "SECONDS", default_value_t = 0)]
+    pub(crate) timeout: u32,
     /// The key comes from this file: its first key-size bytes (after --keyfile-offset) are
     /// the key, unhashed. `-` reads standard input to its end (or --keyfile-size bytes), and
     /// that is hashed.

@@ -14,7 +14,8 @@ use std::os::unix::ffi::OsStrExt;
 
 use clap::CommandFactory;
 
-use crate::error::CliError;
+use crate::error::{CliError, Reading};
+use crate::terminal::Stop;
 
 /// The cryptsetup release whose command lines, output and exit codes these follow (the one
 /// the interoperability tests run against).
@@ -656,6 +657,8 @@ pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refuse
             // The action was chosen by it; verbs that take it check the header's version
             // (open, isLuks) or aim at it (convert); for the others, type_check does.
             "type" if !known.iter().any(|k| k == "type") => {}
+            // A passphrase prompt's limit, for actions that ask none.
+            "timeout" if tool == Tool::Cryptsetup && !known.iter().any(|k| k == "timeout") => {}
             // cryptsetup's luksDump unlocks the volume key from any keyslot, whatever
             // --key-slot says.
             "key-slot" if action == "luksDump" => {
@@ -914,6 +917,14 @@ fn tool_line(e: &CliError, luks2_only: bool) -> Option<String> {
             path.rsplit('/').next().unwrap_or(path)
         ),
         CliError::PassphraseMismatch => "Passphrases do not match.".into(),
+        CliError::Terminal {
+            reading: Reading::Passphrase,
+            ..
+        } => "Error reading passphrase from terminal.".into(),
+        CliError::Terminal {
+            reading: Reading::Answer,
+            stop: Stop::End | Stop::Failed(_),
+        } => "Error reading response from terminal.".into(),
         CliError::File { what, .. } if what.contains("key file") => {
             "Failed to open key file.".into()
         }
@@ -1003,6 +1014,23 @@ mod tests {
     }
 
     #[test]
+    fn timeout_goes_to_actions_that_ask() {
+        assert_eq!(
+            run(Tool::Cryptsetup, "luksDump -t 3 x"),
+            Ok("cryptpilot luks dump --timeout=3 -- x".into())
+        );
+        assert_eq!(
+            run(Tool::Cryptsetup, "open --type plain --timeout 3 x p"),
+            Ok("cryptpilot plain open --timeout=3 -- x p".into())
+        );
+        // cryptsetup takes it everywhere; where nothing is asked it changes nothing.
+        assert_eq!(
+            run(Tool::Cryptsetup, "isLuks --timeout 3 x"),
+            Ok("cryptpilot luks is-luks -- x".into())
+        );
+    }
+
+    #[test]
     fn unsupported_is_refused_by_name() {
         assert_eq!(
             run(Tool::Cryptsetup, "frobnicate x"),
@@ -1012,8 +1040,8 @@ mod tests {
         assert!(e.contains("--type tcrypt"), "{e}");
         let e = run(Tool::Cryptsetup, "open --type plain -S 1 /dev/x p").unwrap_err();
         assert!(e.contains("--key-slot"), "{e}");
-        let e = run(Tool::Cryptsetup, "luksDump --timeout 3 x").unwrap_err();
-        assert!(e.contains("--timeout"), "{e}");
+        let e = run(Tool::Cryptsetup, "open --serialize-memory-hard-pbkdf x y").unwrap_err();
+        assert!(e.contains("--serialize-memory-hard-pbkdf"), "{e}");
         let e = run(Tool::Integritysetup, "open --integrity-key-file k x y").unwrap_err();
         assert!(e.contains("--integrity-key-file"), "{e}");
         assert_eq!(

@@ -59,6 +59,11 @@ pub(crate) enum CliError {
     },
     /// The passphrase typed twice was not the same (cryptsetup: exit 2).
     PassphraseMismatch,
+    /// Nothing was read from the terminal: the input ended, `--timeout` passed, or ^C.
+    Terminal {
+        reading: Reading,
+        stop: crate::terminal::Stop,
+    },
     /// The passphrase source gave nothing (an empty key file, or no line on standard input).
     NothingToRead(String),
     /// `--type` named another LUKS version than the header's (or no LUKS version at all).
@@ -76,6 +81,14 @@ pub(crate) enum CliError {
 }
 
 pub(crate) type CliResult<T = ()> = Result<T, CliError>;
+
+/// What was being read from the terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reading {
+    Passphrase,
+    /// The answer to a question.
+    Answer,
+}
 
 impl CliError {
     pub(crate) fn luks(device: &Path) -> impl FnOnce(luks2::Error) -> CliError + '_ {
@@ -128,7 +141,9 @@ impl CliError {
             CliError::Quiet(e) => e.exit_code(),
             CliError::Token { code, .. } => *code,
             CliError::Aborted(_, code) => *code,
-            CliError::NothingToRead(_) | CliError::NoDeviceMapper { .. } => code::FAILURE,
+            CliError::NothingToRead(_)
+            | CliError::NoDeviceMapper { .. }
+            | CliError::Terminal { .. } => code::FAILURE,
             CliError::NotMapped { code, .. } => *code,
             CliError::PassphraseMismatch => code::PERMISSION,
         }
@@ -221,6 +236,13 @@ impl fmt::Display for CliError {
             CliError::Aborted("", _) => f.write_str("operation aborted; nothing was changed"),
             CliError::Aborted(m, _) => f.write_str(m),
             CliError::PassphraseMismatch => f.write_str("passphrases do not match"),
+            CliError::Terminal { reading, stop } => {
+                let what = match reading {
+                    Reading::Passphrase => "passphrase",
+                    Reading::Answer => "answer",
+                };
+                write!(f, "no {what} was read from the terminal: {stop}")
+            }
             CliError::WrongType { device, ty } => match ty.to_ascii_lowercase().as_str() {
                 "luks1" | "luks2" => write!(
                     f,
@@ -268,6 +290,7 @@ impl std::error::Error for CliError {
             | CliError::WrongType { .. }
             | CliError::NoDeviceMapper { .. }
             | CliError::NotMapped { .. }
+            | CliError::Terminal { .. }
             | CliError::PassphraseMismatch => None,
         }
     }

@@ -2,12 +2,13 @@
 
 use std::io::{self, BufRead, IsTerminal, Read, Seek, SeekFrom};
 use std::path::Path;
+use std::time::Duration;
 
 use luks2::{Passphrase, SecretBuf};
-use zeroize::Zeroizing;
 
 use crate::args::KeyOpts;
-use crate::error::{CliError, CliResult};
+use crate::error::{CliError, CliResult, Reading};
+use crate::terminal;
 
 /// cryptsetup's default maximum key-file size: 8 MiB.
 const KEYFILE_MAX: u64 = 8 << 20;
@@ -17,9 +18,17 @@ const KEYFILE_MAX: u64 = 8 << 20;
 /// lock is taken for each read only (what was read ahead stays in std's buffer), so that a
 /// key file `-` read later does not wait on a lock held here.
 #[derive(Debug, Default)]
-pub(crate) struct Keys {}
+pub(crate) struct Keys {
+    /// How long to wait for each passphrase typed on a terminal (`--timeout`).
+    timeout: Option<Duration>,
+}
 
 impl Keys {
+    /// Passphrase input that waits at most `timeout` for each passphrase typed on a terminal.
+    pub(crate) fn new(timeout: Option<Duration>) -> Self {
+        Keys { timeout }
+    }
+
     /// Reads a key file as cryptsetup does: all of it (or `size` bytes after `offset`; a size
     /// of 0 means all), at most 8 MiB, into a buffer that never grows. An offset past the end
     /// is an error, as in cryptsetup.
@@ -107,21 +116,20 @@ impl Keys {
     /// The existing passphrase: `--key-file` if given, else asked with `prompt` (from
     /// standard input, --keyfile-offset and --keyfile-size apply to it as to a key file).
     pub(crate) fn existing(&mut self, opts: &KeyOpts, prompt: &str) -> CliResult<Passphrase> {
-        let pass = match &opts.key_file {
-            Some(f) => Self::from_file(f, opts.keyfile_offset, opts.keyfile_size)?,
-            None => self.ask(prompt, false, opts.keyfile_offset, opts.keyfile_size)?,
+        let Some(f) = &opts.key_file else {
+            // An empty line typed on a terminal is an empty passphrase, tried as cryptsetup
+            // tries it; standard input's empty line is refused by `ask`.
+            return self.ask(prompt, false, opts.keyfile_offset, opts.keyfile_size);
         };
+        let pass = Self::from_file(f, opts.keyfile_offset, opts.keyfile_size)?;
         // Nothing from standard input, a pipe or a device is "Nothing to read on input." in
         // cryptsetup; an empty regular file is an empty passphrase (a wrong one, mostly).
-        let regular_file = opts
-            .key_file
-            .as_deref()
-            .filter(|f| *f != Path::new("-"))
-            .is_some_and(|f| std::fs::metadata(f).is_ok_and(|m| m.is_file()));
+        let stdin = f == Path::new("-");
+        let regular_file = !stdin && std::fs::metadata(f).is_ok_and(|m| m.is_file());
         if pass.as_bytes().is_empty() && !regular_file {
-            let what = match &opts.key_file {
-                Some(f) if f != Path::new("-") => format!("the key file {}", f.display()),
-                _ => "standard input".into(),
+            let what = match stdin {
+                true => "standard input".into(),
+                false => format!("the key file {}", f.display()),
             };
             return Err(CliError::NothingToRead(what));
         }
@@ -159,22 +167,18 @@ impl Keys {
                     "Cannot use offset with terminal input.".into(),
                 ));
             }
+            // An empty line is an empty passphrase, as cryptsetup takes it.
             let read = |p: &str| {
-                rpassword::prompt_password(p)
-                    .map(|s| Zeroizing::new(s.into_bytes()))
-                    .map_err(|e| CliError::Usage(format!("cannot read the passphrase: {e}")))
+                terminal::passphrase(p, self.timeout).map_err(|stop| CliError::Terminal {
+                    reading: Reading::Passphrase,
+                    stop,
+                })
             };
             let first = read(prompt)?;
-            if verify {
-                let second = read("Verify passphrase: ")?;
-                if *first != *second {
-                    return Err(CliError::PassphraseMismatch);
-                }
+            if verify && read("Verify passphrase: ")?.as_bytes() != first.as_bytes() {
+                return Err(CliError::PassphraseMismatch);
             }
-            if first.is_empty() {
-                return Err(CliError::Usage("empty passphrase".into()));
-            }
-            return Ok(Passphrase::from_slice(&first));
+            return Ok(first);
         }
         let mut lines = stdin.lock();
         if skip(&mut lines, offset)? < offset {

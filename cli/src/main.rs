@@ -21,6 +21,7 @@ mod luks;
 mod mapping;
 mod output;
 mod progress;
+mod terminal;
 mod verity;
 
 use clap::Parser;
@@ -159,7 +160,7 @@ fn main() {
         args::Command::Verity(cmd) => verity::run(cmd, &mut out),
         args::Command::Integrity(cmd) => integrity_cmd::run(cmd, &mut out),
         args::Command::Plain(args::PlainCommand::Open(a)) => {
-            mapping::open_plain(&a, &mut keys::Keys::default())
+            mapping::open_plain(&a, &mut keys::Keys::new(args::seconds(a.timeout)))
         }
         args::Command::Crypt(cmd) => crypt::run(cmd, &mut out),
         args::Command::Fde(cmd) => fde_cmd::run(cmd, &mut out),

@@ -185,6 +185,10 @@ fn cases() -> Vec<Case> {
         c("cryptsetup open --test-passphrase img -d bad", Code),
         c("cryptsetup open --test-passphrase -v img -d key", Stdout),
         c("cryptsetup luksOpen --test-passphrase img -d key", Code),
+        // --timeout limits a terminal's prompt only; everywhere else it changes nothing.
+        c("cryptsetup open --test-passphrase -t 1 img -d key", Code),
+        c("cryptsetup isLuks --timeout 1 img", Code),
+        c("cryptsetup luksDump --timeout=1 img", Stdout),
         c("cryptsetup open --test-passphrase --type luks2 img -d key", Code),
         c("cryptsetup open --test-passphrase --type luks img -d key", Code),
         c("cryptsetup open --test-passphrase --type luks1 img -d key", Code),

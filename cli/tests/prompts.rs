@@ -1,8 +1,9 @@
 //! The drop-in's questions and passphrase prompts on a terminal: each case runs the real
 //! cryptsetup and ours under its name on a pseudo-terminal (their controlling terminal, as a
 //! user's), answers each prompt as it appears (a passphrase once the program has turned echo
-//! off), and compares the whole transcript and the exit code. Answers echoed after their
-//! prompts are taken out of both transcripts.
+//! off), and compares the whole transcript, the exit code and whether the terminal echoes
+//! again at the end (also after ^C, ^D or `--timeout`). Answers echoed after their prompts
+//! are taken out of both transcripts.
 
 mod common;
 
@@ -15,10 +16,31 @@ use std::time::Duration;
 
 use common::tool_path;
 
+/// 600 characters: over cryptsetup's 512-byte terminal passphrase.
+const LONG: &str = concat!(
+    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
+    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
+    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
+    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
+    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
+    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
+);
+/// `LONG` with its last character changed.
+const LONG2: &str = concat!(
+    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
+    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
+    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
+    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
+    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
+    "012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678X",
+);
+
 const FAST: &[&str] = &["--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"];
 
 /// Runs `program args` in `dir` on a new pseudo-terminal, answering each prompt (output
-/// ending in ": ") with the next of `answers`. Returns the transcript and the exit code.
+/// ending in ": ") with the next of `answers` (`^C` and `^D` are sent as those keys).
+/// Returns the transcript, with a note when the terminal's echo was left off, and the exit
+/// code.
 fn on_terminal(program: &Path, args: &[&str], dir: &Path, answers: &[&str]) -> (String, i32) {
     let pty = nix::pty::openpty(None, None).expect("openpty");
     let slave = File::from(pty.slave);
@@ -60,9 +82,13 @@ fn on_terminal(program: &Path, args: &[&str], dir: &Path, answers: &[&str]) -> (
                         if !out.ends_with(b"capital letters): ") {
                             echo_off(&master);
                         }
-                        master
-                            .write_all(format!("{a}\n").as_bytes())
-                            .expect("answer");
+                        // ^C and ^D are keys, not lines.
+                        let keys = match *a {
+                            "^C" => "\x03".to_owned(),
+                            "^D" => "\x04".to_owned(),
+                            line => format!("{line}\n"),
+                        };
+                        master.write_all(keys.as_bytes()).expect("answer");
                     }
                 }
             }
@@ -78,7 +104,18 @@ fn on_terminal(program: &Path, args: &[&str], dir: &Path, answers: &[&str]) -> (
         }
     }
     let code = child.wait().expect("wait").code().unwrap_or(-1);
-    (String::from_utf8_lossy(&out).replace("\r\n", "\n"), code)
+    let mut text = String::from_utf8_lossy(&out).replace("\r\n", "\n");
+    // A program must give the terminal back as it found it, also after ^C.
+    if !echoes(&master) {
+        text.push_str("\n[echo left off]\n");
+    }
+    (text, code)
+}
+
+/// Whether the terminal echoes what is typed.
+fn echoes(master: &File) -> bool {
+    use nix::sys::termios::{tcgetattr, LocalFlags};
+    tcgetattr(master).is_ok_and(|t| t.local_flags.contains(LocalFlags::ECHO))
 }
 
 /// Waits (up to 10 s) until the terminal's echo is off.
@@ -152,6 +189,17 @@ fn questions_and_prompts_read_as_cryptsetups() {
             .expect("image");
     }
     std::fs::write(base.join("key"), b"pw1").expect("key");
+    std::fs::write(base.join("long-key"), &LONG.as_bytes()[..512]).expect("key");
+    std::fs::copy(base.join("blank.img"), base.join("long.img")).expect("copy");
+    let mut format_long = vec!["luksFormat", "-q"];
+    format_long.extend(FAST);
+    format_long.extend(["long.img", "long-key"]);
+    let st = Command::new(tool_path("cryptsetup"))
+        .args(&format_long)
+        .current_dir(&base)
+        .status()
+        .expect("format");
+    assert!(st.success());
     let mut format = vec!["luksFormat", "-q"];
     format.extend(FAST);
     format.extend(["img", "key"]);
@@ -177,6 +225,67 @@ fn questions_and_prompts_read_as_cryptsetups() {
             vec!["YES", "pw1", "pw1"],
         ),
         ("format, no", vec!["luksFormat", "blank.img"], vec!["no"]),
+        (
+            "format, empty passphrase",
+            with_fast(&["luksFormat"], &["blank.img"]),
+            vec!["YES", "", ""],
+        ),
+        (
+            "empty passphrase",
+            vec!["open", "--test-passphrase", "img"],
+            vec!["", "", ""],
+        ),
+        (
+            "--timeout 1",
+            vec!["open", "--test-passphrase", "-t", "1", "img"],
+            vec![],
+        ),
+        (
+            "format, --timeout 1",
+            with_fast(&["luksFormat", "--timeout", "1"], &["blank.img"]),
+            vec!["YES", "pw1"],
+        ),
+        (
+            "end of input",
+            vec!["open", "--test-passphrase", "img"],
+            vec!["^D"],
+        ),
+        (
+            "interrupted",
+            vec!["open", "--test-passphrase", "img"],
+            vec!["^C"],
+        ),
+        (
+            "interrupted question",
+            vec!["luksFormat", "blank.img"],
+            vec!["^C"],
+        ),
+        (
+            "question, end of input",
+            vec!["luksFormat", "blank.img"],
+            vec!["^D"],
+        ),
+        (
+            "interrupted verification",
+            with_fast(&["luksFormat"], &["blank.img"]),
+            vec!["YES", "pw1", "^C"],
+        ),
+        // long.img's passphrase is LONG's first 512 bytes: both cut a typed line there.
+        (
+            "open, long passphrase",
+            vec!["open", "--test-passphrase", "long.img"],
+            vec![LONG],
+        ),
+        (
+            "format, long passphrase",
+            with_fast(&["luksFormat"], &["blank.img"]),
+            vec!["YES", LONG, LONG],
+        ),
+        (
+            "format, long passphrases differ past 512",
+            with_fast(&["luksFormat"], &["blank.img"]),
+            vec!["YES", LONG, LONG2],
+        ),
         // integritysetup asks before any format (yes needs device-mapper for the real one).
         (
             "integritysetup format, no",

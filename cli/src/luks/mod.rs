@@ -18,7 +18,7 @@ use luks2::{FormatOptions, KeyslotOptions, Luks2, Passphrase, PbkdfParams, Secre
 use crate::args::{
     Common, KeyOpts, LuksCommand as Luks, NewVolumeOpts, OpenArgs, PbkdfOpts, TokenOpts,
 };
-use crate::error::{CliError, CliResult};
+use crate::error::{CliError, CliResult, Reading};
 use crate::keys::Keys;
 
 /// Opens a device or image (exclusively locked for writers, `O_EXCL` when `exclusive`).
@@ -85,20 +85,20 @@ fn ask_yes(common: &Common, warning: &str, abort: Abort) -> CliResult {
         "\nWARNING!\n========\n{warning}\n\nAre you sure? (Type 'yes' in capital letters): "
     );
     // cryptsetup asks on standard output; our own verbs keep it for results.
-    if AS_CRYPTSETUP.load(Ordering::Relaxed) {
-        print!("{question}");
-        let _ = io::stdout().flush();
-    } else {
-        eprint!("{question}");
-    }
-    let mut answer = String::new();
-    io::stdin()
-        .read_line(&mut answer)
-        .map_err(|e| CliError::Usage(format!("cannot read the answer: {e}")))?;
-    if answer.trim_end() == "YES" {
-        Ok(())
-    } else {
-        Err(CliError::Aborted(abort.0, abort.1))
+    match crate::terminal::answer_is_yes(&question, AS_CRYPTSETUP.load(Ordering::Relaxed)) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(CliError::Aborted(abort.0, abort.1)),
+        // cryptsetup ends on ^C without a word.
+        Err(stop @ crate::terminal::Stop::Interrupted(_)) => {
+            Err(CliError::Quiet(Box::new(CliError::Terminal {
+                reading: Reading::Answer,
+                stop,
+            })))
+        }
+        Err(stop) => Err(CliError::Terminal {
+            reading: Reading::Answer,
+            stop,
+        }),
     }
 }
 
@@ -439,7 +439,7 @@ pub(crate) fn no_luks1_tokens(device: &Path) -> CliError {
 /// Runs one `luks` verb; returns the exit code for verbs that report through it (is-luks,
 /// status).
 pub(crate) fn run(cmd: Luks, out: &mut dyn Write) -> CliResult<i32> {
-    let mut keys = Keys::default();
+    let mut keys = Keys::new(cmd.key_opts().and_then(KeyOpts::timeout));
     let keys = &mut keys;
     match cmd {
         Luks::Format(a) => format::run(a, keys),
