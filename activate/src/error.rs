@@ -44,6 +44,9 @@ pub enum Error {
         /// What is wrong, naming the value.
         reason: String,
     },
+    /// Discards asked for a volume with integrity protection (`--allow-discards`, or its
+    /// persistent flag): dm-integrity's tags would not match discarded sectors.
+    DiscardsOverIntegrity,
     /// A suspend or resume the mapping's state does not allow.
     Suspend {
         /// The mapping.
@@ -117,6 +120,9 @@ impl fmt::Display for Error {
             Error::Dm { name, source } => write!(f, "{name}: {source}"),
             Error::Device { path, what, .. } => write!(f, "cannot {what} {}", path.display()),
             Error::Invalid { reason } => f.write_str(reason),
+            Error::DiscardsOverIntegrity => f.write_str(
+                "discards (--allow-discards) cannot pass a volume with integrity protection: its tags would not match the discarded sectors",
+            ),
             Error::Suspend { name, refusal } => match refusal {
                 SuspendRefusal::NotLuks => {
                     write!(
@@ -144,7 +150,7 @@ impl std::error::Error for Error {
             Error::Integrity { source, .. } => std::error::Error::source(source),
             Error::Dm { source, .. } => std::error::Error::source(source),
             Error::Device { source, .. } => Some(source),
-            Error::Invalid { .. } | Error::Suspend { .. } => None,
+            Error::Invalid { .. } | Error::DiscardsOverIntegrity | Error::Suspend { .. } => None,
         }
     }
 }

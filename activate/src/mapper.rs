@@ -12,6 +12,19 @@ use luks2::{Header, VolumeKey};
 use crate::plan::{Luks2Volume, Options, Plan, VerityOptions};
 use crate::{DataDevice, Error, Result};
 
+/// Adds `plan`'s keyring key to the kernel keyring for its table loads: dm-crypt copies the
+/// key when its table is loaded, and the key leaves the keyring again (revoked) when the
+/// returned guard drops, whatever happens.
+fn keyring_key(plan: &Plan) -> Result<Option<dmioctl::keyring::LogonKey>> {
+    plan.keyring_key
+        .as_ref()
+        .map(|k| {
+            dmioctl::keyring::LogonKey::add(&k.description, k.key.as_bytes())
+                .map_err(Error::dm(plan.top().as_str()))
+        })
+        .transpose()
+}
+
 /// How long removing a briefly busy device is retried.
 const REMOVE_WAIT: Duration = Duration::from_secs(5);
 
@@ -68,15 +81,10 @@ impl Mapper {
     /// # Errors
     /// [`Error::Dm`] naming the layer that failed.
     pub fn activate(&self, plan: &Plan) -> Result<PathBuf> {
-        // dm-crypt copies a keyring key when its table is loaded; the key leaves the keyring
-        // again (revoked) when this guard drops, whatever happens.
-        let _key = match &plan.keyring_key {
-            Some(k) => Some(
-                dmioctl::keyring::LogonKey::add(&k.description, k.key.as_bytes())
-                    .map_err(Error::dm(plan.top().as_str()))?,
-            ),
-            None => None,
-        };
+        if plan.refresh {
+            return self.refresh(plan);
+        }
+        let _key = keyring_key(plan)?;
         let mut made: Vec<(DmName, DeviceInfo)> = Vec::new();
         for (i, layer) in plan.layers.iter().enumerate() {
             let below = layer
@@ -99,6 +107,52 @@ impl Mapper {
                     return Err(e);
                 }
             }
+        }
+        Ok(dmioctl::node::mapper_path(plan.top().as_str()))
+    }
+
+    /// Swaps the live tables of `plan`'s mapping, each of its layers mapped under the plan's
+    /// names, for the plan's (cryptsetup's `refresh`). Every new table is loaded first;
+    /// then the layers are suspended top first and resumed bottom first, so no I/O meets a
+    /// half-changed stack. A table the kernel refuses leaves the mapping as it was.
+    fn refresh(&self, plan: &Plan) -> Result<PathBuf> {
+        let _key = keyring_key(plan)?;
+        let dm = &self.dm;
+        let mut live = Vec::with_capacity(plan.layers.len());
+        for layer in &plan.layers {
+            live.push(
+                dm.dev_status(&layer.name)
+                    .map_err(Error::dm(layer.name.as_str()))?,
+            );
+        }
+        for (i, layer) in plan.layers.iter().enumerate() {
+            let below = layer
+                .on
+                .and_then(|j| live.get(j))
+                .map(|info| format!("{}:{}", info.major, info.minor));
+            let target = plan.table_on(i, below);
+            if let Err(e) = dm.table_load(&layer.name, &[target], plan.read_only, true) {
+                for done in &plan.layers[..i] {
+                    let _ = dm.table_clear(&done.name);
+                }
+                return Err(Error::dm(layer.name.as_str())(e));
+            }
+        }
+        for (i, layer) in plan.layers.iter().enumerate().rev() {
+            if let Err(e) = dm.dev_suspend(&layer.name) {
+                // Back to running on the live tables.
+                for l in &plan.layers {
+                    let _ = dm.table_clear(&l.name);
+                }
+                for l in &plan.layers[i + 1..] {
+                    let _ = dm.dev_resume(&l.name);
+                }
+                return Err(Error::dm(layer.name.as_str())(e));
+            }
+        }
+        for layer in &plan.layers {
+            dm.dev_resume(&layer.name)
+                .map_err(Error::dm(layer.name.as_str()))?;
         }
         Ok(dmioctl::node::mapper_path(plan.top().as_str()))
     }

@@ -34,6 +34,28 @@ pub struct Options {
     /// Put the volume key into the crypt table as hex instead of the kernel keyring
     /// (`--disable-keyring`).
     pub disable_keyring: bool,
+    /// The mapping is live already: swap its tables for ones with these options instead of
+    /// creating it (cryptsetup's `refresh`).
+    pub refresh: bool,
+    /// Leave out the header's persistent flags (`config.flags`): only these options count
+    /// (cryptsetup's `--persistent`, which then stores them).
+    pub ignore_persistent: bool,
+}
+
+impl Options {
+    /// Whether these options ask for the persistent flag `flag` (a [`luks2::PERSISTENT_FLAGS`]
+    /// name).
+    pub fn wants(&self, flag: &str) -> bool {
+        match flag {
+            "allow-discards" => self.allow_discards,
+            "same-cpu-crypt" => self.same_cpu_crypt,
+            "submit-from-crypt-cpus" => self.submit_from_crypt_cpus,
+            "no-journal" => self.integrity_no_journal,
+            "no-read-workqueue" => self.no_read_workqueue,
+            "no-write-workqueue" => self.no_write_workqueue,
+            _ => false,
+        }
+    }
 }
 
 /// One target's parameters.
@@ -100,6 +122,9 @@ pub struct Plan {
     /// The key the crypt tables name in the kernel keyring (see [`Plan::key_in_keyring`]),
     /// added for the table loads and revoked after them.
     pub keyring_key: Option<KeyringKey>,
+    /// Swap the live mapping's tables for these instead of creating it (see
+    /// [`Options::refresh`]).
+    pub refresh: bool,
 }
 
 /// A volume key that a crypt table names as `:SIZE:logon:DESCRIPTION`.
@@ -137,6 +162,20 @@ impl Plan {
         }
     }
 
+    /// A plan of one crypt mapping, mapped as `o` says.
+    fn crypt(
+        name: &DmName,
+        uuid: Option<String>,
+        sectors: Sectors,
+        crypt: Crypt,
+        o: &Options,
+    ) -> Plan {
+        Plan {
+            refresh: o.refresh,
+            ..Plan::single(name, uuid, sectors, Table::Crypt(crypt), o.read_only)
+        }
+    }
+
     /// A plan of one mapping: `name` with one target, on no other layer.
     fn single(
         name: &DmName,
@@ -155,6 +194,7 @@ impl Plan {
             }],
             read_only,
             keyring_key: None,
+            refresh: false,
         }
     }
 
@@ -211,13 +251,7 @@ impl Plan {
                 tag_size: None,
             };
             let (crypt, sectors) = crypt_table(a, v.key, &lower, o)?;
-            return Ok(Plan::single(
-                name,
-                uuid,
-                sectors,
-                Table::Crypt(crypt),
-                o.read_only,
-            ));
+            return Ok(Plan::crypt(name, uuid, sectors, crypt, o));
         };
         let dif_name = format!("{name}_dif");
         let dif = DmName::new(&dif_name).map_err(Error::dm(&dif_name))?;
@@ -232,6 +266,11 @@ impl Plan {
             })?,
             tag_size: Some(u32::from(sb.tag_size)),
         };
+        // dm-integrity's tags would not match discarded sectors.
+        if o.allow_discards || persistent(a, o, "allow-discards") {
+            return Err(Error::DiscardsOverIntegrity);
+        }
+        let no_journal = o.integrity_no_journal || persistent(a, o, "no-journal");
         let (crypt, crypt_sectors) = crypt_table(a, v.key, &lower, o)?;
         Ok(Plan {
             layers: vec![
@@ -239,7 +278,7 @@ impl Plan {
                     name: dif,
                     uuid: Some(dif_uuid),
                     sectors,
-                    table: Table::Integrity(integrity_table(a, sb, v.data, o.integrity_no_journal)),
+                    table: Table::Integrity(integrity_table(a, sb, v.data, no_journal)),
                     on: None,
                 },
                 Layer {
@@ -252,6 +291,7 @@ impl Plan {
             ],
             read_only: o.read_only,
             keyring_key: None,
+            refresh: o.refresh,
         })
     }
 }
@@ -278,13 +318,7 @@ impl Plan {
             tag_size: None,
         };
         let (crypt, sectors) = crypt_table(a, key, &lower, o)?;
-        Ok(Plan::single(
-            name,
-            Some(uuid),
-            sectors,
-            Table::Crypt(crypt),
-            o.read_only,
-        ))
+        Ok(Plan::crypt(name, Some(uuid), sectors, crypt, o))
     }
 }
 
@@ -386,12 +420,12 @@ impl Plan {
                 .unwrap_or(crypt.options.len());
             crypt.options.insert(at, CryptOption::IvLargeSectors);
         }
-        Ok(Plan::single(
+        Ok(Plan::crypt(
             name,
             Some(format!("CRYPT-PLAIN-{name}")),
             sectors,
-            Table::Crypt(crypt),
-            o.read_only,
+            crypt,
+            o,
         ))
     }
 }
@@ -570,7 +604,7 @@ fn crypt_table(
             ),
         });
     }
-    let flag = |f: &str| a.flags.iter().any(|x| x == f);
+    let flag = |f: &str| persistent(a, o, f);
     let wanted = [
         (
             o.allow_discards || flag("allow-discards"),
@@ -615,6 +649,11 @@ fn crypt_table(
         options,
     };
     Ok((crypt, Bytes(bytes).sectors()))
+}
+
+/// Whether the header's persistent flag `f` is on and counts.
+fn persistent(a: &Activation, o: &Options, f: &str) -> bool {
+    !o.ignore_persistent && a.flags.iter().any(|x| x == f)
 }
 
 /// The integrity table cryptsetup 2.6 loads under a LUKS2 segment with integrity protection.
@@ -767,6 +806,75 @@ mod tests {
         );
         assert_eq!(t.params(), want);
         assert_eq!(t.length, sb.provided_data_sectors / 8 * 8);
+    }
+
+    #[test]
+    fn stored_flags_apply_unless_ignored_and_no_discards_pass_integrity() {
+        let (dev, key) = luks2::format(
+            MemoryDevice::new(32 << 20),
+            &options(0x11, 64),
+            &luks2::Passphrase::from_slice(b"pw"),
+        )
+        .expect("format");
+        let header = dev.header().clone();
+        let mut a = header.activation().expect("activation");
+        a.flags = vec!["allow-discards".into(), "no-journal".into()];
+        let data = DataDevice::fake(7, 3, 32 << 20);
+        let v = Luks2Volume {
+            header: &header,
+            activation: &a,
+            key: &key,
+            data: &data,
+            integrity: None,
+        };
+        let params = |o: &Options| {
+            let plan = Plan::luks2(&v, &name("data"), None, o).expect("plan");
+            plan.table_on(0, None).params().to_owned()
+        };
+        assert!(params(&Options::default()).contains(" allow_discards "));
+        let ignoring = Options {
+            ignore_persistent: true,
+            ..Options::default()
+        };
+        assert!(!params(&ignoring).contains("allow_discards"));
+
+        let (header, key, sb) = hmac_volume(0x22);
+        let mut a = header.activation().expect("activation");
+        a.flags = vec!["no-journal".into()];
+        let data = DataDevice::fake(8, 16, 48 << 20);
+        let mut v = Luks2Volume {
+            header: &header,
+            activation: &a,
+            key: &key,
+            data: &data,
+            integrity: Some(&sb),
+        };
+        let mode = |v: &Luks2Volume<'_>, o: &Options| {
+            let plan = Plan::luks2(v, &name("v"), None, o).expect("plan");
+            plan.table_on(0, None)
+                .params()
+                .split(' ')
+                .nth(3)
+                .map(str::to_owned)
+        };
+        assert_eq!(mode(&v, &Options::default()).as_deref(), Some("D"));
+        assert_eq!(mode(&v, &ignoring).as_deref(), Some("J"));
+        let discards = Options {
+            allow_discards: true,
+            ..Options::default()
+        };
+        assert!(matches!(
+            Plan::luks2(&v, &name("v"), None, &discards),
+            Err(Error::DiscardsOverIntegrity)
+        ));
+        let mut stored = a.clone();
+        stored.flags = vec!["allow-discards".into()];
+        v.activation = &stored;
+        assert!(matches!(
+            Plan::luks2(&v, &name("v"), None, &Options::default()),
+            Err(Error::DiscardsOverIntegrity)
+        ));
+        assert_eq!(mode(&v, &ignoring).as_deref(), Some("J"));
     }
 
     #[test]

@@ -53,6 +53,31 @@ pub struct Status {
     pub minor: u32,
 }
 
+impl Status {
+    /// The persistent flags on in this mapping, as LUKS2's `config.flags` names them, in
+    /// cryptsetup's order ([`luks2::PERSISTENT_FLAGS`]).
+    pub fn persistent_flags(&self) -> Vec<&'static str> {
+        let crypt = |word: &str| self.flags.contains(&word);
+        let no_journal = self
+            .integrity
+            .as_ref()
+            .and_then(|i| i.mode)
+            .is_some_and(|m| m.starts_with("direct"));
+        luks2::PERSISTENT_FLAGS
+            .into_iter()
+            .filter(|f| match *f {
+                "allow-discards" => crypt("discards"),
+                "same-cpu-crypt" => crypt("same_cpu_crypt"),
+                "submit-from-crypt-cpus" => crypt("submit_from_crypt_cpus"),
+                "no-journal" => no_journal,
+                "no-read-workqueue" => crypt("no_read_workqueue"),
+                "no-write-workqueue" => crypt("no_write_workqueue"),
+                _ => false,
+            })
+            .collect()
+    }
+}
+
 /// The dm-integrity layer under a crypt mapping.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

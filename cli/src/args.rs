@@ -661,6 +661,11 @@ pub(crate) enum LuksCommand {
     /// Unlock DEVICE and map it as /dev/mapper/NAME (an image file gets a loop device that
     /// goes away on close); with --test-passphrase, only check the passphrase.
     Open(OpenArgs),
+    /// Give the open mapping NAME new flags (--allow-discards, --perf-*,
+    /// --integrity-no-journal) without closing it: the passphrase unlocks its header again and
+    /// the new tables are swapped in. Flags not given are dropped, unless stored with
+    /// --persistent. The mapping stays read-only or read-write as it is.
+    Refresh(RefreshArgs),
     /// Remove the mapping NAME (retries briefly while it is busy; --deferred: once no one
     /// has it open).
     Close(LuksCloseArgs),
@@ -731,6 +736,7 @@ impl LuksCommand {
         match self {
             LuksCommand::Format(a) => Some(&a.key),
             LuksCommand::Open(a) => Some(&a.key),
+            LuksCommand::Refresh(a) => Some(&a.key),
             LuksCommand::Resize(a) => Some(&a.key),
             LuksCommand::Dump(a) => Some(&a.key),
             LuksCommand::AddKey(a) => Some(&a.key),
@@ -834,10 +840,46 @@ pub(crate) struct OpenArgs {
     /// it). Only for kernels whose keyring cannot be used.
     #[arg(long = "disable-keyring")]
     pub(crate) disable_keyring: bool,
+    /// Store this open's flags (--allow-discards, --perf-*, --integrity-no-journal) in the
+    /// LUKS2 header, replacing those stored; every later open applies them. Without it the
+    /// stored flags are applied with the ones given.
+    #[arg(long)]
+    pub(crate) persistent: bool,
     #[command(flatten)]
     pub(crate) perf: PerfOpts,
     /// Open with the volume key in this file (its first key-size bytes) instead of a
     /// passphrase, as after `luks dump --dump-volume-key --volume-key-file`.
+    #[arg(long = "volume-key-file", value_name = "FILE")]
+    pub(crate) volume_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) tokens: TokenOpts,
+    #[command(flatten)]
+    pub(crate) key: KeyOpts,
+    #[command(flatten)]
+    pub(crate) common: Common,
+    #[command(flatten)]
+    pub(crate) hdr: HeaderOpt,
+}
+
+/// `luks refresh`.
+#[derive(Debug, Args)]
+pub(crate) struct RefreshArgs {
+    /// The open mapping (a name, or a path to its device node).
+    pub(crate) name: String,
+    /// For a volume with integrity protection: write data and tags directly, without the
+    /// journal.
+    #[arg(long = "integrity-no-journal")]
+    pub(crate) integrity_no_journal: bool,
+    /// Put the volume key into the dm-crypt table itself instead of the kernel keyring.
+    #[arg(long = "disable-keyring")]
+    pub(crate) disable_keyring: bool,
+    /// Store the new flags in the LUKS2 header, replacing those stored (without it, the
+    /// stored flags are applied with the ones given).
+    #[arg(long)]
+    pub(crate) persistent: bool,
+    #[command(flatten)]
+    pub(crate) perf: PerfOpts,
+    /// Unlock with the volume key in this file instead of a passphrase.
     #[arg(long = "volume-key-file", value_name = "FILE")]
     pub(crate) volume_key_file: Option<PathBuf>,
     #[command(flatten)]

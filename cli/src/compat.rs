@@ -344,6 +344,8 @@ fn verb(tool: Tool, action: &str, ty: Option<&str>) -> Result<(Vec<&'static str>
         (Tool::Cryptsetup, "token") => vec!["luks", "token"],
         (Tool::Cryptsetup, "repair") => vec!["luks", "repair"],
         (Tool::Cryptsetup, "resize") => vec!["luks", "resize"],
+        // The mapping's type decides; --type is ignored, as cryptsetup ignores it there.
+        (Tool::Cryptsetup, "refresh") => vec!["luks", "refresh"],
         (Tool::Cryptsetup, "convert") => vec!["luks", "convert"],
         (Tool::Cryptsetup, "benchmark") => vec!["benchmark"],
         (
@@ -526,7 +528,29 @@ pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refuse
         return Err(Refused("Argument <action> missing.".into()));
     }
     let action = pos.remove(0);
-    let action = action.to_string_lossy();
+    let mut action = action.to_string_lossy();
+    let has = |opts: &[Opt], long: &str| opts.iter().any(|o| o.long == long);
+    if tool == Tool::Cryptsetup {
+        // `refresh` is `open --refresh`; its mapping is the last of two arguments.
+        if matches!(&*action, "open" | "luksOpen") && has(&opts, "refresh") {
+            action = "refresh".into();
+        }
+        if has(&opts, "test-passphrase") {
+            if action == "refresh" {
+                return Err(Refused(
+                    "Options --refresh and --test-passphrase are mutually exclusive.".into(),
+                ));
+            }
+            if has(&opts, "persistent") {
+                return Err(Refused(
+                    "Option --persistent is not allowed with --test-passphrase.".into(),
+                ));
+            }
+        }
+        if action == "refresh" && pos.len() >= 2 {
+            pos.remove(0);
+        }
+    }
     if tool == Tool::Cryptsetup && action == "token" {
         // cryptsetup's argument checks, before the device is looked at.
         let has_id = opts.iter().any(|o| o.long == "token-id");
@@ -657,6 +681,8 @@ pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refuse
             // The action was chosen by it; verbs that take it check the header's version
             // (open, isLuks) or aim at it (convert); for the others, type_check does.
             "type" if !known.iter().any(|k| k == "type") => {}
+            // refresh keeps the mapping read-only or read-write as it is.
+            "refresh" | "readonly" if action == "refresh" => {}
             // A passphrase prompt's limit, for actions that ask none.
             "timeout" if tool == Tool::Cryptsetup && !known.iter().any(|k| k == "timeout") => {}
             // cryptsetup's luksDump unlocks the volume key from any keyslot, whatever
@@ -902,6 +928,7 @@ fn tool_line(e: &CliError, luks2_only: bool) -> Option<String> {
                 path.display()
             )
         }
+        CliError::Activate(A::DiscardsOverIntegrity) => "Discard/TRIM is not supported.".into(),
         CliError::Activate(A::Dm { name, source }) => match source {
             D::Exists(_) => format!("Device {name} already exists."),
             D::NotFound(_) => format!("Device {name} is not active."),
@@ -1010,6 +1037,36 @@ mod tests {
         assert_eq!(
             run(Tool::Veritysetup, "create v data hash 00"),
             Ok("cryptpilot verity open -- data v hash 00".into())
+        );
+    }
+
+    #[test]
+    fn refresh_is_open_dash_dash_refresh() {
+        for line in [
+            "refresh r",
+            "open --refresh /dev/x r",
+            "luksOpen --refresh --type luks2 -r /dev/x r",
+        ] {
+            assert_eq!(
+                run(Tool::Cryptsetup, line),
+                Ok("cryptpilot luks refresh -- r".into()),
+                "{line}"
+            );
+        }
+        assert_eq!(
+            run(
+                Tool::Cryptsetup,
+                "refresh --allow-discards --persistent --perf-no_read_workqueue r"
+            ),
+            Ok("cryptpilot luks refresh --allow-discards --persistent --perf-no_read_workqueue -- r".into())
+        );
+        assert_eq!(
+            run(Tool::Cryptsetup, "refresh --test-passphrase r"),
+            Err("Options --refresh and --test-passphrase are mutually exclusive.".into())
+        );
+        assert_eq!(
+            run(Tool::Cryptsetup, "open --persistent --test-passphrase img"),
+            Err("Option --persistent is not allowed with --test-passphrase.".into())
         );
     }
 

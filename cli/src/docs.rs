@@ -95,11 +95,17 @@ fn dropin_page() -> String {
          (0 success, 1 wrong parameters, 2 no permission or bad passphrase, 3 out of memory, \
          4 wrong device, 5 device busy). An action, \\fB\\-\\-type\\fR or option that is not supported \
          is refused with one line naming it and exit code 1; nothing is ignored silently, except \
-         \\fB\\-q\\fR (batch mode), accepted everywhere. As cryptsetup does, a question with no terminal \
+         \\fB\\-q\\fR (batch mode), accepted everywhere, and what the real tool ignores as well \
+         (\\fB\\-\\-timeout\\fR where nothing is asked; \\fB\\-\\-type\\fR and \\fB\\-\\-readonly\\fR \
+         with \\fBrefresh\\fR). As cryptsetup does, a question with no terminal \
          to ask on counts as answered yes, except before a format overwrites a file system or other \
          signature, which needs \\fB\\-q\\fR. A mapping may be named by a path to its device node \
          (\\fBclose /dev/mapper/\\fR\\fINAME\\fR), as libcryptsetup takes it; cryptsetup's \
-         \\fB\\-\\-disable\\-locks\\fR takes no device locks.\n",
+         \\fB\\-\\-disable\\-locks\\fR takes no device locks. \\fBcryptsetup refresh\\fR \\fINAME\\fR \
+         (\\fBopen \\-\\-refresh\\fR) gives an open LUKS mapping new flags (\\fB\\-\\-allow\\-discards\\fR, \
+         \\fB\\-\\-perf\\-*\\fR, \\fB\\-\\-integrity\\-no\\-journal\\fR) without closing it; \
+         \\fB\\-\\-persistent\\fR stores them in the LUKS2 header. A passphrase typed on a terminal \
+         is read with echo off, at most 512 bytes, within \\fB\\-\\-timeout\\fR seconds when given.\n",
         env!("CARGO_PKG_VERSION"),
         compat::COMPAT_VERSION
     );
@@ -112,7 +118,8 @@ fn dropin_page() -> String {
     }
     s.push_str(
         ".SH NOT SUPPORTED\nTrueCrypt, VeraCrypt, BitLocker, FileVault and loop\\-AES volumes, \
-         \\fBreencrypt\\fR and keyed dm\\-integrity (\\fB\\-\\-integrity\\-key\\-file\\fR). \
+         \\fBreencrypt\\fR, \\fBrefresh\\fR of a plain mapping, and keyed dm\\-integrity \
+         (\\fB\\-\\-integrity\\-key\\-file\\fR). \
          \\fBbenchmark\\fR prints \
          N/A for serpent, twofish and PBKDF2\\-whirlpool (not implemented).\n\
          .SH SEE ALSO\n\\fBcryptpilot\\-luks\\fR(1), \\fBcryptpilot\\-plain\\fR(1), \\fBcryptpilot\\-verity\\fR(1), \\fBcryptpilot\\-integrity\\fR(1)\n",

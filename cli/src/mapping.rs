@@ -9,10 +9,12 @@ use activate::{Active, DmName, IntegrityMode, KeyringKey, Mapper, Options, Plain
 use luks2::plain::PlainHash;
 use luks2::{Luks1, Luks2};
 
-use crate::args::{Deferral, KeyOpts, PerfOpts, PlainOpenArgs, ResizeArgs, ResumeArgs};
+use crate::args::{
+    Deferral, KeyOpts, PerfOpts, PlainOpenArgs, RefreshArgs, ResizeArgs, ResumeArgs,
+};
 use crate::error::{code, CliError, CliResult};
 use crate::keys::Keys;
-use crate::luks::any::starts_luks1;
+use crate::luks::any::{starts_luks1, AnyLuks};
 use crate::luks::{confirm, open_device, unlock, with_tries, write_out};
 
 /// The mapping options of `open`'s flags.
@@ -31,6 +33,8 @@ pub(crate) fn options(
         no_write_workqueue: perf.no_write_workqueue,
         integrity_no_journal,
         disable_keyring,
+        refresh: false,
+        ignore_persistent: false,
     }
 }
 
@@ -128,6 +132,9 @@ fn shown(arg: &str) -> std::path::PathBuf {
 pub(crate) struct Volume<'a> {
     pub(crate) data: &'a Path,
     pub(crate) header: Option<&'a Path>,
+    /// What the passphrase prompt names: the data device as given, or for a mapping being
+    /// refreshed the image file behind its loop device.
+    pub(crate) named: &'a Path,
 }
 
 /// Refuses a device in use (mounted, or under another mapping) as busy, as cryptsetup does;
@@ -145,13 +152,15 @@ pub(crate) struct Unlock<'a> {
     pub(crate) volume_key_file: Option<&'a Path>,
 }
 
-/// Unlocks `volume` and maps it as `name`.
+/// Unlocks `volume` and maps it as `name` (or with `options.refresh`, swaps the live
+/// mapping's tables); with `persistent`, then stores the flags now on in the LUKS2 header.
 pub(crate) fn open(
     volume: &Volume<'_>,
     name: &str,
     unlock_with: &Unlock<'_>,
     keys: &mut Keys,
     options: &Options,
+    persistent: bool,
 ) -> CliResult<i32> {
     let key = unlock_with.key;
     let dm_name = dm_name(name)?;
@@ -166,7 +175,16 @@ pub(crate) fn open(
         Some((h, f)) => (*h, f),
         None => (device, &mut file),
     };
-    let prompt = format!("Enter passphrase for {}: ", device.display());
+    let prompt = format!("Enter passphrase for {}: ", volume.named.display());
+    // A refresh swaps the tables of the live mapping, which holds the device.
+    let mapper_for = |attempts| match options.refresh {
+        true => open_mapper(Some((name.to_owned(), attempts))),
+        false => mapper_for(&dm_name, attempts),
+    };
+    let ensure_unused = |device| match options.refresh {
+        true => Ok(()),
+        false => ensure_unused(device),
+    };
     if starts_luks1(f) {
         let mut dev = Luks1::open(f).map_err(CliError::luks(path))?;
         if unlock_with.tokens.token_only && unlock_with.volume_key_file.is_none() {
@@ -177,7 +195,7 @@ pub(crate) fn open(
             data_size,
             u64::from(dev.header().payload_offset) * 512,
         )?;
-        let mapper = mapper_for(&dm_name, 1)?;
+        let mapper = mapper_for(1)?;
         ensure_unused(device)?;
         let vk = match unlock_with.volume_key_file {
             Some(file) => {
@@ -196,6 +214,15 @@ pub(crate) fn open(
         let header = dev.header().clone();
         drop(detached);
         mapper.open_luks1(device, &mut file, &header, &vk, &dm_name, options)?;
+        if persistent {
+            // The volume is open, so the exit code stays 0.
+            match crate::luks::as_cryptsetup() {
+                true => eprintln!(
+                    "This operation is supported only for LUKS2 device.\n{FLAGS_NOT_STORED}"
+                ),
+                false => eprintln!("cryptpilot: {name} is open, but a LUKS1 header cannot store its flags (--persistent)"),
+            }
+        }
         return Ok(0);
     }
     let mut dev = Luks2::open(f).map_err(CliError::luks(path))?;
@@ -206,7 +233,7 @@ pub(crate) fn open(
         false => 2,
     };
     room_for_data(device, data_size, activation.offset)?;
-    let mapper = mapper_for(&dm_name, attempts)?;
+    let mapper = mapper_for(attempts)?;
     ensure_unused(device)?;
     let vk = if let Some(file) = unlock_with.volume_key_file {
         let vk = crate::luks::read_volume_key(file, activation.key_size)?;
@@ -225,8 +252,37 @@ pub(crate) fn open(
     drop(dev);
     drop(detached);
     mapper.open_luks2(device, &mut file, &header, &vk, &dm_name, options)?;
+    if persistent {
+        let stored = mapper
+            .status(&dm_name)
+            .map_err(CliError::from)
+            .and_then(|s| {
+                let flags: Vec<&str> = s
+                    .map(|s| s.persistent_flags())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|f| options.wants(f))
+                    .collect();
+                let mut dev =
+                    Luks2::open(open_device(path, true, false)?).map_err(CliError::luks(path))?;
+                dev.set_persistent_flags(&flags)
+                    .map_err(CliError::luks(path))
+            });
+        // The volume is open whatever happens here, so the exit code stays 0.
+        if let Err(e) = stored {
+            match crate::luks::as_cryptsetup() {
+                true => eprintln!("{FLAGS_NOT_STORED}"),
+                false => eprintln!(
+                    "cryptpilot: {name} is open, but its flags were not stored in the header: {e}"
+                ),
+            }
+        }
+    }
     Ok(0)
 }
+
+/// cryptsetup's line when `--persistent` could not store the flags of an open that worked.
+const FLAGS_NOT_STORED: &str = "Device activated but cannot make flags persistent.";
 
 /// `plain open`: the key from a key file as is, or hashed from a passphrase, mapped with
 /// cryptsetup 2.6's plain table.
@@ -380,12 +436,7 @@ pub(crate) fn resume(a: &ResumeArgs, keys: &mut Keys) -> CliResult<i32> {
     crate::luks::report_unlocked(slot);
     // The header must be this mapping's (its UUID is in the mapping's), or a foreign key
     // would go in and the volume read as noise.
-    let version = match &dev {
-        crate::luks::any::AnyLuks::V2(_) => 2,
-        crate::luks::any::AnyLuks::V1(_) => 1,
-    };
-    let prefix = format!("CRYPT-LUKS{version}-{}-", dev.uuid().replace('-', ""));
-    if !s.uuid.starts_with(&prefix) {
+    if !maps(&dev, &s) {
         return Err(activate::Error::Suspend {
             name: a.name.clone(),
             refusal: activate::SuspendRefusal::ForeignHeader,
@@ -393,11 +444,96 @@ pub(crate) fn resume(a: &ResumeArgs, keys: &mut Keys) -> CliResult<i32> {
         .into());
     }
     let description = match &dev {
-        crate::luks::any::AnyLuks::V2(d) => d.header().key_description(),
+        AnyLuks::V2(d) => d.header().key_description(),
         crate::luks::any::AnyLuks::V1(_) => None,
     };
     mapper.resume_with_key(&dm_name, &vk, description.as_deref())?;
     Ok(0)
+}
+
+/// Whether `dev` is the header of the mapping `s` (its UUID is in the mapping's).
+fn maps(dev: &AnyLuks, s: &Status) -> bool {
+    let version = match dev {
+        AnyLuks::V2(_) => 2,
+        AnyLuks::V1(_) => 1,
+    };
+    let prefix = format!("CRYPT-LUKS{version}-{}-", dev.uuid().replace('-', ""));
+    s.uuid.starts_with(&prefix)
+}
+
+/// `luks refresh`: the live LUKS mapping `a.name` takes tables with the flags given (and,
+/// without `--persistent`, the header's stored ones), as cryptsetup's `refresh`: its header,
+/// on the device under it (or `--header`), must be the mapping's and unlocks again; the
+/// mapping stays read-only or read-write as it is.
+pub(crate) fn refresh(a: &RefreshArgs, keys: &mut Keys) -> CliResult<i32> {
+    let found = named(&a.name, query_mapper, code::FAILURE)?;
+    let status = match &found {
+        Some((name, mapper)) => mapper.status(name)?,
+        None => None,
+    };
+    let (Some((dm_name, _)), Some(s)) = (found, status) else {
+        return Err(CliError::Stated(
+            format!("Device {} is not active.", a.name).into(),
+        ));
+    };
+    // cryptsetup's type for the mapping, from its UUID (`CRYPT-LUKS2-...`).
+    let kind = s
+        .uuid
+        .strip_prefix("CRYPT-")
+        .and_then(|r| r.split('-').next());
+    match kind {
+        Some("LUKS1" | "LUKS2") => {}
+        Some(kind @ ("PLAIN" | "LOOPAES")) => {
+            return Err(CliError::Usage(format!(
+                "refresh: a {kind} mapping is not supported by this cryptsetup (cryptpilot); close and open it again"
+            )))
+        }
+        Some(kind) => {
+            return Err(CliError::Stated(
+                format!("Refresh is not supported for device type {kind}").into(),
+            ))
+        }
+        None => {
+            return Err(CliError::Stated(
+                format!("{} is not cryptsetup managed device.", a.name).into(),
+            ))
+        }
+    }
+    let data = std::path::PathBuf::from(&s.device);
+    let header = a.hdr.of(&data);
+    if !maps(&crate::luks::any::open_any(header, false)?, &s) {
+        return Err(CliError::Stated(
+            format!("Mismatching parameters on device {}.", a.name).into(),
+        ));
+    }
+    let options = Options {
+        refresh: true,
+        ignore_persistent: a.persistent,
+        ..options(
+            &a.perf,
+            s.read_only,
+            a.integrity_no_journal,
+            a.disable_keyring,
+        )
+    };
+    let volume = Volume {
+        data: &data,
+        header: a.hdr.header.as_deref(),
+        named: s.loop_file.as_deref().map_or(&data, Path::new),
+    };
+    let unlock = Unlock {
+        key: &a.key,
+        tokens: &a.tokens,
+        volume_key_file: a.volume_key_file.as_deref(),
+    };
+    open(
+        &volume,
+        dm_name.as_str(),
+        &unlock,
+        keys,
+        &options,
+        a.persistent,
+    )
 }
 
 /// Removes the mapping `name` (and its integrity layer): now, or with `--deferred` once it is

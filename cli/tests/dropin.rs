@@ -731,6 +731,13 @@ fn cases() -> Vec<Case> {
         c("cryptsetup luksResume -d key /dev/mapper/nothere", Stderr),
         c("cryptsetup status ./img", Stderr),
         c("cryptsetup close ./img", Stderr),
+        // refresh (open --refresh) finds the mapping first (the VM suite refreshes them).
+        c("cryptsetup refresh x", Stderr),
+        c("cryptsetup -v refresh x", Stdout),
+        c("cryptsetup refresh /dev/mapper/nothere", Stderr),
+        c("cryptsetup open --refresh img x", Stderr),
+        c("cryptsetup refresh --test-passphrase x", Code),
+        c("cryptsetup open --persistent --test-passphrase img -d key", Code),
         // Deferred closes (the VM suite has the mappings).
         c("cryptsetup close --deferred x", Stderr),
         c("cryptsetup close --deferred /dev/mapper/nothere", Stderr),

@@ -124,6 +124,7 @@ fn cmd_name(c: Cmd) -> &'static str {
         Cmd::DevSuspend => "DM_DEV_SUSPEND",
         Cmd::DevStatus => "DM_DEV_STATUS",
         Cmd::TableLoad => "DM_TABLE_LOAD",
+        Cmd::TableClear => "DM_TABLE_CLEAR",
         Cmd::TableDeps => "DM_TABLE_DEPS",
         Cmd::TableStatus => "DM_TABLE_STATUS",
         Cmd::ListVersions => "DM_LIST_VERSIONS",
@@ -307,6 +308,15 @@ impl DmControl {
             },
             HDR + payload_len,
         )?;
+        Ok(())
+    }
+
+    /// `DM_TABLE_CLEAR`: drops a loaded (inactive) table; the live one stays.
+    ///
+    /// # Errors
+    /// Ioctl errors.
+    pub fn table_clear(&self, name: &DmName) -> Result<()> {
+        self.call(Cmd::TableClear, Some(name), |_| {}, 0)?;
         Ok(())
     }
 

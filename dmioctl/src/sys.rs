@@ -96,6 +96,7 @@ pub(crate) enum Cmd {
     DevSuspend = 6,
     DevStatus = 7,
     TableLoad = 9,
+    TableClear = 10,
     TableDeps = 11,
     TableStatus = 12,
     ListVersions = 13,
@@ -111,6 +112,7 @@ mod raw {
     nix::ioctl_readwrite!(dm_dev_suspend, 0xfd, 6, DmIoctl);
     nix::ioctl_readwrite!(dm_dev_status, 0xfd, 7, DmIoctl);
     nix::ioctl_readwrite!(dm_table_load, 0xfd, 9, DmIoctl);
+    nix::ioctl_readwrite!(dm_table_clear, 0xfd, 10, DmIoctl);
     nix::ioctl_readwrite!(dm_table_deps, 0xfd, 11, DmIoctl);
     nix::ioctl_readwrite!(dm_table_status, 0xfd, 12, DmIoctl);
     nix::ioctl_readwrite!(dm_list_versions, 0xfd, 13, DmIoctl);
@@ -196,6 +198,7 @@ pub(crate) fn dm_ioctl(control: BorrowedFd<'_>, cmd: Cmd, buf: &mut [u64]) -> ni
             Cmd::DevSuspend => raw::dm_dev_suspend(fd, ptr),
             Cmd::DevStatus => raw::dm_dev_status(fd, ptr),
             Cmd::TableLoad => raw::dm_table_load(fd, ptr),
+            Cmd::TableClear => raw::dm_table_clear(fd, ptr),
             Cmd::TableDeps => raw::dm_table_deps(fd, ptr),
             Cmd::TableStatus => raw::dm_table_status(fd, ptr),
             Cmd::ListVersions => raw::dm_list_versions(fd, ptr),

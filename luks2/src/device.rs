@@ -12,7 +12,7 @@ use crate::error::Copy;
 use crate::header::binary::{self, BinaryHeader, SALT_LEN};
 use crate::header::json::{AfJson, AreaJson, KeyslotJson, Metadata, ObjId, U64Str};
 use crate::header::validate::{af_sectors_bytes, kdf_to_json, MAX_OBJECTS};
-use crate::header::{self, CopyStatus, Header, KeyslotParams, Loaded};
+use crate::header::{self, CopyStatus, Header, KeyslotParams, Loaded, PERSISTENT_FLAGS};
 use crate::io::BlockIo;
 use crate::kdf::KdfLimits;
 use crate::keyslot;
@@ -396,6 +396,25 @@ impl<D: BlockIo> Luks2<D> {
             .get_mut(&ObjId(slot))
             .ok_or(Error::KeyslotNotFound(slot))?;
         ks.priority = (priority != 1).then_some(priority);
+        self.commit(self.header.bin.clone(), meta)
+    }
+
+    /// Replaces the persistent activation flags (`config.flags`, applied by every `open`)
+    /// with `flags`, as cryptsetup's `--persistent` does: an empty list clears them.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a flag that is not one of [`PERSISTENT_FLAGS`]; I/O
+    /// errors.
+    pub fn set_persistent_flags(&mut self, flags: &[&str]) -> Result<()> {
+        if let Some(f) = flags.iter().find(|f| !PERSISTENT_FLAGS.contains(f)) {
+            return Err(Error::invalid(
+                "flags",
+                format!("unknown activation flag '{f}'"),
+            ));
+        }
+        self.header.ensure_writable()?;
+        let mut meta = self.header.meta.clone();
+        meta.config.flags = Some(flags.iter().map(|f| (*f).to_owned()).collect());
         self.commit(self.header.bin.clone(), meta)
     }
 

@@ -444,6 +444,7 @@ pub(crate) fn run(cmd: Luks, out: &mut dyn Write) -> CliResult<i32> {
     match cmd {
         Luks::Format(a) => format::run(a, keys),
         Luks::Open(a) => open(a, keys),
+        Luks::Refresh(a) => crate::mapping::refresh(&a, keys),
         Luks::Close(a) => crate::mapping::close(&a.name, &a.deferral, out),
         Luks::Resize(a) => crate::mapping::resize(&a, keys),
         Luks::Status(a) => crate::mapping::status(&a.name, a.json, out),
@@ -506,22 +507,26 @@ fn open(a: OpenArgs, keys: &mut Keys) -> CliResult<i32> {
             "open needs a mapping NAME (or --test-passphrase)".into(),
         ));
     };
-    let options = crate::mapping::options(
-        &a.perf,
-        a.readonly,
-        a.integrity_no_journal,
-        a.disable_keyring,
-    );
+    let options = activate::Options {
+        ignore_persistent: a.persistent,
+        ..crate::mapping::options(
+            &a.perf,
+            a.readonly,
+            a.integrity_no_journal,
+            a.disable_keyring,
+        )
+    };
     let device = crate::mapping::Volume {
         data: &a.device,
         header: a.hdr.header.as_deref(),
+        named: &a.device,
     };
     let unlock = crate::mapping::Unlock {
         key: &a.key,
         tokens: &a.tokens,
         volume_key_file: a.volume_key_file.as_deref(),
     };
-    crate::mapping::open(&device, name, &unlock, keys, &options)
+    crate::mapping::open(&device, name, &unlock, keys, &options, a.persistent)
 }
 
 /// Writes to standard output; a closed pipe is not an error.

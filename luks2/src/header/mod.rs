@@ -416,6 +416,18 @@ pub(crate) fn encode_json(meta: &Metadata, hdr_size: u64) -> Result<Vec<u8>> {
     Ok(json)
 }
 
+/// The persistent activation flags cryptsetup 2.6 knows, in the order it writes them in
+/// `config.flags` (its `--persistent`; `no-journal` is dm-integrity's `--integrity-no-journal`,
+/// the others dm-crypt's `--allow-discards` and `--perf-*` options).
+pub const PERSISTENT_FLAGS: [&str; 6] = [
+    "allow-discards",
+    "same-cpu-crypt",
+    "submit-from-crypt-cpus",
+    "no-journal",
+    "no-read-workqueue",
+    "no-write-workqueue",
+];
+
 /// What activating the data segment needs, read from the header (no key in it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Activation {
@@ -431,7 +443,8 @@ pub struct Activation {
     pub size: Option<u64>,
     /// Encryption sector size in bytes.
     pub sector_size: u32,
-    /// Persistent activation flags from `config.flags` (`allow-discards`, ...).
+    /// Persistent activation flags from `config.flags` (`allow-discards`, ...; see
+    /// [`PERSISTENT_FLAGS`]).
     pub flags: Vec<String>,
     /// Authenticated encryption over a dm-integrity device, if the segment has it.
     pub integrity: Option<crate::SegmentIntegrity>,

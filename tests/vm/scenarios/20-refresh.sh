@@ -1,0 +1,117 @@
+# cryptsetup's refresh (and open/refresh --persistent) on the kernel: from the same mapping,
+# the real tool and ours under its name swap in the same tables (LUKS2 with the key in the
+# keyring or in the table, LUKS1, LUKS2 with integrity and both its layers), with the same
+# exit codes and messages, the data and a mounted file system intact, read-only kept; the
+# flags --persistent stores are the real tool's, and later opens apply them.
+mkdir -p /tmp/dropin
+for t in cryptsetup veritysetup integritysetup; do ln -sf "$(command -v cryptpilot)" /tmp/dropin/$t; done
+REAL=$(command -v cryptsetup)
+OURS=/tmp/dropin/cryptsetup
+n=0
+# tables NAME: the tables of NAME (and NAME_dif), keys masked.
+tables() {
+    dmsetup table "$1" | awk '$3 == "crypt" { $5 = "<key>" } { print }'
+    dmsetup table "$1_dif" 2>/dev/null || true
+}
+flags_line() { "$REAL" luksDump "$1" | grep '^Flags:'; }
+printf wrong > /tmp/kw
+"$REAL" luksFormat -q $FAST --key-file /tmp/k1 $D1
+dd if=/dev/urandom of=/tmp/rf.data bs=4k count=4 2>/dev/null
+"$REAL" open -d /tmp/k1 $D1 rf
+dd if=/tmp/rf.data of=/dev/mapper/rf bs=4k count=4 oflag=direct 2>/dev/null
+# both_refresh ARGS: the real tool refreshes rf with ARGS, then ours (from the same start);
+# the tables, the exit codes and the messages agree, and the data reads back.
+both_refresh() {
+    "$REAL" refresh -d /tmp/k1 rf
+    set +e
+    "$REAL" refresh "$@" rf > /tmp/real.out 2>/tmp/real.err; r=$?
+    set -e
+    tables rf > /tmp/t.real
+    "$REAL" refresh -d /tmp/k1 rf
+    set +e
+    "$OURS" refresh "$@" rf > /tmp/ours.out 2>/tmp/ours.err; o=$?
+    set -e
+    tables rf > /tmp/t.ours
+    [ "$r" -eq "$o" ] || fail "refresh $*: exit $o, real $r ($(cat /tmp/ours.err))"
+    cmp -s /tmp/real.err /tmp/ours.err || fail "refresh $*: standard error: $(cat /tmp/ours.err) / real $(cat /tmp/real.err)"
+    cmp -s /tmp/real.out /tmp/ours.out || fail "refresh $*: output: $(cat /tmp/ours.out) / real $(cat /tmp/real.out)"
+    cmp -s /tmp/t.real /tmp/t.ours || fail "refresh $*: tables: $(cat /tmp/t.ours) / real $(cat /tmp/t.real)"
+    dd if=/dev/mapper/rf bs=4k count=4 iflag=direct 2>/dev/null | cmp -s - /tmp/rf.data || fail "refresh $*: data"
+    n=$((n + 1))
+}
+both_refresh -d /tmp/k1 --allow-discards --perf-no_read_workqueue
+both_refresh -d /tmp/k1
+both_refresh -v -d /tmp/k1 --perf-same_cpu_crypt --perf-submit_from_crypt_cpus --perf-no_write_workqueue
+both_refresh -d /tmp/kw --allow-discards
+both_refresh -d /tmp/k1 --disable-keyring --allow-discards
+both_refresh --type plain -d /tmp/k1 --allow-discards
+# A mounted file system stays mounted and usable through a refresh.
+mkfs.ext4 -q /dev/mapper/rf
+mount -t ext4 /dev/mapper/rf /mnt
+echo hello > /mnt/f
+"$OURS" refresh -d /tmp/k1 --allow-discards rf || fail "refresh of a mounted mapping"
+[ "$(cat /mnt/f)" = hello ] || fail "file after refresh"
+umount /mnt
+dd if=/dev/mapper/rf of=/tmp/rf.data bs=4k count=4 iflag=direct 2>/dev/null
+# --persistent: the flags go to the header as the real tool writes them; --persistent
+# without flags clears them; a later open applies them.
+for tool in "$REAL" "$OURS"; do
+    "$tool" refresh -d /tmp/k1 --persistent --allow-discards --perf-no_write_workqueue rf || fail "$tool refresh --persistent"
+    "$REAL" luksDump --dump-json-metadata $D1 | tr -d ' \n' | grep -o '"config":{[^}]*}' > /tmp/cfg.$(basename $(dirname $tool))
+    flags_line $D1 > /tmp/flags.$(basename $(dirname $tool))
+    "$tool" refresh -d /tmp/k1 --persistent rf
+    flags_line $D1 | grep -qx 'Flags:       	(no flags)' || fail "$tool: flags not cleared: $(flags_line $D1)"
+done
+cmp -s /tmp/cfg.sbin /tmp/cfg.dropin || fail "config after --persistent: $(cat /tmp/cfg.dropin) / real $(cat /tmp/cfg.sbin)"
+"$OURS" refresh -d /tmp/k1 --persistent --allow-discards rf
+"$REAL" close rf
+"$OURS" open -d /tmp/k1 $D1 rf
+dmsetup table rf | grep -q allow_discards || fail "stored flag not applied by open: $(table_nokey rf)"
+"$OURS" refresh -d /tmp/k1 rf
+dmsetup table rf | grep -q allow_discards || fail "stored flag not applied by refresh: $(table_nokey rf)"
+"$OURS" close rf
+"$REAL" open -d /tmp/k1 --persistent $D1 rf
+"$REAL" close rf
+flags_line $D1 | grep -qx 'Flags:       	(no flags)' || fail "open --persistent did not clear: $(flags_line $D1)"
+"$OURS" open -d /tmp/k1 --persistent --perf-same_cpu_crypt $D1 rf
+flags_line $D1 > /tmp/f.ours; "$REAL" close rf
+"$REAL" open -d /tmp/k1 --persistent --perf-same_cpu_crypt $D1 rf
+flags_line $D1 > /tmp/f.real; "$REAL" close rf
+cmp -s /tmp/f.real /tmp/f.ours || fail "open --persistent: $(cat /tmp/f.ours) / real $(cat /tmp/f.real)"
+n=$((n + 3))
+# A read-only mapping stays read-only.
+"$REAL" open -r -d /tmp/k1 $D1 rf
+both_refresh -d /tmp/k1 --allow-discards
+"$OURS" status rf | grep -q 'mode:    readonly' || fail "refresh made it writable: $("$OURS" status rf)"
+"$REAL" close rf
+# Names that are not a LUKS mapping.
+same_err() {
+    set +e
+    "$REAL" "$@" > /tmp/real.out 2>/tmp/real.err; r=$?
+    "$OURS" "$@" > /tmp/ours.out 2>/tmp/ours.err; o=$?
+    set -e
+    [ "$r" -eq "$o" ] || fail "$*: exit $o, real $r ($(cat /tmp/ours.err))"
+    cmp -s /tmp/real.err /tmp/ours.err || fail "$*: standard error: $(cat /tmp/ours.err) / real $(cat /tmp/real.err)"
+    n=$((n + 1))
+}
+same_err refresh -d /tmp/k1 nothere
+dmsetup create lin --table "0 8 linear $D2 0"
+same_err refresh -d /tmp/k1 lin
+dmsetup remove lin
+# LUKS1: refreshed; --persistent cannot store flags there (exit 0, the real tool's lines).
+"$REAL" luksFormat -q --type luks1 $FAST --key-file /tmp/k1 $D1
+"$REAL" open -d /tmp/k1 $D1 rf
+dd if=/tmp/rf.data of=/dev/mapper/rf bs=4k count=4 oflag=direct 2>/dev/null
+both_refresh -d /tmp/k1 --allow-discards
+both_refresh -d /tmp/k1 --persistent --allow-discards
+"$REAL" close rf
+# LUKS2 with integrity: both layers reloaded (no journal: mode D); discards refused.
+"$REAL" luksFormat -q $FAST --key-file /tmp/k1 --integrity hmac-sha256 --integrity-no-wipe $D2
+"$REAL" open -d /tmp/k1 $D2 rf
+dd if=/tmp/rf.data of=/dev/mapper/rf bs=4k count=4 oflag=direct 2>/dev/null
+
+both_refresh -d /tmp/k1 --integrity-no-journal
+both_refresh -d /tmp/k1
+both_refresh -d /tmp/k1 --allow-discards
+"$REAL" close rf
+echo "refresh: $n command lines agree with the real tool on the kernel"
