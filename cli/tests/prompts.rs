@@ -2,8 +2,9 @@
 //! cryptsetup and ours under its name on a pseudo-terminal (their controlling terminal, as a
 //! user's), answers each prompt as it appears (a passphrase once the program has turned echo
 //! off), and compares the whole transcript, the exit code and whether the terminal echoes
-//! again at the end (also after ^C, ^D or `--timeout`). Answers echoed after their prompts
-//! are taken out of both transcripts.
+//! again at the end (also after ^C, ^D or `--timeout`); where the real tool changed no byte
+//! of an image (a "no", a wrong passphrase, a refusal), ours must change none. Answers echoed
+//! after their prompts are taken out of both transcripts.
 
 mod common;
 
@@ -112,6 +113,36 @@ fn on_terminal(program: &Path, args: &[&str], dir: &Path, answers: &[&str]) -> (
     (text, code)
 }
 
+/// Whether files `a` and `b` hold the same bytes.
+fn same_bytes(a: &Path, b: &Path) -> bool {
+    let (Ok(mut a), Ok(mut b)) = (File::open(a), File::open(b)) else {
+        return false;
+    };
+    let (mut x, mut y) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    loop {
+        let n = read_full(&mut a, &mut x);
+        if n != read_full(&mut b, &mut y) || x[..n] != y[..n] {
+            return false;
+        }
+        if n == 0 {
+            return true;
+        }
+    }
+}
+
+/// Reads until `buf` is full or the file ends; returns how many bytes were read.
+fn read_full(f: &mut File, buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    n
+}
+
 /// Whether the terminal echoes what is typed.
 fn echoes(master: &File) -> bool {
     use nix::sys::termios::{tcgetattr, LocalFlags};
@@ -158,6 +189,23 @@ fn case(name: &str, args: &[&str], answers: &[&str], base: &Path, links: &Path) 
         }
         let (text, code) = on_terminal(&program, args, &dir, answers);
         results.push((strip_echoes(&text, answers), code));
+    }
+    // Where the real tool changed no byte (a "no", a wrong passphrase), ours changes none.
+    let mut changed = Vec::new();
+    for e in std::fs::read_dir(base).expect("base") {
+        let name = e.expect("entry").file_name();
+        let same_as_base =
+            |side: &str| same_bytes(&base.join(&name), &tmp.path().join(side).join(&name));
+        if same_as_base("real") && !same_as_base("ours") {
+            changed.push(name.to_string_lossy().into_owned());
+        }
+    }
+    if !changed.is_empty() {
+        return Some(format!(
+            "{name}: {tool} {}: ours changed {} where the real tool changed nothing",
+            args.join(" "),
+            changed.join(", ")
+        ));
     }
     let (real, ours) = (&results[0], &results[1]);
     (real != ours).then(|| {
