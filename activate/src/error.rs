@@ -47,6 +47,12 @@ pub enum Error {
     /// Discards asked for a volume with integrity protection (`--allow-discards`, or its
     /// persistent flag): dm-integrity's tags would not match discarded sectors.
     DiscardsOverIntegrity,
+    /// A refresh whose volume is not the live mapping's (another cipher, key, offset or
+    /// device under the same name); nothing was changed.
+    Mismatch {
+        /// The mapping (or its integrity layer).
+        name: String,
+    },
     /// A suspend or resume the mapping's state does not allow.
     Suspend {
         /// The mapping.
@@ -120,6 +126,10 @@ impl fmt::Display for Error {
             Error::Dm { name, source } => write!(f, "{name}: {source}"),
             Error::Device { path, what, .. } => write!(f, "cannot {what} {}", path.display()),
             Error::Invalid { reason } => f.write_str(reason),
+            Error::Mismatch { name } => write!(
+                f,
+                "{name}: the live mapping is not this volume's (its cipher, key, offsets or device differ); nothing was changed"
+            ),
             Error::DiscardsOverIntegrity => f.write_str(
                 "discards (--allow-discards) cannot pass a volume with integrity protection: its tags would not match the discarded sectors",
             ),
@@ -150,7 +160,10 @@ impl std::error::Error for Error {
             Error::Integrity { source, .. } => std::error::Error::source(source),
             Error::Dm { source, .. } => std::error::Error::source(source),
             Error::Device { source, .. } => Some(source),
-            Error::Invalid { .. } | Error::DiscardsOverIntegrity | Error::Suspend { .. } => None,
+            Error::Invalid { .. }
+            | Error::DiscardsOverIntegrity
+            | Error::Mismatch { .. }
+            | Error::Suspend { .. } => None,
         }
     }
 }

@@ -5,9 +5,10 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dmioctl::{DeviceInfo, DmControl, DmName};
+use dmioctl::{DeviceInfo, DmControl, DmName, TableKind};
 use integrity::verity::VerityParams;
 use luks2::{Header, VolumeKey};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 
 use crate::plan::{Luks2Volume, Options, Plan, VerityOptions};
 use crate::{DataDevice, Error, Result};
@@ -23,6 +24,103 @@ fn keyring_key(plan: &Plan) -> Result<Option<dmioctl::keyring::LogonKey>> {
                 .map_err(Error::dm(plan.top().as_str()))
         })
         .transpose()
+}
+
+/// Whether the live table `now` and the table `new` map the same volume the same way, as
+/// cryptsetup's refresh checks: one target of the same kind and length source; for dm-crypt the
+/// same cipher, key (hex keys compared in constant time; a keyring key by its size and
+/// description; across the two forms by size), IV offset, device, offset and every option
+/// that is not a flag; for dm-integrity the same device, offset and tag size.
+fn same_volume(now: &[dmioctl::Target], new: &dmioctl::Target) -> bool {
+    use dmioctl::target::crypt::{Crypt, CryptKey, CryptOption};
+    let [now] = now else {
+        return false;
+    };
+    if now.kind != new.kind {
+        return false;
+    }
+    match now.kind.as_str() {
+        "crypt" => {
+            let (Ok(a), Ok(b)) = (Crypt::parse(now.params()), Crypt::parse(new.params())) else {
+                return false;
+            };
+            let keys = match (&a.key, &b.key) {
+                (CryptKey::Hex(x), CryptKey::Hex(y)) => {
+                    x.len() == y.len()
+                        && x.iter().zip(y.iter()).fold(0, |d, (p, q)| d | (p ^ q)) == 0
+                }
+                (
+                    CryptKey::Keyring {
+                        size: m,
+                        description: d,
+                        ..
+                    },
+                    CryptKey::Keyring {
+                        size: n,
+                        description: e,
+                        ..
+                    },
+                ) => m == n && d == e,
+                (CryptKey::Hex(x), CryptKey::Keyring { size, .. })
+                | (CryptKey::Keyring { size, .. }, CryptKey::Hex(x)) => x.len() == *size,
+            };
+            let fixed = |c: &Crypt| -> Vec<String> {
+                c.options
+                    .iter()
+                    .filter(|o| {
+                        !matches!(
+                            o,
+                            CryptOption::AllowDiscards
+                                | CryptOption::SameCpuCrypt
+                                | CryptOption::SubmitFromCryptCpus
+                                | CryptOption::NoReadWorkqueue
+                                | CryptOption::NoWriteWorkqueue
+                        )
+                    })
+                    .map(ToString::to_string)
+                    .collect()
+            };
+            keys && a.cipher == b.cipher
+                && a.iv_offset == b.iv_offset
+                && a.device == b.device
+                && a.offset == b.offset
+                && fixed(&a) == fixed(&b)
+        }
+        // DEVICE OFFSET TAG_SIZE MODE ...: the mode and its options may change.
+        "integrity" => {
+            let head = |t: &dmioctl::Target| {
+                t.params()
+                    .split(' ')
+                    .take(3)
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            };
+            head(now) == head(new)
+        }
+        _ => false,
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP held back from this thread while this lives; those that came
+/// meanwhile are delivered when it drops.
+struct HeldSignals(Option<SigSet>);
+
+impl HeldSignals {
+    fn hold() -> Self {
+        let mut set = SigSet::empty();
+        for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+            set.add(s);
+        }
+        HeldSignals(set.thread_swap_mask(SigmaskHow::SIG_BLOCK).ok())
+    }
+}
+
+impl Drop for HeldSignals {
+    fn drop(&mut self) {
+        if let Some(old) = &self.0 {
+            let _ = old.thread_set_mask();
+        }
+    }
 }
 
 /// How long removing a briefly busy device is retried.
@@ -112,9 +210,13 @@ impl Mapper {
     }
 
     /// Swaps the live tables of `plan`'s mapping, each of its layers mapped under the plan's
-    /// names, for the plan's (cryptsetup's `refresh`). Every new table is loaded first;
-    /// then the layers are suspended top first and resumed bottom first, so no I/O meets a
-    /// half-changed stack. A table the kernel refuses leaves the mapping as it was.
+    /// names, for the plan's (cryptsetup's `refresh`). The live tables must be this volume's:
+    /// the same cipher, key (or keyring key), offsets and devices, with only the flags
+    /// changing. Every new table is loaded first; then the layers are suspended top first
+    /// and resumed bottom first, with SIGINT, SIGTERM and SIGHUP held meanwhile, so no I/O
+    /// meets a half-changed stack and ^C cannot leave it suspended. Whatever the kernel
+    /// refuses (a table, a suspend, a resume), the layers go back to running their live
+    /// tables.
     fn refresh(&self, plan: &Plan) -> Result<PathBuf> {
         let _key = keyring_key(plan)?;
         let dm = &self.dm;
@@ -125,34 +227,51 @@ impl Mapper {
                     .map_err(Error::dm(layer.name.as_str()))?,
             );
         }
+        let mut new = Vec::with_capacity(plan.layers.len());
         for (i, layer) in plan.layers.iter().enumerate() {
             let below = layer
                 .on
                 .and_then(|j| live.get(j))
                 .map(|info| format!("{}:{}", info.major, info.minor));
             let target = plan.table_on(i, below);
-            if let Err(e) = dm.table_load(&layer.name, &[target], plan.read_only, true) {
-                for done in &plan.layers[..i] {
-                    let _ = dm.table_clear(&done.name);
-                }
-                return Err(Error::dm(layer.name.as_str())(e));
-            }
-        }
-        for (i, layer) in plan.layers.iter().enumerate().rev() {
-            if let Err(e) = dm.dev_suspend(&layer.name) {
-                // Back to running on the live tables.
-                for l in &plan.layers {
-                    let _ = dm.table_clear(&l.name);
-                }
-                for l in &plan.layers[i + 1..] {
-                    let _ = dm.dev_resume(&l.name);
-                }
-                return Err(Error::dm(layer.name.as_str())(e));
-            }
-        }
-        for layer in &plan.layers {
-            dm.dev_resume(&layer.name)
+            let now = dm
+                .table_status(&layer.name, TableKind::Table)
                 .map_err(Error::dm(layer.name.as_str()))?;
+            if !same_volume(&now, &target) {
+                return Err(Error::Mismatch {
+                    name: layer.name.to_string(),
+                });
+            }
+            new.push(target);
+        }
+        // Back to the live tables: a loaded one is dropped, a suspended layer resumed.
+        let back = |layers: &[crate::plan::Layer]| {
+            for l in layers {
+                let _ = dm.table_clear(&l.name);
+            }
+            for l in layers {
+                let _ = dm.dev_resume(&l.name);
+            }
+        };
+        let _held = HeldSignals::hold();
+        for (layer, target) in plan.layers.iter().zip(new) {
+            if let Err(e) = dm.table_load(&layer.name, &[target], plan.read_only, true) {
+                back(&plan.layers);
+                return Err(Error::dm(layer.name.as_str())(e));
+            }
+        }
+        for layer in plan.layers.iter().rev() {
+            if let Err(e) = dm.dev_suspend(&layer.name) {
+                back(&plan.layers);
+                return Err(Error::dm(layer.name.as_str())(e));
+            }
+        }
+        for (i, layer) in plan.layers.iter().enumerate() {
+            if let Err(e) = dm.dev_resume(&layer.name) {
+                // The layers below run their new tables, which differ only in flags.
+                back(&plan.layers[i..]);
+                return Err(Error::dm(layer.name.as_str())(e));
+            }
         }
         Ok(dmioctl::node::mapper_path(plan.top().as_str()))
     }
@@ -513,4 +632,56 @@ fn kernel_at_least(major: u32, minor: u32) -> bool {
         .map(|p| p.parse::<u32>().unwrap_or(0));
     let have = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     have >= (major, minor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zeroize::Zeroizing;
+
+    fn target(kind: &str, params: &str) -> dmioctl::Target {
+        dmioctl::Target::new(0, 8, kind, Zeroizing::new(params.to_owned()))
+    }
+
+    #[test]
+    fn a_refresh_may_change_flags_only() {
+        let key = "ab".repeat(64);
+        let live = |p: &str| vec![target("crypt", p)];
+        let now = live(&format!("aes-xts-plain64 {key} 0 7:3 32768 1 sector_size:4096"));
+        let same = |p: String| same_volume(&now, &target("crypt", &p));
+        assert!(same(format!(
+            "aes-xts-plain64 {key} 0 7:3 32768 3 allow_discards sector_size:4096 no_read_workqueue"
+        )));
+        let other_key = "ac".repeat(64);
+        for differs in [
+            format!("aes-xts-plain64 {other_key} 0 7:3 32768 1 sector_size:4096"),
+            format!("aes-cbc-essiv:sha256 {key} 0 7:3 32768 1 sector_size:4096"),
+            format!("aes-xts-plain64 {key} 8 7:3 32768 1 sector_size:4096"),
+            format!("aes-xts-plain64 {key} 0 7:4 32768 1 sector_size:4096"),
+            format!("aes-xts-plain64 {key} 0 7:3 4096 1 sector_size:4096"),
+            format!("aes-xts-plain64 {key} 0 7:3 32768 0"),
+        ] {
+            assert!(!same(differs.clone()), "{differs}");
+        }
+        // A keyring key by its description; across the forms, by its size.
+        let desc = ":64:logon:cryptsetup:0123-d0";
+        let now = live(&format!("aes-xts-plain64 {desc} 0 7:3 32768"));
+        let same = |p: String| same_volume(&now, &target("crypt", &p));
+        assert!(same(format!("aes-xts-plain64 {desc} 0 7:3 32768 1 allow_discards")));
+        assert!(!same("aes-xts-plain64 :64:logon:cryptsetup:4567-d0 0 7:3 32768".into()));
+        assert!(same(format!("aes-xts-plain64 {key} 0 7:3 32768")));
+        assert!(!same(format!("aes-xts-plain64 {} 0 7:3 32768", "ab".repeat(32))));
+        // dm-integrity: the mode and its options may change, not the layout.
+        let now = vec![target(
+            "integrity",
+            "7:3 32768 32 J 4 journal_sectors:4048 interleave_sectors:32768 buffer_sectors:128 journal_watermark:50",
+        )];
+        assert!(same_volume(
+            &now,
+            &target("integrity", "7:3 32768 32 D 2 journal_sectors:4048 interleave_sectors:32768")
+        ));
+        assert!(!same_volume(&now, &target("integrity", "7:3 32768 16 J 0")));
+        assert!(!same_volume(&now, &target("crypt", "7:3 32768 32 J 0")));
+        assert!(!same_volume(&[], &target("integrity", "7:3 32768 32 J 0")));
+    }
 }

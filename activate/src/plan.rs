@@ -9,7 +9,7 @@ use dmioctl::target::verity::Verity;
 use dmioctl::{DmName, Target};
 use integrity::dm_integrity::{Superblock, FLAG_FIXED_PADDING};
 use integrity::verity::VerityParams;
-use luks2::{Activation, Bytes, Header, Sectors, VolumeKey};
+use luks2::{Activation, Bytes, Header, PersistentFlag, Sectors, VolumeKey};
 use zeroize::Zeroizing;
 
 use crate::{DataDevice, Error, Result};
@@ -43,17 +43,15 @@ pub struct Options {
 }
 
 impl Options {
-    /// Whether these options ask for the persistent flag `flag` (a [`luks2::PERSISTENT_FLAGS`]
-    /// name).
-    pub fn wants(&self, flag: &str) -> bool {
+    /// Whether these options ask for `flag`.
+    pub fn wants(&self, flag: PersistentFlag) -> bool {
         match flag {
-            "allow-discards" => self.allow_discards,
-            "same-cpu-crypt" => self.same_cpu_crypt,
-            "submit-from-crypt-cpus" => self.submit_from_crypt_cpus,
-            "no-journal" => self.integrity_no_journal,
-            "no-read-workqueue" => self.no_read_workqueue,
-            "no-write-workqueue" => self.no_write_workqueue,
-            _ => false,
+            PersistentFlag::AllowDiscards => self.allow_discards,
+            PersistentFlag::SameCpuCrypt => self.same_cpu_crypt,
+            PersistentFlag::SubmitFromCryptCpus => self.submit_from_crypt_cpus,
+            PersistentFlag::NoJournal => self.integrity_no_journal,
+            PersistentFlag::NoReadWorkqueue => self.no_read_workqueue,
+            PersistentFlag::NoWriteWorkqueue => self.no_write_workqueue,
         }
     }
 }
@@ -267,10 +265,10 @@ impl Plan {
             tag_size: Some(u32::from(sb.tag_size)),
         };
         // dm-integrity's tags would not match discarded sectors.
-        if o.allow_discards || persistent(a, o, "allow-discards") {
+        if o.allow_discards || persistent(a, o, PersistentFlag::AllowDiscards) {
             return Err(Error::DiscardsOverIntegrity);
         }
-        let no_journal = o.integrity_no_journal || persistent(a, o, "no-journal");
+        let no_journal = o.integrity_no_journal || persistent(a, o, PersistentFlag::NoJournal);
         let (crypt, crypt_sectors) = crypt_table(a, v.key, &lower, o)?;
         Ok(Plan {
             layers: vec![
@@ -604,26 +602,26 @@ fn crypt_table(
             ),
         });
     }
-    let flag = |f: &str| persistent(a, o, f);
+    let flag = |f| persistent(a, o, f);
     let wanted = [
         (
-            o.allow_discards || flag("allow-discards"),
+            o.allow_discards || flag(PersistentFlag::AllowDiscards),
             CryptOption::AllowDiscards,
         ),
         (
-            o.same_cpu_crypt || flag("same-cpu-crypt"),
+            o.same_cpu_crypt || flag(PersistentFlag::SameCpuCrypt),
             CryptOption::SameCpuCrypt,
         ),
         (
-            o.submit_from_crypt_cpus || flag("submit-from-crypt-cpus"),
+            o.submit_from_crypt_cpus || flag(PersistentFlag::SubmitFromCryptCpus),
             CryptOption::SubmitFromCryptCpus,
         ),
         (
-            o.no_read_workqueue || flag("no-read-workqueue"),
+            o.no_read_workqueue || flag(PersistentFlag::NoReadWorkqueue),
             CryptOption::NoReadWorkqueue,
         ),
         (
-            o.no_write_workqueue || flag("no-write-workqueue"),
+            o.no_write_workqueue || flag(PersistentFlag::NoWriteWorkqueue),
             CryptOption::NoWriteWorkqueue,
         ),
     ];
@@ -652,8 +650,8 @@ fn crypt_table(
 }
 
 /// Whether the header's persistent flag `f` is on and counts.
-fn persistent(a: &Activation, o: &Options, f: &str) -> bool {
-    !o.ignore_persistent && a.flags.iter().any(|x| x == f)
+fn persistent(a: &Activation, o: &Options, f: PersistentFlag) -> bool {
+    !o.ignore_persistent && a.flags.iter().any(|x| x == f.as_str())
 }
 
 /// The integrity table cryptsetup 2.6 loads under a LUKS2 segment with integrity protection.

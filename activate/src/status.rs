@@ -54,25 +54,24 @@ pub struct Status {
 }
 
 impl Status {
-    /// The persistent flags on in this mapping, as LUKS2's `config.flags` names them, in
-    /// cryptsetup's order ([`luks2::PERSISTENT_FLAGS`]).
-    pub fn persistent_flags(&self) -> Vec<&'static str> {
+    /// The persistent flags on in this mapping, in cryptsetup's order.
+    pub fn persistent_flags(&self) -> Vec<luks2::PersistentFlag> {
+        use luks2::PersistentFlag as F;
         let crypt = |word: &str| self.flags.contains(&word);
         let no_journal = self
             .integrity
             .as_ref()
             .and_then(|i| i.mode)
             .is_some_and(|m| m.starts_with("direct"));
-        luks2::PERSISTENT_FLAGS
+        F::ALL
             .into_iter()
-            .filter(|f| match *f {
-                "allow-discards" => crypt("discards"),
-                "same-cpu-crypt" => crypt("same_cpu_crypt"),
-                "submit-from-crypt-cpus" => crypt("submit_from_crypt_cpus"),
-                "no-journal" => no_journal,
-                "no-read-workqueue" => crypt("no_read_workqueue"),
-                "no-write-workqueue" => crypt("no_write_workqueue"),
-                _ => false,
+            .filter(|f| match f {
+                F::AllowDiscards => crypt("discards"),
+                F::SameCpuCrypt => crypt("same_cpu_crypt"),
+                F::SubmitFromCryptCpus => crypt("submit_from_crypt_cpus"),
+                F::NoJournal => no_journal,
+                F::NoReadWorkqueue => crypt("no_read_workqueue"),
+                F::NoWriteWorkqueue => crypt("no_write_workqueue"),
             })
             .collect()
     }

@@ -729,7 +729,6 @@ pub(crate) enum LuksCommand {
     Convert(ConvertArgs),
 }
 
-/// `luks convert`.
 impl LuksCommand {
     /// The passphrase options of a verb that reads a passphrase.
     pub(crate) fn key_opts(&self) -> Option<&KeyOpts> {
@@ -749,7 +748,18 @@ impl LuksCommand {
             LuksCommand::DecryptImage(a) => Some(&a.key),
             LuksCommand::Read(a) => Some(&a.key),
             LuksCommand::Write(a) => Some(&a.key),
-            _ => None,
+            LuksCommand::Close(_)
+            | LuksCommand::Status(_)
+            | LuksCommand::Suspend(_)
+            | LuksCommand::Erase(_)
+            | LuksCommand::HeaderBackup(_)
+            | LuksCommand::HeaderRestore(_)
+            | LuksCommand::Repair(_)
+            | LuksCommand::Uuid(_)
+            | LuksCommand::IsLuks(_)
+            | LuksCommand::Config(_)
+            | LuksCommand::Token(_)
+            | LuksCommand::Convert(_) => None,
         }
     }
 }
@@ -759,6 +769,7 @@ pub(crate) fn seconds(n: u32) -> Option<std::time::Duration> {
     (n > 0).then(|| std::time::Duration::from_secs(n.into()))
 }
 
+/// `luks convert`.
 #[derive(Debug, Args)]
 pub(crate) struct ConvertArgs {
     /// LUKS device.

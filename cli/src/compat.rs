@@ -929,6 +929,9 @@ fn tool_line(e: &CliError, luks2_only: bool) -> Option<String> {
             )
         }
         CliError::Activate(A::DiscardsOverIntegrity) => "Discard/TRIM is not supported.".into(),
+        CliError::Activate(A::Mismatch { name }) => {
+            format!("Mismatching parameters on device {name}.")
+        }
         CliError::Activate(A::Dm { name, source }) => match source {
             D::Exists(_) => format!("Device {name} already exists."),
             D::NotFound(_) => format!("Device {name} is not active."),

@@ -177,11 +177,11 @@ pub(crate) fn open(
     };
     let prompt = format!("Enter passphrase for {}: ", volume.named.display());
     // A refresh swaps the tables of the live mapping, which holds the device.
-    let mapper_for = |attempts| match options.refresh {
+    let mapper_to_use = |attempts| match options.refresh {
         true => open_mapper(Some((name.to_owned(), attempts))),
         false => mapper_for(&dm_name, attempts),
     };
-    let ensure_unused = |device| match options.refresh {
+    let unused_unless_refreshing = |device| match options.refresh {
         true => Ok(()),
         false => ensure_unused(device),
     };
@@ -195,8 +195,8 @@ pub(crate) fn open(
             data_size,
             u64::from(dev.header().payload_offset) * 512,
         )?;
-        let mapper = mapper_for(1)?;
-        ensure_unused(device)?;
+        let mapper = mapper_to_use(1)?;
+        unused_unless_refreshing(device)?;
         let vk = match unlock_with.volume_key_file {
             Some(file) => {
                 let vk = crate::luks::read_volume_key(file, dev.header().key_bytes as usize)?;
@@ -233,8 +233,8 @@ pub(crate) fn open(
         false => 2,
     };
     room_for_data(device, data_size, activation.offset)?;
-    let mapper = mapper_for(attempts)?;
-    ensure_unused(device)?;
+    let mapper = mapper_to_use(attempts)?;
+    unused_unless_refreshing(device)?;
     let vk = if let Some(file) = unlock_with.volume_key_file {
         let vk = crate::luks::read_volume_key(file, activation.key_size)?;
         dev.verify_volume_key(&vk).map_err(CliError::luks(path))?;
@@ -257,11 +257,13 @@ pub(crate) fn open(
             .status(&dm_name)
             .map_err(CliError::from)
             .and_then(|s| {
-                let flags: Vec<&str> = s
-                    .map(|s| s.persistent_flags())
-                    .unwrap_or_default()
+                let s = s.ok_or_else(|| {
+                    activate::Error::dm(name)(activate::DmError::NotFound(name.to_owned()))
+                })?;
+                let flags: Vec<_> = s
+                    .persistent_flags()
                     .into_iter()
-                    .filter(|f| options.wants(f))
+                    .filter(|&f| options.wants(f))
                     .collect();
                 let mut dev =
                     Luks2::open(open_device(path, true, false)?).map_err(CliError::luks(path))?;

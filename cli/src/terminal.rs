@@ -88,6 +88,8 @@ pub(crate) fn passphrase(prompt: &str, timeout: Option<Duration>) -> Result<Pass
     let n = read?;
     let _ = output.write_all(b"\n");
     let n = n - usize::from(buf[n - 1] == b'\n');
+    // cryptsetup's passphrase is a C string: a typed NUL (^@) ends it.
+    let n = buf[..n].iter().position(|&b| b == 0).unwrap_or(n);
     Ok(Passphrase::from_slice(&buf[..n]))
 }
 
@@ -132,7 +134,11 @@ fn read_line(
         match poll(&mut fds, wait) {
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(e.into()),
-            Ok(0) => return Err(Stop::TimedOut(deadline.map_or(Duration::ZERO, |d| d.0))),
+            // (A wait longer than poll's longest is taken in turns.)
+            Ok(0) => match deadline {
+                Some((t, at)) if Instant::now() >= at => return Err(Stop::TimedOut(t)),
+                _ => continue,
+            },
             Ok(_) => {}
         }
         if fds[1].any().unwrap_or(false) {
@@ -160,7 +166,8 @@ fn read_line(
 }
 
 /// SIGINT and SIGTERM held back from delivery while this lives, and readable from `fd`
-/// instead, so that a read can end on them and clean up.
+/// instead, so that a read can end on them and clean up. The mask is the calling thread's:
+/// prompts are asked from the main thread while no other thread runs.
 struct Signals {
     fd: SignalFd,
     old: SigSet,

@@ -12,7 +12,7 @@ use crate::error::Copy;
 use crate::header::binary::{self, BinaryHeader, SALT_LEN};
 use crate::header::json::{AfJson, AreaJson, KeyslotJson, Metadata, ObjId, U64Str};
 use crate::header::validate::{af_sectors_bytes, kdf_to_json, MAX_OBJECTS};
-use crate::header::{self, CopyStatus, Header, KeyslotParams, Loaded, PERSISTENT_FLAGS};
+use crate::header::{self, CopyStatus, Header, KeyslotParams, Loaded, PersistentFlag};
 use crate::io::BlockIo;
 use crate::kdf::KdfLimits;
 use crate::keyslot;
@@ -400,21 +400,21 @@ impl<D: BlockIo> Luks2<D> {
     }
 
     /// Replaces the persistent activation flags (`config.flags`, applied by every `open`)
-    /// with `flags`, as cryptsetup's `--persistent` does: an empty list clears them.
+    /// with `flags`, written in cryptsetup's order whatever theirs, as its `--persistent`
+    /// does: an empty list clears them.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for a flag that is not one of [`PERSISTENT_FLAGS`]; I/O
-    /// errors.
-    pub fn set_persistent_flags(&mut self, flags: &[&str]) -> Result<()> {
-        if let Some(f) = flags.iter().find(|f| !PERSISTENT_FLAGS.contains(f)) {
-            return Err(Error::invalid(
-                "flags",
-                format!("unknown activation flag '{f}'"),
-            ));
-        }
+    /// I/O errors.
+    pub fn set_persistent_flags(&mut self, flags: &[PersistentFlag]) -> Result<()> {
         self.header.ensure_writable()?;
         let mut meta = self.header.meta.clone();
-        meta.config.flags = Some(flags.iter().map(|f| (*f).to_owned()).collect());
+        meta.config.flags = Some(
+            PersistentFlag::ALL
+                .into_iter()
+                .filter(|f| flags.contains(f))
+                .map(|f| f.as_str().to_owned())
+                .collect(),
+        );
         self.commit(self.header.bin.clone(), meta)
     }
 

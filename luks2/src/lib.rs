@@ -60,7 +60,7 @@ pub use dump::{dump_bytes, dump_text, dump_volume_key_stored_text, dump_volume_k
 pub use error::{Copy, Error, Luks1Incompatibility, Result};
 pub use format::{format, FormatOptions, DEFAULT_DATA_OFFSET};
 pub use hash::HashAlg;
-pub use header::PERSISTENT_FLAGS;
+pub use header::PersistentFlag;
 pub use header::{Activation, CopyStatus, Header, KeyslotParams, MAX_OBJECTS};
 pub use image::SegmentCipher;
 pub use io::{BlockIo, MemoryDevice};

@@ -180,12 +180,17 @@ fn key_management_round_trip() {
 
 #[test]
 fn persistent_flags_replace_the_stored_ones() {
+    use luks2::PersistentFlag;
     let (dev, _) = formatted(b"pw");
     let mut d = Luks2::open(dev).expect("open");
     let flags = |d: &Luks2<_>| d.header().activation().expect("activation").flags;
     assert!(flags(&d).is_empty());
-    d.set_persistent_flags(&["allow-discards", "no-read-workqueue"])
-        .expect("set");
+    // Written in cryptsetup's order, whatever the order given.
+    d.set_persistent_flags(&[
+        PersistentFlag::NoReadWorkqueue,
+        PersistentFlag::AllowDiscards,
+    ])
+    .expect("set");
     let mut d = Luks2::open(d.into_inner()).expect("reopen");
     assert_eq!(flags(&d), ["allow-discards", "no-read-workqueue"]);
     assert!(
@@ -195,12 +200,6 @@ fn persistent_flags_replace_the_stored_ones() {
         "{}",
         d.header().metadata_json()
     );
-    let seqid = d.header().seqid();
-    assert!(matches!(
-        d.set_persistent_flags(&["allow_discards"]),
-        Err(Error::InvalidArgument { .. })
-    ));
-    assert_eq!(d.header().seqid(), seqid, "a refused flag writes nothing");
     d.set_persistent_flags(&[]).expect("clear");
     let d = Luks2::open(d.into_inner()).expect("reopen");
     assert!(flags(&d).is_empty());

@@ -416,17 +416,48 @@ pub(crate) fn encode_json(meta: &Metadata, hdr_size: u64) -> Result<Vec<u8>> {
     Ok(json)
 }
 
-/// The persistent activation flags cryptsetup 2.6 knows, in the order it writes them in
-/// `config.flags` (its `--persistent`; `no-journal` is dm-integrity's `--integrity-no-journal`,
-/// the others dm-crypt's `--allow-discards` and `--perf-*` options).
-pub const PERSISTENT_FLAGS: [&str; 6] = [
-    "allow-discards",
-    "same-cpu-crypt",
-    "submit-from-crypt-cpus",
-    "no-journal",
-    "no-read-workqueue",
-    "no-write-workqueue",
-];
+/// A persistent activation flag of `config.flags` that cryptsetup 2.6 knows (its
+/// `--persistent`): dm-crypt's `--allow-discards` and `--perf-*` options, dm-integrity's
+/// `--integrity-no-journal`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PersistentFlag {
+    /// `allow-discards` (`--allow-discards`).
+    AllowDiscards,
+    /// `same-cpu-crypt` (`--perf-same_cpu_crypt`).
+    SameCpuCrypt,
+    /// `submit-from-crypt-cpus` (`--perf-submit_from_crypt_cpus`).
+    SubmitFromCryptCpus,
+    /// `no-journal` (`--integrity-no-journal`).
+    NoJournal,
+    /// `no-read-workqueue` (`--perf-no_read_workqueue`).
+    NoReadWorkqueue,
+    /// `no-write-workqueue` (`--perf-no_write_workqueue`).
+    NoWriteWorkqueue,
+}
+
+impl PersistentFlag {
+    /// Every flag, in the order cryptsetup writes them.
+    pub const ALL: [PersistentFlag; 6] = [
+        PersistentFlag::AllowDiscards,
+        PersistentFlag::SameCpuCrypt,
+        PersistentFlag::SubmitFromCryptCpus,
+        PersistentFlag::NoJournal,
+        PersistentFlag::NoReadWorkqueue,
+        PersistentFlag::NoWriteWorkqueue,
+    ];
+
+    /// Its name in `config.flags`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PersistentFlag::AllowDiscards => "allow-discards",
+            PersistentFlag::SameCpuCrypt => "same-cpu-crypt",
+            PersistentFlag::SubmitFromCryptCpus => "submit-from-crypt-cpus",
+            PersistentFlag::NoJournal => "no-journal",
+            PersistentFlag::NoReadWorkqueue => "no-read-workqueue",
+            PersistentFlag::NoWriteWorkqueue => "no-write-workqueue",
+        }
+    }
+}
 
 /// What activating the data segment needs, read from the header (no key in it).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -444,7 +475,7 @@ pub struct Activation {
     /// Encryption sector size in bytes.
     pub sector_size: u32,
     /// Persistent activation flags from `config.flags` (`allow-discards`, ...; see
-    /// [`PERSISTENT_FLAGS`]).
+    /// [`PersistentFlag`]; names it does not know are kept too).
     pub flags: Vec<String>,
     /// Authenticated encryption over a dm-integrity device, if the segment has it.
     pub integrity: Option<crate::SegmentIntegrity>,

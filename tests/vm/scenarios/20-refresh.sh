@@ -55,14 +55,16 @@ umount /mnt
 dd if=/dev/mapper/rf of=/tmp/rf.data bs=4k count=4 iflag=direct 2>/dev/null
 # --persistent: the flags go to the header as the real tool writes them; --persistent
 # without flags clears them; a later open applies them.
-for tool in "$REAL" "$OURS"; do
-    "$tool" refresh -d /tmp/k1 --persistent --allow-discards --perf-no_write_workqueue rf || fail "$tool refresh --persistent"
-    "$REAL" luksDump --dump-json-metadata $D1 | tr -d ' \n' | grep -o '"config":{[^}]*}' > /tmp/cfg.$(basename $(dirname $tool))
-    flags_line $D1 > /tmp/flags.$(basename $(dirname $tool))
+for side in real ours; do
+    tool=$REAL; [ $side = ours ] && tool=$OURS
+    "$tool" refresh -d /tmp/k1 --persistent --perf-no_write_workqueue --allow-discards rf || fail "$side refresh --persistent"
+    "$REAL" luksDump --dump-json-metadata $D1 | tr -d ' \n' | grep -o '"config":{[^}]*}' > /tmp/cfg.$side
+    flags_line $D1 > /tmp/flags.$side
     "$tool" refresh -d /tmp/k1 --persistent rf
-    flags_line $D1 | grep -qx 'Flags:       	(no flags)' || fail "$tool: flags not cleared: $(flags_line $D1)"
+    flags_line $D1 | grep -qx 'Flags:       	(no flags)' || fail "$side: flags not cleared: $(flags_line $D1)"
 done
-cmp -s /tmp/cfg.sbin /tmp/cfg.dropin || fail "config after --persistent: $(cat /tmp/cfg.dropin) / real $(cat /tmp/cfg.sbin)"
+cmp -s /tmp/cfg.real /tmp/cfg.ours || fail "config after --persistent: $(cat /tmp/cfg.ours) / real $(cat /tmp/cfg.real)"
+cmp -s /tmp/flags.real /tmp/flags.ours || fail "luksDump flags after --persistent: $(cat /tmp/flags.ours) / real $(cat /tmp/flags.real)"
 "$OURS" refresh -d /tmp/k1 --persistent --allow-discards rf
 "$REAL" close rf
 "$OURS" open -d /tmp/k1 $D1 rf
@@ -95,6 +97,15 @@ same_err() {
     n=$((n + 1))
 }
 same_err refresh -d /tmp/k1 nothere
+# A header with the mapping's UUID but another volume key (a stale backup, a luksFormat
+# --uuid): with the key in the table both tools see it differs, and nothing changes.
+"$REAL" open -d /tmp/k1 --disable-keyring $D1 rf
+truncate -s 32M /tmp/other.img
+"$REAL" luksFormat -q $FAST --key-file /tmp/k1 --uuid "$("$REAL" luksUUID $D1)" /tmp/other.img
+tables rf > /tmp/t.before
+same_err refresh -d /tmp/k1 --disable-keyring --allow-discards --header /tmp/other.img rf
+tables rf | cmp -s - /tmp/t.before || fail "a refused refresh changed the tables: $(tables rf)"
+"$REAL" close rf
 dmsetup create lin --table "0 8 linear $D2 0"
 same_err refresh -d /tmp/k1 lin
 dmsetup remove lin
