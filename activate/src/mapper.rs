@@ -647,7 +647,9 @@ mod tests {
     fn a_refresh_may_change_flags_only() {
         let key = "ab".repeat(64);
         let live = |p: &str| vec![target("crypt", p)];
-        let now = live(&format!("aes-xts-plain64 {key} 0 7:3 32768 1 sector_size:4096"));
+        let now = live(&format!(
+            "aes-xts-plain64 {key} 0 7:3 32768 1 sector_size:4096"
+        ));
         let same = |p: String| same_volume(&now, &target("crypt", &p));
         assert!(same(format!(
             "aes-xts-plain64 {key} 0 7:3 32768 3 allow_discards sector_size:4096 no_read_workqueue"
@@ -667,10 +669,17 @@ mod tests {
         let desc = ":64:logon:cryptsetup:0123-d0";
         let now = live(&format!("aes-xts-plain64 {desc} 0 7:3 32768"));
         let same = |p: String| same_volume(&now, &target("crypt", &p));
-        assert!(same(format!("aes-xts-plain64 {desc} 0 7:3 32768 1 allow_discards")));
-        assert!(!same("aes-xts-plain64 :64:logon:cryptsetup:4567-d0 0 7:3 32768".into()));
+        assert!(same(format!(
+            "aes-xts-plain64 {desc} 0 7:3 32768 1 allow_discards"
+        )));
+        assert!(!same(
+            "aes-xts-plain64 :64:logon:cryptsetup:4567-d0 0 7:3 32768".into()
+        ));
         assert!(same(format!("aes-xts-plain64 {key} 0 7:3 32768")));
-        assert!(!same(format!("aes-xts-plain64 {} 0 7:3 32768", "ab".repeat(32))));
+        assert!(!same(format!(
+            "aes-xts-plain64 {} 0 7:3 32768",
+            "ab".repeat(32)
+        )));
         // dm-integrity: the mode and its options may change, not the layout.
         let now = vec![target(
             "integrity",
@@ -678,7 +687,10 @@ mod tests {
         )];
         assert!(same_volume(
             &now,
-            &target("integrity", "7:3 32768 32 D 2 journal_sectors:4048 interleave_sectors:32768")
+            &target(
+                "integrity",
+                "7:3 32768 32 D 2 journal_sectors:4048 interleave_sectors:32768"
+            )
         ));
         assert!(!same_volume(&now, &target("integrity", "7:3 32768 16 J 0")));
         assert!(!same_volume(&now, &target("crypt", "7:3 32768 32 J 0")));

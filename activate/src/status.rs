@@ -37,6 +37,8 @@ pub struct Status {
     /// The crypt target's performance and discard flags, in cryptsetup's words (`discards`,
     /// `same_cpu_crypt`, `submit_from_crypt_cpus`, `no_read_workqueue`, `no_write_workqueue`).
     pub flags: Vec<&'static str>,
+    /// IVs counted in encryption sectors, not 512-byte ones (`iv_large_sectors`).
+    pub iv_large_sectors: bool,
     /// Mapping size in 512-byte sectors.
     pub size_sectors: u64,
     /// Read-only mapping.
@@ -122,6 +124,7 @@ impl Mapper {
             offset_sectors: 0,
             iv_offset: 0,
             flags: Vec::new(),
+            iv_large_sectors: false,
             size_sectors: active.size_sectors,
             read_only: active.read_only,
             suspended: info.suspended,
@@ -149,6 +152,7 @@ impl Mapper {
                     CryptOption::NoReadWorkqueue => s.flags.push("no_read_workqueue"),
                     CryptOption::NoWriteWorkqueue => s.flags.push("no_write_workqueue"),
                     CryptOption::SectorSize(n) => s.sector_size = *n,
+                    CryptOption::IvLargeSectors => s.iv_large_sectors = true,
                     CryptOption::Integrity(tag, kind) => {
                         let mut i = IntegrityStatus {
                             tag_size: *tag,

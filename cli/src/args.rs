@@ -888,6 +888,10 @@ pub(crate) struct RefreshArgs {
     /// stored flags are applied with the ones given).
     #[arg(long)]
     pub(crate) persistent: bool,
+    /// A plain mapping: how the passphrase becomes the key, as given to `open` (default
+    /// ripemd160). Its cipher, key size, offsets and size are the mapping's.
+    #[arg(long, value_name = "HASH")]
+    pub(crate) hash: Option<String>,
     #[command(flatten)]
     pub(crate) perf: PerfOpts,
     /// Unlock with the volume key in this file instead of a passphrase.

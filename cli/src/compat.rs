@@ -681,8 +681,10 @@ pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refuse
             // The action was chosen by it; verbs that take it check the header's version
             // (open, isLuks) or aim at it (convert); for the others, type_check does.
             "type" if !known.iter().any(|k| k == "type") => {}
-            // refresh keeps the mapping read-only or read-write as it is.
-            "refresh" | "readonly" if action == "refresh" => {}
+            // refresh keeps the mapping read-only or read-write as it is, and a plain
+            // mapping's cipher, key size, offsets and size.
+            "refresh" | "readonly" | "cipher" | "key-size" | "offset" | "skip" | "size"
+                if action == "refresh" => {}
             // A passphrase prompt's limit, for actions that ask none.
             "timeout" if tool == Tool::Cryptsetup && !known.iter().any(|k| k == "timeout") => {}
             // cryptsetup's luksDump unlocks the volume key from any keyslot, whatever

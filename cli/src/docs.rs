@@ -102,7 +102,7 @@ fn dropin_page() -> String {
          signature, which needs \\fB\\-q\\fR. A mapping may be named by a path to its device node \
          (\\fBclose /dev/mapper/\\fR\\fINAME\\fR), as libcryptsetup takes it; cryptsetup's \
          \\fB\\-\\-disable\\-locks\\fR takes no device locks. \\fBcryptsetup refresh\\fR \\fINAME\\fR \
-         (\\fBopen \\-\\-refresh\\fR) gives an open LUKS mapping new flags (\\fB\\-\\-allow\\-discards\\fR, \
+         (\\fBopen \\-\\-refresh\\fR) gives an open LUKS or plain mapping new flags (\\fB\\-\\-allow\\-discards\\fR, \
          \\fB\\-\\-perf\\-*\\fR, \\fB\\-\\-integrity\\-no\\-journal\\fR) without closing it; \
          \\fB\\-\\-persistent\\fR stores them in the LUKS2 header. A passphrase typed on a terminal \
          is read with echo off, at most 512 bytes, within \\fB\\-\\-timeout\\fR seconds when given.\n",
@@ -118,7 +118,7 @@ fn dropin_page() -> String {
     }
     s.push_str(
         ".SH NOT SUPPORTED\nTrueCrypt, VeraCrypt, BitLocker, FileVault and loop\\-AES volumes, \
-         \\fBreencrypt\\fR, \\fBrefresh\\fR of a plain mapping, and keyed dm\\-integrity \
+         \\fBreencrypt\\fR and keyed dm\\-integrity \
          (\\fB\\-\\-integrity\\-key\\-file\\fR). \
          \\fBbenchmark\\fR prints \
          N/A for serpent, twofish and PBKDF2\\-whirlpool (not implemented).\n\

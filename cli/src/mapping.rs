@@ -335,38 +335,15 @@ pub(crate) fn open_plain(a: &PlainOpenArgs, keys: &mut Keys) -> CliResult<i32> {
             confirm(&a.common, &warning)?;
         }
     }
-    let key = match key_file {
-        // A key file's bytes are the key, unhashed (cryptsetup reads exactly the key size).
-        Some(f) => {
-            let bytes = Keys::from_file(f, a.keyfile_offset, Some(key_bytes as u64))?;
-            PlainHash::parse("plain", key_bytes)
-                .and_then(|h| h.key(key_bytes, bytes.as_bytes()))
-                .map_err(|e| CliError::Usage(e.to_string()))?
-        }
-        // The hash applies to passphrases only.
-        None => {
-            let spec = a.hash.as_deref().unwrap_or(PLAIN_DEFAULT_HASH);
-            let hash = PlainHash::parse(spec, key_bytes)
-                .map_err(|e| CliError::Usage(format!("--hash {spec}: {e}")))?;
-            let prompt = format!("Enter passphrase for {}: ", a.device.display());
-            let pass = match &a.key_file {
-                Some(f) => Keys::from_file(f, a.keyfile_offset, a.keyfile_size)?,
-                None if a.verify_passphrase => {
-                    keys.new_passphrase(None, a.keyfile_offset, a.keyfile_size, &prompt)?
-                }
-                None => keys.existing(
-                    &KeyOpts {
-                        keyfile_offset: a.keyfile_offset,
-                        keyfile_size: a.keyfile_size,
-                        ..KeyOpts::default()
-                    },
-                    &prompt,
-                )?,
-            };
-            hash.key(key_bytes, pass.as_bytes())
-                .map_err(|e| CliError::Usage(e.to_string()))?
-        }
+    let source = PlainKeySource {
+        key_file: a.key_file.as_deref(),
+        keyfile_offset: a.keyfile_offset,
+        keyfile_size: a.keyfile_size,
+        hash: a.hash.as_deref(),
+        verify: a.verify_passphrase,
     };
+    let prompt = format!("Enter passphrase for {}: ", a.device.display());
+    let key = source.key(key_bytes, &prompt, keys)?;
     let params = PlainParams {
         cipher,
         offset: luks2::Sectors(a.offset),
@@ -404,6 +381,55 @@ fn room_for_data(device: &Path, size: u64, offset: u64) -> CliResult {
 
 /// cryptsetup 2.6's plain-mode passphrase hash.
 const PLAIN_DEFAULT_HASH: &str = "ripemd160";
+
+/// Where plain mode's key comes from: a key file's bytes as they are, else a passphrase
+/// hashed (cryptsetup's rules).
+struct PlainKeySource<'a> {
+    /// `-` is standard input, hashed as a passphrase.
+    key_file: Option<&'a Path>,
+    keyfile_offset: u64,
+    keyfile_size: Option<u64>,
+    /// How a passphrase becomes the key (default ripemd160).
+    hash: Option<&'a str>,
+    /// Ask twice on a terminal.
+    verify: bool,
+}
+
+impl PlainKeySource<'_> {
+    /// The `key_bytes`-byte key, a passphrase asked with `prompt` where one is needed.
+    fn key(&self, key_bytes: usize, prompt: &str, keys: &mut Keys) -> CliResult<luks2::VolumeKey> {
+        match self.key_file.filter(|f| *f != Path::new("-")) {
+            // A key file's bytes are the key, unhashed (cryptsetup reads exactly the key size).
+            Some(f) => {
+                let bytes = Keys::from_file(f, self.keyfile_offset, Some(key_bytes as u64))?;
+                PlainHash::parse("plain", key_bytes)
+                    .and_then(|h| h.key(key_bytes, bytes.as_bytes()))
+                    .map_err(|e| CliError::Usage(e.to_string()))
+            }
+            // The hash applies to passphrases only.
+            None => {
+                let spec = self.hash.unwrap_or(PLAIN_DEFAULT_HASH);
+                let hash = PlainHash::parse(spec, key_bytes)
+                    .map_err(|e| CliError::Usage(format!("--hash {spec}: {e}")))?;
+                let (offset, size) = (self.keyfile_offset, self.keyfile_size);
+                let pass = match self.key_file {
+                    Some(f) => Keys::from_file(f, offset, size)?,
+                    None if self.verify => keys.new_passphrase(None, offset, size, prompt)?,
+                    None => keys.existing(
+                        &KeyOpts {
+                            keyfile_offset: offset,
+                            keyfile_size: size,
+                            ..KeyOpts::default()
+                        },
+                        prompt,
+                    )?,
+                };
+                hash.key(key_bytes, pass.as_bytes())
+                    .map_err(|e| CliError::Usage(e.to_string()))
+            }
+        }
+    }
+}
 
 /// `luks suspend`: I/O to `name` waits, its key wiped from the kernel.
 pub(crate) fn suspend(name: &str) -> CliResult<i32> {
@@ -485,10 +511,12 @@ pub(crate) fn refresh(a: &RefreshArgs, keys: &mut Keys) -> CliResult<i32> {
         .and_then(|r| r.split('-').next());
     match kind {
         Some("LUKS1" | "LUKS2") => {}
-        Some(kind @ ("PLAIN" | "LOOPAES")) => {
-            return Err(CliError::Usage(format!(
-                "refresh: a {kind} mapping is not supported by this cryptsetup (cryptpilot); close and open it again"
-            )))
+        Some("PLAIN") => return refresh_plain(a, &s, &dm_name, keys),
+        Some("LOOPAES") => {
+            return Err(CliError::Usage(
+                "refresh: a loop-AES mapping is not supported by this cryptsetup (cryptpilot)"
+                    .into(),
+            ))
         }
         Some(kind) => {
             return Err(CliError::Stated(
@@ -536,6 +564,40 @@ pub(crate) fn refresh(a: &RefreshArgs, keys: &mut Keys) -> CliResult<i32> {
         &options,
         a.persistent,
     )
+}
+
+/// [`refresh`] of the plain mapping `s`: its cipher, key size, offsets, size and sector size
+/// are the live mapping's; the key comes as at `open` (`--hash`, `--key-file`) and must be
+/// the live one. `--persistent` has nowhere to store flags and is ignored, as cryptsetup
+/// ignores it.
+fn refresh_plain(a: &RefreshArgs, s: &Status, name: &DmName, keys: &mut Keys) -> CliResult<i32> {
+    let data = std::path::PathBuf::from(&s.device);
+    let mapper = open_mapper(Some((name.to_string(), 1)))?;
+    let mut file = open_device(&data, !s.read_only, false)?;
+    let named = s.loop_file.as_deref().map_or(data.as_path(), Path::new);
+    let source = PlainKeySource {
+        key_file: a.key.key_file.as_deref(),
+        keyfile_offset: a.key.keyfile_offset,
+        keyfile_size: a.key.keyfile_size,
+        hash: a.hash.as_deref(),
+        verify: false,
+    };
+    let prompt = format!("Enter passphrase for {}: ", named.display());
+    let key = source.key(s.key_bits / 8, &prompt, keys)?;
+    let params = PlainParams {
+        cipher: s.cipher.clone(),
+        offset: luks2::Sectors(s.offset_sectors),
+        skip: s.iv_offset,
+        size: Some(luks2::Sectors(s.size_sectors)),
+        sector_size: s.sector_size,
+        iv_large_sectors: s.iv_large_sectors,
+    };
+    let o = Options {
+        refresh: true,
+        ..options(&a.perf, s.read_only, false, true)
+    };
+    mapper.open_plain(&data, &mut file, &params, &key, name, &o)?;
+    Ok(0)
 }
 
 /// Removes the mapping `name` (and its integrity layer): now, or with `--deferred` once it is

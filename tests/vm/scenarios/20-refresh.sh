@@ -1,8 +1,9 @@
 # cryptsetup's refresh (and open/refresh --persistent) on the kernel: from the same mapping,
 # the real tool and ours under its name swap in the same tables (LUKS2 with the key in the
-# keyring or in the table, LUKS1, LUKS2 with integrity and both its layers), with the same
-# exit codes and messages, the data and a mounted file system intact, read-only kept; the
-# flags --persistent stores are the real tool's, and later opens apply them.
+# keyring or in the table, LUKS1, LUKS2 with integrity and both its layers, plain), with the
+# same exit codes and messages, the data and a mounted file system intact, read-only kept; a
+# header or passphrase for another key is refused by both; the flags --persistent stores are
+# the real tool's, and later opens apply them.
 mkdir -p /tmp/dropin
 for t in cryptsetup veritysetup integritysetup; do ln -sf "$(command -v cryptpilot)" /tmp/dropin/$t; done
 REAL=$(command -v cryptsetup)
@@ -19,17 +20,21 @@ printf wrong > /tmp/kw
 dd if=/dev/urandom of=/tmp/rf.data bs=4k count=4 2>/dev/null
 "$REAL" open -d /tmp/k1 $D1 rf
 dd if=/tmp/rf.data of=/dev/mapper/rf bs=4k count=4 oflag=direct 2>/dev/null
-# both_refresh ARGS: the real tool refreshes rf with ARGS, then ours (from the same start);
-# the tables, the exit codes and the messages agree, and the data reads back.
+# both_refresh ARGS: the real tool refreshes rf with ARGS, then ours (each from the start
+# `refresh $reset < $reset_in` gives; standard input from $in); the tables, the exit codes
+# and the messages agree, and the data reads back.
+in=/dev/null
+reset="-d /tmp/k1"
+reset_in=/dev/null
 both_refresh() {
-    "$REAL" refresh -d /tmp/k1 rf
+    "$REAL" refresh $reset rf < "$reset_in"
     set +e
-    "$REAL" refresh "$@" rf > /tmp/real.out 2>/tmp/real.err; r=$?
+    "$REAL" refresh "$@" rf < "$in" > /tmp/real.out 2>/tmp/real.err; r=$?
     set -e
     tables rf > /tmp/t.real
-    "$REAL" refresh -d /tmp/k1 rf
+    "$REAL" refresh $reset rf < "$reset_in"
     set +e
-    "$OURS" refresh "$@" rf > /tmp/ours.out 2>/tmp/ours.err; o=$?
+    "$OURS" refresh "$@" rf < "$in" > /tmp/ours.out 2>/tmp/ours.err; o=$?
     set -e
     tables rf > /tmp/t.ours
     [ "$r" -eq "$o" ] || fail "refresh $*: exit $o, real $r ($(cat /tmp/ours.err))"
@@ -45,6 +50,21 @@ both_refresh -v -d /tmp/k1 --perf-same_cpu_crypt --perf-submit_from_crypt_cpus -
 both_refresh -d /tmp/kw --allow-discards
 both_refresh -d /tmp/k1 --disable-keyring --allow-discards
 both_refresh --type plain -d /tmp/k1 --allow-discards
+"$REAL" close rf
+# Plain: the live cipher, key size, offsets and size are kept (options for them are
+# ignored); the passphrase and --hash must give the live key.
+printf 'plain passphrase' > /tmp/pp
+"$REAL" open --type plain -c aes-xts-plain64 -s 512 --hash sha256 -o 40960 -p 2 $D1 rf < /tmp/pp
+dd if=/tmp/rf.data of=/dev/mapper/rf bs=4k count=4 oflag=direct 2>/dev/null
+in=/tmp/pp; reset="--hash sha256"; reset_in=/tmp/pp
+both_refresh --hash sha256 --allow-discards
+both_refresh -v --hash sha256 --perf-no_write_workqueue -c aes-cbc-essiv:sha256 -s 256
+both_refresh --allow-discards
+in=/tmp/kw
+both_refresh --hash sha256 --allow-discards
+in=/dev/null; reset="-d /tmp/k1"; reset_in=/dev/null
+"$REAL" close rf
+"$REAL" open -d /tmp/k1 $D1 rf
 # A mounted file system stays mounted and usable through a refresh.
 mkfs.ext4 -q /dev/mapper/rf
 mount -t ext4 /dev/mapper/rf /mnt
