@@ -717,19 +717,24 @@ mod tests {
         (dev.header().clone(), key, sb)
     }
 
+    /// A 32 MiB LUKS2 volume with AES-XTS and the key `key` repeated.
+    fn xts_volume(key: u8) -> (Header, VolumeKey) {
+        let (dev, key) = luks2::format(
+            MemoryDevice::new(32 << 20),
+            &options(key, 64),
+            &luks2::Passphrase::from_slice(b"pw"),
+        )
+        .expect("format");
+        (dev.header().clone(), key)
+    }
+
     fn name(n: &str) -> DmName {
         DmName::new(n).expect("name")
     }
 
     #[test]
     fn plain_luks2_is_one_crypt_layer_as_cryptsetup_loads_it() {
-        let (dev, key) = luks2::format(
-            MemoryDevice::new(32 << 20),
-            &options(0x11, 64),
-            &luks2::Passphrase::from_slice(b"pw"),
-        )
-        .expect("format");
-        let header = dev.header().clone();
+        let (header, key) = xts_volume(0x11);
         let a = header.activation().expect("activation");
         let data = DataDevice::fake(7, 3, 32 << 20);
         let v = Luks2Volume {
@@ -808,13 +813,7 @@ mod tests {
 
     #[test]
     fn stored_flags_apply_unless_ignored_and_no_discards_pass_integrity() {
-        let (dev, key) = luks2::format(
-            MemoryDevice::new(32 << 20),
-            &options(0x11, 64),
-            &luks2::Passphrase::from_slice(b"pw"),
-        )
-        .expect("format");
-        let header = dev.header().clone();
+        let (header, key) = xts_volume(0x11);
         let mut a = header.activation().expect("activation");
         a.flags = vec!["allow-discards".into(), "no-journal".into()];
         let data = DataDevice::fake(7, 3, 32 << 20);

@@ -842,22 +842,8 @@ pub(crate) struct OpenArgs {
     /// Map read-only.
     #[arg(short = 'r', long)]
     pub(crate) readonly: bool,
-    /// For a volume with integrity protection: write data and tags directly, without the
-    /// journal (faster; a crash can leave sectors whose tags do not match).
-    #[arg(long = "integrity-no-journal")]
-    pub(crate) integrity_no_journal: bool,
-    /// Put the volume key into the dm-crypt table itself instead of the kernel keyring (where
-    /// it goes by default, as with cryptsetup, so that reading the table back never shows
-    /// it). Only for kernels whose keyring cannot be used.
-    #[arg(long = "disable-keyring")]
-    pub(crate) disable_keyring: bool,
-    /// Store this open's flags (--allow-discards, --perf-*, --integrity-no-journal) in the
-    /// LUKS2 header, replacing those stored; every later open applies them. Without it the
-    /// stored flags are applied with the ones given.
-    #[arg(long)]
-    pub(crate) persistent: bool,
     #[command(flatten)]
-    pub(crate) perf: PerfOpts,
+    pub(crate) map: LuksMapFlags,
     /// Open with the volume key in this file (its first key-size bytes) instead of a
     /// passphrase, as after `luks dump --dump-volume-key --volume-key-file`.
     #[arg(long = "volume-key-file", value_name = "FILE")]
@@ -872,28 +858,38 @@ pub(crate) struct OpenArgs {
     pub(crate) hdr: HeaderOpt,
 }
 
+/// How `open` and `refresh` map a LUKS volume: the flags cryptsetup can store in its header.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct LuksMapFlags {
+    /// For a volume with integrity protection: write data and tags directly, without the
+    /// journal (faster; a crash can leave sectors whose tags do not match).
+    #[arg(long = "integrity-no-journal")]
+    pub(crate) integrity_no_journal: bool,
+    /// Put the volume key into the dm-crypt table itself instead of the kernel keyring (where
+    /// it goes by default, as with cryptsetup, so that reading the table back never shows
+    /// it). Only for kernels whose keyring cannot be used.
+    #[arg(long = "disable-keyring")]
+    pub(crate) disable_keyring: bool,
+    /// Store these flags (--allow-discards, --perf-*, --integrity-no-journal) in the LUKS2
+    /// header, replacing those stored; every later open applies them. Without it the stored
+    /// flags are applied with the ones given.
+    #[arg(long)]
+    pub(crate) persistent: bool,
+    #[command(flatten)]
+    pub(crate) perf: PerfOpts,
+}
+
 /// `luks refresh`.
 #[derive(Debug, Args)]
 pub(crate) struct RefreshArgs {
     /// The open mapping (a name, or a path to its device node).
     pub(crate) name: String,
-    /// For a volume with integrity protection: write data and tags directly, without the
-    /// journal.
-    #[arg(long = "integrity-no-journal")]
-    pub(crate) integrity_no_journal: bool,
-    /// Put the volume key into the dm-crypt table itself instead of the kernel keyring.
-    #[arg(long = "disable-keyring")]
-    pub(crate) disable_keyring: bool,
-    /// Store the new flags in the LUKS2 header, replacing those stored (without it, the
-    /// stored flags are applied with the ones given).
-    #[arg(long)]
-    pub(crate) persistent: bool,
+    #[command(flatten)]
+    pub(crate) map: LuksMapFlags,
     /// A plain mapping: how the passphrase becomes the key, as given to `open` (default
     /// ripemd160). Its cipher, key size, offsets and size are the mapping's.
     #[arg(long, value_name = "HASH")]
     pub(crate) hash: Option<String>,
-    #[command(flatten)]
-    pub(crate) perf: PerfOpts,
     /// Unlock with the volume key in this file instead of a passphrase.
     #[arg(long = "volume-key-file", value_name = "FILE")]
     pub(crate) volume_key_file: Option<PathBuf>,

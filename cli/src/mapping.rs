@@ -10,12 +10,26 @@ use luks2::plain::PlainHash;
 use luks2::{Luks1, Luks2};
 
 use crate::args::{
-    Deferral, KeyOpts, PerfOpts, PlainOpenArgs, RefreshArgs, ResizeArgs, ResumeArgs,
+    Deferral, KeyOpts, LuksMapFlags, PerfOpts, PlainOpenArgs, RefreshArgs, ResizeArgs, ResumeArgs,
 };
 use crate::error::{code, CliError, CliResult};
 use crate::keys::Keys;
 use crate::luks::any::{starts_luks1, AnyLuks};
 use crate::luks::{confirm, open_device, unlock, with_tries, write_out};
+
+/// The mapping options of a LUKS volume's flags, `read_only`; with `--persistent` the
+/// header's stored flags do not apply.
+pub(crate) fn luks_options(flags: &LuksMapFlags, read_only: bool) -> Options {
+    Options {
+        ignore_persistent: flags.persistent,
+        ..options(
+            &flags.perf,
+            read_only,
+            flags.integrity_no_journal,
+            flags.disable_keyring,
+        )
+    }
+}
 
 /// The mapping options of `open`'s flags.
 pub(crate) fn options(
@@ -538,13 +552,7 @@ pub(crate) fn refresh(a: &RefreshArgs, keys: &mut Keys) -> CliResult<i32> {
     }
     let options = Options {
         refresh: true,
-        ignore_persistent: a.persistent,
-        ..options(
-            &a.perf,
-            s.read_only,
-            a.integrity_no_journal,
-            a.disable_keyring,
-        )
+        ..luks_options(&a.map, s.read_only)
     };
     let volume = Volume {
         data: &data,
@@ -562,7 +570,7 @@ pub(crate) fn refresh(a: &RefreshArgs, keys: &mut Keys) -> CliResult<i32> {
         &unlock,
         keys,
         &options,
-        a.persistent,
+        a.map.persistent,
     )
 }
 
@@ -594,7 +602,7 @@ fn refresh_plain(a: &RefreshArgs, s: &Status, name: &DmName, keys: &mut Keys) ->
     };
     let o = Options {
         refresh: true,
-        ..options(&a.perf, s.read_only, false, true)
+        ..options(&a.map.perf, s.read_only, false, true)
     };
     mapper.open_plain(&data, &mut file, &params, &key, name, &o)?;
     Ok(0)

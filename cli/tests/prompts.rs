@@ -17,25 +17,6 @@ use std::time::Duration;
 
 use common::tool_path;
 
-/// 600 characters: over cryptsetup's 512-byte terminal passphrase.
-const LONG: &str = concat!(
-    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
-    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
-    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
-    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
-    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
-    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
-);
-/// `LONG` with its last character changed.
-const LONG2: &str = concat!(
-    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
-    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
-    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
-    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
-    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
-    "012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678X",
-);
-
 const FAST: &[&str] = &["--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"];
 
 /// Runs `program args` in `dir` on a new pseudo-terminal, answering each prompt (output
@@ -237,7 +218,12 @@ fn questions_and_prompts_read_as_cryptsetups() {
             .expect("image");
     }
     std::fs::write(base.join("key"), b"pw1").expect("key");
-    std::fs::write(base.join("long-key"), &LONG.as_bytes()[..512]).expect("key");
+    // 600 characters, over cryptsetup's 512-byte terminal passphrase, and the same with its
+    // last one changed.
+    let long = "0123456789".repeat(60);
+    let long2 = format!("{}X", &long[..599]);
+    let (long, long2) = (long.as_str(), long2.as_str());
+    std::fs::write(base.join("long-key"), &long.as_bytes()[..512]).expect("key");
     std::fs::copy(base.join("blank.img"), base.join("long.img")).expect("copy");
     let mut format_long = vec!["luksFormat", "-q"];
     format_long.extend(FAST);
@@ -318,21 +304,21 @@ fn questions_and_prompts_read_as_cryptsetups() {
             with_fast(&["luksFormat"], &["blank.img"]),
             vec!["YES", "pw1", "^C"],
         ),
-        // long.img's passphrase is LONG's first 512 bytes: both cut a typed line there.
+        // long.img's passphrase is the first 512 bytes of `long`: both cut a typed line there.
         (
             "open, long passphrase",
             vec!["open", "--test-passphrase", "long.img"],
-            vec![LONG],
+            vec![long],
         ),
         (
             "format, long passphrase",
             with_fast(&["luksFormat"], &["blank.img"]),
-            vec!["YES", LONG, LONG],
+            vec!["YES", long, long],
         ),
         (
             "format, long passphrases differ past 512",
             with_fast(&["luksFormat"], &["blank.img"]),
-            vec!["YES", LONG, LONG2],
+            vec!["YES", long, long2],
         ),
         // integritysetup asks before any format (yes needs device-mapper for the real one).
         (

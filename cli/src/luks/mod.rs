@@ -507,15 +507,7 @@ fn open(a: OpenArgs, keys: &mut Keys) -> CliResult<i32> {
             "open needs a mapping NAME (or --test-passphrase)".into(),
         ));
     };
-    let options = activate::Options {
-        ignore_persistent: a.persistent,
-        ..crate::mapping::options(
-            &a.perf,
-            a.readonly,
-            a.integrity_no_journal,
-            a.disable_keyring,
-        )
-    };
+    let options = crate::mapping::luks_options(&a.map, a.readonly);
     let device = crate::mapping::Volume {
         data: &a.device,
         header: a.hdr.header.as_deref(),
@@ -526,7 +518,7 @@ fn open(a: OpenArgs, keys: &mut Keys) -> CliResult<i32> {
         tokens: &a.tokens,
         volume_key_file: a.volume_key_file.as_deref(),
     };
-    crate::mapping::open(&device, name, &unlock, keys, &options, a.persistent)
+    crate::mapping::open(&device, name, &unlock, keys, &options, a.map.persistent)
 }
 
 /// Writes to standard output; a closed pipe is not an error.
