@@ -27,11 +27,13 @@ fn keyring_key(plan: &Plan) -> Result<Option<dmioctl::keyring::LogonKey>> {
 }
 
 /// Whether the live table `now` and the table `new` map the same volume the same way, as
-/// cryptsetup's refresh checks: one target of the same kind and length source; for dm-crypt the
-/// same cipher, key (hex keys compared in constant time; a keyring key by its size and
-/// description; across the two forms by size), IV offset, device, offset and every option
-/// that is not a flag; for dm-integrity the same device, offset and tag size.
-fn same_volume(now: &[dmioctl::Target], new: &dmioctl::Target) -> bool {
+/// cryptsetup's refresh checks: one target of the same kind; for dm-crypt the same cipher,
+/// key, IV offset, device, offset and options other than the flags (in any order); for
+/// dm-integrity the same device, offset and tag size. Keys are compared in constant time:
+/// a live hex key with the new one's bytes (`new_key`, for a new table that names its key in
+/// the keyring); two keyring keys by size and description; a live keyring key, whose bytes
+/// cannot be read back, with a new hex key by size.
+fn same_volume(now: &[dmioctl::Target], new: &dmioctl::Target, new_key: Option<&[u8]>) -> bool {
     use dmioctl::target::crypt::{Crypt, CryptKey, CryptOption};
     let [now] = now else {
         return false;
@@ -39,16 +41,20 @@ fn same_volume(now: &[dmioctl::Target], new: &dmioctl::Target) -> bool {
     if now.kind != new.kind {
         return false;
     }
+    let same_bytes = |x: &[u8], y: &[u8]| {
+        x.len() == y.len() && x.iter().zip(y).fold(0, |d, (p, q)| d | (p ^ q)) == 0
+    };
     match now.kind.as_str() {
         "crypt" => {
             let (Ok(a), Ok(b)) = (Crypt::parse(now.params()), Crypt::parse(new.params())) else {
                 return false;
             };
             let keys = match (&a.key, &b.key) {
-                (CryptKey::Hex(x), CryptKey::Hex(y)) => {
-                    x.len() == y.len()
-                        && x.iter().zip(y.iter()).fold(0, |d, (p, q)| d | (p ^ q)) == 0
-                }
+                (CryptKey::Hex(x), CryptKey::Hex(y)) => same_bytes(x, y),
+                (CryptKey::Hex(x), CryptKey::Keyring { size, .. }) => match new_key {
+                    Some(k) => same_bytes(x, k),
+                    None => x.len() == *size,
+                },
                 (
                     CryptKey::Keyring {
                         size: m,
@@ -61,11 +67,11 @@ fn same_volume(now: &[dmioctl::Target], new: &dmioctl::Target) -> bool {
                         ..
                     },
                 ) => m == n && d == e,
-                (CryptKey::Hex(x), CryptKey::Keyring { size, .. })
-                | (CryptKey::Keyring { size, .. }, CryptKey::Hex(x)) => x.len() == *size,
+                (CryptKey::Keyring { size, .. }, CryptKey::Hex(x)) => x.len() == *size,
             };
             let fixed = |c: &Crypt| -> Vec<String> {
-                c.options
+                let mut o: Vec<String> = c
+                    .options
                     .iter()
                     .filter(|o| {
                         !matches!(
@@ -78,7 +84,10 @@ fn same_volume(now: &[dmioctl::Target], new: &dmioctl::Target) -> bool {
                         )
                     })
                     .map(ToString::to_string)
-                    .collect()
+                    .collect();
+                // The kernel reports them in its own order, not the loaded one.
+                o.sort();
+                o
             };
             keys && a.cipher == b.cipher
                 && a.iv_offset == b.iv_offset
@@ -214,9 +223,10 @@ impl Mapper {
     /// the same cipher, key (or keyring key), offsets and devices, with only the flags
     /// changing. Every new table is loaded first; then the layers are suspended top first
     /// and resumed bottom first, with SIGINT, SIGTERM and SIGHUP held meanwhile, so no I/O
-    /// meets a half-changed stack and ^C cannot leave it suspended. Whatever the kernel
-    /// refuses (a table, a suspend, a resume), the layers go back to running their live
-    /// tables.
+    /// meets a half-changed stack and ^C cannot leave it suspended. A table or suspend the
+    /// kernel refuses puts every layer back on its live table; a refused resume does that for
+    /// the layers from the one refused up (those below keep their new tables, which differ
+    /// only in flags).
     fn refresh(&self, plan: &Plan) -> Result<PathBuf> {
         let _key = keyring_key(plan)?;
         let dm = &self.dm;
@@ -237,38 +247,41 @@ impl Mapper {
             let now = dm
                 .table_status(&layer.name, TableKind::Table)
                 .map_err(Error::dm(layer.name.as_str()))?;
-            if !same_volume(&now, &target) {
+            let key = plan.keyring_key.as_ref().map(|k| k.key.as_bytes());
+            if !same_volume(&now, &target, key) {
                 return Err(Error::Mismatch {
                     name: layer.name.to_string(),
                 });
             }
             new.push(target);
         }
-        // Back to the live tables: a loaded one is dropped, a suspended layer resumed.
-        let back = |layers: &[crate::plan::Layer]| {
-            for l in layers {
+        // Back to the live tables: every loaded one dropped, then the layers this suspended
+        // resumed (bottom first).
+        let back = |suspended: &[crate::plan::Layer]| {
+            for l in &plan.layers {
                 let _ = dm.table_clear(&l.name);
             }
-            for l in layers {
+            for l in suspended {
                 let _ = dm.dev_resume(&l.name);
             }
         };
         let _held = HeldSignals::hold();
         for (layer, target) in plan.layers.iter().zip(new) {
             if let Err(e) = dm.table_load(&layer.name, &[target], plan.read_only, true) {
-                back(&plan.layers);
+                back(&[]);
                 return Err(Error::dm(layer.name.as_str())(e));
             }
         }
-        for layer in plan.layers.iter().rev() {
+        for (i, layer) in plan.layers.iter().enumerate().rev() {
             if let Err(e) = dm.dev_suspend(&layer.name) {
-                back(&plan.layers);
+                back(&plan.layers[i + 1..]);
                 return Err(Error::dm(layer.name.as_str())(e));
             }
         }
         for (i, layer) in plan.layers.iter().enumerate() {
             if let Err(e) = dm.dev_resume(&layer.name) {
-                // The layers below run their new tables, which differ only in flags.
+                // The layers below run their new tables, which differ only in flags. A layer
+                // the kernel cannot resume stays suspended: the error names it.
                 back(&plan.layers[i..]);
                 return Err(Error::dm(layer.name.as_str())(e));
             }
@@ -648,27 +661,52 @@ mod tests {
         let key = "ab".repeat(64);
         let live = |p: &str| vec![target("crypt", p)];
         let now = live(&format!(
-            "aes-xts-plain64 {key} 0 7:3 32768 1 sector_size:4096"
+            "aes-xts-plain64 {key} 0 7:3 32768 2 sector_size:4096 iv_large_sectors"
         ));
-        let same = |p: String| same_volume(&now, &target("crypt", &p));
+        let same = |p: String| same_volume(&now, &target("crypt", &p), None);
+        // Flags added; the other options in the order they are loaded, not reported.
         assert!(same(format!(
-            "aes-xts-plain64 {key} 0 7:3 32768 3 allow_discards sector_size:4096 no_read_workqueue"
+            "aes-xts-plain64 {key} 0 7:3 32768 4 allow_discards iv_large_sectors sector_size:4096 no_read_workqueue"
         )));
         let other_key = "ac".repeat(64);
         for differs in [
-            format!("aes-xts-plain64 {other_key} 0 7:3 32768 1 sector_size:4096"),
-            format!("aes-cbc-essiv:sha256 {key} 0 7:3 32768 1 sector_size:4096"),
-            format!("aes-xts-plain64 {key} 8 7:3 32768 1 sector_size:4096"),
-            format!("aes-xts-plain64 {key} 0 7:4 32768 1 sector_size:4096"),
-            format!("aes-xts-plain64 {key} 0 7:3 4096 1 sector_size:4096"),
-            format!("aes-xts-plain64 {key} 0 7:3 32768 0"),
+            format!("aes-xts-plain64 {other_key} 0 7:3 32768 2 sector_size:4096 iv_large_sectors"),
+            format!("aes-cbc-essiv:sha256 {key} 0 7:3 32768 2 sector_size:4096 iv_large_sectors"),
+            format!("aes-xts-plain64 {key} 8 7:3 32768 2 sector_size:4096 iv_large_sectors"),
+            format!("aes-xts-plain64 {key} 0 7:4 32768 2 sector_size:4096 iv_large_sectors"),
+            format!("aes-xts-plain64 {key} 0 7:3 4096 2 sector_size:4096 iv_large_sectors"),
+            format!("aes-xts-plain64 {key} 0 7:3 32768 1 sector_size:4096"),
         ] {
             assert!(!same(differs.clone()), "{differs}");
         }
-        // A keyring key by its description; across the forms, by its size.
+        // A live hex key against a new keyring key: by the new key's bytes.
         let desc = ":64:logon:cryptsetup:0123-d0";
+        let to_keyring =
+            format!("aes-xts-plain64 {desc} 0 7:3 32768 2 sector_size:4096 iv_large_sectors");
+        let bytes = |h: &str| luks2::hex::decode(h).expect("hex");
+        assert!(same_volume(
+            &now,
+            &target("crypt", &to_keyring),
+            Some(&bytes(&key))
+        ));
+        assert!(!same_volume(
+            &now,
+            &target("crypt", &to_keyring),
+            Some(&bytes(&other_key))
+        ));
+        // (luksSuspend leaves a zero key in the table.)
+        let zeros = "00".repeat(64);
+        let suspended = live(&format!(
+            "aes-xts-plain64 {zeros} 0 7:3 32768 2 sector_size:4096 iv_large_sectors"
+        ));
+        assert!(!same_volume(
+            &suspended,
+            &target("crypt", &to_keyring),
+            Some(&bytes(&key))
+        ));
+        // Two keyring keys by their description; a live keyring key and a new hex key by size.
         let now = live(&format!("aes-xts-plain64 {desc} 0 7:3 32768"));
-        let same = |p: String| same_volume(&now, &target("crypt", &p));
+        let same = |p: String| same_volume(&now, &target("crypt", &p), None);
         assert!(same(format!(
             "aes-xts-plain64 {desc} 0 7:3 32768 1 allow_discards"
         )));
@@ -690,10 +728,23 @@ mod tests {
             &target(
                 "integrity",
                 "7:3 32768 32 D 2 journal_sectors:4048 interleave_sectors:32768"
-            )
+            ),
+            None
         ));
-        assert!(!same_volume(&now, &target("integrity", "7:3 32768 16 J 0")));
-        assert!(!same_volume(&now, &target("crypt", "7:3 32768 32 J 0")));
-        assert!(!same_volume(&[], &target("integrity", "7:3 32768 32 J 0")));
+        assert!(!same_volume(
+            &now,
+            &target("integrity", "7:3 32768 16 J 0"),
+            None
+        ));
+        assert!(!same_volume(
+            &now,
+            &target("crypt", "7:3 32768 32 J 0"),
+            None
+        ));
+        assert!(!same_volume(
+            &[],
+            &target("integrity", "7:3 32768 32 J 0"),
+            None
+        ));
     }
 }

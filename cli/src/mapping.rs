@@ -317,16 +317,14 @@ pub(crate) fn open_plain(a: &PlainOpenArgs, keys: &mut Keys) -> CliResult<i32> {
         c if c.contains('-') || c.starts_with("capi:") => c.to_owned(),
         c => format!("{c}-cbc-plain"),
     };
-    let key_file = a.key_file.as_deref().filter(|f| *f != Path::new("-"));
-
-    if key_file.is_some() && !a.common.batch {
-        if a.hash.is_some() {
-            println!("WARNING: The --hash parameter is being ignored in plain mode with keyfile specified.");
-        }
-        if a.keyfile_size.is_some() {
-            println!("WARNING: The --keyfile-size option is being ignored, the read size is the same as the encryption key size.");
-        }
-    }
+    let source = PlainKeySource {
+        key_file: a.key_file.as_deref(),
+        keyfile_offset: a.keyfile_offset,
+        keyfile_size: a.keyfile_size,
+        hash: a.hash.as_deref(),
+        verify: a.verify_passphrase,
+    };
+    source.warn_ignored(a.common.batch);
     let dm_name = dm_name(&a.name)?;
     // cryptsetup looks for device-mapper and the name first in plain mode.
     let mapper = mapper_for(&dm_name, 1)?;
@@ -349,13 +347,6 @@ pub(crate) fn open_plain(a: &PlainOpenArgs, keys: &mut Keys) -> CliResult<i32> {
             confirm(&a.common, &warning)?;
         }
     }
-    let source = PlainKeySource {
-        key_file: a.key_file.as_deref(),
-        keyfile_offset: a.keyfile_offset,
-        keyfile_size: a.keyfile_size,
-        hash: a.hash.as_deref(),
-        verify: a.verify_passphrase,
-    };
     let prompt = format!("Enter passphrase for {}: ", a.device.display());
     let key = source.key(key_bytes, &prompt, keys)?;
     let params = PlainParams {
@@ -410,6 +401,19 @@ struct PlainKeySource<'a> {
 }
 
 impl PlainKeySource<'_> {
+    /// cryptsetup's warnings (unless `-q`) for the options a key file makes pointless.
+    fn warn_ignored(&self, batch: bool) {
+        if batch || self.key_file.is_none_or(|f| f == Path::new("-")) {
+            return;
+        }
+        if self.hash.is_some() {
+            println!("WARNING: The --hash parameter is being ignored in plain mode with keyfile specified.");
+        }
+        if self.keyfile_size.is_some() {
+            println!("WARNING: The --keyfile-size option is being ignored, the read size is the same as the encryption key size.");
+        }
+    }
+
     /// The `key_bytes`-byte key, a passphrase asked with `prompt` where one is needed.
     fn key(&self, key_bytes: usize, prompt: &str, keys: &mut Keys) -> CliResult<luks2::VolumeKey> {
         match self.key_file.filter(|f| *f != Path::new("-")) {
@@ -590,6 +594,7 @@ fn refresh_plain(a: &RefreshArgs, s: &Status, name: &DmName, keys: &mut Keys) ->
         hash: a.hash.as_deref(),
         verify: false,
     };
+    source.warn_ignored(a.common.batch);
     let prompt = format!("Enter passphrase for {}: ", named.display());
     let key = source.key(s.key_bits / 8, &prompt, keys)?;
     let params = PlainParams {

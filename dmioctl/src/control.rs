@@ -419,7 +419,8 @@ impl DmControl {
             Some(name),
             |b| {
                 if kind == TableKind::Table {
-                    b.header_mut().flags |= flags::STATUS_TABLE;
+                    // A table may hold a key: the kernel wipes its copy of the reply.
+                    b.header_mut().flags |= flags::STATUS_TABLE | flags::SECURE_DATA;
                 }
             },
             0,
