@@ -661,10 +661,11 @@ pub(crate) enum LuksCommand {
     /// Unlock DEVICE and map it as /dev/mapper/NAME (an image file gets a loop device that
     /// goes away on close); with --test-passphrase, only check the passphrase.
     Open(OpenArgs),
-    /// Give the open mapping NAME new flags (--allow-discards, --perf-*,
-    /// --integrity-no-journal) without closing it: the passphrase unlocks its header again and
-    /// the new tables are swapped in. Flags not given are dropped, unless stored with
-    /// --persistent. The mapping stays read-only or read-write as it is.
+    /// Give the open LUKS or plain mapping NAME new flags (--allow-discards, --perf-*,
+    /// --integrity-no-journal) without closing it: the passphrase unlocks its header again (or,
+    /// plain, makes its key again; it must be the live one) and the new tables are swapped in.
+    /// Flags not given are dropped, unless stored with --persistent. The mapping stays
+    /// read-only or read-write as it is.
     Refresh(RefreshArgs),
     /// Remove the mapping NAME (retries briefly while it is busy; --deferred: once no one
     /// has it open).
