@@ -41,18 +41,15 @@ fn same_volume(now: &[dmioctl::Target], new: &dmioctl::Target, new_key: Option<&
     if now.kind != new.kind {
         return false;
     }
-    let same_bytes = |x: &[u8], y: &[u8]| {
-        x.len() == y.len() && x.iter().zip(y).fold(0, |d, (p, q)| d | (p ^ q)) == 0
-    };
     match now.kind.as_str() {
         "crypt" => {
             let (Ok(a), Ok(b)) = (Crypt::parse(now.params()), Crypt::parse(new.params())) else {
                 return false;
             };
             let keys = match (&a.key, &b.key) {
-                (CryptKey::Hex(x), CryptKey::Hex(y)) => same_bytes(x, y),
+                (CryptKey::Hex(x), CryptKey::Hex(y)) => luks2::ct_eq(x, y),
                 (CryptKey::Hex(x), CryptKey::Keyring { size, .. }) => match new_key {
-                    Some(k) => same_bytes(x, k),
+                    Some(k) => luks2::ct_eq(x, k),
                     None => x.len() == *size,
                 },
                 (

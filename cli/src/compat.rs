@@ -509,10 +509,15 @@ pub(crate) fn usage(tool: Tool) -> String {
     s
 }
 
+/// Whether `opts` holds the option `long`.
+fn has(opts: &[Opt], long: &str) -> bool {
+    opts.iter().any(|o| o.long == long)
+}
+
 /// Translates `args` (after the program name) of `tool` into our command line.
 pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refused> {
     let (mut opts, mut pos) = split(tool, args)?;
-    if opts.iter().any(|o| o.long == "version") {
+    if has(&opts, "version") {
         // The flags of what this build has (volume keys in the kernel keyring, the kernel's
         // crypto API names); UDEV and BLKID name libraries it does not use.
         return Ok(Request::Print(format!(
@@ -521,7 +526,7 @@ pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refuse
             env!("CARGO_PKG_VERSION")
         )));
     }
-    if opts.iter().any(|o| o.long == "help" || o.long == "usage") {
+    if has(&opts, "help") || has(&opts, "usage") {
         return Ok(Request::Print(usage(tool)));
     }
     if pos.is_empty() {
@@ -529,7 +534,6 @@ pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refuse
     }
     let action = pos.remove(0);
     let mut action = action.to_string_lossy();
-    let has = |opts: &[Opt], long: &str| opts.iter().any(|o| o.long == long);
     if tool == Tool::Cryptsetup {
         // `refresh` is `open --refresh`; its mapping is the last of two arguments.
         if matches!(&*action, "open" | "luksOpen") && has(&opts, "refresh") {
@@ -553,7 +557,7 @@ pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refuse
     }
     if tool == Tool::Cryptsetup && action == "token" {
         // cryptsetup's argument checks, before the device is looked at.
-        let has_id = opts.iter().any(|o| o.long == "token-id");
+        let has_id = has(&opts, "token-id");
         match pos.first().and_then(|a| a.to_str()) {
             Some("add" | "import") => {}
             Some("remove" | "export") if has_id => {}
@@ -621,13 +625,13 @@ pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refuse
             return Ok(Request::Fail {
                 line: "Only one device argument for isLuks operation is supported.".into(),
                 code: crate::error::code::WRONG_DEVICE,
-                verbose: opts.iter().any(|o| o.long == "verbose"),
+                verbose: has(&opts, "verbose"),
             });
         }
         pos.truncate(n);
         // veritysetup's verify and open read a root hash file over the root hash argument
         // (their last; format writes the file).
-        let from_file = opts.iter().any(|o| o.long == "root-hash-file");
+        let from_file = has(&opts, "root-hash-file");
         let takes_root = matches!(&*action, "verify" | "open" | "create");
         if tool == Tool::Veritysetup && takes_root && from_file && pos.len() == n {
             pos.pop();
@@ -637,9 +641,9 @@ pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refuse
     // superblock, and checks it in its words; otherwise the superblock names the hash and
     // the option is ignored.
     if tool == Tool::Veritysetup {
-        let uses_hash = action == "format" || opts.iter().any(|o| o.long == "no-superblock");
+        let uses_hash = action == "format" || has(&opts, "no-superblock");
         opts.retain(|o| uses_hash || o.long != "hash");
-        let verbose = opts.iter().any(|o| o.long == "verbose");
+        let verbose = has(&opts, "verbose");
         for o in opts.iter_mut().filter(|o| o.long == "hash") {
             let lower = o
                 .value
@@ -661,8 +665,7 @@ pub(crate) fn translate(tool: Tool, args: &[OsString]) -> Result<Request, Refuse
             }
         }
     }
-    let has = |long: &str| opts.iter().any(|o| o.long == long);
-    if has("deferred") && has("cancel-deferred") {
+    if has(&opts, "deferred") && has(&opts, "cancel-deferred") {
         return Err(Refused(
             "Options --cancel-deferred and --deferred cannot be used at the same time.".into(),
         ));

@@ -491,7 +491,7 @@ pub(crate) fn resume(a: &ResumeArgs, keys: &mut Keys) -> CliResult<i32> {
     }
     let description = match &dev {
         AnyLuks::V2(d) => d.header().key_description(),
-        crate::luks::any::AnyLuks::V1(_) => None,
+        AnyLuks::V1(_) => None,
     };
     mapper.resume_with_key(&dm_name, &vk, description.as_deref())?;
     Ok(0)

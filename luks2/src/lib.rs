@@ -71,3 +71,4 @@ pub use secret::{Passphrase, SecretBuf, SecretBufFull, VolumeKey};
 pub use segment::SegmentIntegrity;
 pub use token::{KeyringToken, KEYRING_TOKEN};
 pub use units::{Bytes, Sectors, SECTOR_SIZE};
+pub use util::ct_eq;

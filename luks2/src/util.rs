@@ -14,8 +14,8 @@ pub(crate) fn random_bytes(len: usize) -> Result<Vec<u8>> {
     Ok(v)
 }
 
-/// Compares two byte strings in time independent of where they differ.
-pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares two byte strings (keys, digests) in time independent of where they differ.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
